@@ -1,0 +1,155 @@
+// Package linedriver defines the outputs of the gateway: a line driver takes a
+// record (named fields and documents) that the host has accepted into its
+// durable spool and delivers it: a fax, a file, a pager message.
+//
+// The host owns the spool and the retry schedule. A driver checks whether it
+// can ever take a record (Check), and delivers one job at a time per slot
+// (Deliver), reporting progress and a final Outcome.
+package linedriver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Driver is a line driver.
+type Driver interface {
+	// Name is the configured instance name.
+	Name() string
+	// Check reports whether the driver could ever deliver rec. A non-nil
+	// error means no: the host rejects the message with the error's text.
+	Check(rec *Record) error
+	// Slots is how many jobs the driver can deliver at once (modems, ...).
+	Slots() int
+	// Deliver makes one attempt at a job. It returns when the attempt ends
+	// or ctx is cancelled (then with a Temporary outcome). report may be
+	// called with progress; State in the outcome is kept in the spool and
+	// handed back on the next attempt (e.g. pages already confirmed).
+	Deliver(ctx context.Context, job *Job, report func(Progress)) Outcome
+	// Close releases the driver's resources.
+	Close() error
+}
+
+// Record is what a data map made of one message.
+type Record struct {
+	ID        string            `json:"id"`        // host-assigned, unique
+	SourceID  string            `json:"source_id"` // the message's id at its source
+	Connector string            `json:"connector"`
+	Fields    map[string]string `json:"fields"`
+	Documents []Document        `json:"documents"`
+	Received  time.Time         `json:"received"`
+}
+
+// Document is one thing to deliver: a body text, an attachment.
+type Document struct {
+	Name      string `json:"name"`
+	MediaType string `json:"media_type"`
+	Data      []byte `json:"data"`
+}
+
+// Job is one record on its way through one driver.
+type Job struct {
+	ID       string          `json:"id"`
+	Driver   string          `json:"driver"`
+	Record   Record          `json:"record"`
+	Attempt  int             `json:"attempt"` // 1 for the first attempt
+	State    json.RawMessage `json:"state,omitempty"`
+	Accepted time.Time       `json:"accepted"`
+}
+
+// Progress is a step of a delivery attempt, for the activity log.
+type Progress struct {
+	Step   string // e.g. "dialing", "training", "page"
+	Detail string
+}
+
+// Result of one delivery attempt.
+type Result int
+
+const (
+	// Delivered: done, remove from the spool.
+	Delivered Result = iota + 1
+	// Temporary: try again after RetryAfter.
+	Temporary
+	// Permanent: give up; the job failed for good.
+	Permanent
+)
+
+func (r Result) String() string {
+	switch r {
+	case Delivered:
+		return "delivered"
+	case Temporary:
+		return "temporary"
+	case Permanent:
+		return "permanent"
+	}
+	return fmt.Sprintf("result(%d)", int(r))
+}
+
+// Outcome ends one delivery attempt.
+type Outcome struct {
+	Result     Result
+	Category   string        // e.g. "busy", "no_answer", "io"; "" when delivered
+	Reason     string        // human words
+	RetryAfter time.Duration // for Temporary
+	State      json.RawMessage
+	Details    map[string]string // e.g. pages, remote_id, speed
+}
+
+// Done is a Delivered outcome.
+func Done(details map[string]string) Outcome { return Outcome{Result: Delivered, Details: details} }
+
+// Retry is a Temporary outcome.
+func Retry(category, reason string, after time.Duration) Outcome {
+	return Outcome{Result: Temporary, Category: category, Reason: reason, RetryAfter: after}
+}
+
+// Fail is a Permanent outcome.
+func Fail(category, reason string) Outcome {
+	return Outcome{Result: Permanent, Category: category, Reason: reason}
+}
+
+// Factory builds a driver from its name and its YAML/JSON options (decoded
+// strictly by the factory). Construction has no side effects beyond checks.
+type Factory func(name string, options json.RawMessage, logger *slog.Logger) (Driver, error)
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]Factory{}
+)
+
+// Register makes a driver type available by name. It panics on a duplicate.
+func Register(typ string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := registry[typ]; dup {
+		panic("linedriver: duplicate driver type " + typ)
+	}
+	registry[typ] = f
+}
+
+// Lookup returns the factory of a driver type.
+func Lookup(typ string) (Factory, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	f, ok := registry[typ]
+	return f, ok
+}
+
+// Types lists the registered driver types.
+func Types() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for t := range registry {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
