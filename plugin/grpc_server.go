@@ -1,0 +1,294 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	connectorv1 "github.com/mediagw/mediagw/proto/mediagw/connector/v1"
+)
+
+// ChunkSize is the largest piece of a raw message sent in one frame.
+const ChunkSize = 256 << 10
+
+// DefaultMaxInFlight applies when the host asks for no limit.
+const DefaultMaxInFlight = 16
+
+// server adapts a Connector to the gRPC service, in the plugin process.
+type server struct {
+	connectorv1.UnimplementedConnectorServer
+	impl Connector
+
+	mu      sync.Mutex
+	streams map[*stream]struct{}
+}
+
+// stream is one Receive call: its credit and its unsettled deliveries.
+type stream struct {
+	credit   chan struct{}
+	mu       sync.Mutex
+	inflight map[string]struct{}
+}
+
+func newServer(impl Connector) *server {
+	return &server{impl: impl, streams: map[*stream]struct{}{}}
+}
+
+func (s *server) Info(context.Context, *connectorv1.InfoRequest) (*connectorv1.InfoResponse, error) {
+	i := s.impl.Info()
+	return &connectorv1.InfoResponse{Name: i.Name, Version: i.Version, Description: i.Description, Capabilities: i.Capabilities}, nil
+}
+
+func (s *server) ConfigSchema(context.Context, *connectorv1.ConfigSchemaRequest) (*connectorv1.ConfigSchemaResponse, error) {
+	resp := &connectorv1.ConfigSchemaResponse{}
+	for _, f := range s.impl.ConfigSchema() {
+		resp.Fields = append(resp.Fields, &connectorv1.ConfigField{
+			Name: f.Name, Type: f.Type, Description: f.Description, Required: f.Required, Default: f.Default,
+		})
+	}
+	return resp, nil
+}
+
+func (s *server) Configure(ctx context.Context, req *connectorv1.ConfigureRequest) (*connectorv1.ConfigureResponse, error) {
+	diags, err := s.impl.Configure(ctx, req.ConfigJson)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	resp := &connectorv1.ConfigureResponse{}
+	for _, d := range diags {
+		sev := connectorv1.Diagnostic_SEVERITY_ERROR
+		if d.Severity == SeverityWarning {
+			sev = connectorv1.Diagnostic_SEVERITY_WARNING
+		}
+		resp.Diagnostics = append(resp.Diagnostics, &connectorv1.Diagnostic{Severity: sev, Field: d.Field, Message: d.Message})
+	}
+	return resp, nil
+}
+
+func (s *server) Test(ctx context.Context, _ *connectorv1.TestRequest) (*connectorv1.TestResponse, error) {
+	r := s.impl.Test(ctx)
+	return &connectorv1.TestResponse{Category: categoryToProto(r.Category), Hint: r.Hint, Detail: r.Detail}, nil
+}
+
+// Receive reads messages from the connector and streams them while the
+// stream has credit. Deliveries still unsettled when the stream ends are
+// settled as Retry, so that they come again on the next stream.
+func (s *server) Receive(req *connectorv1.ReceiveRequest, out connectorv1.Connector_ReceiveServer) error {
+	n := int(req.MaxInFlight)
+	if n <= 0 {
+		n = DefaultMaxInFlight
+	}
+	st := &stream{credit: make(chan struct{}, n), inflight: map[string]struct{}{}}
+	s.mu.Lock()
+	s.streams[st] = struct{}{}
+	s.mu.Unlock()
+	defer s.endStream(st)
+
+	ctx := out.Context()
+	for {
+		select {
+		case st.credit <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		msg, err := s.impl.Read(ctx)
+		if err != nil {
+			<-st.credit
+			if ctx.Err() != nil {
+				return nil
+			}
+			return status.Errorf(codes.Unavailable, "read: %v", err)
+		}
+		st.mu.Lock()
+		st.inflight[msg.DeliveryID] = struct{}{}
+		st.mu.Unlock()
+		if err := sendMessage(out, msg); err != nil {
+			return err
+		}
+	}
+}
+
+func sendMessage(out connectorv1.Connector_ReceiveServer, m *Message) error {
+	env := &connectorv1.Envelope{
+		DeliveryId: m.DeliveryID,
+		SourceId:   m.SourceID,
+		Size:       int64(len(m.Raw)),
+		Metadata:   m.Metadata,
+	}
+	if !m.ReceivedAt.IsZero() {
+		env.ReceivedUnixMs = m.ReceivedAt.UnixMilli()
+	}
+	raw := m.Raw
+	first := true
+	for first || len(raw) > 0 {
+		n := min(len(raw), ChunkSize)
+		frame := &connectorv1.ReceiveResponse{Data: raw[:n], Last: n == len(raw)}
+		if first {
+			frame.Envelope = env
+			first = false
+		}
+		if err := out.Send(frame); err != nil {
+			return err
+		}
+		raw = raw[n:]
+	}
+	return nil
+}
+
+func (s *server) endStream(st *stream) {
+	s.mu.Lock()
+	delete(s.streams, st)
+	s.mu.Unlock()
+	st.mu.Lock()
+	ids := make([]string, 0, len(st.inflight))
+	for id := range st.inflight {
+		ids = append(ids, id)
+	}
+	st.inflight = map[string]struct{}{}
+	st.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, id := range ids {
+		_ = s.impl.Settle(ctx, id, Settlement{Kind: Retry, Reason: "host stream ended before settlement"})
+	}
+}
+
+// release removes a delivery from the stream that sent it and returns its
+// credit. It reports whether the delivery was unsettled.
+func (s *server) release(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for st := range s.streams {
+		st.mu.Lock()
+		_, ok := st.inflight[id]
+		if ok {
+			delete(st.inflight, id)
+		}
+		st.mu.Unlock()
+		if ok {
+			<-st.credit
+			return true
+		}
+	}
+	return false
+}
+
+func (s *server) Ack(ctx context.Context, req *connectorv1.AckRequest) (*connectorv1.AckResponse, error) {
+	set, err := settlementFromProto(req)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if err := s.impl.Settle(ctx, req.DeliveryId, set); err != nil {
+		// Not settled: the delivery keeps its credit and stays in flight.
+		return nil, status.Errorf(codes.Unavailable, "settle %s: %v", req.DeliveryId, err)
+	}
+	was := s.release(req.DeliveryId)
+	return &connectorv1.AckResponse{AlreadySettled: !was}, nil
+}
+
+func (s *server) Status(_ *connectorv1.StatusRequest, out connectorv1.Connector_StatusServer) error {
+	hr, ok := s.impl.(HealthReporter)
+	if !ok {
+		if err := out.Send(&connectorv1.StatusResponse{Health: connectorv1.Health_HEALTH_HEALTHY, UnixMs: time.Now().UnixMilli()}); err != nil {
+			return err
+		}
+		<-out.Context().Done()
+		return nil
+	}
+	for h := range hr.Health(out.Context()) {
+		if err := out.Send(&connectorv1.StatusResponse{Health: healthToProto(h.State), Message: h.Message, UnixMs: h.Time.UnixMilli()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func settlementFromProto(req *connectorv1.AckRequest) (Settlement, error) {
+	set := Settlement{Reason: req.Reason, RetryAfter: time.Duration(req.RetryAfterMs) * time.Millisecond}
+	switch req.Settlement {
+	case connectorv1.Settlement_SETTLEMENT_ACK:
+		set.Kind = Ack
+	case connectorv1.Settlement_SETTLEMENT_RETRY:
+		set.Kind = Retry
+	case connectorv1.Settlement_SETTLEMENT_REJECT:
+		set.Kind = Reject
+	default:
+		return set, errors.New("settlement kind missing")
+	}
+	return set, nil
+}
+
+func settlementToProto(k SettleKind) (connectorv1.Settlement, error) {
+	switch k {
+	case Ack:
+		return connectorv1.Settlement_SETTLEMENT_ACK, nil
+	case Retry:
+		return connectorv1.Settlement_SETTLEMENT_RETRY, nil
+	case Reject:
+		return connectorv1.Settlement_SETTLEMENT_REJECT, nil
+	}
+	return 0, fmt.Errorf("unknown settlement %v", k)
+}
+
+var categories = []struct {
+	c TestCategory
+	p connectorv1.TestCategory
+}{
+	{TestOK, connectorv1.TestCategory_TEST_CATEGORY_OK},
+	{TestInvalidCredential, connectorv1.TestCategory_TEST_CATEGORY_INVALID_CREDENTIAL},
+	{TestUnreachable, connectorv1.TestCategory_TEST_CATEGORY_UNREACHABLE},
+	{TestPermissionDenied, connectorv1.TestCategory_TEST_CATEGORY_PERMISSION_DENIED},
+	{TestMailboxNotFound, connectorv1.TestCategory_TEST_CATEGORY_MAILBOX_NOT_FOUND},
+	{TestError, connectorv1.TestCategory_TEST_CATEGORY_ERROR},
+}
+
+func categoryToProto(c TestCategory) connectorv1.TestCategory {
+	for _, e := range categories {
+		if e.c == c {
+			return e.p
+		}
+	}
+	return connectorv1.TestCategory_TEST_CATEGORY_ERROR
+}
+
+func categoryFromProto(p connectorv1.TestCategory) TestCategory {
+	for _, e := range categories {
+		if e.p == p {
+			return e.c
+		}
+	}
+	return TestError
+}
+
+var healths = []struct {
+	h HealthState
+	p connectorv1.Health
+}{
+	{HealthStarting, connectorv1.Health_HEALTH_STARTING},
+	{HealthHealthy, connectorv1.Health_HEALTH_HEALTHY},
+	{HealthDegraded, connectorv1.Health_HEALTH_DEGRADED},
+	{HealthDown, connectorv1.Health_HEALTH_DOWN},
+}
+
+func healthToProto(h HealthState) connectorv1.Health {
+	for _, e := range healths {
+		if e.h == h {
+			return e.p
+		}
+	}
+	return connectorv1.Health_HEALTH_UNSPECIFIED
+}
+
+func healthFromProto(p connectorv1.Health) HealthState {
+	for _, e := range healths {
+		if e.p == p {
+			return e.h
+		}
+	}
+	return HealthDown
+}

@@ -1,0 +1,260 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	goplugin "github.com/hashicorp/go-plugin"
+)
+
+// memConnector is a tiny in-memory source for testing the transport.
+type memConnector struct {
+	mu       sync.Mutex
+	queue    []*Message
+	settled  map[string]Settlement
+	inflight map[string]*Message
+	next     int
+	wake     chan struct{}
+	closed   bool
+}
+
+func newMem(msgs ...[]byte) *memConnector {
+	m := &memConnector{settled: map[string]Settlement{}, inflight: map[string]*Message{}, wake: make(chan struct{}, 1)}
+	for i, raw := range msgs {
+		m.queue = append(m.queue, &Message{SourceID: fmt.Sprintf("mem:%d", i), Raw: raw, Metadata: map[string]string{"i": fmt.Sprint(i)}})
+	}
+	return m
+}
+
+func (m *memConnector) Info() Info { return Info{Name: "mem", Version: "1", Capabilities: []string{"test"}} }
+func (m *memConnector) ConfigSchema() []ConfigField {
+	return []ConfigField{{Name: "path", Type: "string", Required: true}}
+}
+func (m *memConnector) Configure(_ context.Context, b []byte) (Diagnostics, error) {
+	var ds Diagnostics
+	if !bytes.Contains(b, []byte(`"path"`)) {
+		ds.Errorf("path", "required")
+	}
+	ds.Warnf("", "just a warning")
+	return ds, nil
+}
+func (m *memConnector) Test(context.Context) TestResult {
+	return TestResult{Category: TestPermissionDenied, Hint: "grant it", Detail: "NO"}
+}
+func (m *memConnector) Read(ctx context.Context) (*Message, error) {
+	for {
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if len(m.queue) > 0 {
+			msg := m.queue[0]
+			m.queue = m.queue[1:]
+			m.next++
+			cp := *msg
+			cp.DeliveryID = fmt.Sprintf("d%d", m.next)
+			m.inflight[cp.DeliveryID] = msg
+			m.mu.Unlock()
+			return &cp, nil
+		}
+		m.mu.Unlock()
+		select {
+		case <-m.wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+func (m *memConnector) Settle(_ context.Context, id string, s Settlement) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	msg, ok := m.inflight[id]
+	if !ok {
+		return nil
+	}
+	delete(m.inflight, id)
+	m.settled[id] = s
+	if s.Kind == Retry {
+		m.queue = append(m.queue, msg)
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+func (m *memConnector) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	return nil
+}
+func (m *memConnector) unsettled() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.inflight)
+}
+
+func connect(t *testing.T, impl Connector) *GRPCClient {
+	t.Helper()
+	client, _ := goplugin.TestPluginGRPCConn(t, false, map[string]goplugin.Plugin{PluginName: &grpcPlugin{impl: impl}})
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw.(*GRPCClient)
+}
+
+func TestGRPCUnaryCalls(t *testing.T) {
+	c := connect(t, newMem())
+	ctx := context.Background()
+	if got := c.Info(); got.Name != "mem" || got.Version != "1" || len(got.Capabilities) != 1 {
+		t.Errorf("Info = %+v", got)
+	}
+	if got := c.ConfigSchema(); len(got) != 1 || got[0].Name != "path" || !got[0].Required {
+		t.Errorf("ConfigSchema = %+v", got)
+	}
+	ds, err := c.Configure(ctx, []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ds.HasErrors() || ds[0].Field != "path" || ds[1].Severity != SeverityWarning {
+		t.Errorf("Configure diagnostics = %+v", ds)
+	}
+	if r := c.Test(ctx); r.Category != TestPermissionDenied || r.Hint != "grant it" || r.Detail != "NO" {
+		t.Errorf("Test = %+v", r)
+	}
+}
+
+func TestGRPCReceiveChunksLargeMessages(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), (3*ChunkSize+17)/16)
+	small := []byte("Subject: hi\r\n\r\nbody\r\n")
+	empty := []byte{}
+	mem := newMem(big, small, empty)
+	c := connect(t, mem)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, want := range [][]byte{big, small, empty} {
+		m, err := c.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(m.Raw, want) {
+			t.Fatalf("message %d: got %d bytes, want %d", i, len(m.Raw), len(want))
+		}
+		if m.SourceID != fmt.Sprintf("mem:%d", i) || m.Metadata["i"] != fmt.Sprint(i) {
+			t.Errorf("message %d: source %q metadata %v", i, m.SourceID, m.Metadata)
+		}
+		if err := c.Settle(ctx, m.DeliveryID, Settlement{Kind: Ack}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestGRPCMaxInFlightAndRelease(t *testing.T) {
+	var msgs [][]byte
+	for i := 0; i < 5; i++ {
+		msgs = append(msgs, []byte(fmt.Sprint("m", i)))
+	}
+	mem := newMem(msgs...)
+	c := connect(t, mem)
+	c.MaxInFlight = 2
+	ctx := context.Background()
+	first, err := c.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = c.Read(short)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("third Read with 2 unsettled: err = %v, want a timeout (credit exhausted)", err)
+	}
+	if err := c.Settle(ctx, first.DeliveryID, Settlement{Kind: Ack}); err != nil {
+		t.Fatal(err)
+	}
+	// Settling twice is a no-op and does not return credit twice.
+	if err := c.Settle(ctx, first.DeliveryID, Settlement{Kind: Ack}); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel = context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := c.Read(short); err != nil {
+		t.Fatalf("Read after a settle: %v", err)
+	}
+	short2, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel2()
+	if _, err := c.Read(short2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("double settle returned credit twice: err = %v", err)
+	}
+}
+
+func TestGRPCStreamEndRetriesUnsettled(t *testing.T) {
+	mem := newMem([]byte("a"), []byte("b"))
+	c := connect(t, mem)
+	ctx := context.Background()
+	m, err := c.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for mem.unsettled() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := mem.unsettled(); n != 0 {
+		t.Fatalf("%d deliveries left unsettled after the stream ended", n)
+	}
+	mem.mu.Lock()
+	s := mem.settled[m.DeliveryID]
+	mem.mu.Unlock()
+	if s.Kind != Retry {
+		t.Fatalf("unsettled delivery settled as %v, want retry", s.Kind)
+	}
+	if _, err := c.Read(ctx); err == nil {
+		t.Fatal("Read after Close succeeded")
+	}
+}
+
+func TestGRPCSettleKinds(t *testing.T) {
+	mem := newMem([]byte("a"))
+	c := connect(t, mem)
+	ctx := context.Background()
+	m, err := c.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Settle(ctx, m.DeliveryID, Settlement{Kind: Reject, Reason: "fax_number: missing"}); err != nil {
+		t.Fatal(err)
+	}
+	mem.mu.Lock()
+	got := mem.settled[m.DeliveryID]
+	mem.mu.Unlock()
+	if got.Kind != Reject || got.Reason != "fax_number: missing" {
+		t.Fatalf("settled %+v", got)
+	}
+	if err := c.Settle(ctx, "x", Settlement{}); err == nil {
+		t.Fatal("settlement without a kind accepted")
+	}
+}
+
+func TestLoggerWritesHclogJSON(t *testing.T) {
+	var buf bytes.Buffer
+	NewLogger(&buf, -4).Warn("hello", "k", "v")
+	s := buf.String()
+	for _, want := range []string{`"@level":"warn"`, `"@message":"hello"`, `"@timestamp":"`, `"k":"v"`} {
+		if !bytes.Contains([]byte(s), []byte(want)) {
+			t.Errorf("log line %s lacks %s", s, want)
+		}
+	}
+}
