@@ -31,7 +31,9 @@ func newMem(msgs ...[]byte) *memConnector {
 	return m
 }
 
-func (m *memConnector) Info() Info { return Info{Name: "mem", Version: "1", Capabilities: []string{"test"}} }
+func (m *memConnector) Info() Info {
+	return Info{Name: "mem", Version: "1", Capabilities: []string{"test"}}
+}
 func (m *memConnector) ConfigSchema() []ConfigField {
 	return []ConfigField{{Name: "path", Type: "string", Required: true}}
 }
