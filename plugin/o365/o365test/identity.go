@@ -25,14 +25,14 @@ import (
 type Fault int
 
 const (
-	FaultNone          Fault = iota
-	FaultWrongSecret         // AADSTS7000215: invalid client secret (often the secret's ID)
-	FaultExpiredSecret       // AADSTS7000222: the client secret has expired
-	FaultUnknownApp          // AADSTS700016: application not found in the directory
-	FaultUnknownTenant       // AADSTS90002: tenant not found
-	FaultBadCertificate      // AADSTS700027: client assertion failed signature validation
-	FaultSlow                // every answer waits SlowDelay
-	Fault500                 // every answer is 500
+	FaultNone           Fault = iota
+	FaultWrongSecret          // AADSTS7000215: invalid client secret (often the secret's ID)
+	FaultExpiredSecret        // AADSTS7000222: the client secret has expired
+	FaultUnknownApp           // AADSTS700016: application not found in the directory
+	FaultUnknownTenant        // AADSTS90002: tenant not found
+	FaultBadCertificate       // AADSTS700027: client assertion failed signature validation
+	FaultSlow                 // every answer waits SlowDelay
+	Fault500                  // every answer is 500
 )
 
 // Identity is a stand-in for the Microsoft identity platform's v2.0 endpoints
@@ -93,7 +93,7 @@ func StartIdentity(opts IdentityOptions) (*Identity, error) {
 	}
 	def(&opts.TenantID, "6f1c3a52-0d2e-4b5a-9c1e-2a7d8b9e0f11")
 	def(&opts.ClientID, "3b9d6e0a-7c41-4f2b-8d5e-1a2b3c4d5e6f")
-	def(&opts.Secret, "Q~s3cr3t.value_" + randHex(12))
+	def(&opts.Secret, "Q~s3cr3t.value_"+randHex(12))
 	def(&opts.Mailbox, "fax@example.com")
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

@@ -130,7 +130,9 @@ func (e *AuthError) Error() string {
 }
 
 // Temporary reports whether retrying may help (5xx, throttling).
-func (e *AuthError) Temporary() bool { return e.Status >= 500 || e.Status == http.StatusTooManyRequests }
+func (e *AuthError) Temporary() bool {
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests
+}
 
 // ErrUnreachable wraps failures to reach the token endpoint at all (DNS,
 // refused, TLS, timeout, proxy).

@@ -193,4 +193,3 @@ func TestTokenUnreachable(t *testing.T) {
 		}
 	})
 }
-
