@@ -153,3 +153,9 @@ func Types() []string {
 	sort.Strings(out)
 	return out
 }
+
+// BaseDirSetter is implemented by drivers whose options hold paths: the host
+// calls it so that relative paths are relative to the config file's folder.
+type BaseDirSetter interface {
+	SetBaseDir(dir string)
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mediagw/mediagw/host"
+	"github.com/mediagw/mediagw/host/config"
+	"github.com/mediagw/mediagw/host/pluginmgr"
+	"github.com/mediagw/mediagw/plugin"
+)
+
+func init() {
+	register(command{Name: "validate", Usage: "-c FILE", Short: "check a config: keys, maps, drivers, plugins and their settings", Run: runValidate})
+	register(command{Name: "test", Usage: "-c FILE CONNECTOR", Short: "run a connector's Test (credentials, reachability, mailbox access)", Run: runTest})
+}
+
+func runValidate(args []string) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	cfgPath := fs.String("c", "mediagw.yaml", "config file")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: mediagw validate -c FILE\n\nReports every problem in the config with file:line, including the\nsettings each connector plugin rejects. Exit code 0 only when all is well.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	plan, _, ok := loadPlan(*cfgPath, os.Stderr)
+	if !ok {
+		return 1
+	}
+	defer plan.Close()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var problems []string
+	for _, name := range config.SortedKeys(plan.Connectors) {
+		inst, err := launch(plan, name, quiet)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		inst.Kill()
+	}
+	if len(problems) > 0 {
+		fmt.Fprintln(os.Stderr, strings.Join(problems, "\n"))
+		return 1
+	}
+	fmt.Printf("%s: ok (%d connector(s), %d map(s), %d driver(s))\n", *cfgPath, len(plan.Connectors), len(plan.Maps), len(plan.Drivers))
+	return 0
+}
+
+func launch(plan *host.Plan, name string, log *slog.Logger) (*pluginmgr.Instance, error) {
+	cp := plan.Connectors[name]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	inst, err := pluginmgr.Launch(ctx, pluginmgr.Spec{
+		Name: name, Path: cp.Config.PluginPath, Checksum: cp.Config.Checksum, ConfigJSON: cp.JSON,
+		MaxInFlight: cp.Config.MaxInFlight, Log: log, ConfigError: host.ConfigError(plan.Config, name),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), pluginmgr.ErrConfig.Error()+": "))
+	}
+	return inst, nil
+}
+
+func runTest(args []string) int {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfgPath := fs.String("c", "mediagw.yaml", "config file")
+	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: mediagw test -c FILE CONNECTOR\n\nRuns the connector's Test, prints its category and a one-line fix.\nExit code 0 only when the category is ok.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	name := fs.Arg(0)
+	plan, log, ok := loadPlan(*cfgPath, os.Stderr)
+	if !ok {
+		return 1
+	}
+	defer plan.Close()
+	if _, ok := plan.Connectors[name]; !ok {
+		fmt.Fprintf(os.Stderr, "%s: no connector named %q (have: %s)\n", *cfgPath, name, strings.Join(config.SortedKeys(plan.Connectors), ", "))
+		return 2
+	}
+	inst, err := launch(plan, name, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer inst.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	r := inst.Connector.Test(ctx)
+	fmt.Printf("%s: %s\n", name, r.Category)
+	if r.Hint != "" {
+		fmt.Printf("  fix:    %s\n", r.Hint)
+	}
+	if r.Detail != "" {
+		fmt.Printf("  detail: %s\n", r.Detail)
+	}
+	if r.Category != plugin.TestOK {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,170 @@
+// Package delivery runs a line driver's jobs out of the spool: as many at once
+// as the driver has slots, each attempt's outcome written back to the spool
+// before the next, retries at the time the driver asked for.
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/mediagw/mediagw/host/activity"
+	"github.com/mediagw/mediagw/host/spool"
+	"github.com/mediagw/mediagw/linedriver"
+)
+
+// Dispatcher feeds one driver.
+type Dispatcher struct {
+	driver      linedriver.Driver
+	spool       *spool.Spool
+	log         *slog.Logger
+	maxAttempts int
+
+	wake chan struct{}
+
+	mu     sync.Mutex
+	leased map[string]bool
+}
+
+// New makes a dispatcher. maxAttempts caps attempts whatever the driver says
+// (0: no cap beyond the driver's own).
+func New(d linedriver.Driver, sp *spool.Spool, log *slog.Logger, maxAttempts int) *Dispatcher {
+	return &Dispatcher{driver: d, spool: sp, log: log, maxAttempts: maxAttempts, wake: make(chan struct{}, 1), leased: map[string]bool{}}
+}
+
+// Notify tells the dispatcher that new jobs may be due.
+func (d *Dispatcher) Notify() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends; it returns after every attempt in progress
+// has ended and been recorded.
+func (d *Dispatcher) Run(ctx context.Context) {
+	slots := max(d.driver.Slots(), 1)
+	var wg sync.WaitGroup
+	for range slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.worker(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+const idleWait = 5 * time.Second
+
+func (d *Dispatcher) worker(ctx context.Context) {
+	for ctx.Err() == nil {
+		e, wait := d.lease()
+		if e == nil {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+			case <-d.wake:
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		d.attempt(ctx, e)
+		d.release(e.Job.ID)
+		// Another worker may be waiting on work this one saw.
+		d.Notify()
+	}
+}
+
+// lease takes the earliest due job no other worker holds; when none is due it
+// says how long to wait.
+func (d *Dispatcher) lease() (*spool.Entry, time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, err := d.spool.Next(d.driver.Name(), d.leased)
+	if err != nil {
+		d.log.Error("read spool", "driver", d.driver.Name(), "error", err)
+		return nil, idleWait
+	}
+	if e == nil {
+		return nil, idleWait
+	}
+	if wait := time.Until(e.Due); wait > 0 {
+		return nil, min(wait, idleWait)
+	}
+	d.leased[e.Job.ID] = true
+	return e, 0
+}
+
+func (d *Dispatcher) release(id string) {
+	d.mu.Lock()
+	delete(d.leased, id)
+	d.mu.Unlock()
+}
+
+func (d *Dispatcher) attempt(ctx context.Context, e *spool.Entry) {
+	job := e.Job
+	job.Attempt++
+	ids := []slog.Attr{
+		slog.String("job", job.ID), slog.String("driver", job.Driver),
+		slog.String("source_id", job.Record.SourceID), slog.Int("attempt", job.Attempt),
+	}
+	activity.Log(d.log, activity.Attempt, ids...)
+	o := d.deliver(ctx, &job)
+	interrupted := ctx.Err() != nil && o.Result != linedriver.Delivered
+	if interrupted {
+		// Shutdown: the attempt does not count, and the job is due at once
+		// when the gateway comes back.
+		o = linedriver.Outcome{Result: linedriver.Temporary, Category: "interrupted", Reason: "gateway stopping", State: o.State}
+	} else if o.Result == linedriver.Temporary && d.maxAttempts > 0 && job.Attempt >= d.maxAttempts {
+		o = linedriver.Outcome{Result: linedriver.Permanent, Category: o.Category,
+			Reason: fmt.Sprintf("%s (gave up after %d attempts)", o.Reason, job.Attempt)}
+	}
+	if err := d.spool.Complete(job.ID, o, !interrupted); err != nil {
+		d.log.Error("record outcome in spool; the job will be attempted again", append(attrsAny(ids), "error", err)...)
+		return
+	}
+	switch o.Result {
+	case linedriver.Delivered:
+		attrs := ids
+		for k, v := range o.Details {
+			attrs = append(attrs, slog.String(k, v))
+		}
+		activity.Log(d.log, activity.Delivered, attrs...)
+	case linedriver.Permanent:
+		activity.Log(d.log, activity.Failed, append(ids, slog.String("category", o.Category), slog.String("reason", o.Reason))...)
+	default:
+		if !interrupted {
+			activity.Log(d.log, activity.Retried, append(ids, slog.String("category", o.Category),
+				slog.String("reason", o.Reason), slog.Duration("retry_after", o.RetryAfter))...)
+		}
+	}
+}
+
+// deliver calls the driver, turning a panic into a temporary failure so one
+// bad record cannot take the gateway down.
+func (d *Dispatcher) deliver(ctx context.Context, job *linedriver.Job) (o linedriver.Outcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			o = linedriver.Retry("driver_panic", fmt.Sprintf("driver %s panicked: %v", job.Driver, r), time.Minute)
+		}
+	}()
+	o = d.driver.Deliver(ctx, job, func(p linedriver.Progress) {
+		activity.Log(d.log, activity.Progress, slog.String("job", job.ID), slog.String("step", p.Step), slog.String("detail", p.Detail))
+	})
+	if o.Result == 0 {
+		o = linedriver.Retry("driver_error", "driver returned no outcome", time.Minute)
+	}
+	return o
+}
+
+func attrsAny(as []slog.Attr) []any {
+	out := make([]any, len(as))
+	for i, a := range as {
+		out[i] = a
+	}
+	return out
+}

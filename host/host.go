@@ -1,0 +1,387 @@
+// Package host is the gateway daemon: it turns a config into running
+// connectors (plugin processes), data maps and line drivers joined by the
+// durable spool, keeps them running, and reloads what changed on SIGHUP.
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mediagw/mediagw/datamap"
+	"github.com/mediagw/mediagw/host/config"
+	"github.com/mediagw/mediagw/host/delivery"
+	"github.com/mediagw/mediagw/host/pipeline"
+	"github.com/mediagw/mediagw/host/pluginmgr"
+	"github.com/mediagw/mediagw/host/spool"
+	"github.com/mediagw/mediagw/linedriver"
+	"github.com/mediagw/mediagw/plugin"
+
+	// Built-in line drivers register themselves.
+	_ "github.com/mediagw/mediagw/linedriver/file"
+)
+
+// Plan is a config with everything built that can be built without side
+// effects: data maps compiled, drivers constructed, plugin configs encoded.
+type Plan struct {
+	Config     *config.Config
+	Maps       map[string]*datamap.Map
+	Drivers    map[string]linedriver.Driver
+	DriverFP   map[string]string // fingerprint of each driver's config
+	Connectors map[string]*ConnectorPlan
+}
+
+// ConnectorPlan is one connector ready to launch.
+type ConnectorPlan struct {
+	Name   string
+	Config *config.Connector
+	JSON   []byte
+	FP     string // fingerprint: changes when anything the connector uses changes
+}
+
+// Prepare builds a plan from a loaded config; the error lists every problem.
+func Prepare(cfg *config.Config, log *slog.Logger) (*Plan, error) {
+	p := &Plan{Config: cfg, Maps: map[string]*datamap.Map{}, Drivers: map[string]linedriver.Driver{},
+		DriverFP: map[string]string{}, Connectors: map[string]*ConnectorPlan{}}
+	e := &config.Error{}
+	for _, name := range config.SortedKeys(cfg.Maps) {
+		file := cfg.Resolve(cfg.Maps[name])
+		spec, err := datamap.LoadFile(file)
+		if err == nil {
+			p.Maps[name], err = datamap.Compile(name, spec)
+		}
+		if err != nil {
+			e.Problems = append(e.Problems, fmt.Sprintf("%s: map %s: %v", cfg.At("maps."+name), name, err))
+		}
+	}
+	for _, name := range config.SortedKeys(cfg.Drivers) {
+		dc := cfg.Drivers[name]
+		f, ok := linedriver.Lookup(dc.Type)
+		if !ok {
+			e.Problems = append(e.Problems, fmt.Sprintf("%s: driver %s: unknown type %q (built in: %s)",
+				cfg.At("drivers."+name), name, dc.Type, strings.Join(linedriver.Types(), ", ")))
+			continue
+		}
+		opts, err := config.NodeJSON(&dc.Options)
+		if err == nil {
+			var d linedriver.Driver
+			d, err = f(name, opts, log.With("driver", name))
+			if err == nil {
+				if bd, ok := d.(linedriver.BaseDirSetter); ok {
+					bd.SetBaseDir(filepath.Dir(cfg.File))
+				}
+				p.Drivers[name] = d
+				p.DriverFP[name] = fingerprint(dc.Type, fmt.Sprint(dc.MaxAttempts), string(opts))
+			}
+		}
+		if err != nil {
+			e.Problems = append(e.Problems, fmt.Sprintf("%s: %v", cfg.At("drivers."+name), err))
+		}
+	}
+	for _, name := range config.SortedKeys(cfg.Connectors) {
+		cc := cfg.Connectors[name]
+		js, err := config.NodeJSON(&cc.Config)
+		if err != nil {
+			e.Problems = append(e.Problems, fmt.Sprintf("%s: connector %s: config: %v", cfg.At("connectors."+name), name, err))
+			continue
+		}
+		if m := p.Maps[cc.Map]; m != nil {
+			for _, d := range m.Drivers() {
+				if _, ok := cfg.Drivers[d]; !ok {
+					e.Problems = append(e.Problems, fmt.Sprintf("%s: connector %s: map %s routes to driver %q, which is not defined under drivers:",
+						cfg.At("connectors."+name), name, cc.Map, d))
+				}
+			}
+		}
+		parts := []string{cc.PluginPath, cc.Checksum, string(js), fmt.Sprint(cc.MaxInFlight), strings.Join(cc.Routes, ","), cc.Map}
+		if mapFile, ok := cfg.Maps[cc.Map]; ok {
+			if b, err := os.ReadFile(cfg.Resolve(mapFile)); err == nil {
+				parts = append(parts, string(b))
+			}
+		}
+		drivers := append([]string(nil), cc.Routes...)
+		if m := p.Maps[cc.Map]; m != nil {
+			drivers = append(drivers, m.Drivers()...)
+		}
+		sort.Strings(drivers)
+		for _, d := range drivers {
+			parts = append(parts, p.DriverFP[d])
+		}
+		p.Connectors[name] = &ConnectorPlan{Name: name, Config: cc, JSON: js, FP: fingerprint(parts...)}
+	}
+	if len(e.Problems) > 0 {
+		p.Close()
+		return nil, e
+	}
+	return p, nil
+}
+
+// Close releases the drivers of a plan that will not run.
+func (p *Plan) Close() {
+	for _, d := range p.Drivers {
+		d.Close()
+	}
+}
+
+func fingerprint(parts ...string) string {
+	h := sha256.New()
+	for _, s := range parts {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// ConfigError points a plugin's diagnostic at its line in the config file.
+func ConfigError(cfg *config.Config, name string) func(plugin.Diagnostic) string {
+	cc := cfg.Connectors[name]
+	return func(d plugin.Diagnostic) string {
+		line := cc.Config.Line
+		if cc.Config.Kind != 0 {
+			line = config.KeyLine(&cc.Config, d.Field)
+		} else {
+			line = cc.Line
+		}
+		field := d.Field
+		if field != "" {
+			field = "config." + field + ": "
+		}
+		return fmt.Sprintf("%s:%d: connector %s: %s%s", cfg.File, line, name, field, d.Message)
+	}
+}
+
+// Host runs a plan.
+type Host struct {
+	log   *slog.Logger
+	spool *spool.Spool
+	// Backoff makes the relaunch schedule of crashed plugins; tests shorten it.
+	Backoff func() *pluginmgr.Backoff
+
+	mu       sync.Mutex
+	plan     *Plan
+	drivers  map[string]*driverUnit
+	conns    map[string]*connUnit
+	stopping bool
+}
+
+type driverUnit struct {
+	fp     string
+	driver linedriver.Driver
+	disp   *delivery.Dispatcher
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type connUnit struct {
+	fp     string
+	state  *pluginmgr.State
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New opens the spool of the plan's config.
+func New(p *Plan, log *slog.Logger) (*Host, error) {
+	dir := p.Config.Resolve(p.Config.Spool.Dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	sp, err := spool.Open(filepath.Join(dir, "spool.db"))
+	if err != nil {
+		return nil, err
+	}
+	return &Host{log: log, spool: sp, Backoff: pluginmgr.DefaultBackoff,
+		drivers: map[string]*driverUnit{}, conns: map[string]*connUnit{}}, nil
+}
+
+// Spool returns the host's spool (for status).
+func (h *Host) Spool() *spool.Spool { return h.spool }
+
+// Run starts the plan and runs until ctx ends; then it stops the connectors
+// first (no new messages), then the drivers (attempts in progress end and
+// are recorded), then closes the spool.
+func (h *Host) Run(ctx context.Context, p *Plan) error {
+	h.apply(p)
+	ticker := time.NewTicker(time.Hour)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			h.stopAll()
+			return h.spool.Close()
+		case <-ticker.C:
+			if n, err := h.spool.Forget(time.Now().Add(-time.Duration(p.Config.Spool.ForgetAfter))); err == nil && n > 0 {
+				h.log.Info("forgot old source ids", "count", n)
+			}
+		}
+	}
+}
+
+// Reload applies a new plan: units whose configuration is unchanged keep
+// running; changed, new and removed ones are restarted, started, stopped.
+func (h *Host) Reload(p *Plan) { h.apply(p) }
+
+func (h *Host) apply(p *Plan) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := h.plan
+	h.plan = p
+	// Connectors that changed or went away stop first, so that no message
+	// is routed to a driver that is being replaced.
+	for name, u := range h.conns {
+		if np, ok := p.Connectors[name]; !ok || np.FP != u.fp {
+			h.log.Info("stopping connector", "connector", name, "why", why(ok))
+			u.cancel()
+			<-u.done
+			delete(h.conns, name)
+		}
+	}
+	for name, u := range h.drivers {
+		if fp, ok := p.DriverFP[name]; !ok || fp != u.fp {
+			h.log.Info("stopping driver", "driver", name, "why", why(ok))
+			u.cancel()
+			<-u.done
+			u.driver.Close()
+			delete(h.drivers, name)
+		}
+	}
+	for name, d := range p.Drivers {
+		if _, running := h.drivers[name]; running {
+			if d != h.drivers[name].driver {
+				d.Close() // the running one is kept
+			}
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		u := &driverUnit{fp: p.DriverFP[name], driver: d, cancel: cancel, done: make(chan struct{}),
+			disp: delivery.New(d, h.spool, h.log.With("driver", name), p.Config.Drivers[name].MaxAttempts)}
+		h.drivers[name] = u
+		go func() { defer close(u.done); u.disp.Run(ctx) }()
+		h.log.Info("driver started", "driver", name, "type", p.Config.Drivers[name].Type, "slots", d.Slots())
+	}
+	for name, cp := range p.Connectors {
+		if _, running := h.conns[name]; running {
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		u := &connUnit{fp: cp.FP, cancel: cancel, done: make(chan struct{}), state: &pluginmgr.State{Health: plugin.HealthStarting, Since: time.Now()}}
+		h.conns[name] = u
+		pl := h.pipelineFor(p, cp)
+		go func() { defer close(u.done); h.supervise(ctx, p, cp, pl, u.state) }()
+	}
+	_ = old
+}
+
+func why(stillConfigured bool) string {
+	if stillConfigured {
+		return "configuration changed"
+	}
+	return "removed from configuration"
+}
+
+func (h *Host) pipelineFor(p *Plan, cp *ConnectorPlan) *pipeline.Pipeline {
+	targets := map[string]pipeline.Target{}
+	for name, u := range h.drivers {
+		targets[name] = pipeline.Target{Driver: u.driver, Notify: u.disp.Notify}
+	}
+	return &pipeline.Pipeline{
+		Connector: cp.Name, Mapper: dataMap{p.Maps[cp.Config.Map]}, Targets: targets, Routes: cp.Config.Routes,
+		Spool: h.spool, Log: h.log.With("connector", cp.Name), MaxInFlight: cp.Config.MaxInFlight, RetryAfter: 30 * time.Second,
+	}
+}
+
+// supervise launches the connector's plugin, runs its pipeline, and
+// relaunches the plugin with backoff whenever it fails, until ctx ends.
+func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pipeline.Pipeline, st *pluginmgr.State) {
+	log := h.log.With("connector", cp.Name)
+	backoff := h.Backoff()
+	for ctx.Err() == nil {
+		started := time.Now()
+		inst, err := pluginmgr.Launch(ctx, pluginmgr.Spec{
+			Name: cp.Name, Path: cp.Config.PluginPath, Checksum: cp.Config.Checksum, ConfigJSON: cp.JSON,
+			MaxInFlight: cp.Config.MaxInFlight, Log: log, ConfigError: ConfigError(p.Config, cp.Name),
+		})
+		if err == nil {
+			st.Set(func(s *pluginmgr.State) { s.Health, s.Pid, s.Since, s.Message = plugin.HealthHealthy, inst.Pid, time.Now(), "" })
+			log.Info("plugin started", "plugin", cp.Config.PluginPath, "pid", inst.Pid, "name", inst.Info.Name, "version", inst.Info.Version)
+			hctx, hcancel := context.WithCancel(ctx)
+			go h.watchHealth(hctx, inst.Connector, st, log)
+			err = pl.Run(ctx, inst.Connector)
+			hcancel()
+			inst.Kill()
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wait := backoff.Next(time.Since(started))
+		if errors.Is(err, pluginmgr.ErrConfig) {
+			wait = backoff.Max
+		}
+		st.Set(func(s *pluginmgr.State) {
+			s.Health, s.LastError, s.Pid, s.Since = plugin.HealthDown, err.Error(), 0, time.Now()
+			s.Restarts++
+		})
+		log.Error("connector stopped; relaunching", "error", err, "in", wait.String())
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+	st.Set(func(s *pluginmgr.State) { s.Health, s.Pid, s.Since = plugin.HealthDown, 0, time.Now() })
+}
+
+func (h *Host) watchHealth(ctx context.Context, c plugin.HealthReporter, st *pluginmgr.State, log *slog.Logger) {
+	for hl := range c.Health(ctx) {
+		st.Set(func(s *pluginmgr.State) { s.Health, s.Message = hl.State, hl.Message })
+		if hl.State != plugin.HealthHealthy {
+			log.Warn("connector health", "health", string(hl.State), "message", hl.Message)
+		}
+	}
+}
+
+func (h *Host) stopAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for name, u := range h.conns {
+		u.cancel()
+		<-u.done
+		delete(h.conns, name)
+	}
+	for name, u := range h.drivers {
+		u.cancel()
+		<-u.done
+		u.driver.Close()
+		delete(h.drivers, name)
+	}
+}
+
+// Status is a snapshot for the status endpoint and `mediagw status`.
+type Status struct {
+	Connectors map[string]pluginmgr.State `json:"connectors"`
+	Queued     map[string]int             `json:"queued"`
+	Failed     int                        `json:"failed"`
+}
+
+// Status reports the connectors' states and the spool's counts.
+func (h *Host) Status() (Status, error) {
+	h.mu.Lock()
+	st := Status{Connectors: map[string]pluginmgr.State{}}
+	for name, u := range h.conns {
+		st.Connectors[name] = u.state.Snapshot()
+	}
+	h.mu.Unlock()
+	ss, err := h.spool.Stats()
+	if err != nil {
+		return st, err
+	}
+	st.Queued, st.Failed = ss.Queued, ss.Failed
+	return st, nil
+}

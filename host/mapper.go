@@ -1,0 +1,25 @@
+package host
+
+import (
+	"github.com/mediagw/mediagw/datamap"
+	"github.com/mediagw/mediagw/host/pipeline"
+	"github.com/mediagw/mediagw/linedriver"
+)
+
+// dataMap adapts a compiled data map to the pipeline.
+type dataMap struct{ m *datamap.Map }
+
+func (d dataMap) Map(raw []byte) (*pipeline.Mapped, error) {
+	res, err := d.m.Apply(raw)
+	if err != nil {
+		return nil, err
+	}
+	out := &pipeline.Mapped{Fields: make(map[string]string, len(res.Fields)), Routes: res.Routes}
+	for _, f := range res.Fields {
+		out.Fields[f.Name] = f.Value
+	}
+	for _, doc := range res.Documents {
+		out.Documents = append(out.Documents, linedriver.Document{Name: doc.Name, MediaType: doc.MediaType, Data: doc.Data})
+	}
+	return out, nil
+}

@@ -1,0 +1,195 @@
+// Package pipeline carries the messages of one connector through the gateway:
+// read → dedupe → map → route → accept into the spool → settle. Every
+// delivery is settled exactly once: ack once the spool holds its jobs, reject
+// when no driver can ever take it, retry when the gateway cannot take it now.
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/mediagw/mediagw/host/activity"
+	"github.com/mediagw/mediagw/host/spool"
+	"github.com/mediagw/mediagw/linedriver"
+	"github.com/mediagw/mediagw/plugin"
+)
+
+// Mapped is what a data map made of a message.
+type Mapped struct {
+	Fields    map[string]string
+	Documents []linedriver.Document
+	Routes    []string // driver names
+}
+
+// Mapper turns a raw message into a record. An error means the message can
+// never be mapped (it is rejected with the error's text).
+type Mapper interface {
+	Map(raw []byte) (*Mapped, error)
+}
+
+// Target is a driver a record can be routed to.
+type Target struct {
+	Driver linedriver.Driver
+	Notify func() // wakes the driver's dispatcher
+}
+
+// Pipeline is one connector's flow. Fields are set before Run.
+type Pipeline struct {
+	Connector   string // configured connector name
+	Mapper      Mapper
+	Targets     map[string]Target
+	Routes      []string // used when the map chooses none
+	Spool       *spool.Spool
+	Log         *slog.Logger
+	MaxInFlight int
+	RetryAfter  time.Duration // for deferred messages (spool errors)
+}
+
+// Run reads from src until ctx ends (returns nil) or src fails (returns the
+// error, after every message in flight was settled or abandoned to the
+// source's redelivery).
+func (p *Pipeline) Run(ctx context.Context, src plugin.Connector) error {
+	n := max(p.MaxInFlight, 1)
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		msg, err := src.Read(ctx)
+		if err != nil {
+			<-sem
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("connector %s: %w", p.Connector, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			p.handle(src, msg)
+		}()
+	}
+}
+
+func (p *Pipeline) handle(src plugin.Connector, msg *plugin.Message) {
+	ids := []slog.Attr{slog.String("connector", p.Connector), slog.String("source_id", msg.SourceID), slog.String("delivery", msg.DeliveryID)}
+	activity.Log(p.Log, activity.Received, append(ids, slog.Int("bytes", len(msg.Raw)))...)
+	s, recordID := p.decide(msg, ids)
+	// Settle with a context of its own: a gateway that is stopping still
+	// tells the source what it did with a message it took.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := src.Settle(ctx, msg.DeliveryID, s); err != nil {
+		// Not settled at the source: it offers the message again and the
+		// spool's source ids keep the drivers from seeing it twice.
+		p.Log.Warn("settle failed; the message will come again", "connector", p.Connector, "source_id", msg.SourceID, "settlement", s.Kind.String(), "error", err)
+		return
+	}
+	switch s.Kind {
+	case plugin.Ack:
+		if recordID != "" {
+			activity.Log(p.Log, activity.Accepted, append(ids, slog.String("record", recordID))...)
+		}
+	case plugin.Reject:
+		activity.Log(p.Log, activity.Rejected, append(ids, slog.String("reason", s.Reason))...)
+	case plugin.Retry:
+		activity.Log(p.Log, activity.Deferred, append(ids, slog.String("reason", s.Reason))...)
+	}
+}
+
+// decide maps, routes and spools a message and returns its settlement.
+func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settlement, string) {
+	retry := func(err error) (plugin.Settlement, string) {
+		return plugin.Settlement{Kind: plugin.Retry, Reason: err.Error(), RetryAfter: p.RetryAfter}, ""
+	}
+	reject := func(reason string) (plugin.Settlement, string) {
+		return plugin.Settlement{Kind: plugin.Reject, Reason: reason}, ""
+	}
+	if seen, err := p.Spool.Seen(p.Connector, msg.SourceID); err != nil {
+		return retry(err)
+	} else if seen {
+		activity.Log(p.Log, activity.Duplicate, ids...)
+		return plugin.Settlement{Kind: plugin.Ack, Reason: "already accepted"}, ""
+	}
+
+	mapped, err := p.mapSafely(msg.Raw)
+	if err != nil {
+		return reject(err.Error())
+	}
+	activity.Log(p.Log, activity.Mapped, append(ids, slog.Int("fields", len(mapped.Fields)), slog.Int("documents", len(mapped.Documents)))...)
+
+	routes := mapped.Routes
+	if len(routes) == 0 {
+		routes = p.Routes
+	}
+	if len(routes) == 0 {
+		return reject("no route: the data map chose no line driver and the connector has no default route")
+	}
+	rec := linedriver.Record{
+		ID: newID(), SourceID: msg.SourceID, Connector: p.Connector,
+		Fields: mapped.Fields, Documents: mapped.Documents, Received: msg.ReceivedAt,
+	}
+	if rec.Received.IsZero() {
+		rec.Received = time.Now()
+	}
+	var jobs []*linedriver.Job
+	for _, name := range routes {
+		t, ok := p.Targets[name]
+		if !ok {
+			return reject(fmt.Sprintf("route names line driver %q, which is not configured", name))
+		}
+		if err := t.Driver.Check(&rec); err != nil {
+			return reject(fmt.Sprintf("%s: %v", name, err))
+		}
+		jobs = append(jobs, &linedriver.Job{ID: rec.ID + "." + name, Driver: name, Record: rec, Accepted: time.Now()})
+	}
+	activity.Log(p.Log, activity.Routed, append(ids, slog.String("record", rec.ID), slog.Any("drivers", routes))...)
+
+	dup, err := p.Spool.Accept(p.Connector, msg.SourceID, jobs)
+	if err != nil {
+		return retry(err)
+	}
+	if dup {
+		activity.Log(p.Log, activity.Duplicate, ids...)
+		return plugin.Settlement{Kind: plugin.Ack, Reason: "already accepted"}, ""
+	}
+	for _, name := range routes {
+		if n := p.Targets[name].Notify; n != nil {
+			n()
+		}
+	}
+	return plugin.Settlement{Kind: plugin.Ack}, rec.ID
+}
+
+// mapSafely turns a panic in a data map into a rejection: bad input must not
+// take the gateway down.
+func (p *Pipeline) mapSafely(raw []byte) (m *Mapped, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, fmt.Errorf("data map failed on this message: %v", r)
+		}
+	}()
+	m, err = p.Mapper.Map(raw)
+	if err == nil && m == nil {
+		err = errors.New("data map returned no record")
+	}
+	return m, err
+}
+
+// newID returns a sortable unique id: UTC time and 6 random bytes.
+func newID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
+}

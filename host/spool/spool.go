@@ -1,0 +1,299 @@
+// Package spool is the gateway's durable store: every job a line driver
+// accepted stays here, fsync'd, until the driver delivers it or gives up, and
+// every accepted source id is remembered so a redelivered message is not
+// sent twice. It is one bbolt file.
+package spool
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/mediagw/mediagw/linedriver"
+)
+
+var (
+	bucketJobs    = []byte("jobs")    // job id → Entry
+	bucketDue     = []byte("due")     // driver \x00 due(8 bytes) \x00 job id → nil
+	bucketSources = []byte("sources") // connector \x00 source id → sourceEntry
+	bucketFailed  = []byte("failed")  // job id → Entry, kept for the operator
+)
+
+// ErrNotFound is returned for an unknown job id.
+var ErrNotFound = errors.New("spool: job not found")
+
+// Entry is a job with its schedule.
+type Entry struct {
+	Job       linedriver.Job `json:"job"`
+	Due       time.Time      `json:"due"`
+	LastError string         `json:"last_error,omitempty"`
+	Category  string         `json:"category,omitempty"`
+	Finished  time.Time      `json:"finished,omitempty"`
+}
+
+type sourceEntry struct {
+	Jobs     []string  `json:"jobs"`
+	Accepted time.Time `json:"accepted"`
+}
+
+// Spool is safe for concurrent use.
+type Spool struct {
+	db *bolt.DB
+}
+
+// Open opens (or creates) the spool file.
+func Open(path string) (*Spool, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("spool: %s is locked by another running gateway", path)
+		}
+		return nil, fmt.Errorf("spool: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketJobs, bucketDue, bucketSources, bucketFailed} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("spool: init %s: %w", path, err)
+	}
+	return &Spool{db: db}, nil
+}
+
+// Close closes the file.
+func (s *Spool) Close() error { return s.db.Close() }
+
+func sourceKey(connector, sourceID string) []byte {
+	return []byte(connector + "\x00" + sourceID)
+}
+
+func dueKey(driver string, due time.Time, id string) []byte {
+	k := make([]byte, 0, len(driver)+len(id)+10)
+	k = append(k, driver...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint64(k, uint64(due.UnixNano()))
+	k = append(k, 0)
+	return append(k, id...)
+}
+
+// Seen reports whether a message with this source id was accepted before.
+func (s *Spool) Seen(connector, sourceID string) (bool, error) {
+	var seen bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		seen = tx.Bucket(bucketSources).Get(sourceKey(connector, sourceID)) != nil
+		return nil
+	})
+	return seen, err
+}
+
+// Accept stores the jobs made from one message, and its source id, in one
+// transaction. If the source id was accepted before, it stores nothing and
+// reports dup. When Accept returns nil the jobs survive a crash.
+func (s *Spool) Accept(connector, sourceID string, jobs []*linedriver.Job) (dup bool, err error) {
+	now := time.Now()
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		src := tx.Bucket(bucketSources)
+		key := sourceKey(connector, sourceID)
+		if src.Get(key) != nil {
+			dup = true
+			return nil
+		}
+		se := sourceEntry{Accepted: now}
+		for _, j := range jobs {
+			if err := putEntry(tx, &Entry{Job: *j, Due: now}); err != nil {
+				return err
+			}
+			se.Jobs = append(se.Jobs, j.ID)
+		}
+		b, err := json.Marshal(se)
+		if err != nil {
+			return err
+		}
+		return src.Put(key, b)
+	})
+	if err != nil {
+		return false, fmt.Errorf("spool: accept %s: %w", sourceID, err)
+	}
+	return dup, nil
+}
+
+func putEntry(tx *bolt.Tx, e *Entry) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketJobs).Put([]byte(e.Job.ID), b); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketDue).Put(dueKey(e.Job.Driver, e.Due, e.Job.ID), nil)
+}
+
+func getEntry(tx *bolt.Tx, id string) (*Entry, error) {
+	v := tx.Bucket(bucketJobs).Get([]byte(id))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	var e Entry
+	if err := json.Unmarshal(v, &e); err != nil {
+		return nil, fmt.Errorf("spool: job %s is corrupt: %w", id, err)
+	}
+	return &e, nil
+}
+
+func removeEntry(tx *bolt.Tx, e *Entry) error {
+	if err := tx.Bucket(bucketDue).Delete(dueKey(e.Job.Driver, e.Due, e.Job.ID)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketJobs).Delete([]byte(e.Job.ID))
+}
+
+// Next returns the earliest-due job of driver that is not in skip, and the
+// time it is due. It returns (nil, zero, nil) when the driver has no job.
+// A returned job may be due in the future: the caller waits until then.
+func (s *Spool) Next(driver string, skip map[string]bool) (*Entry, error) {
+	var out *Entry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDue).Cursor()
+		prefix := append([]byte(driver), 0)
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			id := string(k[len(prefix)+9:])
+			if skip[id] {
+				continue
+			}
+			e, err := getEntry(tx, id)
+			if err != nil {
+				return err
+			}
+			out = e
+			return nil
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Complete records the outcome of an attempt. Delivered removes the job;
+// Temporary reschedules it with the new state; Permanent moves it to the
+// failed list, where the operator can still see it.
+func (s *Spool) Complete(id string, o linedriver.Outcome, countAttempt bool) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		e, err := getEntry(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := removeEntry(tx, e); err != nil {
+			return err
+		}
+		switch o.Result {
+		case linedriver.Delivered:
+			return nil
+		case linedriver.Permanent:
+			e.LastError, e.Category, e.Finished = o.Reason, o.Category, time.Now()
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			return tx.Bucket(bucketFailed).Put([]byte(id), b)
+		default:
+			if countAttempt {
+				e.Job.Attempt++
+			}
+			if o.State != nil {
+				e.Job.State = o.State
+			}
+			e.LastError, e.Category = o.Reason, o.Category
+			e.Due = time.Now().Add(o.RetryAfter)
+			return putEntry(tx, e)
+		}
+	})
+}
+
+// Stats counts what the spool holds.
+type Stats struct {
+	Queued  map[string]int // per driver
+	Failed  int
+	Sources int
+}
+
+// Stats counts jobs per driver, failed jobs and remembered source ids.
+func (s *Spool) Stats() (Stats, error) {
+	st := Stats{Queued: map[string]int{}}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		err := tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+			var e Entry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			st.Queued[e.Job.Driver]++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		st.Failed = tx.Bucket(bucketFailed).Stats().KeyN
+		st.Sources = tx.Bucket(bucketSources).Stats().KeyN
+		return nil
+	})
+	return st, err
+}
+
+// Failed lists the jobs that failed for good.
+func (s *Spool) Failed() ([]Entry, error) {
+	var out []Entry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketFailed).ForEach(func(_, v []byte) error {
+			var e Entry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Forget drops remembered source ids accepted before cutoff whose jobs are
+// all gone, so the dedupe table does not grow without end.
+func (s *Spool) Forget(cutoff time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		src := tx.Bucket(bucketSources)
+		jobs := tx.Bucket(bucketJobs)
+		var drop [][]byte
+		err := src.ForEach(func(k, v []byte) error {
+			var se sourceEntry
+			if err := json.Unmarshal(v, &se); err != nil || !se.Accepted.Before(cutoff) {
+				return nil
+			}
+			for _, id := range se.Jobs {
+				if jobs.Get([]byte(id)) != nil {
+					return nil
+				}
+			}
+			drop = append(drop, append([]byte(nil), k...))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range drop {
+			if err := src.Delete(k); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
