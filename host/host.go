@@ -310,7 +310,9 @@ func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pi
 			MaxInFlight: cp.Config.MaxInFlight, Log: log, ConfigError: ConfigError(p.Config, cp.Name),
 		})
 		if err == nil {
-			st.Set(func(s *pluginmgr.State) { s.Health, s.Pid, s.Since, s.Message = plugin.HealthHealthy, inst.Pid, time.Now(), "" })
+			st.Set(func(s *pluginmgr.State) {
+				s.Health, s.Pid, s.Since, s.Message = plugin.HealthHealthy, inst.Pid, time.Now(), ""
+			})
 			log.Info("plugin started", "plugin", cp.Config.PluginPath, "pid", inst.Pid, "name", inst.Info.Name, "version", inst.Info.Version)
 			hctx, hcancel := context.WithCancel(ctx)
 			go h.watchHealth(hctx, inst.Connector, st, log)

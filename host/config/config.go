@@ -107,7 +107,9 @@ type Error struct{ Problems []string }
 
 func (e *Error) Error() string { return strings.Join(e.Problems, "\n") }
 
-func (e *Error) add(format string, args ...any) { e.Problems = append(e.Problems, fmt.Sprintf(format, args...)) }
+func (e *Error) add(format string, args ...any) {
+	e.Problems = append(e.Problems, fmt.Sprintf(format, args...))
+}
 
 var yamlLine = regexp.MustCompile(`^line (\d+): `)
 
