@@ -1,0 +1,472 @@
+// Package t4 encodes and decodes bilevel fax page data: ITU-T T.4 one- and
+// two-dimensional coding (MH, MR) and T.6 (MMR).
+//
+// The encoder produces the same bit stream as libtiff (and so ghostscript)
+// for the same pixels; framing — EOLs, fill bits for the minimum scan-line
+// time, RTC/EOFB and the bit order within each byte — follows Options so the
+// output can go straight to a Class 1 modem or into a TIFF Class F file.
+//
+// Rows are packed 1 bit per pixel, most significant bit first, 1 = black, as
+// in a PBM file or render.Page.
+package t4
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+)
+
+// Encoding is a fax compression scheme.
+type Encoding int
+
+const (
+	MH  Encoding = iota // T.4 one-dimensional (Modified Huffman)
+	MR                  // T.4 two-dimensional (Modified READ)
+	MMR                 // T.6 (Modified Modified READ), used with error correction mode
+)
+
+func (e Encoding) String() string {
+	switch e {
+	case MH:
+		return "MH"
+	case MR:
+		return "MR"
+	case MMR:
+		return "MMR"
+	}
+	return fmt.Sprintf("Encoding(%d)", int(e))
+}
+
+// ParseEncoding accepts "mh", "mr" or "mmr" (any case; also "g3", "g3:2d", "g4").
+func ParseEncoding(s string) (Encoding, error) {
+	switch s {
+	case "mh", "MH", "g3", "g3:1d", "1d":
+		return MH, nil
+	case "mr", "MR", "g3:2d", "2d":
+		return MR, nil
+	case "mmr", "MMR", "g4":
+		return MMR, nil
+	}
+	return 0, fmt.Errorf("t4: unknown encoding %q (want mh, mr or mmr)", s)
+}
+
+// MaxWidth is the widest row the encoder and decoder accept.
+const MaxWidth = 1 << 16
+
+// Options control the coding and the framing of a page.
+type Options struct {
+	Encoding Encoding
+	// K is, for MR, the number of lines in each group that starts with a 1-D
+	// line: 2 at standard resolution, 4 at fine (T.4 §4.2.1). 0 means the
+	// T.4 value for fine resolution (4) is not guessed: MR requires K >= 1.
+	K int
+	// AlignEOL pads with zero bits so that each EOL ends on a byte boundary
+	// (T.4 "byte-aligned EOL", TIFF Group3Options bit 2). MH/MR only.
+	AlignEOL bool
+	// MinLineBits is the least number of bits of each coded line, counting its
+	// EOL: the receiver's minimum scan-line time multiplied by the bit rate.
+	// Zero fill bits are inserted before the next EOL as needed. MH/MR only.
+	MinLineBits int
+	// EndOfPage appends RTC (six EOLs, MH/MR) or EOFB (MMR).
+	EndOfPage bool
+	// LSBFirst writes (and reads) the first bit of each byte in its least
+	// significant bit, as a Class 1 modem carries page data (TIFF
+	// FillOrder=2). False is TIFF FillOrder=1.
+	LSBFirst bool
+	// AutoMH makes the encoder also code the page as MH and keep whichever
+	// is smaller: 2-D coding makes dithered photos bigger. The output is
+	// then held until Close. Encoder.Encoding reports the choice.
+	AutoMH bool
+}
+
+// ErrOptions reports options the encoder or decoder cannot work with.
+var ErrOptions = errors.New("t4: invalid options")
+
+func (o Options) check(width int) error {
+	if width <= 0 || width > MaxWidth {
+		return fmt.Errorf("%w: width %d outside 1..%d", ErrOptions, width, MaxWidth)
+	}
+	switch o.Encoding {
+	case MH, MMR:
+	case MR:
+		if o.K < 1 {
+			return fmt.Errorf("%w: MR needs K >= 1 (2 standard, 4 fine), got %d", ErrOptions, o.K)
+		}
+	default:
+		return fmt.Errorf("%w: encoding %v", ErrOptions, o.Encoding)
+	}
+	if o.MinLineBits < 0 {
+		return fmt.Errorf("%w: MinLineBits %d", ErrOptions, o.MinLineBits)
+	}
+	return nil
+}
+
+// bitWriter collects codes most significant bit first.
+type bitWriter struct {
+	buf   []byte
+	acc   uint64
+	n     uint   // bits pending in the low end of acc
+	total uint64 // bits written so far
+}
+
+func (b *bitWriter) put(v uint32, n uint) {
+	b.acc = b.acc<<n | uint64(v)
+	b.n += n
+	b.total += uint64(n)
+	if b.n >= 32 {
+		b.n -= 32
+		b.buf = binary.BigEndian.AppendUint32(b.buf, uint32(b.acc>>b.n))
+	}
+}
+
+func (b *bitWriter) code(c code) { b.put(uint32(c.bits), uint(c.n)) }
+
+func (b *bitWriter) zeros(n int) {
+	for n > 16 {
+		b.put(0, 16)
+		n -= 16
+	}
+	if n > 0 {
+		b.put(0, uint(n))
+	}
+}
+
+// flush pads the last byte with zero bits and moves all pending bits to buf.
+func (b *bitWriter) flush() {
+	if r := b.n % 8; r != 0 {
+		b.put(0, 8-r)
+	}
+	for b.n > 0 {
+		b.n -= 8
+		b.buf = append(b.buf, byte(b.acc>>b.n))
+	}
+}
+
+// takeBytes moves the complete bytes of buf out (pending bits stay).
+func (b *bitWriter) takeBytes() []byte {
+	out := b.buf
+	b.buf = b.buf[len(b.buf):]
+	return out
+}
+
+func (b *bitWriter) run(r int, color int) {
+	term, makeup := &whiteTerm, &whiteMakeup
+	if color != 0 {
+		term, makeup = &blackTerm, &blackMakeup
+	}
+	for r >= 2624 {
+		b.code(makeup[40])
+		r -= 2560
+	}
+	if r >= 64 {
+		b.code(makeup[r>>6])
+		r &= 63
+	}
+	b.code(term[r])
+}
+
+// stream is one coding of the page (the requested one, and with AutoMH the
+// MH alternative).
+type stream struct {
+	bw        bitWriter
+	enc       Encoding
+	k         int // rows left until the next 1-D row (MR)
+	lineStart uint64
+	started   bool
+}
+
+// Encoder codes one page row by row. It keeps two rows of state (as lists of
+// changing elements) beyond the output.
+type Encoder struct {
+	w       io.Writer
+	width   int
+	opts    Options
+	streams []*stream
+	cur     []int32
+	ref     []int32
+	rows    int
+	err     error
+	closed  bool
+	used    Encoding
+}
+
+// NewEncoder returns an encoder of rows width pixels wide. Option errors
+// are reported by the first WriteRow or Close.
+func NewEncoder(w io.Writer, width int, opts Options) *Encoder {
+	e := &Encoder{w: w, width: width, opts: opts, used: opts.Encoding}
+	if err := opts.check(width); err != nil {
+		e.err = err
+		return e
+	}
+	e.streams = []*stream{{enc: opts.Encoding}}
+	if opts.AutoMH && opts.Encoding != MH {
+		e.streams = append(e.streams, &stream{enc: MH})
+	}
+	e.cur = make([]int32, 0, 64)
+	e.ref = append(make([]int32, 0, 64), int32(width), int32(width), int32(width))
+	return e
+}
+
+// Encoding reports the coding of the page: the requested one, or MH when
+// AutoMH found it smaller. It is final after Close.
+func (e *Encoder) Encoding() Encoding { return e.used }
+
+// Rows reports the number of rows written.
+func (e *Encoder) Rows() int { return e.rows }
+
+// changes appends the changing elements of a packed row to dst: the
+// positions where the colour differs from the pixel before (the one before
+// position 0 being white), followed by three copies of width.
+func changes(dst []int32, row []byte, width int) []int32 {
+	nb := (width + 7) / 8
+	row = row[:nb]
+	var prev uint64 // last pixel of the previous word, in bit 63
+	i := 0
+	for ; i+8 <= nb; i += 8 {
+		w := binary.BigEndian.Uint64(row[i:])
+		t := w ^ (w>>1 | prev)
+		prev = w << 63
+		for t != 0 {
+			lz := bits.LeadingZeros64(t)
+			dst = append(dst, int32(i*8+lz))
+			t &^= (1 << 63) >> uint(lz)
+		}
+	}
+	if i < nb {
+		var tail [8]byte
+		copy(tail[:], row[i:])
+		w := binary.BigEndian.Uint64(tail[:])
+		t := w ^ (w>>1 | prev)
+		for t != 0 {
+			lz := bits.LeadingZeros64(t)
+			dst = append(dst, int32(i*8+lz))
+			t &^= (1 << 63) >> uint(lz)
+		}
+	}
+	// Drop changes at or past width (padding bits of the last byte).
+	n := len(dst)
+	for n > 0 && dst[n-1] >= int32(width) {
+		n--
+	}
+	dst = dst[:n]
+	return append(dst, int32(width), int32(width), int32(width))
+}
+
+// WriteRow codes one row, packed as described in the package comment; bits
+// past the width are ignored.
+func (e *Encoder) WriteRow(row []byte) error {
+	if e.err != nil {
+		return e.err
+	}
+	if e.closed {
+		return errors.New("t4: WriteRow after Close")
+	}
+	if len(row) < (e.width+7)/8 {
+		e.err = fmt.Errorf("t4: row of %d bytes is shorter than width %d", len(row), e.width)
+		return e.err
+	}
+	e.cur = changes(e.cur[:0], row, e.width)
+	for _, s := range e.streams {
+		e.codeRow(s)
+	}
+	e.cur, e.ref = e.ref, e.cur
+	e.rows++
+	if len(e.streams) == 1 && len(e.streams[0].bw.buf) >= 32<<10 {
+		return e.write(e.streams[0].bw.takeBytes())
+	}
+	return nil
+}
+
+func (e *Encoder) write(p []byte) error {
+	if e.opts.LSBFirst {
+		reverseBytes(p)
+	}
+	if _, err := e.w.Write(p); err != nil {
+		e.err = fmt.Errorf("t4: write: %w", err)
+	}
+	return e.err
+}
+
+// eol writes the fill bits the previous line needs, then an EOL (and the
+// MR tag bit when tag >= 0).
+func (e *Encoder) eol(s *stream, tag int, first bool) {
+	b := &s.bw
+	if s.started && first && e.opts.MinLineBits > 0 {
+		if need := int64(s.lineStart) + int64(e.opts.MinLineBits) - int64(b.total); need > 0 {
+			b.zeros(int(need))
+		}
+	}
+	if e.opts.AlignEOL && first {
+		if r := (b.total + eolLen) % 8; r != 0 {
+			b.zeros(int(8 - r))
+		}
+	}
+	if first {
+		s.lineStart = b.total
+	}
+	if tag >= 0 {
+		b.put(eolCode<<1|uint32(tag), eolLen+1)
+	} else {
+		b.put(eolCode, eolLen)
+	}
+}
+
+func (e *Encoder) codeRow(s *stream) {
+	switch s.enc {
+	case MH:
+		e.eol(s, -1, true)
+		s.started = true
+		code1D(&s.bw, e.cur, e.width)
+	case MR:
+		if s.k == 0 {
+			e.eol(s, 1, true)
+			code1D(&s.bw, e.cur, e.width)
+			s.k = e.opts.K - 1
+		} else {
+			e.eol(s, 0, true)
+			code2D(&s.bw, e.cur, e.ref, e.width)
+			s.k--
+		}
+		s.started = true
+	case MMR:
+		code2D(&s.bw, e.cur, e.ref, e.width)
+	}
+}
+
+// code1D writes the runs of one row (T.4 §4.1): white first, alternating,
+// until the row is complete.
+func code1D(b *bitWriter, cur []int32, width int) {
+	pos, color := int32(0), 0
+	w := int32(width)
+	for i := 0; ; i++ {
+		next := cur[i]
+		b.run(int(next-pos), color)
+		if next >= w {
+			return
+		}
+		pos = next
+		color ^= 1
+	}
+}
+
+// code2D writes one row coded against the reference row (T.4 §4.2.1.3),
+// choosing modes exactly as libtiff does.
+func code2D(b *bitWriter, cur, ref []int32, width int) {
+	w := int32(width)
+	a0 := int32(0)
+	start := true
+	color := 0
+	ai, k := 0, 0
+	for {
+		a1 := cur[ai]
+		idx := k
+		if idx&1 != color {
+			idx++
+		}
+		b1, b2 := ref[idx], ref[idx+1]
+		if b2 >= a1 {
+			d := b1 - a1
+			if d >= -3 && d <= 3 {
+				b.code(codeVert[3-d]) // d = b1 - a1; codeVert is indexed by a1 - b1 + 3
+				a0 = a1
+				color ^= 1
+				ai++
+			} else {
+				a2 := cur[ai+1]
+				b.code(codeHoriz)
+				if start {
+					a0 = 0
+				}
+				b.run(int(a1-a0), color)
+				b.run(int(a2-a1), color^1)
+				a0 = a2
+				ai += 2
+			}
+		} else {
+			b.code(codePass)
+			a0 = b2
+		}
+		start = false
+		if a0 >= w {
+			return
+		}
+		for ref[k] <= a0 {
+			k++
+		}
+	}
+}
+
+// Close ends the page: fill for the last line, RTC or EOFB when asked, and
+// zero bits up to a byte boundary; then writes what is held.
+func (e *Encoder) Close() error {
+	if e.err != nil {
+		return e.err
+	}
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	best := e.streams[0]
+	for _, s := range e.streams {
+		e.finish(s)
+		if s.bw.total < best.bw.total {
+			best = s
+		}
+	}
+	e.used = best.enc
+	return e.write(best.bw.takeBytes())
+}
+
+func (e *Encoder) finish(s *stream) {
+	b := &s.bw
+	switch s.enc {
+	case MH, MR:
+		if e.opts.EndOfPage {
+			tag := -1
+			if s.enc == MR {
+				tag = 1
+			}
+			for i := 0; i < 6; i++ {
+				e.eol(s, tag, i == 0)
+			}
+		} else if s.started && e.opts.MinLineBits > 0 {
+			if need := int64(s.lineStart) + int64(e.opts.MinLineBits) - int64(b.total); need > 0 {
+				b.zeros(int(need))
+			}
+		}
+	case MMR:
+		if e.opts.EndOfPage {
+			b.put(eolCode, eolLen)
+			b.put(eolCode, eolLen)
+		}
+	}
+	b.flush()
+}
+
+// EncodePage codes height rows given by rows(y) and returns the encoding
+// used (which differs from opts.Encoding only with AutoMH).
+func EncodePage(w io.Writer, width int, rows func(y int) []byte, height int, opts Options) (Encoding, error) {
+	e := NewEncoder(w, width, opts)
+	for y := 0; y < height; y++ {
+		if err := e.WriteRow(rows(y)); err != nil {
+			return opts.Encoding, err
+		}
+	}
+	err := e.Close()
+	return e.Encoding(), err
+}
+
+var reversed = func() (t [256]byte) {
+	for i := range t {
+		t[i] = bits.Reverse8(byte(i))
+	}
+	return
+}()
+
+func reverseBytes(p []byte) {
+	for i, v := range p {
+		p[i] = reversed[v]
+	}
+}
