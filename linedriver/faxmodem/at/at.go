@@ -69,7 +69,9 @@ type Response struct {
 func (r Response) OK() bool { return r.Result == "OK" }
 
 // Connect reports whether the result is CONNECT (with or without a speed).
-func (r Response) Connect() bool { return r.Result == "CONNECT" || strings.HasPrefix(r.Result, "CONNECT ") }
+func (r Response) Connect() bool {
+	return r.Result == "CONNECT" || strings.HasPrefix(r.Result, "CONNECT ")
+}
 
 // Value returns the text after "prefix" (e.g. "+FCS:") in the first
 // informational line that starts with it.
@@ -106,6 +108,7 @@ type Channel struct {
 	rerr error // set before in is closed
 
 	pending []byte // received bytes not yet consumed
+	skipLF  bool   // a line ended in CR: drop an LF that follows
 
 	mu       sync.Mutex
 	txMode   bool          // interpret XON/XOFF from the modem
@@ -287,9 +290,12 @@ func (c *Channel) Command(ctx context.Context, cmd string, timeout time.Duration
 func (c *Channel) ReadLine(ctx context.Context, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
 	for {
+		c.dropLF()
 		if i := bytes.IndexAny(c.pending, "\r\n"); i >= 0 {
 			raw := c.pending[:i]
+			c.skipLF = c.pending[i] == '\r'
 			c.pending = c.pending[i+1:]
+			c.dropLF()
 			line := strings.TrimSpace(strings.Map(func(r rune) rune {
 				if r == XON || r == XOFF || r == 0 {
 					return -1
@@ -305,6 +311,16 @@ func (c *Channel) ReadLine(ctx context.Context, timeout time.Duration) (string, 
 		if err := c.fill(ctx, deadline); err != nil {
 			return "", err
 		}
+	}
+}
+
+// dropLF drops the LF of a CR LF line end whose CR was consumed.
+func (c *Channel) dropLF() {
+	if c.skipLF && len(c.pending) > 0 {
+		if c.pending[0] == '\n' {
+			c.pending = c.pending[1:]
+		}
+		c.skipLF = false
 	}
 }
 
@@ -336,6 +352,9 @@ func (c *Channel) ReadData(ctx context.Context, timeout time.Duration) ([]byte, 
 	var out []byte
 	i := 0
 	for {
+		if i == 0 && len(out) == 0 {
+			c.dropLF()
+		}
 		for i < len(c.pending) {
 			b := c.pending[i]
 			if b != DLE {

@@ -1,0 +1,709 @@
+// Package modemsim is a scripted fax modem emulator: it plays a Class 1 or
+// Class 2/2.0 modem and, behind it, the remote fax machine that answers the
+// call and receives the pages. It runs on any io.ReadWriter (a net.Pipe
+// for fast tests) or on a pty that the driver opens like a serial port.
+//
+// The remote is scripted by Remote: busy, no carrier, no dial tone, failure
+// to train above a speed, RTN for a page, never answering the DCS, a modem
+// that goes silent, a line that drops in the middle of a page. Received
+// pages are kept (raw T.4 data, and decoded rows when Decode is set), so
+// the emulator also serves as the receiving fax machine of a demo.
+package modemsim
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/mediagw/mediagw/linedriver/faxmodem/at"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/t30"
+)
+
+// Remote scripts the far end and the modem's own failures.
+type Remote struct {
+	// Dial is what the modem answers to ATD: "" (a fax answers), "BUSY",
+	// "NO CARRIER", "NO DIALTONE", "NO ANSWER", or "silent" (nothing).
+	Dial string
+	// CSI is the remote's identification.
+	CSI string
+	// Caps is the DIS the remote sends (default: V.17, fine, MR, 0 ms).
+	Caps *t30.Caps
+	// FTTAbove makes the remote answer FTT to training faster than this
+	// many bit/s (0: never).
+	FTTAbove int
+	// IgnoreDCS makes the remote never answer the DCS.
+	IgnoreDCS bool
+	// RTN maps a page number (1-based, counted per call) to how many times
+	// the remote answers RTN before MCF.
+	RTN map[int]int
+	// SilentInPage makes the modem stop answering anything once it has
+	// received some data of this page (1-based; 0: never).
+	SilentInPage int
+	// CloseInPage makes the emulator close the port in the middle of this
+	// page (1-based; 0: never).
+	CloseInPage int
+	// Classes answers AT+FCLASS=? (default "0,1,1.0,2,2.0").
+	Classes string
+	// XOFFEvery sends XOFF, then XON 20 ms later, every so many bytes of
+	// page data (0: never).
+	XOFFEvery int
+	// Decode turns a received page into rows (e.g. with the t4 decoder).
+	Decode func(data []byte, p t30.Params) ([][]byte, error)
+	// OnPage is called for each page the remote confirmed.
+	OnPage func(Page)
+}
+
+// Page is a page the remote received.
+type Page struct {
+	Number int
+	Params t30.Params
+	Data   []byte   // T.4 data as sent
+	Rows   [][]byte // decoded rows, when Remote.Decode is set
+	Err    error    // decode error
+}
+
+// Call is what the remote saw of one call.
+type Call struct {
+	Number   string
+	TSI      string
+	DCS      []t30.Params // every DCS received, in order
+	Training []int        // bit rate of every TCF received
+	Pages    []Page       // confirmed pages
+	Frames   []string     // frames from the sender, in order
+	Ended    bool         // the sender sent DCN
+}
+
+// Modem is one emulated modem.
+type Modem struct {
+	rw     io.ReadWriter
+	remote Remote
+
+	mu    sync.Mutex
+	calls []*Call
+	cmds  []string
+
+	pending []byte
+	in      chan []byte
+	rerr    error
+
+	echo   bool
+	class  string
+	call   *Call
+	state  int
+	params t30.Params
+	out    []t30.Frame // frames the remote will send on the next +FRH
+	page   int         // pages received in this call (including rejected)
+	rtn    map[int]int
+	silent bool
+	closed bool
+
+	lastPage      []byte
+	lastPPMAnswer *t30.Frame
+
+	// class 2
+	c2 class2State
+}
+
+const (
+	stIdle = iota
+	stWaitDCS
+	stWaitTCF
+	stWaitPage
+	stWaitPPM
+)
+
+// New makes an emulator serving rw.
+func New(rw io.ReadWriter, r Remote) *Modem {
+	if r.Caps == nil {
+		r.Caps = &t30.Caps{CanReceive: true, V17: true, V29: true, V27ter: true, Fine: true, MR: true}
+	}
+	if r.Classes == "" {
+		r.Classes = "0,1,1.0,2,2.0"
+	}
+	if r.CSI == "" {
+		r.CSI = "+1 555 0100"
+	}
+	return &Modem{rw: rw, remote: r, echo: true, class: "0", in: make(chan []byte, 64)}
+}
+
+// Calls returns what the remote saw of each call so far.
+func (m *Modem) Calls() []Call {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Call, len(m.calls))
+	for i, c := range m.calls {
+		out[i] = *c
+		out[i].Pages = append([]Page(nil), c.Pages...)
+	}
+	return out
+}
+
+// Pages returns every page confirmed in every call.
+func (m *Modem) Pages() []Page {
+	var out []Page
+	for _, c := range m.Calls() {
+		out = append(out, c.Pages...)
+	}
+	return out
+}
+
+// Commands returns the AT commands received.
+func (m *Modem) Commands() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.cmds...)
+}
+
+// Pipe returns the driver's end of an in-memory serial line and starts an
+// emulator on the other end; cancel ctx or close the returned end to stop.
+func Pipe(ctx context.Context, r Remote) (io.ReadWriteCloser, *Modem) {
+	a, b := netPipe()
+	m := New(b, r)
+	go func() {
+		m.Serve(ctx) //nolint:errcheck // ends with the pipe
+		b.Close()
+	}()
+	return a, m
+}
+
+// PTY starts an emulator on a new pty and returns the path of its tty,
+// which the driver opens like a serial port. Cancel ctx to stop it.
+func PTY(ctx context.Context, r Remote) (string, *Modem, error) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		return "", nil, fmt.Errorf("modemsim: pty: %w", err)
+	}
+	name := tty.Name()
+	// Raw mode on the tty side so bytes pass unchanged; the driver's
+	// serial open sets it too, but the emulator may write first.
+	if err := makeRaw(tty); err != nil {
+		ptmx.Close()
+		tty.Close()
+		return "", nil, err
+	}
+	m := New(ptmx, r)
+	go func() {
+		<-ctx.Done()
+		ptmx.Close()
+	}()
+	go func() {
+		m.Serve(ctx) //nolint:errcheck // ends with the pty
+		ptmx.Close()
+		tty.Close()
+	}()
+	return name, m, nil
+}
+
+// Serve answers commands until the line closes or ctx ends.
+func (m *Modem) Serve(ctx context.Context) error {
+	go m.readLoop(ctx)
+	for {
+		line, err := m.readCommand(ctx)
+		if err != nil {
+			return err
+		}
+		if m.silent {
+			continue
+		}
+		if err := m.command(ctx, line); err != nil {
+			return err
+		}
+		if m.closed {
+			return nil
+		}
+	}
+}
+
+func (m *Modem) readLoop(ctx context.Context) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := m.rw.Read(buf)
+		if n > 0 {
+			select {
+			case m.in <- append([]byte(nil), buf[:n]...):
+			case <-ctx.Done():
+				return
+			}
+		}
+		if err != nil {
+			m.rerr = err
+			close(m.in)
+			return
+		}
+	}
+}
+
+var errStopped = errors.New("modemsim: line closed")
+
+func (m *Modem) fill(ctx context.Context, timeout time.Duration) error {
+	var t <-chan time.Time
+	if timeout > 0 {
+		tm := time.NewTimer(timeout)
+		defer tm.Stop()
+		t = tm.C
+	}
+	select {
+	case b, ok := <-m.in:
+		if !ok {
+			return errStopped
+		}
+		m.pending = append(m.pending, b...)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t:
+		return errTimeout
+	}
+}
+
+var errTimeout = errors.New("timeout")
+
+func (m *Modem) readCommand(ctx context.Context) (string, error) {
+	for {
+		if i := bytes.IndexByte(m.pending, '\r'); i >= 0 {
+			line := strings.TrimSpace(string(m.pending[:i]))
+			m.pending = m.pending[i+1:]
+			if m.echo && !m.silent {
+				m.write(line + "\r")
+			}
+			// any junk before AT (an abort byte) is dropped
+			if j := strings.Index(strings.ToUpper(line), "AT"); j >= 0 {
+				return line[j:], nil
+			}
+			continue
+		}
+		if err := m.fill(ctx, 0); err != nil {
+			return "", err
+		}
+	}
+}
+
+// readData reads DLE-stuffed data up to DLE ETX. onByte is called with the
+// running count (to script failures mid-page).
+func (m *Modem) readData(ctx context.Context, onCount func(int) bool) ([]byte, error) {
+	var out []byte
+	i := 0
+	for {
+		for i < len(m.pending) {
+			b := m.pending[i]
+			if b != at.DLE {
+				out = append(out, b)
+				i++
+				continue
+			}
+			if i+1 >= len(m.pending) {
+				break
+			}
+			switch m.pending[i+1] {
+			case at.DLE:
+				out = append(out, at.DLE)
+			case at.ETX:
+				m.pending = m.pending[i+2:]
+				if onCount != nil && !onCount(len(out)) {
+					return out, errStopped
+				}
+				return out, nil
+			}
+			i += 2
+		}
+		m.pending = m.pending[i:]
+		i = 0
+		if onCount != nil && !onCount(len(out)) {
+			return out, errStopped
+		}
+		if err := m.fill(ctx, 0); err != nil {
+			return out, err
+		}
+	}
+}
+
+func (m *Modem) write(s string) {
+	m.rw.Write([]byte(s)) //nolint:errcheck // the driver may have gone
+}
+
+func (m *Modem) result(s string) { m.write("\r\n" + s + "\r\n") }
+
+func (m *Modem) sendFrame(f t30.Frame) {
+	m.write(string(at.Stuff(f.MarshalFCS())) + string([]byte{at.DLE, at.ETX}))
+	m.result("OK")
+}
+
+func splitCommands(line string) []string {
+	body := line[2:]
+	var out []string
+	for _, part := range strings.Split(body, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		// basic commands chained without ';' (ATE0V1Q0) are split at
+		// letters; extended ones (+F...) run to the end of the part.
+		for part != "" {
+			if part[0] == '+' {
+				out = append(out, part)
+				break
+			}
+			if part[0] == 'D' || part[0] == 'd' {
+				out = append(out, part)
+				break
+			}
+			n := 1
+			if part[0] == '&' || part[0] == '\\' {
+				n = 2
+			}
+			for n < len(part) && (part[n] >= '0' && part[n] <= '9' || part[n] == '=' || part[n] == '?') {
+				n++
+			}
+			if n > len(part) {
+				n = len(part)
+			}
+			out = append(out, part[:n])
+			part = part[n:]
+		}
+	}
+	return out
+}
+
+func (m *Modem) command(ctx context.Context, line string) error {
+	m.mu.Lock()
+	m.cmds = append(m.cmds, line)
+	m.mu.Unlock()
+	if strings.EqualFold(line, "AT") {
+		m.result("OK")
+		return nil
+	}
+	cmds := splitCommands(line)
+	for i, c := range cmds {
+		last := i == len(cmds)-1
+		done, err := m.one(ctx, c, last)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+	m.result("OK")
+	return nil
+}
+
+// one runs one command; done means it has answered the whole line.
+func (m *Modem) one(ctx context.Context, c string, last bool) (bool, error) {
+	u := strings.ToUpper(c)
+	switch {
+	case u == "Z" || u == "Z0" || u == "&F":
+		m.echo, m.class = true, "0"
+		m.hangupState()
+	case u == "E0":
+		m.echo = false
+	case u == "E1" || u == "E":
+		m.echo = true
+	case u == "H" || u == "H0":
+		m.hangupState()
+	case u == "I" || u == "I0":
+		m.write("\r\nmodemsim\r\n")
+	case u == "I3":
+		m.write("\r\nmodemsim fax modem emulator 1.0\r\n")
+	case u == "+FCLASS=?":
+		m.write("\r\n" + m.remote.Classes + "\r\n")
+	case u == "+FCLASS?":
+		m.write("\r\n" + m.class + "\r\n")
+	case strings.HasPrefix(u, "+FCLASS="):
+		v := u[len("+FCLASS="):]
+		if !strings.Contains(","+m.remote.Classes+",", ","+v+",") {
+			m.result("ERROR")
+			return true, nil
+		}
+		m.class = v
+	case u == "+FMI?" || u == "+GMI" || u == "+FMFR?":
+		m.write("\r\nmodemsim\r\n")
+	case u == "+FMM?" || u == "+GMM" || u == "+FMDL?":
+		m.write("\r\nClass 1/2/2.0 emulator\r\n")
+	case u == "+FMR?" || u == "+GMR" || u == "+FREV?":
+		m.write("\r\n1.0\r\n")
+	case u == "+FTM=?" || u == "+FRM=?":
+		m.write("\r\n24,48,72,73,74,96,97,98,121,122,145,146\r\n")
+	case u == "+FTH=?" || u == "+FRH=?":
+		m.write("\r\n3\r\n")
+	case strings.HasPrefix(u, "D"):
+		return true, m.dial(ctx, c[1:])
+	case strings.HasPrefix(u, "+FTS="), strings.HasPrefix(u, "+FRS="):
+		n, _ := strconv.Atoi(u[5:])
+		time.Sleep(time.Duration(n) * time.Millisecond) // a tenth of real time
+	case u == "+FTH=3":
+		return true, m.transmitHDLC(ctx)
+	case u == "+FRH=3":
+		return true, m.receiveHDLC(ctx)
+	case strings.HasPrefix(u, "+FTM="):
+		code, err := strconv.Atoi(u[5:])
+		if err != nil {
+			m.result("ERROR")
+			return true, nil
+		}
+		return true, m.transmitData(ctx, code)
+	case m.class == "2" || m.class == "2.0":
+		return m.class2(ctx, u, c)
+	default:
+		// S registers, &K, +FLO and the like are accepted as they are.
+	}
+	return false, nil
+}
+
+func (m *Modem) hangupState() {
+	if m.call != nil && m.state != stIdle {
+		m.state = stIdle
+	}
+	m.out = nil
+}
+
+func (m *Modem) dial(ctx context.Context, number string) error {
+	number = strings.TrimLeft(number, "TtPpWw")
+	switch m.remote.Dial {
+	case "silent":
+		m.silent = true
+		return nil
+	case "":
+	default:
+		time.Sleep(20 * time.Millisecond)
+		m.result(m.remote.Dial)
+		return nil
+	}
+	m.mu.Lock()
+	m.call = &Call{Number: number}
+	m.calls = append(m.calls, m.call)
+	m.mu.Unlock()
+	m.page = 0
+	m.rtn = map[int]int{}
+	for k, v := range m.remote.RTN {
+		m.rtn[k] = v
+	}
+	if m.class == "2" || m.class == "2.0" {
+		return m.class2Dial(ctx)
+	}
+	m.result("CONNECT")
+	m.out = []t30.Frame{
+		{FCF: t30.CSI, Info: t30.EncodeID(m.remote.CSI)},
+		{FCF: t30.DIS, Final: true, Info: m.remote.Caps.Bytes()},
+	}
+	f := m.out[0]
+	m.out = m.out[1:]
+	m.sendFrame(f)
+	m.state = stWaitDCS
+	return nil
+}
+
+func (m *Modem) record(f t30.Frame) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.call != nil {
+		m.call.Frames = append(m.call.Frames, f.String())
+	}
+}
+
+func (m *Modem) transmitHDLC(ctx context.Context) error {
+	m.result("CONNECT")
+	for {
+		data, err := m.readData(ctx, nil)
+		if err != nil {
+			return err
+		}
+		f, err := t30.Parse(data)
+		if err != nil {
+			m.result("ERROR")
+			return nil
+		}
+		m.record(f)
+		m.remoteFrame(f)
+		if f.Final {
+			m.result("OK")
+			return nil
+		}
+		m.result("CONNECT")
+	}
+}
+
+// remoteFrame is the remote fax machine receiving a frame.
+func (m *Modem) remoteFrame(f t30.Frame) {
+	if m.call == nil {
+		return
+	}
+	switch t30.Code(f.FCF) {
+	case t30.TSI:
+		m.mu.Lock()
+		m.call.TSI = t30.DecodeID(f.Info)
+		m.mu.Unlock()
+	case t30.DCS:
+		p, err := t30.ParseDCS(f.Info)
+		if err != nil {
+			return
+		}
+		m.params = p
+		m.mu.Lock()
+		m.call.DCS = append(m.call.DCS, p)
+		m.mu.Unlock()
+		m.state = stWaitTCF
+	case t30.MPS, t30.EOP, t30.EOM:
+		if m.state != stWaitPPM {
+			// a repeated post-page message: answer as before
+			if len(m.out) == 0 && m.lastPPMAnswer != nil {
+				m.out = []t30.Frame{*m.lastPPMAnswer}
+			}
+			return
+		}
+		m.ppm()
+	case t30.DCN:
+		m.mu.Lock()
+		m.call.Ended = true
+		m.mu.Unlock()
+		m.state = stIdle
+	case t30.CRP:
+		if m.lastPPMAnswer != nil {
+			m.out = []t30.Frame{*m.lastPPMAnswer}
+		}
+	}
+}
+
+func (m *Modem) ppm() {
+	ans := t30.Frame{FCF: t30.MCF, Final: true}
+	n := m.page
+	if m.rtn[n] > 0 {
+		m.rtn[n]--
+		ans.FCF = t30.RTN
+		m.state = stWaitDCS
+	} else {
+		pg := Page{Number: len(m.call.Pages) + 1, Params: m.params, Data: m.lastPage}
+		if m.remote.Decode != nil {
+			pg.Rows, pg.Err = m.remote.Decode(pg.Data, m.params)
+		}
+		m.mu.Lock()
+		m.call.Pages = append(m.call.Pages, pg)
+		m.mu.Unlock()
+		if m.remote.OnPage != nil {
+			m.remote.OnPage(pg)
+		}
+		m.state = stWaitPage
+	}
+	m.lastPPMAnswer = &ans
+	m.out = []t30.Frame{ans}
+}
+
+func (m *Modem) receiveHDLC(ctx context.Context) error {
+	if len(m.out) == 0 {
+		// No carrier: wait for the host to abort with any character.
+		for len(m.pending) == 0 {
+			if err := m.fill(ctx, 0); err != nil {
+				return err
+			}
+		}
+		m.pending = m.pending[:0]
+		m.result("OK")
+		return nil
+	}
+	f := m.out[0]
+	m.out = m.out[1:]
+	m.result("CONNECT")
+	m.sendFrame(f)
+	return nil
+}
+
+func speedOf(code int) (t30.Speed, bool) {
+	for _, s := range t30.Speeds {
+		if s.TrainCode == code || s.DataCode == code {
+			return s, true
+		}
+	}
+	return t30.Speed{}, false
+}
+
+func (m *Modem) transmitData(ctx context.Context, code int) error {
+	sp, ok := speedOf(code)
+	if !ok {
+		m.result("ERROR")
+		return nil
+	}
+	m.result("CONNECT")
+	switch m.state {
+	case stWaitTCF:
+		data, err := m.readData(ctx, nil)
+		if err != nil {
+			return err
+		}
+		m.result("OK")
+		m.mu.Lock()
+		m.call.Training = append(m.call.Training, sp.Bits)
+		m.mu.Unlock()
+		zeros := bytes.Count(data, []byte{0})
+		good := sp.Bits == m.params.Speed.Bits && zeros >= len(data)*9/10 && len(data) >= sp.Bits/8
+		if m.remote.FTTAbove > 0 && sp.Bits > m.remote.FTTAbove {
+			good = false
+		}
+		if m.remote.IgnoreDCS {
+			return nil
+		}
+		if good {
+			m.out = []t30.Frame{{FCF: t30.CFR, Final: true}}
+			m.state = stWaitPage
+		} else {
+			m.out = []t30.Frame{{FCF: t30.FTT, Final: true}}
+			m.state = stWaitDCS
+		}
+		return nil
+	case stWaitPage:
+		m.page++
+		n := m.page
+		xoffAt := m.remote.XOFFEvery
+		data, err := m.readData(ctx, func(count int) bool {
+			if n == m.remote.CloseInPage && count > 0 {
+				m.closed = true
+				if c, ok := m.rw.(io.Closer); ok {
+					c.Close()
+				}
+				return false
+			}
+			if n == m.remote.SilentInPage && count > 0 {
+				m.silent = true
+			}
+			if xoffAt > 0 && count >= xoffAt {
+				xoffAt += m.remote.XOFFEvery
+				m.rw.Write([]byte{at.XOFF})
+				time.Sleep(20 * time.Millisecond)
+				m.rw.Write([]byte{at.XON})
+			}
+			return true
+		})
+		if err != nil {
+			if m.closed {
+				return nil
+			}
+			return err
+		}
+		if m.silent {
+			return nil
+		}
+		if sp.Bits != m.params.Speed.Bits {
+			data = nil // wrong modulation: the remote sees nothing
+		}
+		m.lastPage = data
+		m.state = stWaitPPM
+		m.result("OK")
+		return nil
+	}
+	_, err := m.readData(ctx, nil)
+	if err != nil {
+		return err
+	}
+	m.result("OK")
+	return nil
+}
+
+// Open is a helper for tests: the path of a pty is a serial device.
+func Open(path string) (*os.File, error) { return os.OpenFile(path, os.O_RDWR, 0) }
