@@ -1,0 +1,677 @@
+package datamap
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/mail"
+	"path"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/mediagw/mediagw/datamap/dial"
+	"github.com/mediagw/mediagw/datamap/mailparse"
+)
+
+// Result is the record a map makes of one mail.
+type Result struct {
+	Map       string
+	Fields    []Field    // in spec order
+	Documents []Document // in delivery order
+	Routes    []string   // driver names chosen by the routing rules
+	Route     string     // the rule that chose them
+	Message   MessageInfo
+}
+
+// Field is one extracted, validated value with its provenance.
+type Field struct {
+	Name   string
+	Value  string
+	Type   string
+	Source string // which part or header the value came from
+	Rule   string // which extraction produced it
+}
+
+// Document is something a line driver delivers.
+type Document struct {
+	Name      string
+	MediaType string
+	Data      []byte
+	Source    string // part number or "body"
+}
+
+// Part summarises one MIME part of the mail.
+type Part = mailparse.Part
+
+// MessageInfo describes the mail itself.
+type MessageInfo struct {
+	Subject    string
+	From       []string
+	To         []string
+	Cc         []string
+	Date       string
+	MessageID  string
+	BodySource string // which parts the body text came from
+	Body       string // the body after pre-processing
+	Parts      []Part
+	Warnings   []string // e.g. "winmail.dat (TNEF) attachment not decoded"
+}
+
+// Value returns the value of a field, "" when there is no such field.
+func (r *Result) Value(name string) string {
+	for _, f := range r.Fields {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// Values returns the fields as a map.
+func (r *Result) Values() map[string]string {
+	out := make(map[string]string, len(r.Fields))
+	for _, f := range r.Fields {
+		out[f.Name] = f.Value
+	}
+	return out
+}
+
+// Rejection is returned by Apply when the mail cannot be mapped: it names
+// the field (or "message", "documents", "route") and the reason.
+type Rejection struct {
+	Field  string
+	Reason string
+}
+
+func (r *Rejection) Error() string { return r.Field + ": " + r.Reason }
+
+// env is what expressions see.
+type env struct {
+	Fields      map[string]string   `expr:"fields"`
+	Subject     string              `expr:"subject"`
+	Body        string              `expr:"body"`
+	From        string              `expr:"from"`
+	To          []string            `expr:"to"`
+	Cc          []string            `expr:"cc"`
+	Attachments []envAttachment     `expr:"attachments"`
+	Header      func(string) string `expr:"header"`
+}
+
+type envAttachment struct {
+	Name   string `expr:"name"`
+	Type   string `expr:"type"`
+	Size   int    `expr:"size"`
+	Inline bool   `expr:"inline"`
+}
+
+// state is one application of a map.
+type state struct {
+	m    *Map
+	msg  *mailparse.Message
+	body string
+	env  env
+	res  *Result
+}
+
+// Apply maps one raw RFC 5322 message. When the mail cannot be mapped the
+// error is a *Rejection; the Result then holds what was found up to that
+// point (for the preview), and the caller must not deliver it. Apply never
+// panics on any input.
+func (m *Map) Apply(raw []byte) (res *Result, err error) {
+	res = &Result{Map: m.name}
+	defer func() {
+		if p := recover(); p != nil {
+			// A bug of ours must not take the gateway down with one odd mail.
+			err = &Rejection{Field: "message", Reason: fmt.Sprintf("internal error while mapping: %v", p)}
+		}
+	}()
+	maxDoc := m.spec.Limits.MaxDocumentBytes
+	if maxDoc == 0 {
+		maxDoc = 32 << 20
+	}
+	msg, perr := mailparse.Parse(bytes.NewReader(raw), mailparse.Options{
+		MaxTextBytes:       m.spec.Limits.MaxTextBytes,
+		MaxAttachmentBytes: maxDoc,
+		MaxParts:           m.spec.Limits.MaxParts,
+		Keep:               m.keep,
+	})
+	if perr != nil {
+		return res, &Rejection{Field: "message", Reason: perr.Error()}
+	}
+	s := &state{m: m, msg: msg, res: res}
+	s.info()
+	s.env = env{
+		Fields:  map[string]string{},
+		Subject: msg.Subject,
+		Body:    s.body,
+		Header: func(name string) string {
+			if v := msg.HeaderValues(name); len(v) > 0 {
+				return v[0]
+			}
+			return ""
+		},
+	}
+	if len(msg.From) > 0 {
+		s.env.From = msg.From[0].Address
+	}
+	for _, a := range msg.To {
+		s.env.To = append(s.env.To, a.Address)
+	}
+	for _, a := range msg.Cc {
+		s.env.Cc = append(s.env.Cc, a.Address)
+	}
+	for _, a := range msg.Attachments {
+		s.env.Attachments = append(s.env.Attachments, envAttachment{Name: a.Filename, Type: a.MediaType, Size: int(a.Size), Inline: a.Inline})
+	}
+	for _, f := range m.fields {
+		if rej := s.field(f); rej != nil {
+			return res, rej
+		}
+	}
+	if rej := s.documents(); rej != nil {
+		return res, rej
+	}
+	if rej := s.route(); rej != nil {
+		return res, rej
+	}
+	return res, nil
+}
+
+// keep decides, from its metadata, whether an attachment's content is read:
+// only when some document entry may deliver it.
+func (m *Map) keep(a *mailparse.Attachment) bool {
+	for _, d := range m.docs {
+		if d.matches(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *document) matches(a *mailparse.Attachment) bool {
+	if d.spec.Body || (a.Inline && !d.spec.Inline) {
+		return false
+	}
+	if len(d.types) > 0 {
+		ok := false
+		for _, t := range d.types {
+			if t == a.MediaType || (strings.HasSuffix(t, "/*") && strings.HasPrefix(a.MediaType, t[:len(t)-1])) || t == "*/*" {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if d.names != nil && !d.names.MatchString(a.Filename) {
+		return false
+	}
+	if d.exclude != nil && d.exclude.MatchString(a.Filename) {
+		return false
+	}
+	return true
+}
+
+func (s *state) info() {
+	msg, m := s.msg, s.m
+	info := &s.res.Message
+	info.Subject = msg.Subject
+	info.Date = msg.Date
+	info.MessageID = msg.MessageID
+	for _, a := range msg.From {
+		info.From = append(info.From, a.String())
+	}
+	for _, a := range msg.To {
+		info.To = append(info.To, a.String())
+	}
+	for _, a := range msg.Cc {
+		info.Cc = append(info.Cc, a.String())
+	}
+	info.Parts = msg.Parts
+	info.Warnings = msg.Warnings
+
+	body := msg.Text
+	info.BodySource = "text part " + strings.Join(msg.TextParts, ", ")
+	useHTML := msg.HTML != "" && (strings.TrimSpace(body) == "" || m.spec.Preprocess.PreferHTML)
+	switch {
+	case useHTML && m.htmlToText:
+		body = HTMLToText(msg.HTML)
+		info.BodySource = "HTML part " + strings.Join(msg.HTMLParts, ", ") + " as text"
+	case useHTML:
+		body = msg.HTML
+		info.BodySource = "HTML part " + strings.Join(msg.HTMLParts, ", ")
+	case len(msg.TextParts) == 0 && strings.TrimSpace(body) == "":
+		info.BodySource = "none"
+	}
+	p := m.spec.Preprocess
+	if p.StripQuoted {
+		body = stripQuoted(body, msg.Subject)
+	}
+	if p.StripSignature {
+		body = stripSignature(body)
+	}
+	body = stripParagraphs(body, m.disclaimers)
+	if p.NormalizeSpace {
+		body = normalizeSpace(body)
+	} else {
+		body = strings.Trim(body, "\n")
+	}
+	s.body = body
+	info.Body = body
+}
+
+type candidate struct {
+	text  string
+	label string
+}
+
+func (s *state) candidates(src *source) []candidate {
+	msg := s.msg
+	switch src.kind {
+	case "subject":
+		return []candidate{{msg.Subject, "Subject"}}
+	case "body":
+		return []candidate{{s.body, "body (" + s.res.Message.BodySource + ")"}}
+	case "text":
+		return []candidate{{msg.Text, "text part " + strings.Join(msg.TextParts, ", ")}}
+	case "html":
+		return []candidate{{msg.HTML, "HTML part " + strings.Join(msg.HTMLParts, ", ")}}
+	case "header":
+		var out []candidate
+		for _, v := range msg.HeaderValues(src.header) {
+			if src.header == "Message-Id" {
+				v = strings.Trim(v, "<>")
+			}
+			out = append(out, candidate{v, "header " + src.header})
+		}
+		return out
+	case "attachment.names":
+		var out []candidate
+		for _, a := range msg.Attachments {
+			out = append(out, candidate{a.Filename, "attachment name (part " + a.Path + ")"})
+		}
+		return out
+	case "address":
+		var list []mailparse.Address
+		name := ""
+		switch src.addrList {
+		case "from":
+			list, name = msg.From, "From"
+		case "to":
+			list, name = msg.To, "To"
+		case "cc":
+			list, name = msg.Cc, "Cc"
+		case "reply_to":
+			list, name = msg.ReplyTo, "Reply-To"
+		}
+		var out []candidate
+		for i, a := range list {
+			var v string
+			switch src.addrPart {
+			case "address":
+				v = a.Address
+			case "name":
+				v = a.Name
+			case "local":
+				v = a.Local()
+			case "domain":
+				v = a.Domain()
+			}
+			label := name
+			if len(list) > 1 {
+				label = fmt.Sprintf("%s[%d]", name, i+1)
+			}
+			out = append(out, candidate{v, label + " " + src.addrPart + " (" + a.Address + ")"})
+		}
+		return out
+	}
+	return nil
+}
+
+// extract applies a source's extraction to one text.
+func (src *source) extract(text string) (string, bool) {
+	ss := src.spec
+	if ss.Line != 0 {
+		var lines []string
+		for _, l := range strings.Split(text, "\n") {
+			if strings.TrimSpace(l) != "" {
+				lines = append(lines, strings.TrimRight(l, "\r"))
+			}
+		}
+		i := ss.Line - 1
+		if ss.Line < 0 {
+			i = len(lines) + ss.Line
+		}
+		if i < 0 || i >= len(lines) {
+			return "", false
+		}
+		text = lines[i]
+	} else if src.lineMatch != nil {
+		found := false
+		for _, l := range strings.Split(text, "\n") {
+			if src.lineMatch.MatchString(l) {
+				text, found = strings.TrimRight(l, "\r"), true
+				break
+			}
+		}
+		if !found {
+			return "", false
+		}
+	}
+	var v string
+	switch {
+	case src.key != nil:
+		m := src.key.FindStringSubmatch(text)
+		if m == nil {
+			return "", false
+		}
+		v = m[1]
+	case src.regex != nil:
+		m := src.regex.FindStringSubmatch(text)
+		if m == nil {
+			return "", false
+		}
+		v = m[src.group]
+	case ss.Split != nil:
+		var items []string
+		if ss.Split.Separator == "" {
+			items = strings.Fields(text)
+		} else {
+			items = strings.Split(text, ss.Split.Separator)
+		}
+		i := ss.Split.Index - 1
+		if ss.Split.Index < 0 {
+			i = len(items) + ss.Split.Index
+		}
+		if i < 0 || i >= len(items) {
+			return "", false
+		}
+		v = items[i]
+	case src.colStart > 0:
+		runes := []rune(text)
+		start, end := src.colStart-1, len(runes)
+		if src.colEnd > 0 && src.colEnd < end {
+			end = src.colEnd
+		}
+		if start >= end {
+			return "", false
+		}
+		v = string(runes[start:end])
+	default:
+		v = text
+	}
+	v = strings.TrimSpace(v)
+	return v, v != ""
+}
+
+func (t *transform) apply(v string) (string, error) {
+	switch t.op {
+	case "trim":
+		return strings.TrimSpace(v), nil
+	case "upper":
+		return strings.ToUpper(v), nil
+	case "lower":
+		return strings.ToLower(v), nil
+	case "digits":
+		return strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, v), nil
+	case "collapse_space":
+		return strings.Join(strings.Fields(v), " "), nil
+	case "replace":
+		return t.replace.ReplaceAllString(v, t.with), nil
+	case "lookup":
+		if out, ok := t.lookup[v]; ok {
+			return out, nil
+		}
+		if t.els != nil {
+			return *t.els, nil
+		}
+		return "", fmt.Errorf("%q is not in the lookup table", v)
+	}
+	return v, nil
+}
+
+func (s *state) field(f *field) *Rejection {
+	name := f.spec.Name
+	out := Field{Name: name, Type: f.spec.Type}
+	if out.Type == "" {
+		out.Type = "string"
+	}
+	found := false
+	if f.expr != nil {
+		v, err := expr.Run(f.expr, s.env)
+		if err != nil {
+			return s.reject(out, name, "expression failed: "+oneLine(err))
+		}
+		str := ""
+		if v != nil {
+			str = fmt.Sprint(v)
+		}
+		if str != "" {
+			out.Value, out.Source, out.Rule, found = str, "expression", "expr "+strconv.Quote(f.spec.Expr), true
+		}
+	}
+	for _, src := range f.sources {
+		if found {
+			break
+		}
+		for _, c := range s.candidates(src) {
+			v, ok := src.extract(c.text)
+			if !ok {
+				continue
+			}
+			for _, t := range f.transforms {
+				var err error
+				if v, err = t.apply(v); err != nil {
+					out.Value, out.Source, out.Rule = v, c.label, src.rule
+					return s.reject(out, name, err.Error()+" (from "+c.label+")")
+				}
+			}
+			if strings.TrimSpace(v) == "" {
+				continue
+			}
+			out.Value, out.Source, out.Rule, found = v, c.label, src.rule, true
+			break
+		}
+	}
+	if !found {
+		switch {
+		case f.spec.Required:
+			return s.reject(out, name, "no match in "+f.missing)
+		default:
+			out.Value, out.Source = *f.spec.Default, "default"
+			out.Rule = "no match in " + f.missing
+			s.add(out)
+			return nil
+		}
+	}
+	v, rule, err := s.validate(f, out.Value)
+	if err != nil {
+		return s.reject(out, name, fmt.Sprintf("%s (value %q from %s)", err, truncate(out.Value, 80), out.Source))
+	}
+	out.Value = v
+	if rule != "" {
+		out.Rule += "; " + rule
+	}
+	s.add(out)
+	return nil
+}
+
+func (s *state) add(f Field) {
+	s.res.Fields = append(s.res.Fields, f)
+	s.env.Fields[f.Name] = f.Value
+}
+
+func (s *state) reject(f Field, name, reason string) *Rejection {
+	if f.Value != "" {
+		f.Rule += " [rejected]"
+		s.res.Fields = append(s.res.Fields, f)
+	}
+	return &Rejection{Field: name, Reason: reason}
+}
+
+func (s *state) validate(f *field, v string) (string, string, error) {
+	rule := ""
+	switch f.spec.Type {
+	case "integer":
+		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+			return "", "", errors.New("not an integer")
+		}
+	case "phone":
+		digits, intl, err := dial.Clean(v)
+		if err != nil {
+			return "", "", errors.New("not a phone number")
+		}
+		if intl {
+			digits = "+" + digits
+		}
+		v = digits
+	case "fax":
+		n, err := s.m.spec.Dial.Normalize(v)
+		if err != nil {
+			return "", "", errors.New(strings.TrimPrefix(err.Error(), dial.ErrInvalid.Error()+": "))
+		}
+		rule = "dial rules: " + n.Canonical + " → " + n.Dial
+		v = n.Dial
+	case "email":
+		a, err := mail.ParseAddress(v)
+		if err != nil {
+			return "", "", errors.New("not an email address")
+		}
+		v = a.Address
+	}
+	if f.pattern != nil && !f.pattern.MatchString(v) {
+		return "", "", fmt.Errorf("does not match pattern %q", f.spec.Pattern)
+	}
+	if f.allowed != nil && !f.allowed[v] {
+		return "", "", fmt.Errorf("not one of the allowed values %s", strings.Join(f.spec.Allowed, ", "))
+	}
+	return v, rule, nil
+}
+
+func (s *state) cond(p *vm.Program) (bool, error) {
+	if p == nil {
+		return true, nil
+	}
+	v, err := expr.Run(p, s.env)
+	if err != nil {
+		return false, errors.New(oneLine(err))
+	}
+	b, _ := v.(bool)
+	return b, nil
+}
+
+func (s *state) documents() *Rejection {
+	used := map[*mailparse.Attachment]bool{}
+	for _, d := range s.m.docs {
+		ok, err := s.cond(d.when)
+		if err != nil {
+			return &Rejection{Field: "documents", Reason: d.label + ": condition failed: " + err.Error()}
+		}
+		if !ok {
+			continue
+		}
+		n := 0
+		if d.spec.Body {
+			if strings.TrimSpace(s.body) != "" {
+				name := d.spec.Name
+				if name == "" {
+					name = "body.txt"
+				}
+				s.res.Documents = append(s.res.Documents, Document{Name: name, MediaType: "text/plain; charset=utf-8", Data: []byte(s.body), Source: "body (" + s.res.Message.BodySource + ")"})
+				n++
+			}
+		} else {
+			for _, a := range s.msg.Attachments {
+				if used[a] || !d.matches(a) {
+					continue
+				}
+				used[a] = true
+				label := a.Filename
+				if label == "" {
+					label = "part " + a.Path
+				}
+				switch {
+				case a.TooLarge:
+					return &Rejection{Field: "documents", Reason: fmt.Sprintf("%s (part %s, %d bytes) is larger than the limit of %d bytes", label, a.Path, a.Size, s.maxDoc())}
+				case a.Err != nil:
+					return &Rejection{Field: "documents", Reason: fmt.Sprintf("%s (part %s) cannot be decoded: %v", label, a.Path, a.Err)}
+				case !a.Kept:
+					return &Rejection{Field: "documents", Reason: fmt.Sprintf("%s (part %s) was not read", label, a.Path)}
+				}
+				s.res.Documents = append(s.res.Documents, Document{Name: docName(a), MediaType: a.MediaType, Data: a.Data, Source: "part " + a.Path})
+				n++
+			}
+		}
+		if n == 0 && d.spec.Required {
+			reason := d.label + ": nothing matched"
+			if d.spec.Body {
+				reason = d.label + ": the body is empty"
+			} else if len(d.types) > 0 {
+				reason += " (types " + strings.Join(d.types, ", ") + ")"
+			}
+			for _, a := range s.msg.Attachments {
+				if a.Role == mailparse.RoleTNEF {
+					reason += "; winmail.dat (TNEF) attachment not decoded: ask the sender to send as HTML or plain text"
+					break
+				}
+			}
+			return &Rejection{Field: "documents", Reason: reason}
+		}
+	}
+	return nil
+}
+
+func (s *state) maxDoc() int64 {
+	if s.m.spec.Limits.MaxDocumentBytes > 0 {
+		return s.m.spec.Limits.MaxDocumentBytes
+	}
+	return 32 << 20
+}
+
+// docName is the file name, or one made from the part number and type.
+func docName(a *mailparse.Attachment) string {
+	if a.Filename != "" {
+		return a.Filename
+	}
+	ext := ""
+	if i := strings.IndexByte(a.MediaType, '/'); i >= 0 {
+		ext = "." + path.Base(a.MediaType[i+1:])
+	}
+	return "part-" + a.Path + ext
+}
+
+func (s *state) route() *Rejection {
+	for i, r := range s.m.routes {
+		ok, err := s.cond(r.when)
+		if err != nil {
+			return &Rejection{Field: "route", Reason: fmt.Sprintf("rule %d: condition failed: %v", i+1, err)}
+		}
+		if ok {
+			s.res.Routes = append([]string(nil), r.spec.Drivers...)
+			s.res.Route = r.spec.Name
+			if s.res.Route == "" {
+				s.res.Route = fmt.Sprintf("rule %d", i+1)
+			}
+			return nil
+		}
+	}
+	return &Rejection{Field: "route", Reason: "no routing rule matched"}
+}
+
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n]) + "…"
+}
