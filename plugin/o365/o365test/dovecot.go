@@ -381,3 +381,18 @@ func Message(n int) []byte {
 		"JVBERi0xLjQKJcfsj6IKMSAwIG9iago8PD4+CmVuZG9iagp0cmFpbGVyCjw8Pj4KJSVFT0YK\r\n" +
 		"--b--\r\n")
 }
+
+// Create makes a folder for user (no error when it exists).
+func (d *Dovecot) Create(user, folder string) error {
+	c, err := d.Dial(user, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	err = c.Create(folder, nil).Wait()
+	var ie *imap.Error
+	if err != nil && !(errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists) {
+		return fmt.Errorf("o365test: create %s: %w", folder, err)
+	}
+	return nil
+}
