@@ -128,6 +128,10 @@ func (m *Map) Apply(raw []byte) (res *Result, err error) {
 			// A bug of ours must not take the gateway down with one odd mail.
 			err = &Rejection{Field: "message", Reason: fmt.Sprintf("internal error while mapping: %v", p)}
 		}
+		var rej *Rejection
+		if errors.As(err, &rej) {
+			rej.Reason = cleanReason(rej.Reason)
+		}
 	}()
 	maxDoc := m.spec.Limits.MaxDocumentBytes
 	if maxDoc == 0 {
@@ -170,6 +174,15 @@ func (m *Map) Apply(raw []byte) (res *Result, err error) {
 	for _, f := range m.fields {
 		if rej := s.field(f); rej != nil {
 			return res, rej
+		}
+	}
+	for i, r := range m.rejects {
+		ok, err := s.cond(r.when)
+		if err != nil {
+			return res, &Rejection{Field: r.spec.Field, Reason: fmt.Sprintf("rejects[%d]: condition failed: %v", i, err)}
+		}
+		if ok {
+			return res, &Rejection{Field: r.spec.Field, Reason: r.spec.Reason}
 		}
 	}
 	if rej := s.documents(); rej != nil {
@@ -674,4 +687,16 @@ func truncate(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n]) + "…"
+}
+
+// cleanReason keeps a rejection reason printable and short: it ends up in a
+// mail folder and in logs.
+func cleanReason(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, strings.TrimSpace(s))
+	return truncate(s, 300)
 }

@@ -20,6 +20,7 @@ type Map struct {
 	disclaimers []*regexp.Regexp
 	fields      []*field
 	docs        []*document
+	rejects     []*reject
 	routes      []*route
 	drivers     []string
 }
@@ -65,6 +66,11 @@ type document struct {
 	names   *regexp.Regexp
 	exclude *regexp.Regexp
 	when    *vm.Program
+}
+
+type reject struct {
+	spec RejectSpec
+	when *vm.Program
 }
 
 type route struct {
@@ -175,6 +181,26 @@ func Compile(name string, spec Spec) (*Map, error) {
 			}
 		}
 		m.fields = append(m.fields, f)
+	}
+
+	for i, rs := range spec.Rejects {
+		where := fmt.Sprintf("rejects[%d]", i)
+		r := &reject{spec: rs}
+		if r.spec.Field == "" {
+			r.spec.Field = "message"
+		}
+		if strings.TrimSpace(rs.Reason) == "" {
+			bad(where, "needs a reason")
+		}
+		if rs.When == "" {
+			bad(where, "needs when:")
+		} else {
+			var err error
+			if r.when, err = expr.Compile(rs.When, expr.Env(env{}), expr.AsBool()); err != nil {
+				bad(where+".when", "%v", oneLine(err))
+			}
+		}
+		m.rejects = append(m.rejects, r)
 	}
 
 	for i, ds := range spec.Documents {

@@ -22,8 +22,18 @@ type Spec struct {
 	Limits      Limits         `yaml:"limits,omitempty"`
 	Dial        dial.Rules     `yaml:"dial,omitempty"`
 	Fields      []FieldSpec    `yaml:"fields"`
+	Rejects     []RejectSpec   `yaml:"rejects,omitempty"`
 	Documents   []DocumentSpec `yaml:"documents,omitempty"`
 	Routes      []RouteSpec    `yaml:"routes"`
+}
+
+// RejectSpec rejects a mail on a condition, checked after the fields and
+// before the documents: e.g. Outlook rich text whose attachments are inside
+// an undecoded winmail.dat.
+type RejectSpec struct {
+	When   string `yaml:"when"`
+	Field  string `yaml:"field,omitempty"` // what the rejection names; default "message"
+	Reason string `yaml:"reason"`
 }
 
 // Preprocess switches the clean-up steps applied to the text body before

@@ -1,0 +1,158 @@
+package datamap
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func exampleMap(t testing.TB, name string) *Map {
+	return mustLoad(t, "../examples/maps/"+name+".yaml", name)
+}
+
+// mail builds a small plain-text message.
+func plainMail(headers, body string) []byte {
+	h := "From: Alice Example <alice@example.com>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <t@example.com>\r\n" + headers
+	return []byte(strings.ReplaceAll(h+"\n"+body, "\n", "\r\n"))
+}
+
+type want struct {
+	fields map[string]string
+	docs   []string // name/media type
+	routes string
+	reject string // the whole rejection, when one is expected
+}
+
+func check(t *testing.T, m *Map, raw []byte, w want) {
+	t.Helper()
+	res, err := m.Apply(raw)
+	if w.reject != "" {
+		var rej *Rejection
+		if !errors.As(err, &rej) {
+			t.Fatalf("err = %v, want rejection %q", err, w.reject)
+		}
+		if rej.Error() != w.reject {
+			t.Fatalf("rejection = %q, want %q", rej.Error(), w.reject)
+		}
+		return
+	}
+	if err != nil {
+		var sb strings.Builder
+		_ = res.WriteText(&sb)
+		t.Fatalf("Apply: %v\n%s", err, sb.String())
+	}
+	for k, v := range w.fields {
+		if got := res.Value(k); got != v {
+			t.Errorf("field %s = %q, want %q", k, got, v)
+		}
+	}
+	var docs []string
+	for _, d := range res.Documents {
+		docs = append(docs, d.Name+" "+d.MediaType)
+		if len(d.Data) == 0 {
+			t.Errorf("document %s has no data", d.Name)
+		}
+	}
+	if strings.Join(docs, ", ") != strings.Join(w.docs, ", ") {
+		t.Errorf("documents = %q, want %q", docs, w.docs)
+	}
+	if got := strings.Join(res.Routes, ","); got != w.routes {
+		t.Errorf("routes = %s, want %s", got, w.routes)
+	}
+	// Every field is in spec order and none is silently empty.
+	if len(res.Fields) != len(m.fields) {
+		t.Errorf("%d fields, want %d", len(res.Fields), len(m.fields))
+	}
+	for i, f := range res.Fields {
+		if f.Name != m.fields[i].spec.Name {
+			t.Errorf("field %d is %s, want %s", i, f.Name, m.fields[i].spec.Name)
+		}
+		if f.Source == "" || f.Rule == "" {
+			t.Errorf("field %s has no provenance: %+v", f.Name, f)
+		}
+	}
+}
+
+func TestEmailToFaxMap(t *testing.T) {
+	m := exampleMap(t, "email-to-fax")
+	if got := strings.Join(m.Drivers(), ","); got != "fax-international,fax" {
+		t.Errorf("Drivers() = %s", got)
+	}
+	tests := []struct {
+		name string
+		raw  []byte
+		want want
+	}{
+		{"to local part, pdf and tiff", readMail(t, "pdf-tiff.eml"), want{
+			fields: map[string]string{"fax_number": "91234567", "sender": "scanner@office.example", "subject": "Scanned documents", "recipient": "Fax"},
+			docs:   []string{"invoice.pdf application/pdf", "scan.tif image/tiff"}, routes: "fax"}},
+		{"subject, html-only body as cover", plainMail("To: fax@fax.example.com\nSubject: Fax: +1 (212) 555-0100\nContent-Type: text/html; charset=utf-8\n",
+			"<p>Attention: Billing&nbsp;Dept</p><p>Call us.</p>"), want{
+			fields: map[string]string{"fax_number": "912125550100", "recipient": "Billing Dept", "subject": ""},
+			docs:   []string{"cover.txt text/plain; charset=utf-8"}, routes: "fax"}},
+		{"header X-Fax-Number, international", plainMail("To: fax@fax.example.com\nSubject: Hello\nX-Fax-Number: +44 20 7946 0018\n", "Hello there.\n"), want{
+			fields: map[string]string{"fax_number": "9011442079460018", "subject": "Hello"},
+			docs:   []string{"cover.txt text/plain; charset=utf-8"}, routes: "fax-international"}},
+		{"Outlook signature, disclaimer and quoted reply stripped", readMail(t, "outlook-signature-disclaimer.eml"), want{
+			fields: map[string]string{"fax_number": "", "recipient": "Harbour Logistics Ltd"},
+			reject: "fax_number: no match in To, Subject or X-Fax-Number"}},
+		{"Outlook HTML only", readMail(t, "outlook-html-only.eml"), want{
+			fields: map[string]string{"fax_number": "91234567", "recipient": "Mr. Robert Miller", "subject": "Purchase order PO-2026-0815", "sender": "sandra.lopez@contoso.example"},
+			docs:   []string{"cover.txt text/plain; charset=utf-8"}, routes: "fax"}},
+		{"Apple Mail inline image", readMail(t, "apple-inline-image.eml"), want{
+			fields: map[string]string{"fax_number": "90113314567890"},
+			docs:   []string{"IMG_0042.jpeg image/jpeg"}, routes: "fax-international"}},
+		{"RFC 2231 names", readMail(t, "rfc2231-filenames.eml"), want{
+			fields: map[string]string{"fax_number": "901149301234567"},
+			docs:   []string{"€ Rechnung März.pdf application/pdf", "Lieferschein Nr. 4711 übersicht.tif image/tiff", "Übersicht 2026.pdf application/pdf"}, routes: "fax-international"}},
+		{"gmail subject number", readMail(t, "gmail-alternative.eml"), want{
+			fields: map[string]string{"fax_number": "99876543", "recipient": "Dr. Müller"},
+			docs:   []string{"cover.txt text/plain; charset=utf-8"}, routes: "fax"}},
+		{"winmail.dat", readMail(t, "winmail.eml"), want{
+			reject: "documents: winmail.dat (TNEF) attachment not decoded; ask the sender to send HTML or plain text mail"}},
+		{"empty body, no attachment", readMail(t, "empty-body.eml"), want{
+			reject: "documents: document cover.txt: the body is empty"}},
+		{"no number anywhere", plainMail("To: fax@fax.example.com\nSubject: please fax\n", "no number\n"), want{
+			reject: "fax_number: no match in To, Subject or X-Fax-Number"}},
+		{"number with letters", plainMail("To: fax@fax.example.com\nSubject: x\nX-Fax-Number: 555-CALL-NOW\n", "x\n"), want{
+			reject: `fax_number: "555-CALL-NOW": unexpected 'C' at 4 (value "555-CALL-NOW" from header X-Fax-Number)`}},
+		{"no sender", []byte("To: +15551234567@fax.example.com\r\nSubject: x\r\n\r\nhello\r\n"), want{
+			reject: "sender: no match in From"}},
+		{"not a message", []byte("\x00\x01garbage without a header"), want{
+			reject: "message: mailparse: malformed message: header: message: malformed MIME header line: ??garbage without a header"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { check(t, m, tt.raw, tt.want) })
+	}
+}
+
+func TestAlarmMap(t *testing.T) {
+	m := exampleMap(t, "alarm")
+	tests := []struct {
+		name string
+		raw  []byte
+		want want
+	}{
+		{"receiver mail with snapshot and clip", readMail(t, "alarm-video.eml"), want{
+			fields: map[string]string{"txid": "123588", "event": "BA", "event_name": "burglary alarm", "zone": "1", "area": "1", "priority": "normal", "site": ""},
+			docs:   []string{"cam3-031245.jpg image/jpeg", "cam3-031245.mp4 video/mp4"}, routes: "alarm-primary"}},
+		{"forwarded inline with header block", readMail(t, "forwarded-inline.eml"), want{
+			fields: map[string]string{"txid": "123588", "event": "BA", "zone": "1", "area": "1", "site": "Site 42, north entrance"},
+			routes: "alarm-primary"}},
+		{"forwarded as attachment, fire", readMail(t, "forwarded-attachment.eml"), want{
+			fields: map[string]string{"txid": "123588", "event": "FA", "event_name": "fire alarm", "zone": "3", "area": "2", "priority": "high"},
+			routes: "alarm-primary,alarm-backup"}},
+		{"html body with signature", plainMail("To: alarms@gateway.example.com\nSubject: alarm\nX-Site: Depot 7\nContent-Type: text/html\n",
+			"<div>Alarm from panel:</div><div>  000042  PA 12 3 </div><div>-- </div><div>Panel 9000 mailer 123 XX 1 1</div>"), want{
+			fields: map[string]string{"txid": "000042", "event": "PA", "zone": "12", "area": "3", "site": "Depot 7", "priority": "high"},
+			routes: "alarm-primary,alarm-backup"}},
+		{"unknown event code", plainMail("To: a@b\nSubject: alarm\n", "123588 ZZ 1 1\n"), want{
+			reject: `event: not one of the allowed values BA, BR, FA, FR, PA, PR, TA, TR, HA, HR, MA, MR, AT, AR, YT, YR, OP, CL (value "ZZ" from body (text part 1))`}},
+		{"no alarm line", plainMail("To: a@b\nSubject: alarm\n", "The panel says hello.\n"), want{
+			reject: "txid: no match in body"}},
+		{"empty body", readMail(t, "empty-body.eml"), want{reject: "txid: no match in body"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { check(t, m, tt.raw, tt.want) })
+	}
+}
