@@ -1,0 +1,280 @@
+// Package render turns documents (plain text, PNG/JPEG/GIF images, TIFF and,
+// through ghostscript, PDF) into bilevel fax pages 1728 pixels wide at
+// 204×98 (standard) or 204×196 (fine) dots per inch, with an optional header
+// line on every page and an optional cover page.
+package render
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mediagw/mediagw/linedriver/faxmodem/faxtiff"
+)
+
+// Resolution is a fax vertical resolution.
+type Resolution int
+
+const (
+	Standard Resolution = iota // 204×98 dpi
+	Fine                       // 204×196 dpi
+)
+
+// DPI returns the vertical resolution in dots per inch.
+func (r Resolution) DPI() float64 {
+	if r == Fine {
+		return 196
+	}
+	return 98
+}
+
+func (r Resolution) String() string {
+	if r == Fine {
+		return "fine"
+	}
+	return "standard"
+}
+
+// PaperSize is the page format.
+type PaperSize int
+
+const (
+	A4 PaperSize = iota
+	Letter
+)
+
+func (p PaperSize) String() string {
+	if p == Letter {
+		return "letter"
+	}
+	return "a4"
+}
+
+// Width is the width of every page: 215 mm at 204 dpi (T.4).
+const Width = 1728
+
+// Height returns the page height in rows: A4 is 297 mm, Letter 11 in.
+func (p PaperSize) Height(r Resolution) int {
+	h := 2292 // 297 mm at 196 dpi
+	if p == Letter {
+		h = 2156
+	}
+	if r == Standard {
+		h /= 2
+	}
+	return h
+}
+
+// Page is one bilevel fax page.
+type Page struct {
+	Width, Height int
+	Stride        int    // bytes per row
+	Pix           []byte // 1 bit per pixel, MSB first, 1 = black
+	Resolution    Resolution
+}
+
+// NewPage returns a white page.
+func NewPage(width, height int, r Resolution) *Page {
+	s := (width + 7) / 8
+	return &Page{Width: width, Height: height, Stride: s, Pix: make([]byte, s*height), Resolution: r}
+}
+
+// Row returns row y.
+func (p *Page) Row(y int) []byte { return p.Pix[y*p.Stride : y*p.Stride+p.Stride] }
+
+// Bitmap returns the page as faxtiff wants it (sharing the pixels).
+func (p *Page) Bitmap() *faxtiff.Bitmap {
+	return &faxtiff.Bitmap{Width: p.Width, Height: p.Height, Stride: p.Stride, Pix: p.Pix, XRes: 204, YRes: p.Resolution.DPI()}
+}
+
+func (p *Page) black(x, y int) bool { return p.Pix[y*p.Stride+x/8]&(0x80>>uint(x%8)) != 0 }
+
+func (p *Page) set(x, y int) { p.Pix[y*p.Stride+x/8] |= 0x80 >> uint(x%8) }
+
+// Document is one input: MediaType as in a MIME part ("text/plain;
+// charset=utf-8", "image/png", "application/pdf", ...); empty means sniff.
+type Document struct {
+	Name      string
+	MediaType string
+	Data      []byte
+}
+
+// Header is the line printed at the top of every page; "Page n of m" is
+// added per page.
+type Header struct {
+	From, To string
+	Time     time.Time
+	Format   string // time layout; default "2006-01-02 15:04"
+}
+
+// Cover is a cover page: a text/template executed with Data, laid out as
+// plain text.
+type Cover struct {
+	Template string
+	Data     any
+}
+
+// Options of Render.
+type Options struct {
+	Resolution
+	Paper    PaperSize
+	Dither   bool          // images: Floyd–Steinberg dithering (photos) instead of a threshold (line art)
+	Header   *Header       // nil: no header line
+	Cover    *Cover        // nil: no cover page
+	MaxPages int           // 0: 50
+	Timeout  time.Duration // whole job, ghostscript included; 0: 2 minutes
+	// Ghostscript is the gs program; empty looks up "gs" in PATH.
+	Ghostscript string
+	// MaxImagePixels bounds a decoded image (0: 25 million).
+	MaxImagePixels int64
+}
+
+// Errors callers can test for.
+var (
+	ErrNoGhostscript = errors.New("render: ghostscript (gs) is not installed; it is needed for PDF documents")
+	ErrTooManyPages  = errors.New("render: too many pages")
+	ErrTooLarge      = errors.New("render: image too large")
+	ErrUnsupported   = errors.New("render: unsupported document type")
+)
+
+func (o *Options) defaults() {
+	if o.MaxPages <= 0 {
+		o.MaxPages = 50
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	if o.MaxImagePixels <= 0 {
+		o.MaxImagePixels = 25_000_000
+	}
+	if o.Ghostscript == "" {
+		o.Ghostscript = "gs"
+	}
+}
+
+// Render lays out the documents as fax pages: the cover first, then each
+// document in order, then the header line on every page.
+func Render(ctx context.Context, docs []Document, opts Options) ([]*Page, error) {
+	opts.defaults()
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	var pages []*Page
+	add := func(ps []*Page) error {
+		pages = append(pages, ps...)
+		if len(pages) > opts.MaxPages {
+			return fmt.Errorf("%w: more than %d", ErrTooManyPages, opts.MaxPages)
+		}
+		return nil
+	}
+	if opts.Cover != nil {
+		text, err := executeCover(opts.Cover)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(renderText(text, opts, opts.MaxPages+1)); err != nil {
+			return nil, err
+		}
+	}
+	for i, d := range docs {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("render: %w", err)
+		}
+		ps, err := renderDoc(ctx, d, opts, opts.MaxPages-len(pages))
+		if err != nil {
+			name := d.Name
+			if name == "" {
+				name = fmt.Sprintf("document %d", i+1)
+			}
+			return nil, fmt.Errorf("render: %s: %w", name, err)
+		}
+		if err := add(ps); err != nil {
+			return nil, err
+		}
+	}
+	if len(pages) == 0 {
+		return nil, errors.New("render: no pages")
+	}
+	if opts.Header != nil {
+		for i, p := range pages {
+			stampHeader(p, opts.Header, i+1, len(pages))
+		}
+	}
+	return pages, nil
+}
+
+func mediaType(d Document) string {
+	mt, _, err := mime.ParseMediaType(d.MediaType)
+	if d.MediaType == "" || err != nil || mt == "application/octet-stream" {
+		switch {
+		case hasPDF(d.Data):
+			return "application/pdf"
+		case len(d.Data) >= 4 && (string(d.Data[:4]) == "II*\x00" || string(d.Data[:4]) == "MM\x00*"):
+			return "image/tiff"
+		}
+		mt, _, _ = mime.ParseMediaType(http.DetectContentType(d.Data))
+	}
+	return strings.ToLower(mt)
+}
+
+func renderDoc(ctx context.Context, d Document, opts Options, left int) ([]*Page, error) {
+	if left <= 0 {
+		return nil, fmt.Errorf("%w: more than %d", ErrTooManyPages, opts.MaxPages)
+	}
+	switch mt := mediaType(d); mt {
+	case "text/plain":
+		text, err := decodeText(d)
+		if err != nil {
+			return nil, err
+		}
+		ps := renderText(text, opts, left+1)
+		if len(ps) > left {
+			return nil, fmt.Errorf("%w: more than %d", ErrTooManyPages, opts.MaxPages)
+		}
+		return ps, nil
+	case "image/png", "image/jpeg", "image/gif":
+		img, err := decodeImage(d.Data, opts.MaxImagePixels)
+		if err != nil {
+			return nil, err
+		}
+		return []*Page{renderImage(img, opts)}, nil
+	case "image/tiff":
+		return renderTIFF(d.Data, opts, left)
+	case "application/pdf":
+		return renderPDF(ctx, d.Data, opts, left)
+	default:
+		return nil, fmt.Errorf("%w: %s", ErrUnsupported, mt)
+	}
+}
+
+// WritePNG writes a preview of the page: black on white, standard pages
+// with doubled rows so that proportions look right.
+func WritePNG(w io.Writer, p *Page) error {
+	rep := 1
+	if p.Resolution == Standard {
+		rep = 2
+	}
+	img := image.NewPaletted(image.Rect(0, 0, p.Width, p.Height*rep), color.Palette{color.White, color.Black})
+	for y := 0; y < p.Height; y++ {
+		for r := 0; r < rep; r++ {
+			row := img.Pix[(y*rep+r)*img.Stride:]
+			for x := 0; x < p.Width; x++ {
+				if p.black(x, y) {
+					row[x] = 1
+				}
+			}
+		}
+	}
+	enc := png.Encoder{CompressionLevel: png.BestCompression}
+	if err := enc.Encode(w, img); err != nil {
+		return fmt.Errorf("render: png: %w", err)
+	}
+	return nil
+}
