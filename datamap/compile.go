@@ -217,7 +217,7 @@ func Compile(name string, spec Spec) (*Map, error) {
 		}
 		for _, t := range ds.Types {
 			t = strings.ToLower(strings.TrimSpace(t))
-			if mt, _, err := mime.ParseMediaType(t); err != nil || mt != t {
+			if mt, _, err := mime.ParseMediaType(t); err != nil || mt != t || !strings.Contains(t, "/") {
 				bad(where+".types", "%q is not a media type (like application/pdf or image/*)", t)
 			}
 			d.types = append(d.types, t)

@@ -1,0 +1,156 @@
+package datamap
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestLoadFileStrict(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, doc string
+		want      []string // substrings of the error
+	}{
+		{"unknown key", "fields:\n  - name: a\n    requird: true\nroutes:\n  - drivers: [x]\n", []string{"bad.yaml:3:", "requird"}},
+		{"unknown transform key", "fields:\n  - name: a\n    default: \"\"\n    from: [{source: subject}]\n    transforms:\n      - {replace: a, wiht: b}\nroutes:\n  - drivers: [x]\n", []string{"bad.yaml:6:", `unknown key "wiht"`}},
+		{"type mismatch", "fields: 3\nroutes: []\n", []string{"bad.yaml:1:"}},
+		{"syntax", "fields:\n  - name: [\n", []string{"bad.yaml:"}},
+		{"empty", "", []string{"empty map document"}},
+		{"two documents", "routes: [{drivers: [x]}]\n---\nroutes: []\n", []string{"more than one YAML document"}},
+	}
+	for _, tt := range tests {
+		path := filepath.Join(dir, "bad.yaml")
+		if err := os.WriteFile(path, []byte(tt.doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadFile(path)
+		if err == nil {
+			t.Errorf("%s: no error", tt.name)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not contain %q", tt.name, err, w)
+			}
+		}
+	}
+	if _, err := LoadFile(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Error("missing file: no error")
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	spec, err := Parse("bad.yaml", []byte(`
+preprocess:
+  strip_disclaimers: ['(']
+dial: {country_code: "+1"}
+fields:
+  - name: 1bad
+    required: true
+    from: [{source: subject}]
+  - name: nodefault
+    from: [{source: subject}]
+  - name: both
+    required: true
+    from: [{source: subject}]
+    expr: subject
+  - name: badsource
+    required: true
+    from:
+      - source: bogus
+      - source: body
+        regex: '(a)(b)'
+      - source: body
+        regex: x
+        key: y
+      - source: body
+        columns: '9-3'
+      - source: body
+        split: {index: 0}
+  - name: badexpr
+    default: ""
+    expr: 'fields.x +* 2'
+  - name: badtype
+    required: true
+    type: date
+    pattern: '['
+    from: [{source: subject}]
+    transforms: [shout, {replace: '(', with: x}, {lookup: {a: b}, with: c}]
+  - name: badtype
+    default: ""
+    from: [{source: subject}]
+documents:
+  - types: [pdf]
+  - {}
+  - body: true
+    names: x
+routes:
+  - drivers: [fax]
+  - when: 'subject ==='
+    drivers: []
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Compile("m", spec)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"datamap m: preprocess.strip_disclaimers[0]: error parsing regexp",
+		"datamap m: dial: country_code",
+		`field 1bad: name "1bad" must be letters`,
+		"field nodefault: optional field needs a default",
+		"field both: has both from: and expr:",
+		`field badsource.from[0]: unknown source "bogus"`,
+		"field badsource.from[1]: regex \"(a)(b)\" has 2 groups",
+		"field badsource.from[2]: key, regex, split and columns: use one",
+		`field badsource.from[3]: columns "9-3"`,
+		"field badsource.from[4]: split.index",
+		"field badexpr.expr:",
+		`field badtype.type: unknown type "date"`,
+		"field badtype.pattern:",
+		`field badtype.transforms[0]: unknown transform "shout"`,
+		"field badtype.transforms[1]: replace:",
+		"field badtype.transforms[2]: lookup takes only else",
+		"field badtype: defined twice",
+		`documents[0].types: "pdf" is not a media type`,
+		"documents[1]: needs body: true, or types:",
+		"documents[2]: body: true takes no types",
+		"routes[0]: has no condition, so the rules after it never apply",
+		"routes[1]: no drivers",
+		"routes[1].when:",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not contain %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("errors:\n%s", msg)
+	}
+	if _, err := Compile("m", Spec{}); err == nil || !strings.Contains(err.Error(), "routes: no routing rule") {
+		t.Errorf("empty spec: %v", err)
+	}
+}
+
+func TestExampleMapsLoad(t *testing.T) {
+	files, _ := filepath.Glob("../examples/maps/*.yaml")
+	for _, want := range []string{"email-to-fax.yaml", "alarm.yaml"} {
+		if !slices.Contains(files, "../examples/maps/"+want) {
+			t.Errorf("example map %s missing: %v", want, files)
+		}
+	}
+	for _, f := range files {
+		spec, err := LoadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Compile(filepath.Base(f), spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
