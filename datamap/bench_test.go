@@ -57,7 +57,7 @@ func BenchmarkApply(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		raw  []byte
-	}{{"50KB", typicalMail(50 << 10, 1)}, {"5MB", typicalMail(5 << 20, 3)}} {
+	}{{"50KB", typicalMail(50<<10, 1)}, {"5MB", typicalMail(5<<20, 3)}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(tc.raw)))
 			b.ReportAllocs()
@@ -76,7 +76,7 @@ func BenchmarkReference(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		raw  []byte
-	}{{"50KB", typicalMail(50 << 10, 1)}, {"5MB", typicalMail(5 << 20, 3)}} {
+	}{{"50KB", typicalMail(50<<10, 1)}, {"5MB", typicalMail(5<<20, 3)}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(tc.raw)))
 			b.ReportAllocs()
