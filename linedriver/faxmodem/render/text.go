@@ -167,14 +167,15 @@ func renderText(text string, opts Options, maxPages int) []*Page {
 	var out []*Page
 	fineH := opts.Paper.Height(Fine)
 	pitch := (fineH - headerBand - bottomSpace) / Lines
-	size := min(float64(cellWidth)/0.6, float64(pitch))
+	size := min(float64(cellWidth)/0.6, float64(pitch)/1.2) // Go Mono: advance 0.6 em, ascent+descent 1.17 em
 	f := face(size)
 	margin := (Width - Columns*cellWidth) / 2
-	ascent := f.Metrics().Ascent.Ceil()
+	m := f.Metrics()
+	ascent, descent := m.Ascent.Ceil(), m.Descent.Ceil()
 	for _, lines := range layoutText(text, maxPages) {
 		g := newGray(Width, fineH)
 		for i, l := range lines {
-			base := headerBand + i*pitch + (pitch+ascent)/2 - 2
+			base := headerBand + i*pitch + (pitch-ascent-descent)/2 + ascent
 			drawRunes(g, f, l, margin, base, cellWidth)
 		}
 		out = append(out, grayToPage(g, opts.Resolution))
