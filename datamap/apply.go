@@ -171,10 +171,16 @@ func (m *Map) Apply(raw []byte) (res *Result, err error) {
 	for _, a := range msg.Attachments {
 		s.env.Attachments = append(s.env.Attachments, envAttachment{Name: a.Filename, Type: a.MediaType, Size: int(a.Size), Inline: a.Inline})
 	}
+	// On a rejected field the others are still worked out, so that the
+	// preview shows the whole picture; the first rejection is returned.
+	var first *Rejection
 	for _, f := range m.fields {
-		if rej := s.field(f); rej != nil {
-			return res, rej
+		if rej := s.field(f); rej != nil && first == nil {
+			first = rej
 		}
+	}
+	if first != nil {
+		return res, first
 	}
 	for i, r := range m.rejects {
 		ok, err := s.cond(r.when)
@@ -470,7 +476,7 @@ func (s *state) field(f *field) *Rejection {
 			str = fmt.Sprint(v)
 		}
 		if str != "" {
-			out.Value, out.Source, out.Rule, found = str, "expression", "expr "+strconv.Quote(f.spec.Expr), true
+			out.Value, out.Source, out.Rule, found = str, "expression", "expr "+quoteRule(truncate(strings.Join(strings.Fields(f.spec.Expr), " "), 60)), true
 		}
 	}
 	for _, src := range f.sources {

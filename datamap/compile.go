@@ -149,7 +149,7 @@ func Compile(name string, spec Spec) (*Map, error) {
 		}
 		f.missing = orList(labels)
 		if fs.Expr != "" {
-			f.missing = "expression " + strconv.Quote(fs.Expr)
+			f.missing = "expression " + quoteRule(truncate(strings.Join(strings.Fields(fs.Expr), " "), 60))
 		}
 		for j, ts := range fs.Transforms {
 			t, err := compileTransform(ts)
@@ -331,7 +331,7 @@ func compileSource(ss SourceSpec) (*source, error) {
 			return nil, fmt.Errorf("line_match: %v", err)
 		}
 		s.lineMatch = re
-		rules = append(rules, "line matching "+strconv.Quote(ss.LineMatch))
+		rules = append(rules, "line matching "+quoteRule(ss.LineMatch))
 	}
 	n := 0
 	for _, set := range []bool{ss.Key != "", ss.Regex != "", ss.Split != nil, ss.Columns != ""} {
@@ -348,7 +348,7 @@ func compileSource(ss SourceSpec) (*source, error) {
 	switch {
 	case ss.Key != "":
 		s.key = regexp.MustCompile(`(?im)^[ \t]*` + regexp.QuoteMeta(strings.TrimSpace(ss.Key)) + `[ \t]*[:=][ \t]*(.*?)[ \t]*$`)
-		rules = append(rules, "key "+strconv.Quote(ss.Key))
+		rules = append(rules, "key "+quoteRule(ss.Key))
 	case ss.Regex != "":
 		re, err := regexp.Compile(ss.Regex)
 		if err != nil {
@@ -370,7 +370,7 @@ func compileSource(ss SourceSpec) (*source, error) {
 		case re.NumSubexp() > 1:
 			return nil, fmt.Errorf("regex %q has %d groups: name the one to use (?P<value>...) or set group", ss.Regex, re.NumSubexp())
 		}
-		rules = append(rules, "regex "+strconv.Quote(ss.Regex))
+		rules = append(rules, "regex "+quoteRule(ss.Regex))
 	case ss.Split != nil:
 		if ss.Split.Index == 0 {
 			return nil, errors.New("split.index: 1-based, must not be 0")
@@ -472,4 +472,13 @@ func unjoin(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// quoteRule quotes a pattern or expression for the preview, in backquotes
+// when possible so that regex backslashes read as written.
+func quoteRule(s string) string {
+	if strconv.CanBackquote(s) {
+		return "`" + s + "`"
+	}
+	return strconv.Quote(s)
 }

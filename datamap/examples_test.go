@@ -156,3 +156,22 @@ func TestAlarmMap(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) { check(t, m, tt.raw, tt.want) })
 	}
 }
+
+// TestExamplePreviewGolden keeps the preview an operator sees for the
+// example maps (testdata/golden/examples/MAP.MAIL.txt).
+func TestExamplePreviewGolden(t *testing.T) {
+	for _, c := range []struct{ m, mail string }{
+		{"email-to-fax", "outlook-html-only"},
+		{"email-to-fax", "outlook-signature-disclaimer"},
+		{"email-to-fax", "pdf-tiff"},
+		{"email-to-fax", "winmail"},
+		{"alarm", "alarm-video"},
+		{"alarm", "forwarded-inline"},
+	} {
+		t.Run(c.m+"/"+c.mail, func(t *testing.T) {
+			var out strings.Builder
+			_ = Try(&out, exampleMap(t, c.m), readMail(t, c.mail+".eml"))
+			golden(t, "examples/"+c.m+"."+c.mail+".txt", []byte(out.String()))
+		})
+	}
+}

@@ -135,3 +135,23 @@ func TestMalformed(t *testing.T) {
 		t.Errorf("huge header: err = %v", err)
 	}
 }
+
+// FuzzParse: any bytes parse without panic, within the limits.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(strings.ReplaceAll(multi, "\n", "\r\n")))
+	f.Add([]byte("Content-Type: message/rfc822\r\n\r\nContent-Type: multipart/alternative; boundary=x\r\n\r\n--x\r\n\r\nhi\r\n--x--"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m, err := Parse(strings.NewReader(string(raw)), Options{MaxTextBytes: 1 << 10, MaxAttachmentBytes: 1 << 10, MaxParts: 20, Keep: func(*Attachment) bool { return true }})
+		if err != nil {
+			return
+		}
+		if len(m.Text) > 20<<10 || len(m.Parts) > 40 {
+			t.Fatalf("limits exceeded: text %d parts %d", len(m.Text), len(m.Parts))
+		}
+		for _, a := range m.Attachments {
+			if len(a.Data) > 1<<10 {
+				t.Fatalf("attachment data %d", len(a.Data))
+			}
+		}
+	})
+}
