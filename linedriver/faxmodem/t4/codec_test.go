@@ -345,7 +345,7 @@ func TestDecodeGarbage(t *testing.T) {
 		data []byte
 		o    Options
 	}{
-		{[]byte{0x00, 0x10, 0x08, 0x00}, Options{Encoding: MH}},        // EOL then an invalid white code
+		{[]byte{0x00, 0x10, 0x08, 0x00}, Options{Encoding: MH}},       // EOL then an invalid white code
 		{[]byte{0x00, 0x10, 0x04, 0x00}, Options{Encoding: MR, K: 2}}, // EOL, 2-D tag, then bad mode
 		{[]byte{0x02, 0x00, 0x00, 0x00}, Options{Encoding: MMR}},      // extension code
 	} {
