@@ -175,3 +175,36 @@ func TestExamplePreviewGolden(t *testing.T) {
 		})
 	}
 }
+
+func TestExpressionEnv(t *testing.T) {
+	spec, err := Parse("env.yaml", []byte(`
+fields:
+  - name: who
+    expr: 'from + " " + join(to, ",") + " " + header("X-Prio") + " " + string(len(attachments)) + " " + subject'
+    default: ""
+  - name: first_line
+    expr: 'split(body, "\n")[0]'
+    default: ""
+routes:
+  - when: 'header("x-prio") == "1" && fields.first_line == "hello"'
+    drivers: [urgent]
+  - drivers: [normal]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Compile("env", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Apply(plainMail("To: a@x, b@x\nSubject: s\nX-Prio: 1\n", "hello\nworld\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Value("who"); got != "alice@example.com a@x,b@x 1 0 s" {
+		t.Errorf("who = %q", got)
+	}
+	if res.Value("first_line") != "hello" || strings.Join(res.Routes, ",") != "urgent" || res.Route != "rule 1" {
+		t.Errorf("first_line %q routes %v %s", res.Value("first_line"), res.Routes, res.Route)
+	}
+}

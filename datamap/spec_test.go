@@ -154,3 +154,31 @@ func TestExampleMapsLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeMap keeps the map shown in README.md valid.
+func TestReadmeMap(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("no yaml block in README.md")
+	}
+	spec, err := Parse("README.md", []byte(block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Compile("readme", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Apply([]byte("From: a@example.com\r\nTo: +15551234567@fax.example.com\r\nSubject: x\r\n\r\n123 BA 01 2\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Value("fax_number") != "91234567" || res.Value("zone") != "front" || res.Value("priority") != "high" || strings.Join(res.Routes, ",") != "fax-fast" {
+		t.Errorf("fields %v routes %v", res.Values(), res.Routes)
+	}
+}
