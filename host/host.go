@@ -306,7 +306,7 @@ func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pi
 	for ctx.Err() == nil {
 		started := time.Now()
 		inst, err := pluginmgr.Launch(ctx, pluginmgr.Spec{
-			Name: cp.Name, Path: cp.Config.PluginPath, Checksum: cp.Config.Checksum, ConfigJSON: cp.JSON,
+			Name: cp.Name, Path: cp.Config.PluginPath, Dir: filepath.Dir(p.Config.File), Checksum: cp.Config.Checksum, ConfigJSON: cp.JSON,
 			MaxInFlight: cp.Config.MaxInFlight, Log: log, ConfigError: ConfigError(p.Config, cp.Name),
 		})
 		if err == nil {
@@ -343,7 +343,7 @@ func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pi
 func (h *Host) watchHealth(ctx context.Context, c plugin.HealthReporter, st *pluginmgr.State, log *slog.Logger) {
 	for hl := range c.Health(ctx) {
 		st.Set(func(s *pluginmgr.State) { s.Health, s.Message = hl.State, hl.Message })
-		if hl.State != plugin.HealthHealthy {
+		if hl.State == plugin.HealthDegraded || hl.State == plugin.HealthDown {
 			log.Warn("connector health", "health", string(hl.State), "message", hl.Message)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -61,6 +62,12 @@ func runRun(args []string) int {
 	}
 	plan, log, ok := loadPlan(*cfgPath, os.Stderr)
 	if !ok {
+		return 1
+	}
+	// Every connector must accept its settings before anything starts.
+	if problems := checkConnectors(plan); len(problems) > 0 {
+		fmt.Fprintln(os.Stderr, strings.Join(problems, "\n"))
+		plan.Close()
 		return 1
 	}
 	h, err := host.New(plan, log)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -36,6 +37,17 @@ func runValidate(args []string) int {
 		return 1
 	}
 	defer plan.Close()
+	if problems := checkConnectors(plan); len(problems) > 0 {
+		fmt.Fprintln(os.Stderr, strings.Join(problems, "\n"))
+		return 1
+	}
+	fmt.Printf("%s: ok (%d connector(s), %d map(s), %d driver(s))\n", *cfgPath, len(plan.Connectors), len(plan.Maps), len(plan.Drivers))
+	return 0
+}
+
+// checkConnectors starts each connector plugin once, hands it its config and
+// stops it: the plugin's own checks of its settings, with file:line.
+func checkConnectors(plan *host.Plan) []string {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var problems []string
 	for _, name := range config.SortedKeys(plan.Connectors) {
@@ -46,12 +58,7 @@ func runValidate(args []string) int {
 		}
 		inst.Kill()
 	}
-	if len(problems) > 0 {
-		fmt.Fprintln(os.Stderr, strings.Join(problems, "\n"))
-		return 1
-	}
-	fmt.Printf("%s: ok (%d connector(s), %d map(s), %d driver(s))\n", *cfgPath, len(plan.Connectors), len(plan.Maps), len(plan.Drivers))
-	return 0
+	return problems
 }
 
 func launch(plan *host.Plan, name string, log *slog.Logger) (*pluginmgr.Instance, error) {
@@ -59,7 +66,7 @@ func launch(plan *host.Plan, name string, log *slog.Logger) (*pluginmgr.Instance
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	inst, err := pluginmgr.Launch(ctx, pluginmgr.Spec{
-		Name: name, Path: cp.Config.PluginPath, Checksum: cp.Config.Checksum, ConfigJSON: cp.JSON,
+		Name: name, Path: cp.Config.PluginPath, Dir: filepath.Dir(plan.Config.File), Checksum: cp.Config.Checksum, ConfigJSON: cp.JSON,
 		MaxInFlight: cp.Config.MaxInFlight, Log: log, ConfigError: host.ConfigError(plan.Config, name),
 	})
 	if err != nil {

@@ -269,7 +269,10 @@ func (c *Config) check(e *Error) {
 // bare name looked up beside the mediagw binary and then in PATH.
 func (c *Config) findPlugin(p string) (string, error) {
 	if strings.ContainsRune(p, os.PathSeparator) {
-		full := c.Resolve(p)
+		full, err := filepath.Abs(c.Resolve(p))
+		if err != nil {
+			return "", err
+		}
 		if err := executable(full); err != nil {
 			return "", err
 		}

@@ -86,7 +86,7 @@ func (d *Dispatcher) lease() (*spool.Entry, time.Duration) {
 	defer d.mu.Unlock()
 	e, err := d.spool.Next(d.driver.Name(), d.leased)
 	if err != nil {
-		d.log.Error("read spool", "driver", d.driver.Name(), "error", err)
+		d.log.Error("read spool", "error", err)
 		return nil, idleWait
 	}
 	if e == nil {
@@ -109,7 +109,7 @@ func (d *Dispatcher) attempt(ctx context.Context, e *spool.Entry) {
 	job := e.Job
 	job.Attempt++
 	ids := []slog.Attr{
-		slog.String("job", job.ID), slog.String("driver", job.Driver),
+		slog.String("job", job.ID),
 		slog.String("source_id", job.Record.SourceID), slog.Int("attempt", job.Attempt),
 	}
 	activity.Log(d.log, activity.Attempt, ids...)

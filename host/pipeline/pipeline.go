@@ -83,7 +83,7 @@ func (p *Pipeline) Run(ctx context.Context, src plugin.Connector) error {
 }
 
 func (p *Pipeline) handle(src plugin.Connector, msg *plugin.Message) {
-	ids := []slog.Attr{slog.String("connector", p.Connector), slog.String("source_id", msg.SourceID), slog.String("delivery", msg.DeliveryID)}
+	ids := []slog.Attr{slog.String("source_id", msg.SourceID), slog.String("delivery", msg.DeliveryID)}
 	activity.Log(p.Log, activity.Received, append(ids, slog.Int("bytes", len(msg.Raw)))...)
 	s, recordID := p.decide(msg, ids)
 	// Settle with a context of its own: a gateway that is stopping still
@@ -93,7 +93,7 @@ func (p *Pipeline) handle(src plugin.Connector, msg *plugin.Message) {
 	if err := src.Settle(ctx, msg.DeliveryID, s); err != nil {
 		// Not settled at the source: it offers the message again and the
 		// spool's source ids keep the drivers from seeing it twice.
-		p.Log.Warn("settle failed; the message will come again", "connector", p.Connector, "source_id", msg.SourceID, "settlement", s.Kind.String(), "error", err)
+		p.Log.Warn("settle failed; the message will come again", "source_id", msg.SourceID, "settlement", s.Kind.String(), "error", err)
 		return
 	}
 	switch s.Kind {

@@ -26,6 +26,7 @@ import (
 type Spec struct {
 	Name        string // connector name, for logs
 	Path        string // binary
+	Dir         string // working directory: relative paths in the config are relative to it
 	Checksum    string // "sha256:<hex>" or ""
 	ConfigJSON  []byte
 	MaxInFlight int
@@ -49,10 +50,12 @@ var ErrConfig = errors.New("connector configuration rejected")
 // Launch starts the plugin, checks its protocol, and configures it. On any
 // error the process is gone when Launch returns.
 func Launch(ctx context.Context, s Spec) (*Instance, error) {
+	cmd := exec.Command(s.Path)
+	cmd.Dir = s.Dir
 	cc := &goplugin.ClientConfig{
 		HandshakeConfig:  plugin.Handshake,
 		VersionedPlugins: plugin.HostPlugins(),
-		Cmd:              exec.Command(s.Path),
+		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		Logger:           newHclog(s.Log, hclog.Info),
