@@ -7,7 +7,7 @@ PROTO := proto/mediagw/connector/v1/connector.proto
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/ $$($(GO) list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./...)
 
 proto:
 	PATH="$$($(GO) env GOROOT)/bin:$$PATH" protoc -I proto \
