@@ -72,11 +72,14 @@ type Options struct {
 	MaxMessageSize  int64
 	ConnectTimeout  time.Duration
 	// StatePath is the state file; "" keeps state in memory only.
-	StatePath  string
-	BatchSize  int
-	BackoffMin time.Duration
-	BackoffMax time.Duration
-	Logger     *slog.Logger
+	StatePath string
+	// RejectLogPath, when set, gets one JSON line per rejected message
+	// (time, source id, Message-ID, folder, reason): IMAP keeps no reason.
+	RejectLogPath string
+	BatchSize     int
+	BackoffMin    time.Duration
+	BackoffMax    time.Duration
+	Logger        *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -113,6 +116,7 @@ func (o *Options) defaults() {
 type delivery struct {
 	uidValidity uint32
 	uid         imap.UID
+	messageID   string
 }
 
 // Mailbox is one watched folder. Read, Settle and Close may be called from
@@ -126,8 +130,9 @@ type Mailbox struct {
 
 	mu       sync.Mutex
 	st       state
-	inflight map[string]delivery // delivery id → message
-	offered  map[imap.UID]string // uid → delivery id (current uidvalidity)
+	inflight map[string]delivery      // delivery id → message
+	settling map[string]chan struct{} // delivery id → closed when applied
+	offered  map[imap.UID]string      // uid → delivery id (current uidvalidity)
 	deferred map[imap.UID]time.Time
 	flushed  chan struct{} // closed and replaced when Pending empties
 	health   plugin.Health
@@ -159,6 +164,7 @@ func New(opts Options) (*Mailbox, error) {
 		wake:     make(chan struct{}, 1),
 		st:       st,
 		inflight: map[string]delivery{},
+		settling: map[string]chan struct{}{},
 		offered:  map[imap.UID]string{},
 		deferred: map[imap.UID]time.Time{},
 		flushed:  make(chan struct{}),
@@ -195,30 +201,48 @@ func (m *Mailbox) Read(ctx context.Context) (*plugin.Message, error) {
 	}
 }
 
-// Settle records the host's verdict. The change on the server follows within
-// moments (see Flush); the record survives a restart when a state file is set.
-func (m *Mailbox) Settle(_ context.Context, deliveryID string, s plugin.Settlement) error {
+// Settle records the host's verdict and waits until the server applied it
+// (or ctx ends: the record stays and is applied when the server is back; it
+// survives a restart when a state file is set).
+func (m *Mailbox) Settle(ctx context.Context, deliveryID string, s plugin.Settlement) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	applied, waiting := m.settling[deliveryID]
 	d, ok := m.inflight[deliveryID]
-	if !ok {
-		return nil // settled already, or from before a UIDVALIDITY change
-	}
-	delete(m.inflight, deliveryID)
-	switch s.Kind {
-	case plugin.Retry:
+	switch {
+	case waiting:
+		// Settled before and not applied yet: wait for it again.
+	case !ok:
+		m.mu.Unlock()
+		return nil // settled already, or from before a UIDVALIDITY change or restart
+	case s.Kind == plugin.Retry:
+		delete(m.inflight, deliveryID)
 		delete(m.offered, d.uid)
 		m.deferred[d.uid] = time.Now().Add(s.RetryAfter)
-	case plugin.Ack, plugin.Reject:
-		m.st.Pending = append(m.st.Pending, pendingSettle{UIDValidity: d.uidValidity, UID: d.uid, Kind: s.Kind, Reason: s.Reason})
+		m.mu.Unlock()
+		m.poke()
+		return nil
+	case s.Kind == plugin.Ack || s.Kind == plugin.Reject:
+		delete(m.inflight, deliveryID)
+		applied = make(chan struct{})
+		m.settling[deliveryID] = applied
+		m.st.Pending = append(m.st.Pending, pendingSettle{UIDValidity: d.uidValidity, UID: d.uid, Kind: s.Kind, Reason: s.Reason,
+			SourceID:  "imap:" + strconv.FormatUint(uint64(d.uidValidity), 10) + ":" + strconv.FormatUint(uint64(d.uid), 10),
+			MessageID: d.messageID, applied: applied, deliveryID: deliveryID})
 		if err := saveState(m.opts.StatePath, m.st); err != nil {
 			m.log.Warn("imapbox: state not saved; the message may be offered again after a restart", "err", err)
 		}
 	default:
+		m.mu.Unlock()
 		return fmt.Errorf("imapbox: unknown settlement %v", s.Kind)
 	}
+	m.mu.Unlock()
 	m.poke()
-	return nil
+	select {
+	case <-applied:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("imapbox: settlement recorded, not yet applied on the server: %w", ctx.Err())
+	}
 }
 
 func (m *Mailbox) poke() {
@@ -486,13 +510,31 @@ func (m *Mailbox) noteSelect(sel *imap.SelectData) {
 		clear(m.inflight)
 		clear(m.offered)
 		clear(m.deferred)
-		m.st.Pending = slices.DeleteFunc(m.st.Pending, func(p pendingSettle) bool { return p.UIDValidity != sel.UIDValidity })
+		m.st.Pending = slices.DeleteFunc(m.st.Pending, func(p pendingSettle) bool {
+			if p.UIDValidity != sel.UIDValidity {
+				m.finishLocked(p)
+				return true
+			}
+			return false
+		})
 		m.notifyFlushedLocked()
 	}
 	m.st.UIDValidity, m.st.UIDNext = sel.UIDValidity, sel.UIDNext
 	if err := saveState(m.opts.StatePath, m.st); err != nil {
 		m.log.Warn("imapbox: state not saved", "err", err)
 	}
+}
+
+// finishLocked releases a Settle waiting for p.
+func (m *Mailbox) finishLocked(p pendingSettle) {
+	if p.applied != nil {
+		select {
+		case <-p.applied:
+		default:
+			close(p.applied)
+		}
+	}
+	delete(m.settling, p.deliveryID)
 }
 
 func (m *Mailbox) notifyFlushedLocked() {
@@ -522,7 +564,7 @@ func (s *session) serve(ctx context.Context) error {
 			uid := msg.Metadata["uid"]
 			u, _ := strconv.ParseUint(uid, 10, 32)
 			m.mu.Lock()
-			m.inflight[msg.DeliveryID] = delivery{uidValidity: s.uidValid, uid: imap.UID(u)}
+			m.inflight[msg.DeliveryID] = delivery{uidValidity: s.uidValid, uid: imap.UID(u), messageID: headerValue(msg.Raw, "Message-Id")}
 			m.offered[imap.UID(u)] = msg.DeliveryID
 			m.mu.Unlock()
 			select {
@@ -594,11 +636,6 @@ func (s *session) wait(ctx context.Context) error {
 	select {
 	case <-s.newMail:
 	case <-m.wake:
-		// Let a burst of settlements gather before leaving IDLE.
-		select {
-		case <-time.After(20 * time.Millisecond):
-		case <-ctx.Done():
-		}
 	case <-timer.C:
 	case <-s.c.Closed():
 		err = errors.New("imapbox: connection closed")
@@ -665,8 +702,9 @@ func (s *session) fetchNew() ([]*plugin.Message, error) {
 				m.log.Warn("imapbox: message larger than max_message_size; moving it to the failed folder",
 					"uid", b.UID, "size", b.RFC822Size, "max", m.opts.MaxMessageSize)
 				m.mu.Lock()
-				m.st.Pending = append(m.st.Pending, pendingSettle{UIDValidity: s.uidValid, UID: b.UID, Kind: plugin.Reject,
-					Reason: fmt.Sprintf("message of %d bytes exceeds max_message_size %d", b.RFC822Size, m.opts.MaxMessageSize)})
+				m.st.Pending = append(m.st.Pending, pendingSettle{UIDValidity: s.uidValid, UID: b.UID, Kind: plugin.Reject, applied: make(chan struct{}),
+					SourceID: "imap:" + strconv.FormatUint(uint64(s.uidValid), 10) + ":" + strconv.FormatUint(uint64(b.UID), 10),
+					Reason:   fmt.Sprintf("message of %d bytes exceeds max_message_size %d", b.RFC822Size, m.opts.MaxMessageSize)})
 				m.mu.Unlock()
 				continue
 			}
@@ -756,6 +794,7 @@ func (s *session) applySettlements() error {
 		if err := s.move(imap.UIDSetNum(rejects...), m.opts.FailedFolder); err != nil {
 			return s.settleErr("reject", err)
 		}
+		m.logRejects(batch)
 	}
 	m.mu.Lock()
 	done := map[pendingSettle]bool{}
@@ -766,6 +805,9 @@ func (s *session) applySettlements() error {
 		}
 	}
 	m.st.Pending = slices.DeleteFunc(m.st.Pending, func(p pendingSettle) bool { return done[p] })
+	for _, p := range batch {
+		m.finishLocked(p)
+	}
 	if err := saveState(m.opts.StatePath, m.st); err != nil {
 		m.log.Warn("imapbox: state not saved", "err", err)
 	}
@@ -784,6 +826,9 @@ func (s *session) settleErr(what string, err error) error {
 	}
 	s.m.log.Error("imapbox: server refused to apply settlements; the messages stay where they are", "op", what, "err", err)
 	s.m.mu.Lock()
+	for _, p := range s.m.st.Pending {
+		s.m.finishLocked(p)
+	}
 	s.m.st.Pending = nil
 	_ = saveState(s.m.opts.StatePath, s.m.st)
 	s.m.notifyFlushedLocked()

@@ -283,8 +283,10 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if err := e.dc.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := mb.Settle(context.Background(), a.DeliveryID, plugin.Settlement{Kind: plugin.Ack}); err != nil {
-		t.Fatal(err)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := mb.Settle(ctx, a.DeliveryID, plugin.Settlement{Kind: plugin.Ack}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Settle with the server down = %v, want a deadline error", err)
 	}
 	if err := mb.Close(); err != nil {
 		t.Fatal(err)

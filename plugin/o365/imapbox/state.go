@@ -25,6 +25,11 @@ type pendingSettle struct {
 	UID         imap.UID          `json:"uid"`
 	Kind        plugin.SettleKind `json:"kind"`
 	Reason      string            `json:"reason,omitempty"`
+	SourceID    string            `json:"source_id,omitempty"`
+	MessageID   string            `json:"message_id,omitempty"`
+
+	applied    chan struct{} // closed when done (or dropped); not saved
+	deliveryID string
 }
 
 // StateFile names the state file for user's folder inside dir.
@@ -55,6 +60,9 @@ func loadState(path string) (state, error) {
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
 		return state{}, fmt.Errorf("imapbox: state file %s: %w", path, err)
+	}
+	for i := range s.Pending {
+		s.Pending[i].applied = make(chan struct{})
 	}
 	return s, nil
 }
