@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -62,13 +63,12 @@ func runDatamapTry(args []string) int {
 		fmt.Fprintln(os.Stderr, "read mail from stdin:", err)
 		return 1
 	}
-	res, err := m.Apply(raw)
-	if err != nil {
-		fmt.Printf("REJECTED: %v\n", err)
-		return 1
-	}
-	if err := res.WriteText(os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	// Try prints every field it found, then OK or REJECTED with the reason.
+	if err := datamap.Try(os.Stdout, m, raw); err != nil {
+		var rej *datamap.Rejection
+		if !errors.As(err, &rej) {
+			fmt.Fprintln(os.Stderr, err)
+		}
 		return 1
 	}
 	return 0

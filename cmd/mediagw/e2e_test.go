@@ -204,6 +204,9 @@ func (s *site) archive() []archived {
 	var out []archived
 	files, _ := filepath.Glob(filepath.Join(s.dir, "var/archive/*/record.json"))
 	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(filepath.Dir(f)), ".") {
+			continue // a record being written
+		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			s.t.Fatal(err)
