@@ -220,6 +220,14 @@ func (s *site) archive() []archived {
 	return out
 }
 
+func (s *site) distinctArchived() int {
+	ids := map[string]bool{}
+	for _, a := range s.archive() {
+		ids[a.SourceID] = true
+	}
+	return len(ids)
+}
+
 func (s *site) count(sub string) int {
 	es, _ := os.ReadDir(filepath.Join(s.dir, sub))
 	n := 0
@@ -339,7 +347,7 @@ func TestKillPluginMidRun(t *testing.T) {
 		t.Fatal("plugin was not relaunched")
 	}
 	waitFor(t, "all messages archived and settled", 120*time.Second, func() bool {
-		return s.count("var/Maildir/new") == 0 && s.count("var/Maildir/cur") == bulk
+		return s.count("var/Maildir/new") == 0 && s.count("var/Maildir/cur") == bulk && s.distinctArchived() == bulk
 	}, g.logText)
 	g.stop(t)
 	checkAllOnce(t, s, bulk, 16)
@@ -365,13 +373,7 @@ func TestKillHostMidRun(t *testing.T) {
 		return s.count("var/Maildir/new") == 0 && s.count("var/Maildir/cur") == bulk
 	}, g2.logText)
 	// Jobs the first host accepted but had not delivered are in the spool.
-	waitFor(t, "every message archived", 60*time.Second, func() bool {
-		ids := map[string]bool{}
-		for _, a := range s.archive() {
-			ids[a.SourceID] = true
-		}
-		return len(ids) == bulk
-	}, g2.logText)
+	waitFor(t, "every message archived", 60*time.Second, func() bool { return s.distinctArchived() == bulk }, g2.logText)
 	g2.stop(t)
 	checkAllOnce(t, s, bulk, 16+4)
 }
