@@ -103,7 +103,9 @@ func (m *memConnector) unsettled() int {
 	return len(m.inflight)
 }
 
-func connect(t *testing.T, impl Connector) *GRPCClient {
+func connect(t *testing.T, impl Connector) *GRPCClient { return connectB(t, impl) }
+
+func connectB(t testing.TB, impl Connector) *GRPCClient {
 	t.Helper()
 	client, _ := goplugin.TestPluginGRPCConn(t, false, map[string]goplugin.Plugin{PluginName: &grpcPlugin{impl: impl}})
 	t.Cleanup(func() { client.Close() })
