@@ -29,7 +29,7 @@ var (
 )
 
 // binaries builds mediagw and the maildir plugin once per test run.
-func binaries(t *testing.T) string {
+func binaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "mediagw-bin-")
@@ -59,13 +59,13 @@ func TestMain(m *testing.M) {
 // site is a gateway installation in a temp dir: the example config and map,
 // a Maildir, an archive.
 type site struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 	bin string
 	cfg string
 }
 
-func newSite(t *testing.T) *site {
+func newSite(t testing.TB) *site {
 	t.Helper()
 	s := &site{t: t, dir: t.TempDir(), bin: binaries(t)}
 	for _, d := range []string{"maps", "var/Maildir/new", "var/Maildir/cur", "var/Maildir/tmp"} {
@@ -79,7 +79,7 @@ func newSite(t *testing.T) *site {
 	return s
 }
 
-func copyFile(t *testing.T, from, to string) {
+func copyFile(t testing.TB, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)
 	if err != nil {
@@ -165,7 +165,7 @@ func (g *gateway) logText() string {
 	return g.log.String()
 }
 
-func (g *gateway) pluginPid(t *testing.T) int {
+func (g *gateway) pluginPid(t testing.TB) int {
 	t.Helper()
 	select {
 	case pid := <-g.pids:
@@ -176,7 +176,7 @@ func (g *gateway) pluginPid(t *testing.T) int {
 	return 0
 }
 
-func (g *gateway) stop(t *testing.T) {
+func (g *gateway) stop(t testing.TB) {
 	t.Helper()
 	g.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -239,7 +239,7 @@ func (s *site) count(sub string) int {
 	return n
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool, log func() string) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool, log func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -424,4 +424,36 @@ func TestValidateExample(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), ": ok") {
 		t.Fatalf("validate example: %v\n%s", err, out)
 	}
+}
+
+func rssKB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// BenchmarkIdleRSS reports the resident memory of an idle gateway (host and
+// maildir plugin) after it settled the example mails.
+func BenchmarkIdleRSS(b *testing.B) {
+	s := newSite(b)
+	for i := 0; i < 20; i++ {
+		s.drop(fmt.Sprintf("m%04d.eml", i), mail(i))
+	}
+	g := s.start()
+	pid := g.pluginPid(b)
+	waitFor(b, "mails archived", 60*time.Second, func() bool { return s.distinctArchived() == 20 }, g.logText)
+	time.Sleep(2 * time.Second)
+	host, plug := rssKB(g.cmd.Process.Pid), rssKB(pid)
+	b.ResetTimer() // the figures are memory, not time
+	b.ReportMetric(host/1024, "host-RSS-MB")
+	b.ReportMetric(plug/1024, "plugin-RSS-MB")
+	g.stop(b)
 }
