@@ -200,4 +200,3 @@ func countSuffix(dir, suffix string) int {
 	}
 	return n
 }
-
