@@ -71,9 +71,10 @@ func checkTarget(key, dir string) (plugin.TestResult, bool) {
 		}
 		return plugin.TestResult{}, true
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrPermission) {
 		return denied(dir, err), false
 	}
+	// Missing, or under a file (ENOTDIR): look at the nearest existing parent.
 	parent := filepath.Dir(dir)
 	for {
 		fi, err := os.Stat(parent)

@@ -1,7 +1,6 @@
 package maildir
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -110,9 +109,10 @@ func seenName(name string) string {
 }
 
 // freeName returns name, or a variant of it that does not exist in dir yet
-// (a suffix before the Maildir info part or the .eml extension).
+// (a suffix before the Maildir info part or the .eml extension). When dir
+// cannot be examined it returns name, and the rename reports why.
 func freeName(dir, name string) string {
-	if _, err := os.Lstat(filepath.Join(dir, name)); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Lstat(filepath.Join(dir, name)); err != nil {
 		return name
 	}
 	stem, tail := name, ""
@@ -122,15 +122,14 @@ func freeName(dir, name string) string {
 		stem, tail = strings.TrimSuffix(name, ext), ext
 	}
 	ts := strconv.FormatInt(time.Now().UnixNano(), 36)
-	for i := 0; ; i++ {
-		cand := stem + "." + ts + tail
-		if i > 0 {
-			cand = stem + "." + ts + "-" + strconv.Itoa(i) + tail
+	cand := stem + "." + ts + tail
+	for i := 1; i < 1000; i++ {
+		if _, err := os.Lstat(filepath.Join(dir, cand)); err != nil {
+			break
 		}
-		if _, err := os.Lstat(filepath.Join(dir, cand)); errors.Is(err, fs.ErrNotExist) {
-			return cand
-		}
+		cand = stem + "." + ts + "-" + strconv.Itoa(i) + tail
 	}
+	return cand
 }
 
 // syncDir makes the entries of dir durable.
