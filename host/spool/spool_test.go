@@ -1,0 +1,127 @@
+package spool
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mediagw/mediagw/linedriver"
+)
+
+func job(id, driver string) *linedriver.Job {
+	return &linedriver.Job{ID: id, Driver: driver, Record: linedriver.Record{ID: id, SourceID: "src-" + id, Fields: map[string]string{"k": id}}}
+}
+
+func TestSpoolSurvivesReopenAndDedupes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "spool.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup, err := s.Accept("inbox", "imap:1:7", []*linedriver.Job{job("a.fax", "fax"), job("a.file", "file")})
+	if err != nil || dup {
+		t.Fatalf("Accept = %v, %v", dup, err)
+	}
+	if dup, _ := s.Accept("inbox", "imap:1:7", []*linedriver.Job{job("b.fax", "fax")}); !dup {
+		t.Fatal("second Accept of the same source id was not reported as a duplicate")
+	}
+	if dup, _ := s.Accept("other", "imap:1:7", []*linedriver.Job{job("c.fax", "fax")}); dup {
+		t.Fatal("the same source id from another connector was taken for a duplicate")
+	}
+	s.Close()
+
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Queued["fax"] != 2 || st.Queued["file"] != 1 || st.Sources != 2 {
+		t.Fatalf("after reopen: %+v", st)
+	}
+	if seen, _ := s.Seen("inbox", "imap:1:7"); !seen {
+		t.Fatal("source id forgotten across reopen")
+	}
+}
+
+func TestSpoolOutcomes(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "spool.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Accept("c", "s1", []*linedriver.Job{job("j1", "fax"), job("j2", "fax"), job("j3", "fax")}); err != nil {
+		t.Fatal(err)
+	}
+	// Earliest due first, skipping leased ones.
+	e, err := s.Next("fax", map[string]bool{"j1": true})
+	if err != nil || e == nil || e.Job.ID != "j2" {
+		t.Fatalf("Next skipping j1 = %+v, %v", e, err)
+	}
+
+	state := json.RawMessage(`{"pages_confirmed":2}`)
+	if err := s.Complete("j1", linedriver.Outcome{Result: linedriver.Temporary, Category: "busy", Reason: "BUSY", RetryAfter: time.Hour, State: state}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete("j2", linedriver.Done(nil), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete("j3", linedriver.Fail("bad_number", "number not allowed"), true); err != nil {
+		t.Fatal(err)
+	}
+	e, err = s.Next("fax", nil)
+	if err != nil || e == nil || e.Job.ID != "j1" {
+		t.Fatalf("Next = %+v, %v; want the rescheduled j1", e, err)
+	}
+	if e.Job.Attempt != 1 || string(e.Job.State) != string(state) || e.Category != "busy" || time.Until(e.Due) < 59*time.Minute {
+		t.Fatalf("rescheduled job = attempt %d state %s category %q due in %s", e.Job.Attempt, e.Job.State, e.Category, time.Until(e.Due))
+	}
+	failed, err := s.Failed()
+	if err != nil || len(failed) != 1 || failed[0].Job.ID != "j3" || failed[0].LastError != "number not allowed" {
+		t.Fatalf("Failed = %+v, %v", failed, err)
+	}
+	if err := s.Complete("j2", linedriver.Done(nil), true); err != ErrNotFound {
+		t.Fatalf("completing a delivered job again: %v, want ErrNotFound", err)
+	}
+	// An interrupted attempt does not count.
+	if err := s.Complete("j1", linedriver.Outcome{Result: linedriver.Temporary, Category: "interrupted"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := s.Next("fax", nil); e.Job.Attempt != 1 {
+		t.Fatalf("interrupted attempt was counted: attempt %d", e.Job.Attempt)
+	}
+}
+
+func TestSpoolForget(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "spool.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Accept("c", "done", []*linedriver.Job{job("d", "x")})
+	s.Accept("c", "pending", []*linedriver.Job{job("p", "x")})
+	s.Complete("d", linedriver.Done(nil), true)
+	n, err := s.Forget(time.Now().Add(time.Minute))
+	if err != nil || n != 1 {
+		t.Fatalf("Forget = %d, %v; want 1 (the source whose job is done)", n, err)
+	}
+	if seen, _ := s.Seen("c", "pending"); !seen {
+		t.Fatal("a source id with a pending job was forgotten")
+	}
+}
+
+func TestSpoolLockedByAnotherGateway(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "spool.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := Open(path); err == nil {
+		t.Fatal("a second gateway opened the same spool")
+	}
+}
