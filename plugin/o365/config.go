@@ -1,0 +1,444 @@
+package o365
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
+
+	"github.com/mediagw/mediagw/plugin"
+	"github.com/mediagw/mediagw/plugin/o365/imapbox"
+	"github.com/mediagw/mediagw/secret"
+)
+
+// Config is the connector's configuration. Key names follow the ones
+// administrators know from the commercial gateways.
+type Config struct {
+	EmailUser           string        `json:"email_user"`
+	TenantID            string        `json:"tenant_id"`
+	ClientID            string        `json:"client_id"`
+	ClientSecret        secret.Secret `json:"client_secret"`
+	ClientSecretFile    string        `json:"client_secret_file"`
+	CertificateFile     string        `json:"certificate_file"`
+	CertificateKeyFile  string        `json:"certificate_key_file"`
+	CertificatePassword secret.Secret `json:"certificate_password"`
+	AuthorityHost       string        `json:"authority_host"`
+	Protocol            string        `json:"protocol"`
+	IMAPHost            string        `json:"imap_host"`
+	IMAPPort            int           `json:"imap_port"`
+	GraphEndpoint       string        `json:"graph_endpoint"`
+	Folder              string        `json:"folder"`
+	PollInterval        Duration      `json:"poll_interval"`
+	Idle                *bool         `json:"idle"`
+	AfterProcessing     string        `json:"after_processing"`
+	FailedFolder        string        `json:"failed_folder"`
+	Proxy               string        `json:"proxy"`
+	MaxMessageSize      int64         `json:"max_message_size"`
+	ConnectTimeout      Duration      `json:"connect_timeout"`
+	RequestTimeout      Duration      `json:"request_timeout"`
+	TLSCAFile           string        `json:"tls_ca_file"`
+	StateDir            string        `json:"state_dir"`
+	CertificateWarn     Duration      `json:"certificate_expiry_warning"`
+}
+
+// Defaults, in one place.
+const (
+	defaultAuthorityHost  = "login.microsoftonline.com"
+	defaultIMAPHost       = "outlook.office365.com"
+	defaultIMAPPort       = 993
+	defaultGraphEndpoint  = "https://graph.microsoft.com"
+	defaultFolder         = "INBOX"
+	defaultPollInterval   = time.Minute
+	defaultAfter          = "seen"
+	defaultFailedFolder   = "mediagw-failed"
+	defaultMaxMessageSize = 50 << 20
+	defaultConnectTimeout = 30 * time.Second
+	defaultRequestTimeout = 60 * time.Second
+	defaultCertWarn       = 30 * 24 * time.Hour
+)
+
+// Duration reads "90s", "5m" or a number of seconds.
+type Duration time.Duration
+
+// UnmarshalJSON accepts a Go duration string or seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("want a duration such as \"30s\" or \"5m\": %w", err)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var n float64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return errors.New("want a duration such as \"30s\" or a number of seconds")
+	}
+	*d = Duration(n * float64(time.Second))
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func schema() []plugin.ConfigField {
+	return []plugin.ConfigField{
+		{Name: "email_user", Type: "string", Required: true, Description: "Mailbox address the app reads, e.g. fax@contoso.com"},
+		{Name: "tenant_id", Type: "string", Required: true, Description: "Directory (tenant) ID of the app registration"},
+		{Name: "client_id", Type: "string", Required: true, Description: "Application (client) ID"},
+		{Name: "client_secret", Type: "secret", Description: "Client secret value (not its ID); env:NAME and file:PATH work"},
+		{Name: "client_secret_file", Type: "string", Description: "File holding the client secret value"},
+		{Name: "certificate_file", Type: "string", Description: "PEM certificate (and key, unless certificate_key_file) uploaded to the app registration"},
+		{Name: "certificate_key_file", Type: "string", Description: "PEM private key for certificate_file"},
+		{Name: "certificate_password", Type: "secret", Description: "Password of an encrypted key"},
+		{Name: "authority_host", Type: "string", Default: defaultAuthorityHost, Description: "Login host; login.microsoftonline.us for US Government"},
+		{Name: "protocol", Type: "string", Default: "imap", Description: "imap or graph"},
+		{Name: "imap_host", Type: "string", Default: defaultIMAPHost},
+		{Name: "imap_port", Type: "int", Default: strconv.Itoa(defaultIMAPPort)},
+		{Name: "graph_endpoint", Type: "string", Default: defaultGraphEndpoint},
+		{Name: "folder", Type: "string", Default: defaultFolder, Description: "Folder to watch"},
+		{Name: "poll_interval", Type: "duration", Default: defaultPollInterval.String(), Description: "Rescan interval (IMAP without IDLE, Graph)"},
+		{Name: "idle", Type: "bool", Default: "true", Description: "Use IMAP IDLE for push"},
+		{Name: "after_processing", Type: "string", Default: defaultAfter, Description: "seen, move:<folder> or delete"},
+		{Name: "failed_folder", Type: "string", Default: defaultFailedFolder, Description: "Rejected messages go here (created when missing)"},
+		{Name: "proxy", Type: "string", Description: "http://host:port (CONNECT) or socks5://host:port, for login, IMAP and Graph"},
+		{Name: "max_message_size", Type: "int", Default: strconv.Itoa(defaultMaxMessageSize), Description: "Larger messages are rejected"},
+		{Name: "connect_timeout", Type: "duration", Default: defaultConnectTimeout.String()},
+		{Name: "request_timeout", Type: "duration", Default: defaultRequestTimeout.String(), Description: "Token and Graph requests"},
+		{Name: "tls_ca_file", Type: "string", Description: "Extra trusted CA certificates (PEM), e.g. for a TLS-inspecting proxy"},
+		{Name: "state_dir", Type: "string", Description: "Where UIDVALIDITY, unapplied settlements and the reject log are kept"},
+		{Name: "certificate_expiry_warning", Type: "duration", Default: defaultCertWarn.String(), Description: "Warn this long before the certificate expires"},
+	}
+}
+
+// settings is a checked configuration, ready to use.
+type settings struct {
+	Config
+	after       imapbox.Action
+	certs       []*x509.Certificate
+	key         crypto.PrivateKey
+	proxyURL    *url.URL
+	roots       *x509.CertPool
+	graphURL    *url.URL
+	idle        bool
+	imapAddress string
+}
+
+// decodeConfig decodes strictly and checks every key; problems become
+// diagnostics naming the key.
+func decodeConfig(raw []byte) (*settings, plugin.Diagnostics) {
+	var diags plugin.Diagnostics
+	var c Config
+	if !decodeStrict(raw, &c, &diags) {
+		return nil, diags
+	}
+	s := &settings{Config: c}
+	req := func(field, v, what string) {
+		if strings.TrimSpace(v) == "" {
+			diags.Errorf(field, "required: %s", what)
+		}
+	}
+	req("email_user", c.EmailUser, "the mailbox address, e.g. fax@contoso.com")
+	if c.EmailUser != "" && !strings.Contains(c.EmailUser, "@") {
+		diags.Errorf("email_user", "%q is not a mailbox address", c.EmailUser)
+	}
+	req("tenant_id", c.TenantID, "the Directory (tenant) ID from the app registration's overview")
+	req("client_id", c.ClientID, "the Application (client) ID from the app registration's overview")
+	if c.TenantID != "" && strings.ContainsAny(c.TenantID, "/ ?#") {
+		diags.Errorf("tenant_id", "%q is not a tenant id or domain", c.TenantID)
+	}
+
+	// Credential: exactly one of secret, secret file, certificate.
+	n := 0
+	if !c.ClientSecret.IsZero() {
+		n++
+	}
+	if c.ClientSecretFile != "" {
+		n++
+		b, err := os.ReadFile(c.ClientSecretFile)
+		switch {
+		case err != nil:
+			diags.Errorf("client_secret_file", "cannot read: %v", unwrapPath(err))
+		case strings.TrimSpace(string(b)) == "":
+			diags.Errorf("client_secret_file", "the file is empty")
+		default:
+			s.ClientSecret = secret.New(strings.TrimRight(string(b), "\r\n"))
+		}
+	}
+	if c.CertificateFile != "" {
+		n++
+		certs, key, err := loadCertificate(c.CertificateFile, c.CertificateKeyFile, c.CertificatePassword)
+		if err != nil {
+			field := "certificate_file"
+			if c.CertificateKeyFile != "" && errors.Is(err, errKey) {
+				field = "certificate_key_file"
+			}
+			diags.Errorf(field, "%v", err)
+		} else {
+			s.certs, s.key = certs, key
+			if left := time.Until(certs[0].NotAfter); left < 0 {
+				diags.Errorf("certificate_file", "the certificate expired on %s; upload a new one to the app registration", certs[0].NotAfter.Format(time.DateOnly))
+			} else if left < s.certWarn() {
+				diags.Warnf("certificate_file", "the certificate expires on %s (in %d days); upload a new one to the app registration", certs[0].NotAfter.Format(time.DateOnly), int(left.Hours()/24))
+			}
+		}
+	} else if c.CertificateKeyFile != "" {
+		diags.Errorf("certificate_key_file", "set certificate_file as well")
+	}
+	if n == 0 {
+		diags.Errorf("client_secret", "required: a client secret (client_secret or client_secret_file) or a certificate (certificate_file)")
+	} else if n > 1 {
+		diags.Errorf("client_secret", "give one credential: client_secret, client_secret_file or certificate_file")
+	}
+	if c.ClientSecret.Ref() == "" && !c.ClientSecret.IsZero() && looksLikeGUID(c.ClientSecret.Reveal()) {
+		diags.Warnf("client_secret", "this looks like the secret's ID (a GUID), not its value; copy the Value column under Certificates & secrets")
+	}
+
+	if s.AuthorityHost == "" {
+		s.AuthorityHost = defaultAuthorityHost
+	} else if h := strings.TrimSuffix(strings.TrimPrefix(s.AuthorityHost, "https://"), "/"); strings.ContainsAny(h, "/ ") {
+		diags.Errorf("authority_host", "want a host name such as login.microsoftonline.us, got %q", s.AuthorityHost)
+	} else {
+		s.AuthorityHost = h
+	}
+	switch s.Protocol {
+	case "":
+		s.Protocol = "imap"
+	case "imap", "graph":
+	default:
+		diags.Errorf("protocol", "want imap or graph, got %q", s.Protocol)
+	}
+	if s.IMAPHost == "" {
+		s.IMAPHost = defaultIMAPHost
+	}
+	if s.IMAPPort == 0 {
+		s.IMAPPort = defaultIMAPPort
+	} else if s.IMAPPort < 1 || s.IMAPPort > 65535 {
+		diags.Errorf("imap_port", "want 1..65535, got %d", s.IMAPPort)
+	}
+	s.imapAddress = net.JoinHostPort(s.IMAPHost, strconv.Itoa(s.IMAPPort))
+	if s.GraphEndpoint == "" {
+		s.GraphEndpoint = defaultGraphEndpoint
+	}
+	if u, err := url.Parse(s.GraphEndpoint); err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+		diags.Errorf("graph_endpoint", "want an https URL, got %q", s.GraphEndpoint)
+	} else {
+		s.graphURL = u
+	}
+	if s.Folder == "" {
+		s.Folder = defaultFolder
+	}
+	if s.PollInterval == 0 {
+		s.PollInterval = Duration(defaultPollInterval)
+	} else if s.PollInterval < Duration(time.Second) {
+		diags.Errorf("poll_interval", "want at least 1s, got %s", time.Duration(s.PollInterval))
+	}
+	s.idle = c.Idle == nil || *c.Idle
+	if s.AfterProcessing == "" {
+		s.AfterProcessing = defaultAfter
+	}
+	switch a := s.AfterProcessing; {
+	case a == "seen":
+		s.after = imapbox.Action{Kind: imapbox.ActionSeen}
+	case a == "delete":
+		s.after = imapbox.Action{Kind: imapbox.ActionDelete}
+	case strings.HasPrefix(a, "move:") && strings.TrimSpace(a[5:]) != "":
+		s.after = imapbox.Action{Kind: imapbox.ActionMove, Folder: strings.TrimSpace(a[5:])}
+	default:
+		diags.Errorf("after_processing", "want seen, delete or move:<folder>, got %q", a)
+	}
+	if s.FailedFolder == "" {
+		s.FailedFolder = defaultFailedFolder
+	}
+	if s.FailedFolder == s.Folder {
+		diags.Errorf("failed_folder", "must differ from folder %q", s.Folder)
+	}
+	if s.after.Kind == imapbox.ActionMove && s.after.Folder == s.Folder {
+		diags.Errorf("after_processing", "the move target must differ from folder %q", s.Folder)
+	}
+	if s.Proxy != "" {
+		u, err := url.Parse(s.Proxy)
+		if err != nil || u.Host == "" {
+			diags.Errorf("proxy", "want http://host:port or socks5://host:port, got %q", s.Proxy)
+		} else {
+			switch u.Scheme {
+			case "http", "https", "socks5", "socks5h":
+				s.proxyURL = u
+			default:
+				diags.Errorf("proxy", "scheme %q: want http, https or socks5", u.Scheme)
+			}
+		}
+	}
+	if s.MaxMessageSize == 0 {
+		s.MaxMessageSize = defaultMaxMessageSize
+	} else if s.MaxMessageSize < 0 {
+		diags.Errorf("max_message_size", "must be positive")
+	}
+	if s.ConnectTimeout == 0 {
+		s.ConnectTimeout = Duration(defaultConnectTimeout)
+	} else if s.ConnectTimeout < 0 {
+		diags.Errorf("connect_timeout", "must be positive")
+	}
+	if s.RequestTimeout == 0 {
+		s.RequestTimeout = Duration(defaultRequestTimeout)
+	} else if s.RequestTimeout < 0 {
+		diags.Errorf("request_timeout", "must be positive")
+	}
+	if s.TLSCAFile != "" {
+		b, err := os.ReadFile(s.TLSCAFile)
+		if err != nil {
+			diags.Errorf("tls_ca_file", "cannot read: %v", unwrapPath(err))
+		} else {
+			pool, err := x509.SystemCertPool()
+			if err != nil {
+				pool = x509.NewCertPool()
+			}
+			if !pool.AppendCertsFromPEM(b) {
+				diags.Errorf("tls_ca_file", "no PEM certificate in the file")
+			}
+			s.roots = pool
+		}
+	}
+	if s.StateDir != "" {
+		if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
+			diags.Errorf("state_dir", "cannot create: %v", unwrapPath(err))
+		}
+	} else if s.Protocol == "imap" {
+		diags.Warnf("state_dir", "not set: settlements not yet applied when the plugin stops are offered again after a restart")
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return s, diags
+}
+
+func (s *settings) certWarn() time.Duration {
+	if s.CertificateWarn > 0 {
+		return time.Duration(s.CertificateWarn)
+	}
+	return defaultCertWarn
+}
+
+func (s *settings) tlsConfig(serverName string) *tls.Config {
+	return &tls.Config{RootCAs: s.roots, ServerName: serverName, MinVersion: tls.VersionTLS12}
+}
+
+var errKey = errors.New("private key")
+
+func loadCertificate(certFile, keyFile string, password secret.Secret) ([]*x509.Certificate, crypto.PrivateKey, error) {
+	b, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot read: %w", unwrapPath(err))
+	}
+	if keyFile != "" {
+		k, err := os.ReadFile(keyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: cannot read: %w", errKey, unwrapPath(err))
+		}
+		b = append(append(b, '\n'), k...)
+	}
+	certs, key, err := confidential.CertFromPEM(b, password.Reveal())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errKey, err)
+	}
+	if len(certs) == 0 {
+		return nil, nil, errors.New("no certificate in the PEM data")
+	}
+	if key == nil {
+		return nil, nil, fmt.Errorf("%w: none found; set certificate_key_file", errKey)
+	}
+	return certs, key, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func looksLikeGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// decodeStrict decodes a JSON object into the struct at dst key by key, so
+// that every problem (unknown key, wrong type, bad duration, unreadable
+// secret file) is reported against its key.
+func decodeStrict(raw []byte, dst any, diags *plugin.Diagnostics) bool {
+	var obj map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&obj); err != nil {
+		diags.Errorf("", "the configuration is not a JSON object: %s", strings.TrimPrefix(err.Error(), "json: "))
+		return false
+	}
+	if obj == nil {
+		diags.Errorf("", "the configuration is not a JSON object")
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		diags.Errorf("", "trailing data after the configuration object")
+		return false
+	}
+	v := reflect.ValueOf(dst).Elem()
+	fields := map[string]reflect.Value{}
+	for i := 0; i < v.NumField(); i++ {
+		if tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ","); tag != "" {
+			fields[tag] = v.Field(i)
+		}
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	ok := true
+	for _, k := range keys {
+		f, known := fields[k]
+		if !known {
+			diags.Errorf(k, "unknown key")
+			ok = false
+			continue
+		}
+		if err := json.Unmarshal(obj[k], f.Addr().Interface()); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				diags.Errorf(k, "want %s, got JSON %s", te.Type, te.Value)
+			} else {
+				diags.Errorf(k, "%s", strings.TrimPrefix(err.Error(), "json: "))
+			}
+			ok = false
+		}
+	}
+	return ok
+}
