@@ -267,7 +267,6 @@ func TestJPEGScan(t *testing.T) {
 	}
 }
 
-
 // TestTIFF: fax pages in a TIFF pass through unchanged (or with rows
 // merged / doubled for the other resolution); colour pages are rendered.
 func TestTIFF(t *testing.T) {
