@@ -154,3 +154,22 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func FuzzSeenName(f *testing.F) {
+	for _, s := range []string{"1700000000.M1P2.host", "x:2,F", "x:2,S", "x:1,abc", "x:", ":2,", "a:b:c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		seen := seenName(name)
+		if baseName(seen) != baseName(name) {
+			t.Fatalf("seenName(%q) = %q changes the base name", name, seen)
+		}
+		if seenName(seen) != seen {
+			t.Fatalf("seenName is not idempotent: %q → %q → %q", name, seen, seenName(seen))
+		}
+		_, info, _ := strings.Cut(seen, ":")
+		if !strings.HasPrefix(info, "2,") || !strings.Contains(info[2:], "S") {
+			t.Fatalf("seenName(%q) = %q has no S flag", name, seen)
+		}
+	})
+}
