@@ -68,7 +68,7 @@ func classify(s *settings, err error) plugin.TestResult {
 		case 700016:
 			r.Hint = fmt.Sprintf("No application %s in tenant %s: check client_id (Application (client) ID) and tenant_id, and that the app was consented to in that tenant.", s.ClientID, s.TenantID)
 		case 90002:
-			r.Hint = fmt.Sprintf("Tenant %s was not found at %s: use the Directory (tenant) ID from the app's overview; for a sovereign cloud set authority_host (e.g. login.microsoftonline.us).", s.TenantID, s.AuthorityHost)
+			r.Hint = fmt.Sprintf("Tenant %s (tenant_id) was not found at %s: use the Directory (tenant) ID from the app's overview; for a sovereign cloud set authority_host (e.g. login.microsoftonline.us).", s.TenantID, s.AuthorityHost)
 		case 700027:
 			r.Hint = "The certificate does not match the app registration: upload the public part of certificate_file under Certificates & secrets, and check the private key belongs to it."
 		case 7000218, 7000216:
