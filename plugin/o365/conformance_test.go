@@ -166,4 +166,3 @@ func TestConformancePlugin(t *testing.T) {
 	h.Wrap = plugintest.ProcessWrap(t, bin)
 	plugintest.RunConformance(t, h)
 }
-

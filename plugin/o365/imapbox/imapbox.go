@@ -371,6 +371,7 @@ type session struct {
 	c        *imapclient.Client
 	newMail  chan struct{}
 	tokenExp time.Time
+	tokenAt  time.Time
 	uidValid uint32
 	created  map[string]bool
 	done     chan struct{}
@@ -425,7 +426,7 @@ func (m *Mailbox) connect(ctx context.Context) (*session, error) {
 		raw.Close()
 		return nil, fmt.Errorf("%w: TLS: %w", ErrDial, err)
 	}
-	s := &session{m: m, newMail: make(chan struct{}, 1), tokenExp: tok.ExpiresOn, created: map[string]bool{}, done: make(chan struct{})}
+	s := &session{m: m, newMail: make(chan struct{}, 1), tokenExp: tok.ExpiresOn, tokenAt: time.Now(), created: map[string]bool{}, done: make(chan struct{})}
 	s.c = imapclient.New(conn, &imapclient.Options{
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
@@ -485,6 +486,12 @@ func (m *Mailbox) connect(ctx context.Context) (*session, error) {
 	s.ready.Store(true)
 	m.noteSelect(sel)
 	return s, nil
+}
+
+// tokenMargin is how long before its token expires a session reconnects:
+// two minutes, or a quarter of the token's life for short-lived tokens.
+func (s *session) tokenMargin() time.Duration {
+	return min(2*time.Minute, s.tokenExp.Sub(s.tokenAt)/4)
 }
 
 func (s *session) close() {
@@ -617,7 +624,7 @@ func (s *session) wait(ctx context.Context) error {
 	if idle && !s.tokenExp.IsZero() {
 		// A server ends sessions whose token expired; reconnect with a fresh
 		// one rather than idle past it.
-		left := time.Until(s.tokenExp) - 2*time.Minute
+		left := time.Until(s.tokenExp) - s.tokenMargin()
 		if left <= 0 {
 			return errReconnect
 		}
@@ -650,7 +657,7 @@ func (s *session) wait(ctx context.Context) error {
 			err = fmt.Errorf("imapbox: idle: %w", werr)
 		}
 	}
-	if err == nil && !s.tokenExp.IsZero() && time.Until(s.tokenExp) < 2*time.Minute {
+	if err == nil && idle && !s.tokenExp.IsZero() && time.Until(s.tokenExp) < s.tokenMargin() {
 		return errReconnect
 	}
 	return err
