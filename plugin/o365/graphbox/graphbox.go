@@ -106,12 +106,13 @@ type Mailbox struct {
 	out  chan *plugin.Message
 	wake chan struct{}
 
+	folderMu sync.Mutex
 	mu       sync.Mutex
-	folderID string
 	folders  map[string]string // display path → id
 	inflight map[string]delivery
 	offered  map[string]string // message id → delivery id
 	deferred map[string]time.Time
+	settled  map[string]time.Time // acked or rejected: a scan listed before may still hold them
 	health   plugin.Health
 	healthCh []chan plugin.Health
 
@@ -162,6 +163,7 @@ func New(opts Options) (*Mailbox, error) {
 		inflight: map[string]delivery{},
 		offered:  map[string]string{},
 		deferred: map[string]time.Time{},
+		settled:  map[string]time.Time{},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		health:   plugin.Health{State: plugin.HealthStarting, Time: time.Now()},
@@ -269,6 +271,9 @@ func redactURL(u string) string {
 // folderIDFor resolves a folder path ("INBOX", "Inbox/Fax", "Archive") to an
 // id; create makes missing folders.
 func (m *Mailbox) folderIDFor(ctx context.Context, path string, create bool) (string, error) {
+	// One resolution at a time, so concurrent settlements create a folder once.
+	m.folderMu.Lock()
+	defer m.folderMu.Unlock()
 	m.mu.Lock()
 	id, ok := m.folders[path]
 	m.mu.Unlock()
@@ -434,13 +439,28 @@ func (m *Mailbox) scan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	listedAt := time.Now()
 	list, err := m.listUnread(ctx, fid)
 	if err != nil {
 		return err
 	}
+	m.mu.Lock()
+	present := make(map[string]bool, len(list))
+	for _, l := range list {
+		present[l.ID] = true
+	}
+	for id, t := range m.settled {
+		if !present[id] && t.Before(listedAt) {
+			delete(m.settled, id)
+		}
+	}
+	m.mu.Unlock()
 	for _, l := range list {
 		m.mu.Lock()
 		_, busy := m.offered[l.ID]
+		if _, done := m.settled[l.ID]; done {
+			busy = true
+		}
 		if t, ok := m.deferred[l.ID]; ok && !busy {
 			if time.Now().Before(t) {
 				busy = true
@@ -550,6 +570,7 @@ func (m *Mailbox) Settle(ctx context.Context, deliveryID string, s plugin.Settle
 	m.mu.Lock()
 	delete(m.inflight, deliveryID)
 	delete(m.offered, d.id)
+	m.settled[d.id] = time.Now()
 	m.mu.Unlock()
 	return nil
 }
