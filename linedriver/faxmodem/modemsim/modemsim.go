@@ -574,7 +574,7 @@ func (m *Modem) remoteFrame(f t30.Frame) {
 
 func (m *Modem) ppm() {
 	ans := t30.Frame{FCF: t30.MCF, Final: true}
-	n := m.page
+	n := len(m.call.Pages) + 1 // the page being confirmed, counted in this call
 	if m.rtn[n] > 0 {
 		m.rtn[n]--
 		ans.FCF = t30.RTN

@@ -244,6 +244,19 @@ func (s *Session) receive(ctx context.Context, wait time.Duration) (Frame, error
 	return Frame{}, fmt.Errorf("t30: AT+FRH=3: %s", r.Result)
 }
 
+// response reads the far end's answer: frames up to a final one. Leading
+// identification frames (NSF, CSI) of a repeated DIS are passed over.
+func (s *Session) response(ctx context.Context) (Frame, error) {
+	f, err := s.receive(ctx, s.cfg.T4)
+	for err == nil && !f.Final {
+		if c := Code(f.FCF); c == CSI {
+			s.res.RemoteID = DecodeID(f.Info)
+		}
+		f, err = s.receive(ctx, s.cfg.T4)
+	}
+	return f, err
+}
+
 // transmit sends frames in one V.21 transmission.
 func (s *Session) transmit(ctx context.Context, frames ...Frame) error {
 	r, err := s.ch.Command(ctx, "+FTH=3", 5*time.Second)
@@ -392,7 +405,7 @@ func (s *Session) train(ctx context.Context, params []Params, idx *int) error {
 			}
 			return &Error{Category: CatProtocol, Reason: "training data: " + r.Result}
 		}
-		f, err := s.receive(ctx, s.cfg.T4)
+		f, err := s.response(ctx)
 		tries++
 		switch {
 		case errors.Is(err, errNoResponse), errors.Is(err, ErrBadFrame):
@@ -489,7 +502,7 @@ func (s *Session) phaseB(ctx context.Context, pages []Page) error {
 			if err := s.transmit(ctx, Frame{FCF: ppm | XBit}); err != nil {
 				return classify(err, "")
 			}
-			f, err = s.receive(ctx, s.cfg.T4)
+			f, err = s.response(ctx)
 			switch {
 			case errors.Is(err, errNoResponse), errors.Is(err, ErrBadFrame):
 				s.log("timeout", "no answer to "+Name(ppm))

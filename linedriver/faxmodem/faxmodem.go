@@ -1,0 +1,524 @@
+// Package faxmodem is the line driver that sends faxes through fax modems
+// on serial ports: it renders a record's documents into pages, encodes them
+// to the parameters the far end accepts, and runs T.30 itself over a
+// Class 1 modem. A pool of modems takes one job each; failures come back as
+// categories with a retry delay, and the pages the far end confirmed are
+// kept in the job's state so that a retry resumes after them.
+package faxmodem
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mediagw/mediagw/linedriver"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/at"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/render"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/t30"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/t4"
+)
+
+func init() { linedriver.Register("faxmodem", New) }
+
+// DeviceConfig is one modem.
+type DeviceConfig struct {
+	Device     string   `json:"device"`
+	Class      string   `json:"class,omitempty"`       // auto (default), 1, 1.0, 2, 2.0
+	Init       []string `json:"init,omitempty"`        // extra commands after ATZ, without "AT"
+	DialPrefix string   `json:"dial_prefix,omitempty"` // e.g. "T9," for an outside line
+	Flow       string   `json:"flow,omitempty"`        // xonxoff (default) or none
+	Speed      int      `json:"speed,omitempty"`       // serial port bit rate (default 115200)
+}
+
+// Options of the driver (the "options" of a faxmodem line driver).
+type Options struct {
+	Devices     []DeviceConfig `json:"devices"`
+	LocalID     string         `json:"local_id,omitempty"`   // TSI, up to 20 characters
+	Header      string         `json:"header,omitempty"`     // sender name on the header line; "" for none
+	Resolution  string         `json:"resolution,omitempty"` // fine (default) or standard
+	Encoding    string         `json:"encoding,omitempty"`   // mr (default: MR when the far end takes it) or mh
+	Modulations []string       `json:"modulations,omitempty"`
+	MaxSpeed    int            `json:"max_speed,omitempty"`
+	RTNRetries  *int           `json:"rtn_retries,omitempty"` // resend a rejected page (default 1)
+	Retry       RetryPolicy    `json:"retry,omitempty"`
+	Dial        DialPolicy     `json:"dial,omitempty"`
+	// ReprobeAfter is how long a modem that stopped answering stays out of
+	// the pool before it is probed again (default 5m).
+	ReprobeAfter Duration `json:"reprobe_after,omitempty"`
+	// Open opens a device; tests put an emulator here. Not configurable.
+	Open func(dev DeviceConfig) (*at.Channel, error) `json:"-"`
+	// Timers of T.30 (tests shorten them). Not configurable.
+	Timers *t30.Config `json:"-"`
+}
+
+// ParseOptions decodes options strictly and fills in defaults.
+func ParseOptions(raw json.RawMessage) (Options, error) {
+	var o Options
+	if len(bytes.TrimSpace(raw)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&o); err != nil {
+			return o, fmt.Errorf("faxmodem: options: %w", err)
+		}
+	}
+	if len(o.Devices) == 0 {
+		return o, errors.New("faxmodem: options: at least one device is needed")
+	}
+	for i, d := range o.Devices {
+		if d.Device == "" {
+			return o, fmt.Errorf("faxmodem: options: devices[%d]: device is empty", i)
+		}
+		switch d.Class {
+		case "", "auto", "1", "1.0", "2", "2.0":
+		default:
+			return o, fmt.Errorf("faxmodem: options: devices[%d]: class %q (want auto, 1, 1.0, 2 or 2.0)", i, d.Class)
+		}
+		switch d.Flow {
+		case "", "xonxoff", "none":
+		default:
+			return o, fmt.Errorf("faxmodem: options: devices[%d]: flow %q (want xonxoff or none)", i, d.Flow)
+		}
+	}
+	switch o.Resolution {
+	case "", "fine", "standard":
+	default:
+		return o, fmt.Errorf("faxmodem: options: resolution %q (want fine or standard)", o.Resolution)
+	}
+	switch strings.ToLower(o.Encoding) {
+	case "", "mr", "mh":
+	default:
+		return o, fmt.Errorf("faxmodem: options: encoding %q (want mr or mh)", o.Encoding)
+	}
+	if len(o.LocalID) > 20 {
+		return o, fmt.Errorf("faxmodem: options: local_id is longer than 20 characters")
+	}
+	return o, nil
+}
+
+// Driver is the faxmodem line driver.
+type Driver struct {
+	name string
+	opts Options
+	log  *slog.Logger
+	pool *Pool
+}
+
+var _ linedriver.Driver = (*Driver)(nil)
+
+// New is the linedriver.Factory of faxmodem.
+func New(name string, options json.RawMessage, logger *slog.Logger) (linedriver.Driver, error) {
+	o, err := ParseOptions(options)
+	if err != nil {
+		return nil, err
+	}
+	return NewWith(name, o, logger), nil
+}
+
+// NewWith builds a driver from decoded options.
+func NewWith(name string, o Options, logger *slog.Logger) *Driver {
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Open == nil {
+		o.Open = func(d DeviceConfig) (*at.Channel, error) { return at.Open(d.Device, d.Speed, at.Options{}) }
+	}
+	re := time.Duration(o.ReprobeAfter)
+	if re == 0 {
+		re = 5 * time.Minute
+	}
+	return &Driver{name: name, opts: o, log: logger.With("driver", name), pool: NewPool(o.Devices, re)}
+}
+
+// Name implements linedriver.Driver.
+func (d *Driver) Name() string { return d.name }
+
+// Slots is the number of modems.
+func (d *Driver) Slots() int { return len(d.opts.Devices) }
+
+// Close implements linedriver.Driver.
+func (d *Driver) Close() error { return nil }
+
+// Check refuses records without a fax number or documents, and numbers the
+// dial policy denies.
+func (d *Driver) Check(rec *linedriver.Record) error {
+	num := rec.Fields["fax_number"]
+	if num == "" {
+		return errors.New("faxmodem: the record has no fax_number")
+	}
+	if _, err := d.opts.Dial.Check(num); err != nil {
+		return err
+	}
+	if len(rec.Documents) == 0 {
+		return errors.New("faxmodem: the record has no documents to send")
+	}
+	return nil
+}
+
+// State is what the spool keeps between attempts of a job.
+type State struct {
+	Confirmed int            `json:"confirmed"` // pages the far end confirmed, over all attempts
+	Pages     int            `json:"pages"`     // pages of the job as rendered
+	Tries     map[string]int `json:"tries,omitempty"`
+	RemoteID  string         `json:"remote_id,omitempty"`
+}
+
+// Deliver makes one attempt at a job.
+func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(linedriver.Progress)) linedriver.Outcome {
+	if report == nil {
+		report = func(linedriver.Progress) {}
+	}
+	var st State
+	if len(job.State) > 0 {
+		if err := json.Unmarshal(job.State, &st); err != nil {
+			return d.fail(st, "state", "unreadable job state: "+err.Error())
+		}
+	}
+	number, err := d.opts.Dial.Check(job.Record.Fields["fax_number"])
+	if err != nil {
+		return d.fail(st, "dial_policy", err.Error())
+	}
+	report(linedriver.Progress{Step: "render", Detail: fmt.Sprintf("%d documents", len(job.Record.Documents))})
+	pages, err := d.render(ctx, job, number)
+	if err != nil {
+		return d.fail(st, "render", err.Error())
+	}
+	if st.Pages != 0 && st.Pages != len(pages) {
+		// the documents rendered differently: start again from the top
+		st.Confirmed = 0
+	}
+	st.Pages = len(pages)
+	if st.Confirmed >= len(pages) {
+		return linedriver.Done(map[string]string{"pages": fmt.Sprint(len(pages)), "remote_id": st.RemoteID})
+	}
+	m, err := d.pool.Acquire(ctx, d.probe)
+	if err != nil {
+		return d.retry(job, st, "no_modem", err.Error())
+	}
+	defer d.pool.Release(m)
+	res, err := d.send(ctx, m, number, pages, st.Confirmed, report)
+	var e *t30.Error
+	if err != nil && !errors.As(err, &e) {
+		e = &t30.Error{Category: t30.CatModem, Reason: err.Error(), Err: err}
+	}
+	if e != nil {
+		st.Confirmed += e.Confirmed
+	} else {
+		st.Confirmed += res.Pages
+	}
+	if res.RemoteID != "" {
+		st.RemoteID = res.RemoteID
+	}
+	if e == nil {
+		report(linedriver.Progress{Step: "done", Detail: fmt.Sprintf("%d pages", st.Confirmed)})
+		enc := "MH"
+		if res.Params.MR {
+			enc = "MR"
+		}
+		resol := "standard"
+		if res.Params.Fine {
+			resol = "fine"
+		}
+		return linedriver.Done(map[string]string{
+			"pages": fmt.Sprint(st.Confirmed), "remote_id": st.RemoteID, "speed": res.Params.Speed.String(),
+			"resolution": resol, "encoding": enc, "duration": res.Duration.Round(time.Millisecond).String(),
+			"modem": m.Config.Device,
+		})
+	}
+	if e.Category == t30.CatModem {
+		d.pool.MarkBad(m)
+	}
+	d.log.Info("fax attempt failed", "job", job.ID, "category", e.Category, "reason", e.Reason, "confirmed", st.Confirmed, "pages", len(pages))
+	return d.retry(job, st, e.Category, e.Reason)
+}
+
+func (d *Driver) fail(st State, cat, reason string) linedriver.Outcome {
+	o := linedriver.Fail(cat, reason)
+	o.State, _ = json.Marshal(st)
+	return o
+}
+
+func (d *Driver) retry(job *linedriver.Job, st State, cat, reason string) linedriver.Outcome {
+	if st.Tries == nil {
+		st.Tries = map[string]int{}
+	}
+	st.Tries[cat]++
+	if cat == t30.CatCancelled {
+		o := linedriver.Retry(cat, reason, 0)
+		o.State, _ = json.Marshal(st)
+		return o
+	}
+	pol := d.opts.Retry
+	if job.Attempt >= pol.maxAttempts() {
+		return d.fail(st, cat, fmt.Sprintf("%s (gave up after %d attempts)", reason, job.Attempt))
+	}
+	if n := pol.maxFor(cat); n > 0 && st.Tries[cat] >= n {
+		return d.fail(st, cat, fmt.Sprintf("%s (%d times)", reason, st.Tries[cat]))
+	}
+	o := linedriver.Retry(cat, reason, pol.delay(cat))
+	o.State, _ = json.Marshal(st)
+	return o
+}
+
+// render turns the documents into pages at the configured resolution.
+func (d *Driver) render(ctx context.Context, job *linedriver.Job, number string) ([]*render.Page, error) {
+	docs := make([]render.Document, len(job.Record.Documents))
+	for i, doc := range job.Record.Documents {
+		docs[i] = render.Document{Name: doc.Name, MediaType: doc.MediaType, Data: doc.Data}
+	}
+	ro := render.Options{Resolution: render.Fine}
+	if d.opts.Resolution == "standard" {
+		ro.Resolution = render.Standard
+	}
+	if d.opts.Header != "" {
+		t := job.Accepted
+		if t.IsZero() {
+			t = job.Record.Received
+		}
+		ro.Header = &render.Header{From: d.opts.Header, To: number, Time: t}
+	}
+	return render.Render(ctx, docs, ro)
+}
+
+// Pages makes T.30 pages of rendered pages: each is encoded when the
+// parameters are known (MH or MR, minimum line length, and halved in
+// height when the far end takes standard resolution only).
+func Pages(pages []*render.Page) []t30.Page {
+	out := make([]t30.Page, len(pages))
+	for i, pg := range pages {
+		out[i] = t30.Page{Encode: func(p t30.Params) ([]byte, error) { return EncodePage(pg, p) }}
+	}
+	return out
+}
+
+// EncodePage codes one page for the negotiated parameters, as a Class 1
+// modem carries it (first bit in the least significant bit).
+func EncodePage(pg *render.Page, p t30.Params) ([]byte, error) {
+	opts := t4.Options{Encoding: t4.MH, EndOfPage: true, LSBFirst: true, MinLineBits: p.MinLineBits()}
+	if p.MR {
+		opts.Encoding, opts.K, opts.AutoMH = t4.MR, p.K(), false
+	}
+	rows, height := pg.Row, pg.Height
+	if pg.Resolution == render.Fine && !p.Fine {
+		// two fine rows make one standard row; keep thin lines visible
+		height = pg.Height / 2
+		buf := make([]byte, pg.Stride)
+		rows = func(y int) []byte {
+			a, b := pg.Row(2*y), pg.Row(2*y+1)
+			for i := range buf {
+				buf[i] = a[i] | b[i]
+			}
+			return buf
+		}
+	}
+	var b bytes.Buffer
+	if _, err := t4.EncodePage(&b, pg.Width, rows, height, opts); err != nil {
+		return nil, fmt.Errorf("faxmodem: encode: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// send runs one call on modem m.
+func (d *Driver) send(ctx context.Context, m *Modem, number string, pages []*render.Page, first int, report func(linedriver.Progress)) (t30.Result, error) {
+	ch, err := d.opts.Open(m.Config)
+	if err != nil {
+		return t30.Result{}, &t30.Error{Category: t30.CatModem, Reason: "cannot open " + m.Config.Device, Err: err}
+	}
+	defer ch.Close()
+	class, err := Setup(ctx, ch, m.Config)
+	if err != nil {
+		return t30.Result{}, err
+	}
+	if class != "1" && class != "1.0" {
+		return t30.Result{}, &t30.Error{Category: t30.CatProtocol, Reason: "Class " + class + " sending is not available in this version; set class: 1"}
+	}
+	cfg := t30.Config{}
+	if d.opts.Timers != nil {
+		cfg = *d.opts.Timers
+	}
+	cfg.LocalID = d.opts.LocalID
+	cfg.Fine = d.opts.Resolution != "standard"
+	cfg.MR = !strings.EqualFold(d.opts.Encoding, "mh")
+	cfg.MaxBits = d.opts.MaxSpeed
+	cfg.Modulations = d.opts.Modulations
+	cfg.RTNRetries = 1
+	if d.opts.RTNRetries != nil {
+		cfg.RTNRetries = *d.opts.RTNRetries
+	}
+	cfg.FirstPage = first
+	cfg.Pace = m.Config.Flow != "none"
+	cfg.ModemCodes = m.codes
+	inner := cfg.Log
+	cfg.Log = func(step, detail string) {
+		report(linedriver.Progress{Step: step, Detail: detail})
+		if inner != nil {
+			inner(step, detail)
+		}
+	}
+	return t30.Send(ctx, ch, m.Config.DialPrefix+number, Pages(pages), cfg)
+}
+
+// Setup resets the modem, applies its init commands and selects the fax
+// class (auto: Class 1 when offered). It returns the class in use.
+func Setup(ctx context.Context, ch *at.Channel, dev DeviceConfig) (string, error) {
+	modemErr := func(err error) error {
+		return &t30.Error{Category: t30.CatModem, Reason: "the modem does not answer commands", Err: err}
+	}
+	// A modem left in data mode or mid-command: a lone CR, then ATZ.
+	ch.Write([]byte("\r")) //nolint:errcheck // the next command reports
+	ch.Drain(ctx, 100*time.Millisecond)
+	cmds := append([]string{"Z", "E0V1Q0"}, dev.Init...)
+	for _, c := range cmds {
+		r, err := ch.Command(ctx, c, 3*time.Second)
+		if err != nil {
+			return "", modemErr(err)
+		}
+		if !r.OK() {
+			return "", &t30.Error{Category: t30.CatModem, Reason: fmt.Sprintf("AT%s: %s", c, r.Result)}
+		}
+	}
+	r, err := ch.Command(ctx, "+FCLASS=?", 3*time.Second)
+	if err != nil {
+		return "", modemErr(err)
+	}
+	offered := ""
+	if len(r.Lines) > 0 {
+		offered = "," + strings.ReplaceAll(strings.Join(r.Lines, ","), " ", "") + ","
+	}
+	class := dev.Class
+	if class == "" || class == "auto" {
+		switch {
+		case strings.Contains(offered, ",1,"):
+			class = "1"
+		case strings.Contains(offered, ",1.0,"):
+			class = "1.0"
+		case strings.Contains(offered, ",2.0,"):
+			class = "2.0"
+		case strings.Contains(offered, ",2,"):
+			class = "2"
+		default:
+			return "", &t30.Error{Category: t30.CatModem, Reason: "the modem offers no fax class (AT+FCLASS=? answered " + strings.Join(r.Lines, " ") + ")"}
+		}
+	} else if offered != "" && !strings.Contains(offered, ","+class+",") {
+		return "", &t30.Error{Category: t30.CatModem, Reason: fmt.Sprintf("the modem does not offer class %s (it offers %s)", class, strings.Trim(offered, ","))}
+	}
+	if r, err := ch.Command(ctx, "+FCLASS="+class, 3*time.Second); err != nil || !r.OK() {
+		if err != nil {
+			return "", modemErr(err)
+		}
+		return "", &t30.Error{Category: t30.CatModem, Reason: "AT+FCLASS=" + class + ": " + r.Result}
+	}
+	return class, nil
+}
+
+// Modem is one device of the pool.
+type Modem struct {
+	Config  DeviceConfig
+	busy    bool
+	badTill time.Time
+	codes   []int
+}
+
+// Pool hands out free, healthy modems.
+type Pool struct {
+	mu      sync.Mutex
+	modems  []*Modem
+	reprobe time.Duration
+	free    chan struct{}
+}
+
+// NewPool makes a pool of devices.
+func NewPool(devs []DeviceConfig, reprobe time.Duration) *Pool {
+	p := &Pool{reprobe: reprobe, free: make(chan struct{}, 1)}
+	for _, d := range devs {
+		p.modems = append(p.modems, &Modem{Config: d})
+	}
+	return p
+}
+
+// ErrNoModem means every modem is out of service.
+var ErrNoModem = errors.New("faxmodem: no modem in service")
+
+// Acquire waits for a free modem. A modem marked bad is probed with probe
+// once its time out has passed; if every modem is out of service it fails
+// with ErrNoModem.
+func (p *Pool) Acquire(ctx context.Context, probe func(context.Context, *Modem) error) (*Modem, error) {
+	for {
+		p.mu.Lock()
+		now := time.Now()
+		var candidate *Modem
+		allBad := true
+		for _, m := range p.modems {
+			if m.badTill.After(now) {
+				continue
+			}
+			allBad = false
+			if !m.busy {
+				candidate = m
+				break
+			}
+		}
+		if candidate != nil {
+			candidate.busy = true
+		}
+		p.mu.Unlock()
+		if candidate != nil {
+			if candidate.badTill.IsZero() || probe == nil {
+				return candidate, nil
+			}
+			if err := probe(ctx, candidate); err != nil {
+				p.MarkBad(candidate)
+				p.Release(candidate)
+				continue
+			}
+			p.mu.Lock()
+			candidate.badTill = time.Time{}
+			p.mu.Unlock()
+			return candidate, nil
+		}
+		if allBad {
+			return nil, ErrNoModem
+		}
+		select {
+		case <-p.free:
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Release returns a modem to the pool.
+func (p *Pool) Release(m *Modem) {
+	p.mu.Lock()
+	m.busy = false
+	p.mu.Unlock()
+	select {
+	case p.free <- struct{}{}:
+	default:
+	}
+}
+
+// MarkBad takes a modem out of service for the reprobe time.
+func (p *Pool) MarkBad(m *Modem) {
+	p.mu.Lock()
+	m.badTill = time.Now().Add(p.reprobe)
+	p.mu.Unlock()
+}
+
+// probe checks that a modem answers again.
+func (d *Driver) probe(ctx context.Context, m *Modem) error {
+	ch, err := d.opts.Open(m.Config)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	_, err = Setup(ctx, ch, m.Config)
+	return err
+}

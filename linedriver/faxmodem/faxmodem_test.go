@@ -1,0 +1,354 @@
+package faxmodem
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mediagw/mediagw/linedriver"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/at"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/modemsim"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/render"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/t30"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/t4"
+)
+
+// lab runs a driver against emulated modems: each open of a device starts
+// a new emulator with the next scripted remote for that device.
+type lab struct {
+	mu      sync.Mutex
+	ctx     context.Context
+	scripts map[string][]modemsim.Remote
+	sims    []*modemsim.Modem
+	opens   map[string]int
+}
+
+func decodeRows(data []byte, p t30.Params) ([][]byte, error) {
+	o := t4.Options{Encoding: t4.MH, LSBFirst: true}
+	if p.MR {
+		o.Encoding, o.K = t4.MR, p.K()
+	}
+	return t4.DecodePage(bytes.NewReader(data), render.Width, o, 5000)
+}
+
+func (l *lab) open(d DeviceConfig) (*at.Channel, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.opens[d.Device]
+	l.opens[d.Device]++
+	s := l.scripts[d.Device]
+	if len(s) == 0 {
+		return nil, fmt.Errorf("no such device %s", d.Device)
+	}
+	r := s[min(n, len(s)-1)]
+	r.Decode = decodeRows
+	port, sim := modemsim.Pipe(l.ctx, r)
+	l.sims = append(l.sims, sim)
+	return at.New(port, at.Options{}), nil
+}
+
+func (l *lab) pages() []modemsim.Page {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []modemsim.Page
+	for _, s := range l.sims {
+		out = append(out, s.Pages()...)
+	}
+	return out
+}
+
+func newLab(t *testing.T, scripts map[string][]modemsim.Remote, extra string) (*Driver, *lab) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	l := &lab{ctx: ctx, scripts: scripts, opens: map[string]int{}}
+	var devs []string
+	for d := range scripts {
+		devs = append(devs, fmt.Sprintf(`{"device": %q, "flow": "none"}`, d)) // no pacing to the line rate
+	}
+	raw := fmt.Sprintf(`{"devices": [%s], "local_id": "+1 555 0001", "header": "ACME Alarm Centre" %s}`, strings.Join(devs, ","), extra)
+	o, err := ParseOptions(json.RawMessage(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Open = l.open
+	o.Timers = &t30.Config{T1: 2 * time.Second, T4: 300 * time.Millisecond, DialWait: time.Second, ModemWait: 500 * time.Millisecond}
+	return NewWith("fax", o, nil), l
+}
+
+func textJob(lines int) *linedriver.Job {
+	var b strings.Builder
+	for i := range lines {
+		fmt.Fprintf(&b, "Line %d of the alarm report: zone %d open, panel 0x%04X.\n", i+1, i%8, i*37)
+	}
+	return &linedriver.Job{
+		ID: "job-1", Attempt: 1, Accepted: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC),
+		Record: linedriver.Record{ID: "r1", Fields: map[string]string{"fax_number": "555-0100"},
+			Documents: []linedriver.Document{{Name: "body.txt", MediaType: "text/plain; charset=utf-8", Data: []byte(b.String())}}},
+	}
+}
+
+// expected renders the job as the driver does, for pixel comparisons.
+func expected(t *testing.T, d *Driver, job *linedriver.Job) []*render.Page {
+	t.Helper()
+	pages, err := d.render(context.Background(), job, "5550100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pages
+}
+
+func samePixels(t *testing.T, got modemsim.Page, want *render.Page) {
+	t.Helper()
+	if got.Err != nil {
+		t.Fatalf("remote could not decode page: %v", got.Err)
+	}
+	if !got.Params.Fine {
+		t.Fatalf("page sent at standard resolution")
+	}
+	if len(got.Rows) != want.Height {
+		t.Fatalf("remote decoded %d rows, want %d", len(got.Rows), want.Height)
+	}
+	for y := range got.Rows {
+		if !bytes.Equal(got.Rows[y], want.Row(y)) {
+			t.Fatalf("row %d differs", y)
+		}
+	}
+}
+
+func TestDeliverSuccessPixelExact(t *testing.T) {
+	d, l := newLab(t, map[string][]modemsim.Remote{"ttyS0": {{}}}, "")
+	job := textJob(120) // two pages
+	want := expected(t, d, job)
+	var steps []string
+	out := d.Deliver(context.Background(), job, func(p linedriver.Progress) { steps = append(steps, p.Step) })
+	if out.Result != linedriver.Delivered {
+		t.Fatalf("outcome %+v", out)
+	}
+	if out.Details["pages"] != fmt.Sprint(len(want)) || out.Details["encoding"] != "MR" || out.Details["resolution"] != "fine" || out.Details["remote_id"] != "+1 555 0100" {
+		t.Errorf("details %v", out.Details)
+	}
+	got := l.pages()
+	if len(want) < 2 || len(got) != len(want) {
+		t.Fatalf("remote got %d pages, rendered %d", len(got), len(want))
+	}
+	for i := range got {
+		samePixels(t, got[i], want[i])
+	}
+	if !strings.Contains(strings.Join(steps, " "), "dcs") {
+		t.Errorf("no T.30 progress reported: %v", steps)
+	}
+}
+
+func TestDeliverResumesAfterLineDrop(t *testing.T) {
+	d, l := newLab(t, map[string][]modemsim.Remote{"ttyS0": {{CloseInPage: 2}, {}}}, "")
+	job := textJob(150) // three pages
+	want := expected(t, d, job)
+	if len(want) != 3 {
+		t.Fatalf("rendered %d pages, want 3", len(want))
+	}
+	out := d.Deliver(context.Background(), job, nil)
+	if out.Result != linedriver.Temporary || out.Category != t30.CatModem || out.RetryAfter != time.Minute {
+		t.Fatalf("first attempt: %+v", out)
+	}
+	var st State
+	json.Unmarshal(out.State, &st)
+	if st.Confirmed != 1 || st.Pages != 3 {
+		t.Fatalf("state %+v", st)
+	}
+	// The modem that dropped is out of the pool until probed again.
+	if o := d.Deliver(context.Background(), textJob(3), nil); o.Category != "no_modem" {
+		t.Fatalf("with the only modem out of service: %+v", o)
+	}
+	for _, m := range d.pool.modems {
+		m.badTill = time.Now().Add(-time.Second) // its time out is over: probe it
+	}
+	job.Attempt, job.State = 2, out.State
+	out = d.Deliver(context.Background(), job, nil)
+	if out.Result != linedriver.Delivered || out.Details["pages"] != "3" {
+		t.Fatalf("second attempt: %+v", out)
+	}
+	got := l.pages()
+	if len(got) != 3 {
+		t.Fatalf("remote confirmed %d pages over both calls, want 3 (nothing lost, nothing twice)", len(got))
+	}
+	for i := range got {
+		samePixels(t, got[i], want[i])
+	}
+}
+
+func TestDeliverCategories(t *testing.T) {
+	tests := []struct {
+		remote   modemsim.Remote
+		attempt  int
+		result   linedriver.Result
+		category string
+		after    time.Duration
+	}{
+		{modemsim.Remote{Dial: "BUSY"}, 1, linedriver.Temporary, t30.CatBusy, 3 * time.Minute},
+		{modemsim.Remote{Dial: "NO ANSWER"}, 1, linedriver.Temporary, t30.CatNoAnswer, 10 * time.Minute},
+		{modemsim.Remote{Dial: "NO DIALTONE"}, 1, linedriver.Temporary, t30.CatNoDialtone, 2 * time.Minute},
+		{modemsim.Remote{Dial: "NO CARRIER"}, 1, linedriver.Temporary, t30.CatNoCarrier, 5 * time.Minute},
+		{modemsim.Remote{Dial: "BUSY"}, 6, linedriver.Permanent, t30.CatBusy, 0},
+		{modemsim.Remote{IgnoreDCS: true}, 1, linedriver.Temporary, t30.CatTraining, 5 * time.Minute},
+		{modemsim.Remote{RTN: map[int]int{1: 5}}, 1, linedriver.Temporary, t30.CatRejected, 10 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/%d", tt.category, tt.attempt), func(t *testing.T) {
+			t.Parallel()
+			d, _ := newLab(t, map[string][]modemsim.Remote{"ttyS0": {tt.remote}}, "")
+			job := textJob(5)
+			job.Attempt = tt.attempt
+			out := d.Deliver(context.Background(), job, nil)
+			if out.Result != tt.result || out.Category != tt.category || out.RetryAfter != tt.after {
+				t.Fatalf("outcome %+v, want %v %s after %v", out, tt.result, tt.category, tt.after)
+			}
+		})
+	}
+}
+
+func TestNoCarrierLimit(t *testing.T) {
+	d, _ := newLab(t, map[string][]modemsim.Remote{"ttyS0": {{Dial: "NO CARRIER"}}}, "")
+	job := textJob(3)
+	var out linedriver.Outcome
+	for i := 1; i <= 3; i++ {
+		job.Attempt = i
+		out = d.Deliver(context.Background(), job, nil)
+		job.State = out.State
+	}
+	if out.Result != linedriver.Permanent || out.Category != t30.CatNoCarrier {
+		t.Fatalf("third no-carrier attempt: %+v", out)
+	}
+}
+
+func TestPoolUsesFreeAndHealthyModems(t *testing.T) {
+	d, l := newLab(t, map[string][]modemsim.Remote{"ttyS0": {{}}, "ttyS1": {{}}}, "")
+	if d.Slots() != 2 {
+		t.Fatalf("slots %d", d.Slots())
+	}
+	var wg sync.WaitGroup
+	outs := make([]linedriver.Outcome, 2)
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i] = d.Deliver(context.Background(), textJob(3), nil)
+		}()
+	}
+	wg.Wait()
+	used := map[string]bool{}
+	for _, o := range outs {
+		if o.Result != linedriver.Delivered {
+			t.Fatalf("outcome %+v", o)
+		}
+		used[o.Details["modem"]] = true
+	}
+	if len(used) != 2 {
+		t.Errorf("jobs used modems %v, want both", used)
+	}
+	// A device that fails to open is taken out; the other carries on.
+	l.scripts["ttyS1"] = nil
+	for _, m := range d.pool.modems {
+		if m.Config.Device == "ttyS1" {
+			d.pool.MarkBad(m)
+		}
+	}
+	o := d.Deliver(context.Background(), textJob(3), nil)
+	if o.Result != linedriver.Delivered || o.Details["modem"] != "ttyS0" {
+		t.Fatalf("with one modem out: %+v", o)
+	}
+}
+
+func TestCancelKeepsConfirmedPages(t *testing.T) {
+	d, _ := newLab(t, map[string][]modemsim.Remote{"ttyS0": {{SilentInPage: 2}}}, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	var once sync.Once
+	out := d.Deliver(ctx, textJob(150), func(p linedriver.Progress) {
+		if p.Step == "page" && strings.HasPrefix(p.Detail, "2:") {
+			once.Do(func() { time.AfterFunc(50*time.Millisecond, cancel) })
+		}
+	})
+	var st State
+	json.Unmarshal(out.State, &st)
+	if out.Result != linedriver.Temporary || st.Confirmed != 1 {
+		t.Fatalf("stopped mid-page: %+v (state %+v)", out, st)
+	}
+}
+
+func TestCheckAndDialPolicy(t *testing.T) {
+	d, _ := newLab(t, map[string][]modemsim.Remote{"ttyS0": {{}}}, `, "dial": {"allow": ["0044207*", "555XXXX", "1900555*"], "deny": ["5550199"]}`)
+	tests := []struct {
+		number string
+		ok     bool
+	}{
+		{"555-0100", true},
+		{"(555) 0199", false},       // denied explicitly
+		{"5551", false},             // matches no allowed pattern
+		{"0044 20 7946 0000", true}, // international, but allowed
+		{"0033 1 4000 0000", false}, // international
+		{"1900 555 1234", true},
+		{"555-0100; ATH", false}, // not a dial string
+	}
+	for _, tt := range tests {
+		rec := &linedriver.Record{Fields: map[string]string{"fax_number": tt.number}, Documents: []linedriver.Document{{Data: []byte("x")}}}
+		err := d.Check(rec)
+		if (err == nil) != tt.ok {
+			t.Errorf("Check(%q) = %v, want ok=%v", tt.number, err, tt.ok)
+		}
+	}
+	var def DialPolicy
+	for _, n := range []string{"+441234", "011 44", "1-900-555-0000", "0900123"} {
+		if _, err := def.Check(n); !errors.Is(err, ErrDenied) {
+			t.Errorf("default policy let %q through: %v", n, err)
+		}
+	}
+	if err := d.Check(&linedriver.Record{Fields: map[string]string{"fax_number": "5550100"}}); err == nil {
+		t.Error("record without documents accepted")
+	}
+}
+
+func TestOptionsStrict(t *testing.T) {
+	bad := []string{
+		`{}`,
+		`{"devices": [{"device": "/dev/ttyS0", "clas": "1"}]}`,
+		`{"devices": [{"device": "/dev/ttyS0", "class": "3"}]}`,
+		`{"devices": [{"device": "/dev/ttyS0"}], "resolution": "superfine"}`,
+		`{"devices": [{"device": "/dev/ttyS0"}], "retry": {"delay": {"busy": "soon"}}}`,
+	}
+	for _, raw := range bad {
+		if _, err := New("fax", json.RawMessage(raw), nil); err == nil {
+			t.Errorf("options %s accepted", raw)
+		}
+	}
+	drv, err := New("fax", json.RawMessage(`{"devices": [{"device": "/dev/ttyS0", "class": "auto", "init": ["&K4"], "dial_prefix": "9,"}], "retry": {"max_attempts": 3, "delay": {"busy": "90s"}}}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := drv.(*Driver); d.opts.Retry.delay("busy") != 90*time.Second || d.opts.Retry.maxAttempts() != 3 {
+		t.Errorf("retry policy %+v", d.opts.Retry)
+	}
+	if f, ok := linedriver.Lookup("faxmodem"); !ok || f == nil {
+		t.Error("faxmodem is not registered")
+	}
+}
+
+func FuzzNormalize(f *testing.F) {
+	f.Add("+1 (555) 010-0100")
+	f.Add("T9,W5550100")
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := Normalize(s)
+		if err != nil {
+			return
+		}
+		if strings.ContainsAny(n, " ;\r\n") {
+			t.Fatalf("Normalize(%q) = %q", s, n)
+		}
+		DialPolicy{}.Check(s) //nolint:errcheck
+	})
+}
