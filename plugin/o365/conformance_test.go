@@ -25,7 +25,7 @@ type imapSource struct {
 	cfg      map[string]any
 }
 
-func harness(t *testing.T, p *peers) plugintest.Harness {
+func harness(t testing.TB, p *peers) plugintest.Harness {
 	var n atomic.Int64
 	return plugintest.Harness{
 		Factory: o365.New,

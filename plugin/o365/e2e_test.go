@@ -26,7 +26,7 @@ type pluginProc struct {
 	pid    int
 }
 
-func startPlugin(t *testing.T, bin string, cfg map[string]any) *pluginProc {
+func startPlugin(t testing.TB, bin string, cfg map[string]any) *pluginProc {
 	t.Helper()
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  plugin.Handshake,
