@@ -210,4 +210,3 @@ func BenchmarkThroughput(b *testing.B) {
 	hp.Wrap = plugintest.ProcessWrap(b, bin)
 	b.Run("connector-plugin", func(b *testing.B) { plugintest.BenchReadAck(b, hp, size) })
 }
-

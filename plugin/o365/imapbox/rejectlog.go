@@ -6,6 +6,7 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mediagw/mediagw/plugin"
@@ -89,7 +90,7 @@ func headerValue(raw []byte, name string) string {
 		for j := i + 1; j < len(lines) && len(lines[j]) > 0 && (lines[j][0] == ' ' || lines[j][0] == '\t'); j++ {
 			val += " " + string(bytes.TrimSpace(lines[j]))
 		}
-		return val
+		return strings.TrimSpace(val)
 	}
 	return ""
 }
