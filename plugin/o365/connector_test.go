@@ -185,3 +185,28 @@ func TestTestCategories(t *testing.T) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestCertificateExpiryWarning(t *testing.T) {
+	p := startPeers(t)
+	cc, err := o365test.NewClientCert(10 * 24 * time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.id.AddCertificate(cc.Cert)
+	certFile := filepath.Join(t.TempDir(), "app.pem")
+	os.WriteFile(certFile, append(append([]byte{}, cc.CertPEM...), cc.KeyPEM...), 0o600)
+	cfg := p.config(t)
+	delete(cfg, "client_secret")
+	cfg["certificate_file"] = certFile
+	c := configure(t, cfg)
+	res := c.Test(context.Background())
+	if res.Category != plugin.TestOK || !strings.Contains(res.Hint, "expires on") {
+		t.Fatalf("Test: %s %q", res.Category, res.Hint)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := <-c.(plugin.HealthReporter).Health(ctx)
+	if !strings.Contains(h.Message, "certificate expires on") {
+		t.Fatalf("health %+v does not warn", h)
+	}
+}

@@ -59,6 +59,7 @@ func startPlugin(t testing.TB, bin string, cfg map[string]any) *pluginProc {
 // acked exactly once and ends \Seen.
 func TestEndToEnd(t *testing.T) {
 	testenv.Short(t)
+	testenv.LookPath(t, "doveadm")
 	p := startPeers(t)
 	bin := plugintest.BuildPlugin(t, "github.com/mediagw/mediagw/plugin/o365/cmd/mediagw-connector-o365")
 	// Tokens live 4 s: every connection needs a fresh one, and those of
