@@ -140,6 +140,7 @@ func (c *Connector) Configure(_ context.Context, raw []byte) (plugin.Diagnostics
 			TLSConfig:       s.tlsConfig(s.IMAPHost),
 			Dial:            dial,
 			Token:           tokens.Token,
+			InvalidateToken: tokens.Invalidate,
 			Idle:            s.idle,
 			PollInterval:    time.Duration(s.PollInterval),
 			AfterProcessing: s.after,

@@ -64,6 +64,9 @@ type Options struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Token returns an access token; called before every connection.
 	Token func(ctx context.Context) (token.Token, error)
+	// InvalidateToken, when set, is called after the server refused a
+	// token, so that the next connection gets a new one, not a cached one.
+	InvalidateToken func()
 
 	Idle            bool
 	PollInterval    time.Duration
@@ -470,6 +473,9 @@ func (m *Mailbox) connect(ctx context.Context) (*session, error) {
 	if err := s.c.Authenticate(sc); err != nil {
 		var ie *imap.Error
 		if errors.As(err, &ie) && (ie.Type == imap.StatusResponseTypeNo || ie.Code == imap.ResponseCodeAuthenticationFailed) {
+			if m.opts.InvalidateToken != nil {
+				m.opts.InvalidateToken()
+			}
 			return fail(fmt.Errorf("%w: %s", ErrAuth, ie.Text))
 		}
 		return fail(fmt.Errorf("%w: authenticate: %w", ErrDial, err))

@@ -327,3 +327,46 @@ func TestIdlePush(t *testing.T) {
 	}
 	t.Logf("APPEND to Read: %v", time.Since(start))
 }
+
+// TestRefusedCachedToken: after a signing key rollover the server refuses
+// the token MSAL still caches as valid; the mailbox drops the cache and
+// logs in with a new token.
+func TestRefusedCachedToken(t *testing.T) {
+	e := newEnv(t)
+	src, err := token.New(token.Config{
+		AuthorityHost: e.id.Host, TenantID: e.id.TenantID, ClientID: e.id.ClientID,
+		ClientSecret: secret.New(e.id.Secret), HTTPClient: e.id.CA.Client(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb := open(t, e.options(t, func(o *imapbox.Options) { o.Token, o.InvalidateToken = src.Token, src.Invalidate }))
+	if _, err := e.dc.Append(context.Background(), e.id.Mailbox, "INBOX", o365test.Message(1)); err != nil {
+		t.Fatal(err)
+	}
+	m := read(t, mb, 10*time.Second)
+	if err := mb.Settle(context.Background(), m.DeliveryID, plugin.Settlement{Kind: plugin.Ack}); err != nil {
+		t.Fatal(err)
+	}
+	before := e.id.TokensIssued()
+	if err := e.id.RotateKey(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.dc.InstallKeys(); err != nil {
+		t.Fatal(err)
+	}
+	// Dovecot keeps validation keys in memory: restart it to drop the old one.
+	if err := e.dc.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.dc.Append(context.Background(), e.id.Mailbox, "INBOX", o365test.Message(2)); err != nil {
+		t.Fatal(err)
+	}
+	m = read(t, mb, 30*time.Second)
+	if !bytes.Contains(m.Raw, []byte("Subject: fax 2")) {
+		t.Fatalf("got %q", m.Raw)
+	}
+	if e.id.TokensIssued() <= before {
+		t.Fatal("no new token after the refusal")
+	}
+}

@@ -125,7 +125,7 @@ func (d *Dovecot) writeConfig(folders []string) error {
 	if err := os.WriteFile(filepath.Join(dir, "tls/imap.key"), keyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "keys/default/RS256", d.id.KeyID), d.id.PublicKeyPEM(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "keys/default/RS256", d.id.CurrentKeyID()), d.id.PublicKeyPEM(), 0o644); err != nil {
 		return err
 	}
 	oauth := fmt.Sprintf(`introspection_mode = local
@@ -395,4 +395,16 @@ func (d *Dovecot) Create(user, folder string) error {
 		return fmt.Errorf("o365test: create %s: %w", folder, err)
 	}
 	return nil
+}
+
+// InstallKeys replaces the validation keys with the identity's current one.
+func (d *Dovecot) InstallKeys() error {
+	dir := filepath.Join(d.Dir, "keys/default/RS256")
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, d.id.CurrentKeyID()), d.id.PublicKeyPEM(), 0o644)
 }

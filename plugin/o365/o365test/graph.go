@@ -330,7 +330,7 @@ func (g *Graph) checkToken(r *http.Request, user string) (code, msg string, stat
 		return "InvalidAuthenticationToken", "Access token is empty.", http.StatusUnauthorized
 	}
 	claims := jwt.MapClaims{}
-	_, err := jwt.ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) { return &g.id.Key.PublicKey, nil },
+	_, err := jwt.ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) { return g.id.PublicKey(), nil },
 		jwt.WithValidMethods([]string{"RS256"}), jwt.WithAudience("https://graph.microsoft.com"), jwt.WithIssuer(g.id.Issuer()))
 	if err != nil {
 		return "InvalidAuthenticationToken", "Access token validation failure. Invalid audience or token expired.", http.StatusUnauthorized

@@ -177,7 +177,8 @@ func (id *Identity) TokensIssued() int64 { return id.tokens.Load() }
 
 // PublicKeyPEM is the signing key as Dovecot's local validation reads it.
 func (id *Identity) PublicKeyPEM() []byte {
-	der, _ := x509.MarshalPKIXPublicKey(&id.Key.PublicKey)
+	key, _ := id.signingKey()
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
@@ -205,9 +206,10 @@ func (id *Identity) Mint(mailbox, aud string, lifetime time.Duration) (string, e
 		"ver":      "1.0",
 		"email":    mailbox,
 	}
+	key, kid := id.signingKey()
 	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	tok.Header["kid"] = id.KeyID
-	return tok.SignedString(id.Key)
+	tok.Header["kid"] = kid
+	return tok.SignedString(key)
 }
 
 func (id *Identity) state() (Fault, time.Duration, time.Duration) {
@@ -258,9 +260,10 @@ func (id *Identity) keys(w http.ResponseWriter, r *http.Request) {
 	if _, ok := id.preamble(w, r); !ok {
 		return
 	}
-	pub := id.Key.PublicKey
+	key, kid := id.signingKey()
+	pub := key.PublicKey
 	writeJSON(w, http.StatusOK, map[string]any{"keys": []map[string]any{{
-		"kty": "RSA", "use": "sig", "kid": id.KeyID, "alg": "RS256",
+		"kty": "RSA", "use": "sig", "kid": kid, "alg": "RS256",
 		"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
 		"e": base64.RawURLEncoding.EncodeToString([]byte{1, 0, 1}),
 	}}})
@@ -338,8 +341,9 @@ func (id *Identity) token(w http.ResponseWriter, r *http.Request) {
 		if _, _, err := p.ParseUnverified(tok, claims); err == nil {
 			claims["appidacr"] = "2"
 			t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-			t.Header["kid"] = id.KeyID
-			tok, _ = t.SignedString(id.Key)
+			key, kid := id.signingKey()
+			t.Header["kid"] = kid
+			tok, _ = t.SignedString(key)
 		}
 	}
 	id.tokens.Add(1)
@@ -396,4 +400,35 @@ func (id *Identity) WriteFiles(dir string) (string, error) {
 		return "", err
 	}
 	return id.CA.WriteFile(filepath.Clean(dir))
+}
+
+// RotateKey replaces the signing key (new kid), as Entra rolls its keys;
+// tokens issued before no longer verify once a validator drops the old key.
+func (id *Identity) RotateKey() error {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	id.mu.Lock()
+	id.Key, id.KeyID = key, "kid-"+randHex(4)
+	id.mu.Unlock()
+	return nil
+}
+
+func (id *Identity) signingKey() (*rsa.PrivateKey, string) {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	return id.Key, id.KeyID
+}
+
+// PublicKey is the current signing key's public half.
+func (id *Identity) PublicKey() *rsa.PublicKey {
+	k, _ := id.signingKey()
+	return &k.PublicKey
+}
+
+// CurrentKeyID is the current signing key's kid.
+func (id *Identity) CurrentKeyID() string {
+	_, kid := id.signingKey()
+	return kid
 }

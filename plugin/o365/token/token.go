@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
@@ -47,7 +48,9 @@ type Config struct {
 
 // Source hands out access tokens.
 type Source struct {
+	mu       sync.Mutex
 	client   confidential.Client
+	newFn    func() (confidential.Client, error)
 	scope    string
 	notAfter time.Time
 }
@@ -89,7 +92,10 @@ func New(cfg Config) (*Source, error) {
 	if cfg.HTTPClient != nil {
 		opts = append(opts, confidential.WithHTTPClient(cfg.HTTPClient))
 	}
-	c, err := confidential.New("https://"+host+"/"+cfg.TenantID, cfg.ClientID, cred, opts...)
+	newFn := func() (confidential.Client, error) {
+		return confidential.New("https://"+host+"/"+cfg.TenantID, cfg.ClientID, cred, opts...)
+	}
+	c, err := newFn()
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
@@ -97,7 +103,20 @@ func New(cfg Config) (*Source, error) {
 	if scope == "" {
 		scope = ScopeIMAP
 	}
-	return &Source{client: c, scope: scope, notAfter: notAfter}, nil
+	return &Source{client: c, newFn: newFn, scope: scope, notAfter: notAfter}, nil
+}
+
+// Invalidate drops the cached token, so the next Token call asks the
+// identity platform again (after a server refused a token the cache still
+// holds as valid, e.g. "AccessTokenExpired" with clock skew).
+func (s *Source) Invalidate() {
+	c, err := s.newFn()
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.client = c
+	s.mu.Unlock()
 }
 
 // CertificateNotAfter is when the certificate credential expires (zero for a
@@ -107,7 +126,10 @@ func (s *Source) CertificateNotAfter() time.Time { return s.notAfter }
 // Token returns a token valid for at least a few more minutes: from the cache
 // when it has one, else from the token endpoint.
 func (s *Source) Token(ctx context.Context) (Token, error) {
-	res, err := s.client.AcquireTokenByCredential(ctx, []string{s.scope})
+	s.mu.Lock()
+	client := s.client
+	s.mu.Unlock()
+	res, err := client.AcquireTokenByCredential(ctx, []string{s.scope})
 	if err != nil {
 		return Token{}, classify(err)
 	}

@@ -193,3 +193,20 @@ func TestTokenUnreachable(t *testing.T) {
 		}
 	})
 }
+
+func TestInvalidate(t *testing.T) {
+	id := startIdentity(t)
+	s := newSource(t, id, nil)
+	for range 2 {
+		if _, err := s.Token(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Invalidate()
+	if _, err := s.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := id.TokensIssued(); n != 2 {
+		t.Fatalf("%d tokens issued, want 2 (cache, then a new one after Invalidate)", n)
+	}
+}
