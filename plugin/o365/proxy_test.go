@@ -81,3 +81,76 @@ func TestProxyCONNECT(t *testing.T) {
 		t.Fatalf("dead proxy: %s %s", res.Category, res.Detail)
 	}
 }
+
+// startSOCKS5 is a minimal SOCKS5 server (no auth, CONNECT only).
+func startSOCKS5(t *testing.T) (string, *sync.Map) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var targets sync.Map
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 262)
+				if _, err := io.ReadFull(c, buf[:2]); err != nil || buf[0] != 5 {
+					return
+				}
+				if _, err := io.ReadFull(c, buf[:buf[1]]); err != nil {
+					return
+				}
+				c.Write([]byte{5, 0})
+				if _, err := io.ReadFull(c, buf[:4]); err != nil || buf[1] != 1 {
+					return
+				}
+				var host string
+				switch buf[3] {
+				case 1:
+					io.ReadFull(c, buf[:4])
+					host = net.IP(buf[:4]).String()
+				case 3:
+					io.ReadFull(c, buf[:1])
+					n := int(buf[0])
+					io.ReadFull(c, buf[:n])
+					host = string(buf[:n])
+				default:
+					return
+				}
+				io.ReadFull(c, buf[:2])
+				addr := net.JoinHostPort(host, itoa(int(buf[0])<<8|int(buf[1])))
+				up, err := net.Dial("tcp", addr)
+				if err != nil {
+					c.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0})
+					return
+				}
+				defer up.Close()
+				targets.Store(addr, true)
+				c.Write([]byte{5, 0, 0, 1, 0, 0, 0, 0, 0, 0})
+				go func() { _, _ = io.Copy(up, c); up.Close() }()
+				_, _ = io.Copy(c, up)
+			}()
+		}
+	}()
+	return ln.Addr().String(), &targets
+}
+
+func TestProxySOCKS5(t *testing.T) {
+	peers := startPeers(t)
+	addr, targets := startSOCKS5(t)
+	cfg := peers.config(t)
+	cfg["proxy"] = "socks5://" + addr
+	if res := configure(t, cfg).Test(context.Background()); res.Category != plugin.TestOK {
+		t.Fatalf("Test through SOCKS5: %s %s (%s)", res.Category, res.Hint, res.Detail)
+	}
+	for _, want := range []string{peers.id.Host, peers.dc.Addr} {
+		if _, ok := targets.Load(want); !ok {
+			t.Errorf("no SOCKS5 tunnel to %s", want)
+		}
+	}
+}
