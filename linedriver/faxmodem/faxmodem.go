@@ -44,6 +44,7 @@ type Options struct {
 	Header      string         `json:"header,omitempty"`     // sender name on the header line; "" for none
 	Resolution  string         `json:"resolution,omitempty"` // fine (default) or standard
 	Encoding    string         `json:"encoding,omitempty"`   // mr (default: MR when the far end takes it) or mh
+	Dither      bool           `json:"dither,omitempty"`     // images as photos (error diffusion) instead of line art
 	Modulations []string       `json:"modulations,omitempty"`
 	MaxSpeed    int            `json:"max_speed,omitempty"`
 	RTNRetries  *int           `json:"rtn_retries,omitempty"` // resend a rejected page (default 1)
@@ -266,13 +267,23 @@ func (d *Driver) retry(job *linedriver.Job, st State, cat, reason string) linedr
 	return o
 }
 
+// Render turns a job's documents into the pages Deliver sends (for
+// previews and checks).
+func (d *Driver) Render(ctx context.Context, job *linedriver.Job) ([]*render.Page, error) {
+	number, err := d.opts.Dial.Check(job.Record.Fields["fax_number"])
+	if err != nil {
+		return nil, err
+	}
+	return d.render(ctx, job, number)
+}
+
 // render turns the documents into pages at the configured resolution.
 func (d *Driver) render(ctx context.Context, job *linedriver.Job, number string) ([]*render.Page, error) {
 	docs := make([]render.Document, len(job.Record.Documents))
 	for i, doc := range job.Record.Documents {
 		docs[i] = render.Document{Name: doc.Name, MediaType: doc.MediaType, Data: doc.Data}
 	}
-	ro := render.Options{Resolution: render.Fine}
+	ro := render.Options{Resolution: render.Fine, Dither: d.opts.Dither}
 	if d.opts.Resolution == "standard" {
 		ro.Resolution = render.Standard
 	}
