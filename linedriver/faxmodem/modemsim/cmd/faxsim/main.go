@@ -1,0 +1,56 @@
+// Command faxsim runs the fax modem emulator on a pty and prints the tty's
+// path: point a fax program (or mediagw fax send) at it. Received pages are
+// written as PBM files into -out.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+
+	"github.com/mediagw/mediagw/linedriver/faxmodem/modemsim"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/t30"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/t4"
+)
+
+func main() {
+	dial := flag.String("dial", "", `answer to ATD: "" (a fax answers), BUSY, NO CARRIER, NO DIALTONE, NO ANSWER, silent`)
+	ftt := flag.Int("ftt-above", 0, "fail training above this bit rate")
+	out := flag.String("out", ".", "directory for received pages (page-N.pbm)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	n := 0
+	r := modemsim.Remote{Dial: *dial, FTTAbove: *ftt,
+		Decode: func(data []byte, p t30.Params) ([][]byte, error) {
+			o := t4.Options{Encoding: t4.MH, LSBFirst: true}
+			if p.MR {
+				o.Encoding, o.K = t4.MR, p.K()
+			}
+			return t4.DecodePage(bytes.NewReader(data), 1728, o, 10000)
+		},
+		OnPage: func(p modemsim.Page) {
+			n++
+			name := filepath.Join(*out, fmt.Sprintf("page-%d.pbm", n))
+			var b bytes.Buffer
+			fmt.Fprintf(&b, "P4\n1728 %d\n", len(p.Rows))
+			for _, row := range p.Rows {
+				b.Write(row)
+			}
+			if err := os.WriteFile(name, b.Bytes(), 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "faxsim:", err)
+			}
+			fmt.Printf("received page %d: %d rows at %s (%v) -> %s\n", n, len(p.Rows), p.Params, p.Err, name)
+		}}
+	path, _, err := modemsim.PTY(ctx, r)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faxsim:", err)
+		os.Exit(1)
+	}
+	fmt.Println(path)
+	<-ctx.Done()
+}
