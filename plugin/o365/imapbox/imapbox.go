@@ -379,6 +379,8 @@ type session struct {
 	created  map[string]bool
 	done     chan struct{}
 	ready    atomic.Bool
+
+	numMessages uint32
 }
 
 // Probe connects, logs in and selects the folder once, for a settings test.
@@ -389,7 +391,7 @@ func (m *Mailbox) Probe(ctx context.Context) (ProbeResult, error) {
 		return ProbeResult{}, err
 	}
 	defer s.close()
-	res := ProbeResult{UIDValidity: s.uidValid, Messages: s.c.Mailbox().NumMessages}
+	res := ProbeResult{UIDValidity: s.uidValid, Messages: s.numMessages}
 	data, err := s.c.UIDSearch(&imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagSeen}}, nil).Wait()
 	if err != nil {
 		return res, fmt.Errorf("imapbox: search: %w", err)
@@ -488,7 +490,7 @@ func (m *Mailbox) connect(ctx context.Context) (*session, error) {
 		}
 		return fail(fmt.Errorf("imapbox: select %s: %w", m.opts.Folder, err))
 	}
-	s.uidValid = sel.UIDValidity
+	s.uidValid, s.numMessages = sel.UIDValidity, sel.NumMessages
 	s.ready.Store(true)
 	m.noteSelect(sel)
 	return s, nil
