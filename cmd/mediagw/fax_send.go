@@ -18,7 +18,7 @@ import (
 func init() {
 	register(command{
 		Name:  "fax send",
-		Usage: "--device DEV [--class auto|1|1.0] --to NUMBER [-v] FILE...",
+		Usage: "--device DEV [--class auto|1|1.0|2|2.0] --to NUMBER [-v] FILE...",
 		Short: "send files as one fax through a fax modem, printing each T.30 step with -v",
 		Run:   runFaxSend,
 	})
@@ -50,7 +50,7 @@ func mediaTypeOf(name string) string {
 func runFaxSend(args []string) int {
 	fs := flag.NewFlagSet("fax send", flag.ContinueOnError)
 	device := fs.String("device", "", "serial device of the fax modem (e.g. /dev/ttyUSB0)")
-	class := fs.String("class", "auto", "fax class: auto, 1 or 1.0")
+	class := fs.String("class", "auto", "fax class: auto, 1, 1.0, 2 or 2.0")
 	to := fs.String("to", "", "fax number to dial")
 	id := fs.String("id", "", "local identification sent as TSI (up to 20 characters)")
 	header := fs.String("header", "", "sender name on the header line of each page (empty: no header line)")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/at"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/class2"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/render"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/t30"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/t4"
@@ -346,8 +347,18 @@ func (d *Driver) send(ctx context.Context, m *Modem, number string, pages []*ren
 	if err != nil {
 		return t30.Result{}, err
 	}
-	if class != "1" && class != "1.0" {
-		return t30.Result{}, &t30.Error{Category: t30.CatProtocol, Reason: "Class " + class + " sending is not available in this version; set class: 1"}
+	rtnRetries := 1
+	if d.opts.RTNRetries != nil {
+		rtnRetries = *d.opts.RTNRetries
+	}
+	if class == "2" || class == "2.0" {
+		report(linedriver.Progress{Step: "class", Detail: "Class " + class + ": the modem runs T.30"})
+		return class2.Send(ctx, ch, m.Config.DialPrefix+number, Pages(pages), class2.Config{
+			Class: class, LocalID: d.opts.LocalID, Fine: d.opts.Resolution != "standard",
+			MR: !strings.EqualFold(d.opts.Encoding, "mh"), RTNRetries: rtnRetries, FirstPage: first,
+			Pace: m.Config.Flow != "none",
+			Log:  func(step, detail string) { report(linedriver.Progress{Step: step, Detail: detail}) },
+		})
 	}
 	cfg := t30.Config{}
 	if d.opts.Timers != nil {
@@ -358,10 +369,7 @@ func (d *Driver) send(ctx context.Context, m *Modem, number string, pages []*ren
 	cfg.MR = !strings.EqualFold(d.opts.Encoding, "mh")
 	cfg.MaxBits = d.opts.MaxSpeed
 	cfg.Modulations = d.opts.Modulations
-	cfg.RTNRetries = 1
-	if d.opts.RTNRetries != nil {
-		cfg.RTNRetries = *d.opts.RTNRetries
-	}
+	cfg.RTNRetries = rtnRetries
 	cfg.FirstPage = first
 	cfg.Pace = m.Config.Flow != "none"
 	cfg.ModemCodes = m.codes

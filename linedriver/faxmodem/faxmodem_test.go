@@ -146,6 +146,41 @@ func TestDeliverSuccessPixelExact(t *testing.T) {
 	}
 }
 
+func TestDeliverClass2AutoSelected(t *testing.T) {
+	for _, classes := range []string{"0,2,2.0", "0,2"} {
+		d, l := newLab(t, map[string][]modemsim.Remote{"ttyS0": {{Classes: classes, CloseInPage: 2}, {Classes: classes}}}, "")
+		job := textJob(120)
+		want := expected(t, d, job)
+		out := d.Deliver(context.Background(), job, nil)
+		if out.Result != linedriver.Temporary || out.Category != t30.CatModem {
+			t.Fatalf("%s: first attempt %+v", classes, out)
+		}
+		for _, m := range d.pool.modems {
+			m.badTill = time.Now().Add(-time.Second)
+		}
+		job.Attempt, job.State = 2, out.State
+		out = d.Deliver(context.Background(), job, nil)
+		if out.Result != linedriver.Delivered || out.Details["pages"] != fmt.Sprint(len(want)) {
+			t.Fatalf("%s: second attempt %+v", classes, out)
+		}
+		got := l.pages()
+		if len(got) != len(want) {
+			t.Fatalf("%s: remote has %d pages, want %d", classes, len(got), len(want))
+		}
+		for i := range got {
+			samePixels(t, got[i], want[i])
+		}
+		cmds := strings.Join(l.sims[len(l.sims)-1].Commands(), " ")
+		wantClass := "AT+FCLASS=2.0"
+		if classes == "0,2" {
+			wantClass = "AT+FCLASS=2"
+		}
+		if !strings.Contains(cmds+" ", wantClass+" ") {
+			t.Errorf("%s: commands %s", classes, cmds)
+		}
+	}
+}
+
 func TestDeliverResumesAfterLineDrop(t *testing.T) {
 	d, l := newLab(t, map[string][]modemsim.Remote{"ttyS0": {{CloseInPage: 2}, {}}}, "")
 	job := textJob(150) // three pages

@@ -384,6 +384,22 @@ func (c *Channel) ReadData(ctx context.Context, timeout time.Duration) ([]byte, 
 	}
 }
 
+// WaitByte waits for byte b (e.g. the XON a Class 2 modem sends after
+// CONNECT before it takes page data), dropping what comes before it.
+func (c *Channel) WaitByte(ctx context.Context, b byte, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if i := bytes.IndexByte(c.pending, b); i >= 0 {
+			c.pending = c.pending[i+1:]
+			return nil
+		}
+		c.pending = c.pending[:0]
+		if err := c.fill(ctx, deadline); err != nil {
+			return err
+		}
+	}
+}
+
 // Stuff doubles each DLE in b.
 func Stuff(b []byte) []byte {
 	out := make([]byte, 0, len(b)+len(b)/64+2)

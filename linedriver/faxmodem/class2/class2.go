@@ -1,0 +1,315 @@
+// Package class2 sends a fax through a Class 2 (SP-2388) or Class 2.0
+// (T.32) modem, where the modem runs T.30 itself: the host sets its
+// identification and capabilities, dials, and hands over page data with
+// AT+FDT, ending each page with AT+FET; the modem reports the negotiated
+// parameters (+FCS/+FDCS), the page results (+FPS/+FPTS) and the reason of
+// a hang-up (+FHS/+FHNG), which this package turns into words and failure
+// categories.
+package class2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mediagw/mediagw/linedriver/faxmodem/at"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/t30"
+)
+
+// Config of a Class 2/2.0 send.
+type Config struct {
+	Class      string // "2" or "2.0"
+	LocalID    string
+	Fine       bool
+	MR         bool
+	RTNRetries int
+	FirstPage  int
+	Pace       bool
+	// Timeout is how long the modem may take for the call set-up and for
+	// each page's result (default 90 s).
+	Timeout time.Duration
+	Log     func(step, detail string)
+}
+
+type dialect struct {
+	lid, cc, dcs, remoteID, dis, pps, hangup string
+}
+
+var (
+	class2  = dialect{lid: "+FLID", cc: "+FDCC", dcs: "+FDCS:", remoteID: "+FCSI:", dis: "+FDIS:", pps: "+FPTS:", hangup: "+FHNG:"}
+	class20 = dialect{lid: "+FLI", cc: "+FCC", dcs: "+FCS:", remoteID: "+FCI:", dis: "+FIS:", pps: "+FPS:", hangup: "+FHS:"}
+)
+
+// hangups are the Class 2/2.0 hang-up status codes, with a category.
+var hangups = map[int]struct{ cat, words string }{
+	0:  {"", "normal end of the call"},
+	1:  {t30.CatNoAnswer, "ring detected without a successful handshake"},
+	2:  {t30.CatCancelled, "call aborted"},
+	3:  {t30.CatNoDialtone, "no loop current"},
+	4:  {t30.CatNoAnswer, "ringback detected, no answer"},
+	5:  {t30.CatNoAnswer, "answered without a fax tone"},
+	10: {t30.CatProtocol, "unspecified error while calling"},
+	11: {t30.CatNoAnswer, "no fax answered (T1)"},
+	20: {t30.CatProtocol, "unspecified error before the first page"},
+	21: {t30.CatProtocol, "the remote cannot receive"},
+	22: {t30.CatProtocol, "command reception error before the first page"},
+	23: {t30.CatProtocol, "invalid command received before the first page"},
+	24: {t30.CatProtocol, "response reception error before the first page"},
+	25: {t30.CatTraining, "the remote did not answer the DCS"},
+	26: {t30.CatProtocol, "DIS received three times: the remote did not recognise the DCS"},
+	27: {t30.CatTraining, "failure to train"},
+	28: {t30.CatProtocol, "invalid response before the first page"},
+	40: {t30.CatProtocol, "unspecified error while sending a page"},
+	43: {t30.CatProtocol, "page data underflow"},
+	50: {t30.CatProtocol, "unspecified error after a page"},
+	51: {t30.CatProtocol, "response reception error after a page"},
+	52: {t30.CatProtocol, "no response to MPS (three times)"},
+	53: {t30.CatProtocol, "invalid response to MPS"},
+	54: {t30.CatProtocol, "no response to EOP (three times)"},
+	55: {t30.CatProtocol, "invalid response to EOP"},
+	56: {t30.CatProtocol, "no response to EOM (three times)"},
+	57: {t30.CatProtocol, "invalid response to EOM"},
+	58: {t30.CatHangup, "unable to continue after PIN or PIP"},
+}
+
+// HangupError decodes a +FHS/+FHNG value ("25", "0") into an error, nil
+// for a normal end. The digits mean the same code in both classes.
+func HangupError(value string) error {
+	v := strings.TrimSpace(value)
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return &t30.Error{Category: t30.CatProtocol, Reason: "hang-up status " + v}
+	}
+	h, ok := hangups[n]
+	if !ok {
+		cat := t30.CatProtocol
+		return &t30.Error{Category: cat, Reason: fmt.Sprintf("hang-up status %s", v)}
+	}
+	if h.cat == "" {
+		return nil
+	}
+	return &t30.Error{Category: h.cat, Reason: fmt.Sprintf("%s (hang-up status %s)", h.words, v)}
+}
+
+var bitRates = []int{2400, 4800, 7200, 9600, 12000, 14400}
+var scanTimes = []int{0, 5, 10, 10, 20, 20, 40, 40}
+
+// ParseParams decodes +FCS/+FDCS "vr,br,wd,ln,df,ec,bf,st".
+func ParseParams(v string) (t30.Params, error) {
+	f := strings.Split(strings.TrimSpace(v), ",")
+	if len(f) < 5 {
+		return t30.Params{}, fmt.Errorf("class2: session parameters %q", v)
+	}
+	num := func(i int) int {
+		if i >= len(f) {
+			return 0
+		}
+		n, _ := strconv.ParseInt(strings.TrimSpace(f[i]), 16, 32)
+		return int(n)
+	}
+	var p t30.Params
+	br := num(1)
+	if br < 0 || br >= len(bitRates) {
+		return p, fmt.Errorf("class2: bit rate code %d", br)
+	}
+	for _, s := range t30.Speeds {
+		if s.Bits == bitRates[br] {
+			p.Speed = s
+			break
+		}
+	}
+	p.Fine = num(0) != 0
+	if df := num(4); df > 1 {
+		return p, fmt.Errorf("class2: data format %d (MMR needs ECM)", df)
+	} else {
+		p.MR = df == 1
+	}
+	if st := num(7); st >= 0 && st < len(scanTimes) {
+		p.MinScan = scanTimes[st]
+		if p.Fine && (st == 2 || st == 4 || st == 6) {
+			p.MinScan /= 2
+		}
+	}
+	return p, nil
+}
+
+// Send dials and sends pages[cfg.FirstPage:] through a modem already set to
+// AT+FCLASS=2 or 2.0.
+func Send(ctx context.Context, ch *at.Channel, dial string, pages []t30.Page, cfg Config) (t30.Result, error) {
+	var res t30.Result
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 90 * time.Second
+	}
+	log := cfg.Log
+	if log == nil {
+		log = func(string, string) {}
+	}
+	d := class20
+	if cfg.Class == "2" {
+		d = class2
+	}
+	start := time.Now()
+	defer func() {
+		res.Duration = time.Since(start)
+		hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ch.Command(hctx, "H0", 3*time.Second) //nolint:errcheck // best effort
+		cancel()
+	}()
+	fail := func(err error) (t30.Result, error) {
+		var e *t30.Error
+		if !errors.As(err, &e) {
+			e = &t30.Error{Category: t30.CatModem, Reason: "the modem stopped answering", Err: err}
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				e.Category, e.Reason = t30.CatCancelled, "stopped"
+			}
+		}
+		e.Confirmed = res.Pages
+		return res, e
+	}
+	vr, df := 0, 0
+	if cfg.Fine {
+		vr = 1
+	}
+	if cfg.MR {
+		df = 1
+	}
+	setup := []string{
+		fmt.Sprintf(`%s="%s"`, d.lid, strings.ReplaceAll(cfg.LocalID, `"`, "")),
+		fmt.Sprintf("%s=%d,5,0,2,%d,0,0,0", d.cc, vr, df),
+		"+FBO=0",
+	}
+	for _, c := range setup {
+		r, err := ch.Command(ctx, c, 5*time.Second)
+		if err != nil {
+			return fail(err)
+		}
+		if !r.OK() {
+			return fail(&t30.Error{Category: t30.CatModem, Reason: "AT" + c + ": " + r.Result})
+		}
+	}
+	// checkHangup turns a reported +FHS/+FHNG into an error.
+	checkHangup := func(r at.Response) error {
+		if v, ok := r.Value(d.hangup); ok {
+			return HangupError(v)
+		}
+		return nil
+	}
+	log("dial", dial)
+	r, err := ch.Command(ctx, "D"+dial, cfg.Timeout)
+	if err != nil {
+		if errors.Is(err, at.ErrTimeout) {
+			return fail(&t30.Error{Category: t30.CatNoAnswer, Reason: "no answer to the call", Err: err})
+		}
+		return fail(err)
+	}
+	if err := checkHangup(r); err != nil {
+		return fail(err)
+	}
+	switch r.Result {
+	case "OK":
+	case "BUSY":
+		return fail(&t30.Error{Category: t30.CatBusy, Reason: "line busy"})
+	case "NO DIALTONE", "NO DIAL TONE":
+		return fail(&t30.Error{Category: t30.CatNoDialtone, Reason: "no dial tone"})
+	case "NO ANSWER":
+		return fail(&t30.Error{Category: t30.CatNoAnswer, Reason: "no answer"})
+	case "NO CARRIER":
+		return fail(&t30.Error{Category: t30.CatNoCarrier, Reason: "no fax answered the call"})
+	default:
+		return fail(&t30.Error{Category: t30.CatProtocol, Reason: "dial: " + r.Result})
+	}
+	if v, ok := r.Value(d.remoteID); ok {
+		res.RemoteID = strings.Trim(v, `" `)
+	}
+	if v, ok := r.Value(d.dis); ok {
+		log("dis", v)
+	}
+	rtn := 0
+	for i := cfg.FirstPage; i < len(pages); {
+		r, err := ch.Command(ctx, "+FDT", cfg.Timeout)
+		if err != nil {
+			return fail(err)
+		}
+		if err := checkHangup(r); err != nil {
+			return fail(err)
+		}
+		if !r.Connect() {
+			return fail(&t30.Error{Category: t30.CatProtocol, Reason: "AT+FDT: " + r.Result})
+		}
+		if v, ok := r.Value(d.dcs); ok {
+			p, err := ParseParams(v)
+			if err != nil {
+				return fail(&t30.Error{Category: t30.CatProtocol, Reason: err.Error()})
+			}
+			res.Params = p
+			log("dcs", p.String())
+		}
+		if res.Params.Speed.Bits == 0 {
+			return fail(&t30.Error{Category: t30.CatProtocol, Reason: "the modem reported no session parameters"})
+		}
+		if cfg.Class == "2" {
+			// Class 2: the modem signals with XON that it takes data.
+			if err := ch.WaitByte(ctx, at.XON, 5*time.Second); err != nil {
+				return fail(err)
+			}
+		}
+		data, err := pages[i].Encode(res.Params)
+		if err != nil {
+			return fail(&t30.Error{Category: t30.CatProtocol, Reason: fmt.Sprintf("encoding page %d", i+1), Err: err})
+		}
+		log("page", fmt.Sprintf("%d: %d bytes at %s", i+1, len(data), res.Params.Speed))
+		rate := 0
+		if cfg.Pace {
+			rate = res.Params.Speed.Bits
+		}
+		if err := ch.WriteData(ctx, data, rate, 2*time.Second); err != nil {
+			return fail(err)
+		}
+		if r, err := ch.ReadResult(ctx, cfg.Timeout); err != nil {
+			return fail(err)
+		} else if !r.OK() {
+			if err := checkHangup(r); err != nil {
+				return fail(err)
+			}
+			return fail(&t30.Error{Category: t30.CatProtocol, Reason: "page data: " + r.Result})
+		}
+		fet := 0 // MPS
+		if i == len(pages)-1 {
+			fet = 2 // EOP
+		}
+		r, err = ch.Command(ctx, fmt.Sprintf("+FET=%d", fet), cfg.Timeout)
+		if err != nil {
+			return fail(err)
+		}
+		pps, _ := r.Value(d.pps)
+		status, _ := strconv.Atoi(strings.SplitN(pps, ",", 2)[0])
+		log("pps", pps)
+		switch status {
+		case 1, 3, 5: // MCF, RTP, PIP: the page was received
+			res.Pages++
+			i++
+			rtn = 0
+			if status == 5 {
+				return fail(&t30.Error{Category: t30.CatHangup, Reason: "the far end interrupted the call (PIP)"})
+			}
+		case 2, 4: // RTN, PIN
+			if status == 4 || rtn >= cfg.RTNRetries {
+				return fail(&t30.Error{Category: t30.CatRejected, Reason: fmt.Sprintf("page %d rejected by the far end", i+1)})
+			}
+			rtn++
+		default:
+			if err := checkHangup(r); err != nil {
+				return fail(err)
+			}
+			return fail(&t30.Error{Category: t30.CatProtocol, Reason: fmt.Sprintf("no page result after page %d (%s)", i+1, r.Result)})
+		}
+		if err := checkHangup(r); err != nil {
+			return fail(err)
+		}
+	}
+	log("done", fmt.Sprintf("%d pages confirmed", res.Pages))
+	return res, nil
+}
