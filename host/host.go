@@ -145,11 +145,9 @@ func fingerprint(parts ...string) string {
 func ConfigError(cfg *config.Config, name string) func(plugin.Diagnostic) string {
 	cc := cfg.Connectors[name]
 	return func(d plugin.Diagnostic) string {
-		line := cc.Config.Line
+		line := cc.Line
 		if cc.Config.Kind != 0 {
 			line = config.KeyLine(&cc.Config, d.Field)
-		} else {
-			line = cc.Line
 		}
 		field := d.Field
 		if field != "" {
@@ -232,7 +230,6 @@ func (h *Host) Reload(p *Plan) { h.apply(p) }
 func (h *Host) apply(p *Plan) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	old := h.plan
 	h.plan = p
 	// Connectors that changed or went away stop first, so that no message
 	// is routed to a driver that is being replaced.
@@ -277,7 +274,6 @@ func (h *Host) apply(p *Plan) {
 		pl := h.pipelineFor(p, cp)
 		go func() { defer close(u.done); h.supervise(ctx, p, cp, pl, u.state) }()
 	}
-	_ = old
 }
 
 func why(stillConfigured bool) string {

@@ -30,6 +30,7 @@ type GRPCClient struct {
 	msgs    chan *Message
 	mu      sync.Mutex
 	recvErr error
+	closed  bool
 }
 
 var _ Connector = (*GRPCClient)(nil)
@@ -104,6 +105,9 @@ func (g *GRPCClient) Read(ctx context.Context) (*Message, error) {
 		if !ok {
 			g.mu.Lock()
 			err := g.recvErr
+			if g.closed {
+				err = ErrClosed
+			}
 			g.mu.Unlock()
 			return nil, err
 		}
@@ -217,7 +221,10 @@ func (g *GRPCClient) Health(ctx context.Context) <-chan Health {
 // Close ends the Receive stream. The plugin process itself is ended by the
 // go-plugin client that made this connection.
 func (g *GRPCClient) Close() error {
-	g.once.Do(func() { g.msgs = make(chan *Message); close(g.msgs); g.recvErr = ErrClosed })
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.once.Do(func() { g.msgs = make(chan *Message); close(g.msgs) })
 	if g.cancel != nil {
 		g.cancel()
 	}

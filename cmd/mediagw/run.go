@@ -83,12 +83,12 @@ func runRun(args []string) int {
 	go func() {
 		for range hup {
 			log.Info("reloading config", "file", *cfgPath)
-			np, nlog, ok := loadPlan(*cfgPath, os.Stderr)
+			// Log settings take effect at the next start; the rest now.
+			np, _, ok := loadPlan(*cfgPath, os.Stderr)
 			if !ok {
 				log.Error("config not reloaded: it has errors; the running configuration stays")
 				continue
 			}
-			_ = nlog
 			h.Reload(np)
 			log.Info("config reloaded")
 		}

@@ -371,37 +371,36 @@ func jsonable(v any) any {
 	return v
 }
 
-// KeyLine finds the line of a dotted key path ("imap.port") inside a node,
-// for pointing a plugin's diagnostic at the config file.
+// KeyLine finds the line of a dotted key path ("imap.port") inside a
+// mapping node, for pointing a plugin's diagnostic at the config file. A key
+// it cannot find gives the line of the deepest part it found.
 func KeyLine(n *yaml.Node, path string) int {
-	cur := n
+	line, cur := n.Line, n
 	if path == "" {
-		return n.Line
+		return line
 	}
 	for _, part := range strings.Split(path, ".") {
-		if cur.Kind != yaml.MappingNode {
-			if i, err := strconv.Atoi(part); err == nil && cur.Kind == yaml.SequenceNode && i < len(cur.Content) {
-				cur = cur.Content[i]
-				continue
-			}
-			return n.Line
-		}
-		found := false
-		for i := 0; i+1 < len(cur.Content); i += 2 {
-			if cur.Content[i].Value == part {
-				if i+1 < len(cur.Content) && strings.Count(path, ".") == 0 {
-					return cur.Content[i].Line
+		next := (*yaml.Node)(nil)
+		switch cur.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(cur.Content); i += 2 {
+				if cur.Content[i].Value == part {
+					line, next = cur.Content[i].Line, cur.Content[i+1]
+					break
 				}
-				cur = cur.Content[i+1]
-				found = true
-				break
+			}
+		case yaml.SequenceNode:
+			if k, err := strconv.Atoi(part); err == nil && k >= 0 && k < len(cur.Content) {
+				next = cur.Content[k]
+				line = next.Line
 			}
 		}
-		if !found {
-			return n.Line
+		if next == nil {
+			return line
 		}
+		cur = next
 	}
-	return cur.Line
+	return line
 }
 
 func sortedKeys[V any](m map[string]V) []string {
