@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/mediagw/mediagw/linedriver"
 )
@@ -32,9 +33,10 @@ type Options struct {
 
 // Driver writes records to a directory.
 type Driver struct {
-	name string
-	opts Options
-	log  *slog.Logger
+	name  string
+	opts  Options
+	log   *slog.Logger
+	sweep sync.Once
 }
 
 var _ linedriver.Driver = (*Driver)(nil)
@@ -49,6 +51,9 @@ func New(name string, options json.RawMessage, logger *slog.Logger) (linedriver.
 	}
 	if o.Dir == "" {
 		return nil, fmt.Errorf("file driver %s: options: dir is missing", name)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Driver{name: name, opts: o, log: logger}, nil
 }
@@ -102,6 +107,7 @@ func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(l
 	if err := os.MkdirAll(d.opts.Dir, 0o755); err != nil {
 		return linedriver.Retry("io", fmt.Sprintf("create %s: %v", d.opts.Dir, err), 30e9)
 	}
+	d.sweep.Do(d.removeStale)
 	final := filepath.Join(d.opts.Dir, safeName(job.ID))
 	tmp, err := os.MkdirTemp(d.opts.Dir, ".tmp-")
 	if err != nil {
@@ -144,6 +150,19 @@ func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(l
 	}
 	report(linedriver.Progress{Step: "written", Detail: final})
 	return linedriver.Done(map[string]string{"path": final, "documents": fmt.Sprint(len(rf.Documents))})
+}
+
+// removeStale deletes the temporary folders an earlier process left behind
+// when it was killed mid-write. It runs once, before this process makes any.
+func (d *Driver) removeStale() {
+	stale, _ := filepath.Glob(filepath.Join(d.opts.Dir, ".tmp-*"))
+	for _, dir := range stale {
+		if err := os.RemoveAll(dir); err != nil {
+			d.log.Warn("file driver: cannot remove a stale temporary folder", "driver", d.name, "path", dir, "err", err)
+			continue
+		}
+		d.log.Info("file driver: removed a half-written record left by an interrupted run", "driver", d.name, "path", dir)
+	}
 }
 
 func writeSync(path string, data []byte) error {
