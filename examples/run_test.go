@@ -1,0 +1,215 @@
+package examples_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mediagw/mediagw/internal/testenv"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/modemsim"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/t30"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/t4"
+)
+
+// gateway is `mediagw run` on an installed example.
+type gateway struct {
+	cmd *exec.Cmd
+	out syncBuffer
+}
+
+// syncBuffer is the gateway's output, read while it is written.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startGateway(t *testing.T, config string) *gateway {
+	t.Helper()
+	g := &gateway{cmd: exec.Command(filepath.Join(binaries(t), "mediagw"), "run", "-c", config)}
+	g.cmd.Stdout, g.cmd.Stderr = &g.out, &g.out
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if g.cmd.ProcessState == nil {
+			g.cmd.Process.Kill()
+			g.cmd.Wait()
+		}
+	})
+	return g
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (g *gateway) stop(t *testing.T) {
+	t.Helper()
+	g.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- g.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("mediagw run after SIGTERM: %v\n%s", err, g.out.String())
+		}
+	case <-time.After(30 * time.Second):
+		g.cmd.Process.Kill()
+		t.Fatalf("mediagw run did not stop within 30s of SIGTERM\n%s", g.out.String())
+	}
+}
+
+// deliver puts mails into a Maildir's new/ as a mail server does.
+func deliver(t *testing.T, maildir string, mails ...string) {
+	t.Helper()
+	for _, sub := range []string{"new", "cur", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(maildir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range mails {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(maildir, "tmp", filepath.Base(m))
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(maildir, "new", filepath.Base(m))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func waitFor(t *testing.T, g *gateway, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s\n%s", what, g.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func glob(pattern string) []string {
+	m, _ := filepath.Glob(pattern)
+	return m
+}
+
+// TestRunAlarmExample runs alarm-email-to-file.yaml as shipped: a burglary
+// alarm reaches the primary folder, a fire alarm both, and an alarm with an
+// unknown event code is rejected with the reason beside it.
+func TestRunAlarmExample(t *testing.T) {
+	dir := install(t)
+	deliver(t, filepath.Join(dir, "var", "alarm-Maildir"),
+		"samples/alarm-burglary.eml", "samples/alarm-fire-html.eml", "samples/alarm-unknown-code.eml")
+	g := startGateway(t, filepath.Join(dir, "alarm-email-to-file.yaml"))
+	primary := filepath.Join(dir, "var", "alarms", "primary", "*", "record.json")
+	backup := filepath.Join(dir, "var", "alarms", "backup", "*", "record.json")
+	reasons := filepath.Join(dir, "var", "alarm-failed", "*.reason")
+	waitFor(t, g, "two alarms in primary, one in backup, one rejected", func() bool {
+		return len(glob(primary)) == 2 && len(glob(backup)) == 1 && len(glob(reasons)) == 1
+	})
+	g.stop(t)
+
+	events := map[string]string{}
+	for _, f := range glob(primary) {
+		var rec struct {
+			Fields map[string]string `json:"fields"`
+		}
+		b, _ := os.ReadFile(f)
+		if err := json.Unmarshal(b, &rec); err != nil {
+			t.Fatal(err)
+		}
+		events[rec.Fields["txid"]] = rec.Fields["event"] + " zone " + rec.Fields["zone"] + " area " + rec.Fields["area"]
+	}
+	if events["123588"] != "BA zone 1 area 1" || events["204711"] != "FA zone 12 area 2" {
+		t.Errorf("primary alarms = %v", events)
+	}
+	b, _ := os.ReadFile(glob(backup)[0])
+	if !strings.Contains(string(b), `"txid": "204711"`) && !strings.Contains(string(b), `"txid":"204711"`) {
+		t.Errorf("backup holds %s, want the fire alarm 204711", b)
+	}
+	r, _ := os.ReadFile(glob(reasons)[0])
+	if !strings.Contains(string(r), `event: not one of the allowed values`) || !strings.Contains(string(r), `"ZZ"`) {
+		t.Errorf("reason = %q", r)
+	}
+	if n := len(glob(filepath.Join(dir, "var", "alarm-Maildir", "new", "*"))); n != 0 {
+		t.Errorf("%d mails left in new/", n)
+	}
+}
+
+// TestRunMaildirToFaxExample runs maildir-to-fax.yaml with its modem
+// replaced by the modem emulator on a pty: the PDF mail becomes a fax the
+// far end confirms, dialled with the map's dial rules; the 1-900 mail is
+// refused by the driver's dial policy and never dialled.
+func TestRunMaildirToFaxExample(t *testing.T) {
+	testenv.LookPath(t, "gs") // PDF pages are rendered by ghostscript
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tty, modem, err := modemsim.PTY(ctx, modemsim.Remote{CSI: "+1 555 1234567",
+		Decode: func(data []byte, p t30.Params) ([][]byte, error) {
+			o := t4.Options{Encoding: t4.MH, LSBFirst: true}
+			if p.MR {
+				o.Encoding, o.K = t4.MR, p.K()
+			}
+			return t4.DecodePage(bytes.NewReader(data), 1728, o, 10000)
+		}})
+	if err != nil {
+		testenv.Skip(t, "no pty: "+err.Error())
+	}
+	dir := install(t)
+	cfg := filepath.Join(dir, "maildir-to-fax.yaml")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte("device: /dev/ttyUSB0")) {
+		t.Fatal("maildir-to-fax.yaml names no /dev/ttyUSB0")
+	}
+	if err := os.WriteFile(cfg, bytes.Replace(b, []byte("device: /dev/ttyUSB0"), []byte("device: "+tty), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, filepath.Join(dir, "var", "Maildir"), "samples/fax-pdf.eml", "samples/fax-premium.eml")
+	g := startGateway(t, cfg)
+	waitFor(t, g, "the fax to be confirmed and the premium-rate mail rejected", func() bool {
+		return len(modem.Pages()) == 1 && len(glob(filepath.Join(dir, "var", "failed", "*.reason"))) == 1 &&
+			strings.Contains(g.out.String(), "event=delivered")
+	})
+	g.stop(t)
+
+	calls := modem.Calls()
+	if len(calls) != 1 || calls[0].Number != "91234567" || !calls[0].Ended {
+		t.Fatalf("calls = %+v, want one completed call to 91234567", calls)
+	}
+	if calls[0].TSI != "+1 555 0100" {
+		t.Errorf("TSI = %q, want the example's local_id", calls[0].TSI)
+	}
+	pg := modem.Pages()[0]
+	if pg.Err != nil || len(pg.Rows) < 1000 {
+		t.Errorf("page: %d rows, decode error %v", len(pg.Rows), pg.Err)
+	}
+	r, _ := os.ReadFile(glob(filepath.Join(dir, "var", "failed", "*.reason"))[0])
+	if !strings.Contains(string(r), "premium-rate") {
+		t.Errorf("reason = %q, want the dial policy's premium-rate refusal", r)
+	}
+}
