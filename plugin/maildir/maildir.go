@@ -12,6 +12,7 @@ package maildir
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -267,6 +268,19 @@ func (c *Connector) rescan(l *layout) {
 	c.queue = q
 }
 
+// sourceID names a message for the host's dedupe. Maildir file names are
+// unique by the Maildir rules. A folder of .eml files has no such rule: a
+// drop folder may see "alarm.eml" again with new content, so the name is
+// joined with a digest of the bytes — the same file read again after a crash
+// keeps its id; a new file under an old name gets a new one.
+func sourceID(format, name string, raw []byte) string {
+	if format == FormatEML {
+		sum := sha256.Sum256(raw)
+		return SourcePrefix + name + "@" + hex.EncodeToString(sum[:8])
+	}
+	return SourcePrefix + baseName(name)
+}
+
 // load reads one reserved file and registers the delivery. It returns a nil
 // message (and releases the reservation) when the file is gone, too big or
 // unreadable; the error is only for a closed connector.
@@ -331,7 +345,7 @@ func (c *Connector) load(l *layout, name string) (*plugin.Message, error) {
 	d := &delivery{
 		id:       c.prefix + "-" + strconv.FormatUint(c.seq, 10),
 		name:     name,
-		sourceID: SourcePrefix + baseName(name),
+		sourceID: sourceID(l.format, name, raw),
 	}
 	c.inflight[d.id] = d
 	folder := "new"

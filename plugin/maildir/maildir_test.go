@@ -2,6 +2,8 @@ package maildir
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -118,8 +120,12 @@ func TestFormats(t *testing.T) {
 			if string(m.Raw) != string(msg) {
 				t.Errorf("raw differs")
 			}
-			if m.SourceID != "maildir:"+name {
-				t.Errorf("source id %q, want %q", m.SourceID, "maildir:"+name)
+			wantSID := "maildir:" + name
+			if tt.wantFormat == FormatEML {
+				wantSID += "@" + digest(msg)
+			}
+			if m.SourceID != wantSID {
+				t.Errorf("source id %q, want %q", m.SourceID, wantSID)
 			}
 			if m.Metadata["format"] != tt.wantFormat || m.Metadata["folder"] != tt.wantFolder(s) || m.Metadata["file"] != name {
 				t.Errorf("metadata %v", m.Metadata)
@@ -559,5 +565,37 @@ func TestHealth(t *testing.T) {
 	}
 	_ = c.Close()
 	for range ch { // drains the last state, then ends
+	}
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// A drop folder of .eml files may see the same name twice: the second file is
+// a new message for the host's dedupe, while the same file read twice (after
+// a crash) keeps its id.
+func TestEMLNameReusedIsANewMessage(t *testing.T) {
+	s := newEMLDir(t)
+	first := plugintest.Message("first alarm", 0)
+	writeFile(t, filepath.Join(s.path, "alarm.eml"), first)
+	c := open(t, s)
+	m1 := mustRead(t, c)
+	if err := c.Settle(t.Context(), m1.DeliveryID, plugin.Settlement{Kind: plugin.Retry}); err != nil {
+		t.Fatal(err)
+	}
+	c2 := open(t, s)
+	again := mustRead(t, c2)
+	if again.SourceID != m1.SourceID {
+		t.Fatalf("the same file read again has source id %q, first %q", again.SourceID, m1.SourceID)
+	}
+	if err := c2.Settle(t.Context(), again.DeliveryID, plugin.Settlement{Kind: plugin.Ack}); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(s.path, "alarm.eml"), plugintest.Message("second alarm", 0))
+	m2 := mustRead(t, c2)
+	if m2.Metadata["file"] != "alarm.eml" || m2.SourceID == m1.SourceID {
+		t.Fatalf("a new file under a reused name: file %q source id %q (first %q)", m2.Metadata["file"], m2.SourceID, m1.SourceID)
 	}
 }
