@@ -2,201 +2,95 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"strings"
+	"os/signal"
+	"syscall"
 	"time"
 
-	"github.com/mediagw/mediagw/examples"
-	"github.com/mediagw/mediagw/host"
-	"github.com/mediagw/mediagw/host/config"
+	"golang.org/x/sys/unix"
+
+	"github.com/mediagw/mediagw/internal/demo"
 )
 
 func init() {
-	register(command{Name: "demo", Usage: "[--dir DIR] [-v]", Short: "run the gateway on the embedded example: sample mails in a Maildir → data map → file driver", Run: runDemo})
+	register(command{Name: "demo", Usage: "[--dir DIR] [-v] [--example o365|maildir]", Short: "the whole job on this machine: an Office 365 mailbox (stand-in) → data map → fax modem (emulated)", Run: runDemo})
 }
 
 func runDemo(args []string) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	dir := fs.String("dir", "", "where to put the demo's files (default: a new temporary folder, kept)")
-	verbose := fs.Bool("v", false, "show the gateway's log")
+	verbose := fs.Bool("v", false, "also show the gateway's log")
 	timeout := fs.Duration("timeout", 2*time.Minute, "fail when the mails are not all settled by then")
+	example := fs.String("example", "o365", "o365 (mailbox → fax) or maildir (the Maildir → file example)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: mediagw demo [--dir DIR] [-v]\n\nUnpacks the example configuration (examples/maildir-to-file.yaml), drops the\nsample mails into its Maildir, and runs the real gateway with the real maildir\nconnector plugin until every mail is settled. Exit code 0 only when the good\nmails reached the archive and the bad one was rejected with its reason.")
+		fmt.Fprintln(fs.Output(), `Usage: mediagw demo [--dir DIR] [-v] [--example o365|maildir]
+
+Runs the whole gateway on this machine, with no tenant and no modem: a
+stand-in of the Microsoft identity platform, an IMAP mailbox that accepts
+only its OAuth 2.0 tokens (XOAUTH2), and an emulated fax line on a pty. The
+real gateway, with the real O365 connector plugin and the real fax-modem
+driver, takes four sample mails (a PDF, a photo, plain text, and one with a
+premium-rate fax number) from the mailbox to the fax line. Each step is
+shown as it happens; the received pages are written as TIFF and PNG.
+Exit code 0 only when every fax arrived and the bad mail was rejected.`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := demo(*dir, *verbose, *timeout); err != nil {
-		fmt.Fprintln(os.Stderr, "demo failed:", err)
+	switch *example {
+	case "maildir":
+		if err := demoMaildir(*dir, *verbose, *timeout); err != nil {
+			fmt.Fprintln(os.Stderr, "demo failed:", err)
+			return 1
+		}
+		return 0
+	case "o365":
+	default:
+		fmt.Fprintf(os.Stderr, "demo: unknown example %q (want o365 or maildir)\n", *example)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	opts := demo.Options{Dir: *dir, Out: os.Stdout, Timeout: *timeout, CheckConnectors: checkConnectors}
+	if *verbose {
+		opts.Log = os.Stderr
+	}
+	if isTerminal(os.Stdout) {
+		opts.Tick = progressLine(os.Stdout)
+	}
+	fmt.Println("mediagw demo: Office 365 mailbox (stand-in) → gateway → fax line (emulated), all on 127.0.0.1")
+	res, err := demo.Run(ctx, opts)
+	if res != nil && (len(res.Faxes) > 0 || len(res.Rejected) > 0) {
+		res.Print(os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "\ndemo failed:", err)
 		return 1
 	}
+	fmt.Printf("\nOK: %d faxes arrived, %d mail rejected with its reason. Look at the PNG pages above.\n", len(res.Faxes), len(res.Rejected))
 	return 0
 }
 
-func demo(dir string, verbose bool, timeout time.Duration) error {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "mediagw-demo-")
-		if err != nil {
-			return err
-		}
-		dir = d
-	}
-	step := func(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
-	step("unpacking the example into %s", dir)
-	if err := unpack(dir); err != nil {
-		return err
-	}
-	maildir := filepath.Join(dir, "var", "Maildir")
-	for _, sub := range []string{"new", "cur", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(maildir, sub), 0o755); err != nil {
-			return err
-		}
-	}
-	mails, _ := fs.Glob(examples.FS, "mail/*.eml")
-	for _, m := range mails {
-		b, _ := examples.FS.ReadFile(m)
-		name := filepath.Base(m)
-		tmp := filepath.Join(maildir, "tmp", name)
-		if err := os.WriteFile(tmp, b, 0o644); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, filepath.Join(maildir, "new", name)); err != nil {
-			return err
-		}
-		step("mail delivered to the Maildir: %s", name)
-	}
-
-	cfgPath := filepath.Join(dir, "maildir-to-file.yaml")
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		return fmt.Errorf("%w\n(the demo needs the plugin binaries beside mediagw: run `make build` or `make demo`)", err)
-	}
-	var logOut io.Writer = io.Discard
-	if verbose {
-		logOut = os.Stderr
-	}
-	log := newLogger(logOut, cfg.Log)
-	plan, err := host.Prepare(cfg, log)
-	if err != nil {
-		return err
-	}
-	if problems := checkConnectors(plan); len(problems) > 0 {
-		plan.Close()
-		return fmt.Errorf("%s", strings.Join(problems, "\n"))
-	}
-	h, err := host.New(plan, log)
-	if err != nil {
-		plan.Close()
-		return err
-	}
-	step("gateway running: connector inbox (maildir plugin) → map archive → driver archive (file)")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx, plan) }()
-
-	want := len(mails)
-	deadline := time.Now().Add(timeout)
-	for {
-		settled := count(filepath.Join(maildir, "cur")) + countSuffix(filepath.Join(dir, "var", "failed"), ".eml")
-		if settled == want && count(filepath.Join(maildir, "new")) == 0 && spoolEmpty(h) {
-			break
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			return fmt.Errorf("after %s only %d of %d mails were settled (run with -v to see the gateway's log)", timeout, settled, want)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		return err
-	}
-	return summary(dir, want)
-}
-
-func spoolEmpty(h *host.Host) bool {
-	st, err := h.Status()
-	if err != nil {
-		return false
-	}
-	for _, n := range st.Queued {
-		if n > 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func summary(dir string, want int) error {
-	fmt.Println("\nSummary")
-	recs, _ := filepath.Glob(filepath.Join(dir, "var", "archive", "*", "record.json"))
-	for _, r := range recs {
-		b, err := os.ReadFile(r)
-		if err != nil {
-			return err
-		}
-		var rec struct {
-			SourceID  string            `json:"source_id"`
-			Fields    map[string]string `json:"fields"`
-			Documents []struct {
-				File string `json:"file"`
-			} `json:"documents"`
-		}
-		if err := json.Unmarshal(b, &rec); err != nil {
-			return fmt.Errorf("%s: %w", r, err)
-		}
-		fmt.Printf("  archived  %-26s sender=%s reference=%q documents=%d\n            %s\n",
-			rec.SourceID, rec.Fields["sender"], rec.Fields["reference"], len(rec.Documents), filepath.Dir(r))
-	}
-	reasons, _ := filepath.Glob(filepath.Join(dir, "var", "failed", "*.reason"))
-	for _, r := range reasons {
-		b, _ := os.ReadFile(r)
-		fmt.Printf("  rejected  %-26s %s\n", strings.TrimSuffix(filepath.Base(r), ".reason"), strings.TrimSpace(string(b)))
-	}
-	if len(recs) != 2 || len(reasons) != 1 || len(recs)+len(reasons) != want {
-		return fmt.Errorf("expected 2 archived and 1 rejected mail, got %d archived and %d rejected", len(recs), len(reasons))
-	}
-	fmt.Printf("\nAll %d mails settled: 2 archived, 1 rejected with its reason. Files are in %s\n", want, dir)
-	return nil
-}
-
-func unpack(dir string) error {
-	return fs.WalkDir(examples.FS, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || strings.HasPrefix(p, "mail/") {
-			return err
-		}
-		b, err := examples.FS.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		out := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(out, b, 0o644)
-	})
-}
-
-func count(dir string) int {
-	es, _ := os.ReadDir(dir)
-	return len(es)
-}
-
-func countSuffix(dir, suffix string) int {
-	es, _ := os.ReadDir(dir)
+// progressLine returns a status line writer for a terminal: each call
+// replaces the line; "" clears it.
+func progressLine(w io.Writer) func(string) {
+	spin := []string{"|", "/", "-", "\\"}
 	n := 0
-	for _, e := range es {
-		if strings.HasSuffix(e.Name(), suffix) {
-			n++
+	return func(s string) {
+		if s == "" {
+			fmt.Fprint(w, "\r\033[K")
+			return
 		}
+		n++
+		fmt.Fprintf(w, "\r\033[K%s %s", spin[n%len(spin)], s)
 	}
-	return n
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

@@ -1,0 +1,10 @@
+// Package demo holds the files of `mediagw demo`: its configuration, its
+// data map and the sample mails it puts into the mailbox.
+package demo
+
+import "embed"
+
+// FS holds mediagw.yaml, maps/ and mail/.
+//
+//go:embed mediagw.yaml maps/*.yaml mail/*.eml
+var FS embed.FS
