@@ -344,7 +344,7 @@ func (m *Mailbox) run() {
 		}
 		attempt++
 		d := backoff(m.opts.BackoffMin, m.opts.BackoffMax, attempt)
-		m.log.Warn("imapbox: session ended; reconnecting", "err", err, "in", d.Round(time.Millisecond))
+		m.log.Warn("imapbox: session ended; reconnecting", "err", err, "in", d.Round(time.Millisecond).String())
 		m.setHealth(plugin.HealthDegraded, err.Error())
 		select {
 		case <-time.After(d):
@@ -788,7 +788,11 @@ func (s *session) applySettlements() error {
 		var err error
 		switch m.opts.AfterProcessing.Kind {
 		case ActionMove:
-			err = s.move(set, m.opts.AfterProcessing.Folder)
+			// Processed mail reads as read in the target folder too.
+			err = s.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()
+			if err == nil {
+				err = s.move(set, m.opts.AfterProcessing.Folder)
+			}
 		case ActionDelete:
 			err = s.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
 			if err == nil {

@@ -164,8 +164,14 @@ func TestAfterProcessing(t *testing.T) {
 			if st := e.folderState(t, folder); len(st) != 0 {
 				t.Errorf("INBOX still holds %v", st)
 			}
-			if st := e.folderState(t, "Archive/Faxed"); len(st) != len(uids) {
+			st := e.folderState(t, "Archive/Faxed")
+			if len(st) != len(uids) {
 				t.Errorf("Archive/Faxed holds %d, want %d", len(st), len(uids))
+			}
+			for u, seen := range st {
+				if !seen {
+					t.Errorf("moved uid %d is not \\Seen", u)
+				}
 			}
 		}},
 		{"delete", imapbox.Action{Kind: imapbox.ActionDelete}, func(t *testing.T, folder string, uids []imap.UID) {

@@ -63,6 +63,7 @@ type Identity struct {
 	slowDelay time.Duration
 
 	tokens atomic.Int64
+	issued []string // every access token minted at the token endpoint
 	srv    *http.Server
 	ln     net.Listener
 	wg     sync.WaitGroup
@@ -174,6 +175,14 @@ func (id *Identity) AddCertificate(c *x509.Certificate) {
 
 // TokensIssued counts access tokens minted so far.
 func (id *Identity) TokensIssued() int64 { return id.tokens.Load() }
+
+// IssuedTokens returns every access token the token endpoint handed out so
+// far, for tests that check no token reaches a log.
+func (id *Identity) IssuedTokens() []string {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	return append([]string(nil), id.issued...)
+}
 
 // PublicKeyPEM is the signing key as Dovecot's local validation reads it.
 func (id *Identity) PublicKeyPEM() []byte {
@@ -347,6 +356,9 @@ func (id *Identity) token(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	id.tokens.Add(1)
+	id.mu.Lock()
+	id.issued = append(id.issued, tok)
+	id.mu.Unlock()
 	secs := int64(life / time.Second)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token_type":     "Bearer",
