@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/creack/pty"
@@ -33,6 +34,9 @@ type Remote struct {
 	// Dial is what the modem answers to ATD: "" (a fax answers), "BUSY",
 	// "NO CARRIER", "NO DIALTONE", "NO ANSWER", or "silent" (nothing).
 	Dial string
+	// DialFirst answers the first dials in order (e.g. "BUSY", then
+	// ""); once it is used up, Dial answers.
+	DialFirst []string
 	// CSI is the remote's identification.
 	CSI string
 	// Caps is the DIS the remote sends (default: V.17, fine, MR, 0 ms).
@@ -60,6 +64,9 @@ type Remote struct {
 	Decode func(data []byte, p t30.Params) ([][]byte, error)
 	// OnPage is called for each page the remote confirmed.
 	OnPage func(Page)
+	// OnDrop is called when the user of a pty closes it during a call
+	// or a command (DTR dropped) and the modem hangs up.
+	OnDrop func()
 }
 
 // Page is a page the remote received.
@@ -80,6 +87,7 @@ type Call struct {
 	Pages    []Page       // confirmed pages
 	Frames   []string     // frames from the sender, in order
 	Ended    bool         // the sender sent DCN
+	Dropped  bool         // the sender closed the port (DTR dropped) before DCN
 }
 
 // Modem is one emulated modem.
@@ -94,6 +102,9 @@ type Modem struct {
 	pending []byte
 	in      chan []byte
 	rerr    error
+	// hup is signalled when the user of a pty closes it: a real modem
+	// sees DTR drop and hangs up (AT&D2).
+	hup chan struct{}
 
 	echo   bool
 	class  string
@@ -105,6 +116,8 @@ type Modem struct {
 	rtn    map[int]int
 	silent bool
 	closed bool
+	pty    bool // rw is a pty master: EIO means nobody has the tty open
+	dials  int  // ATD commands so far
 
 	lastPage      []byte
 	lastPPMAnswer *t30.Frame
@@ -132,7 +145,7 @@ func New(rw io.ReadWriter, r Remote) *Modem {
 	if r.CSI == "" {
 		r.CSI = "+1 555 0100"
 	}
-	return &Modem{rw: rw, remote: r, echo: true, class: "0", in: make(chan []byte, 64)}
+	return &Modem{rw: rw, remote: r, echo: true, class: "0", in: make(chan []byte, 64), hup: make(chan struct{}, 1)}
 }
 
 // Calls returns what the remote saw of each call so far.
@@ -190,7 +203,13 @@ func PTY(ctx context.Context, r Remote) (string, *Modem, error) {
 		tty.Close()
 		return "", nil, err
 	}
+	// The emulator does not keep the tty open: when the driver closes it
+	// (or dies), reads on the master fail with EIO, which the emulator
+	// takes for DTR dropping and hangs up, as a modem set to AT&D2 does.
+	// The terminal settings stay with the pty.
+	tty.Close()
 	m := New(ptmx, r)
+	m.pty = true
 	go func() {
 		<-ctx.Done()
 		ptmx.Close()
@@ -198,7 +217,6 @@ func PTY(ctx context.Context, r Remote) (string, *Modem, error) {
 	go func() {
 		m.Serve(ctx) //nolint:errcheck // ends with the pty
 		ptmx.Close()
-		tty.Close()
 	}()
 	return name, m, nil
 }
@@ -208,13 +226,19 @@ func (m *Modem) Serve(ctx context.Context) error {
 	go m.readLoop(ctx)
 	for {
 		line, err := m.readCommand(ctx)
+		if errors.Is(err, errHangup) {
+			m.dropped()
+			continue
+		}
 		if err != nil {
 			return err
 		}
 		if m.silent {
 			continue
 		}
-		if err := m.command(ctx, line); err != nil {
+		if err := m.command(ctx, line); errors.Is(err, errHangup) {
+			m.dropped()
+		} else if err != nil {
 			return err
 		}
 		if m.closed {
@@ -225,14 +249,32 @@ func (m *Modem) Serve(ctx context.Context) error {
 
 func (m *Modem) readLoop(ctx context.Context) {
 	buf := make([]byte, 4096)
+	open := false // the tty has a user (DTR on)
 	for {
 		n, err := m.rw.Read(buf)
 		if n > 0 {
+			open = true
 			select {
 			case m.in <- append([]byte(nil), buf[:n]...):
 			case <-ctx.Done():
 				return
 			}
+		}
+		if m.pty && errors.Is(err, syscall.EIO) {
+			// Nobody has the tty open: DTR is off.
+			if open {
+				open = false
+				select {
+				case m.hup <- struct{}{}:
+				default:
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			continue
 		}
 		if err != nil {
 			m.rerr = err
@@ -251,6 +293,7 @@ func (m *Modem) fill(ctx context.Context, timeout time.Duration) error {
 		defer tm.Stop()
 		t = tm.C
 	}
+	// Bytes read before DTR dropped come first.
 	select {
 	case b, ok := <-m.in:
 		if !ok {
@@ -258,6 +301,17 @@ func (m *Modem) fill(ctx context.Context, timeout time.Duration) error {
 		}
 		m.pending = append(m.pending, b...)
 		return nil
+	default:
+	}
+	select {
+	case b, ok := <-m.in:
+		if !ok {
+			return errStopped
+		}
+		m.pending = append(m.pending, b...)
+		return nil
+	case <-m.hup:
+		return errHangup
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t:
@@ -265,7 +319,31 @@ func (m *Modem) fill(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
-var errTimeout = errors.New("timeout")
+var (
+	errTimeout = errors.New("timeout")
+	errHangup  = errors.New("modemsim: DTR dropped")
+)
+
+// dropped ends the call after DTR dropped: whatever the modem was doing
+// (receiving a page, waiting for a frame), it hangs up and returns to
+// command mode with its settings reset, as AT&D2 and ATZ do.
+func (m *Modem) dropped() {
+	inCall := m.state != stIdle || m.c2.online
+	m.mu.Lock()
+	if inCall && m.call != nil && !m.call.Ended {
+		m.call.Dropped = true
+	}
+	m.mu.Unlock()
+	m.pending = nil
+	m.silent = false
+	m.echo, m.class = true, "0"
+	m.state = stIdle
+	m.out = nil
+	m.c2 = class2State{}
+	if inCall && m.remote.OnDrop != nil {
+		m.remote.OnDrop()
+	}
+}
 
 func (m *Modem) readCommand(ctx context.Context) (string, error) {
 	for {
@@ -467,14 +545,19 @@ func (m *Modem) hangupState() {
 
 func (m *Modem) dial(ctx context.Context, number string) error {
 	number = strings.TrimLeft(number, "TtPpWw")
-	switch m.remote.Dial {
+	answer := m.remote.Dial
+	if m.dials < len(m.remote.DialFirst) {
+		answer = m.remote.DialFirst[m.dials]
+	}
+	m.dials++
+	switch answer {
 	case "silent":
 		m.silent = true
 		return nil
 	case "":
 	default:
 		time.Sleep(20 * time.Millisecond)
-		m.result(m.remote.Dial)
+		m.result(answer)
 		return nil
 	}
 	m.mu.Lock()

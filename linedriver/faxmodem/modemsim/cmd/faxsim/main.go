@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 
 	"github.com/mediagw/mediagw/linedriver/faxmodem/modemsim"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/t30"
@@ -19,13 +20,24 @@ import (
 
 func main() {
 	dial := flag.String("dial", "", `answer to ATD: "" (a fax answers), BUSY, NO CARRIER, NO DIALTONE, NO ANSWER, silent`)
+	first := flag.String("dial-first", "", `comma-separated answers to the first dials, in order (e.g. "BUSY,BUSY"), before -dial applies; "ok" is a fax answering`)
 	ftt := flag.Int("ftt-above", 0, "fail training above this bit rate")
 	out := flag.String("out", ".", "directory for received pages (page-N.pbm)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	n := 0
-	r := modemsim.Remote{Dial: *dial, FTTAbove: *ftt,
+	var dialFirst []string
+	if *first != "" {
+		for _, a := range strings.Split(*first, ",") {
+			if strings.EqualFold(a, "ok") {
+				a = ""
+			}
+			dialFirst = append(dialFirst, a)
+		}
+	}
+	r := modemsim.Remote{Dial: *dial, DialFirst: dialFirst, FTTAbove: *ftt,
+		OnDrop: func() { fmt.Println("call dropped: the port was closed during the call") },
 		Decode: func(data []byte, p t30.Params) ([][]byte, error) {
 			o := t4.Options{Encoding: t4.MH, LSBFirst: true}
 			if p.MR {
