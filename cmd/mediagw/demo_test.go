@@ -1,0 +1,192 @@
+package main_test
+
+// Black-box tests of `mediagw demo`: the built binary with the built O365
+// connector plugin beside it, as `make demo` runs it.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mediagw/mediagw/internal/testenv"
+)
+
+var (
+	demoPluginOnce sync.Once
+	demoPluginErr  error
+)
+
+// demoBinaries builds mediagw and, beside it, the O365 connector plugin.
+func demoBinaries(t testing.TB) string {
+	t.Helper()
+	dir := binaries(t)
+	demoPluginOnce.Do(func() {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "mediagw-connector-o365"), "../../plugin/o365/cmd/mediagw-connector-o365").CombinedOutput()
+		if err != nil {
+			demoPluginErr = fmt.Errorf("go build o365 plugin: %v\n%s", err, out)
+		}
+	})
+	if demoPluginErr != nil {
+		t.Fatal(demoPluginErr)
+	}
+	return dir
+}
+
+type demoRun struct {
+	code           int
+	stdout, stderr string
+}
+
+func runDemoBinary(t *testing.T, bin string, env []string, args ...string) demoRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"demo"}, args...)...)
+	if env != nil {
+		cmd.Env = env
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := demoRun{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %s: %v", bin, err)
+	}
+	return r
+}
+
+// inkOf decodes a PNG page and returns its size and its share of dark pels.
+func inkOf(t *testing.T, path string) (image.Rectangle, float64) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	b := img.Bounds()
+	dark := 0
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if r, _, _, _ := img.At(x, y).RGBA(); r < 0x8000 {
+				dark++
+			}
+		}
+	}
+	return b, float64(dark) / float64(b.Dx()*b.Dy())
+}
+
+func TestDemo(t *testing.T) {
+	testenv.LookPath(t, "gs") // the PDF sample needs ghostscript
+	bin := filepath.Join(demoBinaries(t), "mediagw")
+	dir := filepath.Join(t.TempDir(), "demo")
+	r := runDemoBinary(t, bin, nil, "--dir", dir)
+	if r.code != 0 {
+		t.Fatalf("mediagw demo: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	// Every step is narrated.
+	for _, step := range []string{
+		"identity: access token issued", "mailbox: XOAUTH2 login as fax@example.com: token verified",
+		"mailbox: IDLE", "mail arrives in INBOX", "gateway: mapped \"Invoice 1001\": fax_number=95550100",
+		"fax: dialling 95550100", "fax: training at V.17", "fax: sending page 1", "fax line: page 1 received",
+		"fax: DELIVERED \"Invoice 1001\"", "mailbox: STORE uid 1 \\Seen",
+	} {
+		if !strings.Contains(r.stdout, step) {
+			t.Errorf("output lacks %q", step)
+		}
+	}
+	// The summary names each received page; each exists and has ink.
+	pngs := regexp.MustCompile(`(?m)^\s+(\S+\.png)$`).FindAllStringSubmatch(r.stdout, -1)
+	faxes := map[string]int{}
+	for _, m := range pngs {
+		p := m[1]
+		if !strings.HasPrefix(p, dir) {
+			t.Errorf("page %s is outside the demo folder %s", p, dir)
+		}
+		bounds, ink := inkOf(t, p)
+		if bounds.Dx() != 1728 || bounds.Dy() < 1000 {
+			t.Errorf("%s: %v, want a 1728-pel wide page", p, bounds)
+		}
+		if ink < 0.001 {
+			t.Errorf("%s: %.4f ink, want a page with something on it", p, ink)
+		}
+		if _, err := os.Stat(strings.TrimSuffix(p, ".png") + ".tif"); err != nil {
+			t.Errorf("no TIFF beside %s: %v", p, err)
+		}
+		faxes[filepath.Base(p)[:5]]++
+	}
+	if len(faxes) != 3 {
+		t.Errorf("pages of %d faxes in the summary (%v), want 3 (PDF, photo, text)\n%s", len(faxes), faxes, r.stdout)
+	}
+	all, _ := filepath.Glob(filepath.Join(dir, "received", "*.png"))
+	if len(all) != len(pngs) {
+		t.Errorf("%d PNG files in received/, the summary lists %d", len(all), len(pngs))
+	}
+	// The bad number was rejected with its reason and moved aside.
+	if !regexp.MustCompile(`(?m)^\s+rejected\s+"Fax: 1-900-555-0199 special offer"\s+.*919005550199 matches a denied pattern \(moved to the mailbox folder mediagw-failed\)$`).MatchString(r.stdout) {
+		t.Errorf("no rejection of the premium-rate mail in the summary:\n%s", r.stdout)
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "gateway.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(log), "event=delivered"); n != 3 {
+		t.Errorf("gateway.log: %d deliveries, want 3", n)
+	}
+	if n := strings.Count(string(log), "event=rejected"); n != 1 {
+		t.Errorf("gateway.log: %d rejections, want 1", n)
+	}
+	secret, _ := os.ReadFile(filepath.Join(dir, "client-secret.txt"))
+	if s := strings.TrimSpace(string(secret)); s == "" || strings.Contains(r.stdout+r.stderr+string(log), s) {
+		t.Error("the client secret is empty or appears in the output or the log")
+	}
+}
+
+func TestDemoWithoutPluginFailsClearly(t *testing.T) {
+	src := filepath.Join(binaries(t), "mediagw")
+	alone := filepath.Join(t.TempDir(), "mediagw")
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(alone, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PATH=" + t.TempDir(), "HOME=" + t.TempDir()}
+	start := time.Now()
+	r := runDemoBinary(t, alone, env, "--dir", filepath.Join(t.TempDir(), "demo"))
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"demo failed", "mediagw-connector-o365", "make build"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("failing took %s; it should fail before starting anything", d)
+	}
+}
+
+func TestDemoMaildirExample(t *testing.T) {
+	bin := filepath.Join(binaries(t), "mediagw")
+	r := runDemoBinary(t, bin, nil, "--example", "maildir", "--dir", t.TempDir())
+	if r.code != 0 || !strings.Contains(r.stdout, "2 archived, 1 rejected") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
