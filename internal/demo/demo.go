@@ -300,7 +300,6 @@ func (d *run) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	cfg.Connectors["fax-mailbox"].PluginPath = d.o.Plugin
 	logFile, err := os.Create(filepath.Join(d.o.Dir, "gateway.log"))
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)

@@ -322,6 +322,7 @@ func (d *run) writeConfig() (string, error) {
 		{"imap_host", d.imap.Host},
 		{"imap_port", strconv.Itoa(d.imap.Port)},
 		{"device", d.rx.Device},
+		{"plugin", d.o.Plugin},
 	} {
 		re := regexp.MustCompile(`(?m)(\b` + r.key + `:\s*)[^\s,}#]+`)
 		if !re.MatchString(s) {
