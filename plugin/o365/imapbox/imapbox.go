@@ -412,6 +412,7 @@ func (m *Mailbox) connect(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.log.Debug("imapbox: token in hand; connecting", "addr", m.opts.Addr, "user", m.opts.User, "token_expires", tok.ExpiresOn.Format(time.RFC3339))
 	cctx, cancel := context.WithTimeout(ctx, m.opts.ConnectTimeout)
 	defer cancel()
 	raw, err := m.opts.Dial(cctx, "tcp", m.opts.Addr)
@@ -491,6 +492,7 @@ func (m *Mailbox) connect(ctx context.Context) (*session, error) {
 		return fail(fmt.Errorf("imapbox: select %s: %w", m.opts.Folder, err))
 	}
 	s.uidValid, s.numMessages = sel.UIDValidity, sel.NumMessages
+	m.log.Debug("imapbox: logged in and selected", "folder", m.opts.Folder, "messages", sel.NumMessages, "uidvalidity", sel.UIDValidity, "uidnext", uint32(sel.UIDNext))
 	s.ready.Store(true)
 	m.noteSelect(sel)
 	return s, nil
@@ -737,6 +739,7 @@ func (s *session) fetchNew() ([]*plugin.Message, error) {
 		return nil, fmt.Errorf("imapbox: fetch: %w", err)
 	}
 	slices.SortFunc(bufs, func(a, b *imapclient.FetchMessageBuffer) int { return int(a.UID) - int(b.UID) })
+	m.log.Debug("imapbox: fetched", "messages", len(bufs), "unseen_waiting", len(uids))
 	msgs := make([]*plugin.Message, 0, len(bufs))
 	var top imap.UID
 	for _, b := range bufs {
