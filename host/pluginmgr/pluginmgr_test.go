@@ -1,0 +1,197 @@
+package pluginmgr
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mediagw/mediagw/plugin"
+)
+
+func TestBackoff(t *testing.T) {
+	const s = time.Second
+	cases := []struct {
+		name string
+		ran  []time.Duration // how long each run lasted
+		want []time.Duration // the wait before each relaunch
+	}{
+		{"crash loop doubles from 5 s to the 2 min cap",
+			[]time.Duration{0, 1 * s, 0, 2 * s, 0, 0, 0, 0},
+			[]time.Duration{5 * s, 10 * s, 20 * s, 40 * s, 80 * s, 120 * s, 120 * s, 120 * s}},
+		{"a run of 2 min starts over",
+			[]time.Duration{0, 0, 0, 2 * time.Minute, 0},
+			[]time.Duration{5 * s, 10 * s, 20 * s, 5 * s, 10 * s}},
+		{"just under stable keeps doubling",
+			[]time.Duration{0, 2*time.Minute - 1, 2*time.Minute - 1},
+			[]time.Duration{5 * s, 10 * s, 20 * s}},
+		{"long runs every time stay at 5 s",
+			[]time.Duration{time.Hour, 3 * time.Minute, 10 * time.Minute},
+			[]time.Duration{5 * s, 5 * s, 5 * s}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := DefaultBackoff()
+			for i, ran := range tc.ran {
+				if got := b.Next(ran); got != tc.want[i] {
+					t.Errorf("relaunch %d after a run of %v: wait %v, want %v", i+1, ran, got, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestStateSnapshot(t *testing.T) {
+	var st State
+	st.Set(func(s *State) { s.Health, s.Pid = plugin.HealthHealthy, 42 })
+	snap := st.Snapshot()
+	st.Set(func(s *State) {
+		s.Health, s.Pid, s.LastError = plugin.HealthDown, 0, "exit status 2"
+		s.Restarts++
+	})
+	if snap.Health != plugin.HealthHealthy || snap.Pid != 42 || snap.Restarts != 0 {
+		t.Errorf("snapshot changed with the state: health %s pid %d restarts %d", snap.Health, snap.Pid, snap.Restarts)
+	}
+	now := st.Snapshot()
+	if now.Health != plugin.HealthDown || now.Pid != 0 || now.Restarts != 1 || now.LastError != "exit status 2" {
+		t.Errorf("state after a crash: health %s pid %d restarts %d error %q", now.Health, now.Pid, now.Restarts, now.LastError)
+	}
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func sha(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// notAPlugin is a program that exits without the go-plugin handshake.
+func notAPlugin(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no true(1)")
+	}
+	return p
+}
+
+func TestLaunchFailures(t *testing.T) {
+	bin := notAPlugin(t)
+	cases := []struct {
+		name     string
+		path     string
+		checksum string
+		want     string
+	}{
+		{"missing binary", filepath.Join(t.TempDir(), "no-such-plugin"), "", "connector inbox: start plugin"},
+		{"checksum mismatch", bin, "sha256:" + strings.Repeat("0", 64), "does not match its configured checksum; refusing to run it"},
+		{"checksum not hex", bin, "sha256:xyz", "connector inbox: encoding/hex"},
+		{"right checksum, no handshake", bin, sha(t, bin), "connector inbox: start plugin"},
+		{"no handshake", bin, "", "connector inbox: start plugin"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			inst, err := Launch(ctx, Spec{Name: "inbox", Path: tc.path, Checksum: tc.checksum, Log: quiet()})
+			if err == nil {
+				inst.Kill()
+				t.Fatal("Launch succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Launch error %q, want it to contain %q", err, tc.want)
+			}
+			if errors.Is(err, ErrConfig) {
+				t.Errorf("%v is not a configuration rejection", err)
+			}
+		})
+	}
+}
+
+// maildirPlugin builds the maildir connector, a real plugin binary.
+func maildirPlugin(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds a plugin binary")
+	}
+	out := filepath.Join(t.TempDir(), "mediagw-connector-maildir")
+	b, err := exec.Command("go", "build", "-o", out, "../../plugin/maildir/cmd/mediagw-connector-maildir").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	return out
+}
+
+func TestLaunchRealPlugin(t *testing.T) {
+	bin := maildirPlugin(t)
+	dir := t.TempDir()
+	for _, d := range []string{"Maildir/new", "Maildir/cur", "Maildir/tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	t.Run("configuration rejected", func(t *testing.T) {
+		_, err := Launch(ctx, Spec{Name: "inbox", Path: bin, Dir: dir, ConfigJSON: []byte(`{"path":"Maildir","colour":"blue"}`), Log: quiet(),
+			ConfigError: func(d plugin.Diagnostic) string { return "mediagw.yaml:7: config." + d.Field + ": " + d.Message }})
+		if !errors.Is(err, ErrConfig) {
+			t.Fatalf("Launch = %v, want ErrConfig", err)
+		}
+		if !strings.Contains(err.Error(), "mediagw.yaml:7: config.colour:") {
+			t.Errorf("error %q does not point at the config line", err)
+		}
+	})
+
+	t.Run("started, checksum verified, killed", func(t *testing.T) {
+		inst, err := Launch(ctx, Spec{Name: "inbox", Path: bin, Dir: dir, Checksum: sha(t, bin),
+			ConfigJSON: []byte(`{"path":"Maildir"}`), MaxInFlight: 4, Log: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inst.Pid <= 0 || syscall.Kill(inst.Pid, 0) != nil {
+			t.Fatalf("pid %d is not a running process", inst.Pid)
+		}
+		if inst.Info.Name == "" {
+			t.Errorf("Info has no name: %+v", inst.Info)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "Maildir/new/m1"), []byte("Subject: x\r\n\r\nhi\r\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+		m, err := inst.Connector.Read(rctx)
+		rcancel()
+		if err != nil || m.SourceID != "maildir:m1" {
+			t.Fatalf("Read = %+v, %v", m, err)
+		}
+		if err := inst.Connector.Settle(ctx, m.DeliveryID, plugin.Settlement{Kind: plugin.Ack}); err != nil {
+			t.Fatal(err)
+		}
+		inst.Kill()
+		deadline := time.Now().Add(5 * time.Second)
+		for syscall.Kill(inst.Pid, 0) == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("plugin %d still running after Kill", inst.Pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if cur, _ := os.ReadDir(filepath.Join(dir, "Maildir/cur")); len(cur) != 1 {
+			t.Errorf("acked message not in cur/ (%d files)", len(cur))
+		}
+	})
+}
