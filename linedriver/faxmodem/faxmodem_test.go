@@ -343,6 +343,27 @@ func TestCheckAndDialPolicy(t *testing.T) {
 			t.Errorf("default policy let %q through: %v", n, err)
 		}
 	}
+	// A data map that dials "9" for an outside line: the checks look
+	// behind the access code.
+	pbx := DialPolicy{OutsideLine: []string{"9"}, Deny: []string{"5550199"}}
+	for _, tt := range []struct {
+		number string
+		ok     bool
+	}{
+		{"9 555 0100", true},
+		{"9 1 555 555 0100", true},
+		{"9 1 900 555 0199", false}, // premium behind the access code
+		{"9 011 44 20 7946 0000", false},
+		{"9 555 0199", false}, // Deny matches without the access code
+		{"9 900 555 0100", false},
+	} {
+		if _, err := pbx.Check(tt.number); (err == nil) != tt.ok {
+			t.Errorf("outside line 9: Check(%q) = %v, want ok=%v", tt.number, err, tt.ok)
+		}
+	}
+	if _, err := (DialPolicy{OutsideLine: []string{"9"}, Allow: []string{"0044207*"}}).Check("9 0044 207 946 0000"); err != nil {
+		t.Errorf("allowed international number behind the access code refused: %v", err)
+	}
 	if err := d.Check(&linedriver.Record{Fields: map[string]string{"fax_number": "5550100"}}); err == nil {
 		t.Error("record without documents accepted")
 	}

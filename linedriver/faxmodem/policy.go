@@ -50,6 +50,12 @@ type DialPolicy struct {
 	// Premium patterns are premium-rate numbers (default: 900*, 1900*,
 	// 976*, 1976*, 09*, 0190*, 118*).
 	Premium []string `json:"premium,omitempty"`
+	// OutsideLine lists the access codes a PBX needs before an outside
+	// number ("9", "0") when the data map's dial rules put one in front.
+	// The international and premium checks, and the Allow and Deny
+	// patterns, then also look at the number without it: "9 1900 555 0199"
+	// is a premium-rate number, "9 011 44..." an international one.
+	OutsideLine []string `json:"outside_line,omitempty"`
 }
 
 // DefaultPremium are the premium-rate patterns used when none are given.
@@ -132,10 +138,27 @@ func (p DialPolicy) Check(number string) (string, error) {
 		return "", err
 	}
 	d := digits(n)
-	if matchAny(p.Deny, d) {
+	// The forms of the number a pattern is matched against: as dialled,
+	// and without the outside-line access code.
+	forms := []string{d}
+	for _, code := range p.OutsideLine {
+		if code = digits(code); code != "" && strings.HasPrefix(d, code) && len(d) > len(code) {
+			forms = append(forms, d[len(code):])
+			break
+		}
+	}
+	anyForm := func(patterns []string) bool {
+		for _, f := range forms {
+			if matchAny(patterns, f) {
+				return true
+			}
+		}
+		return false
+	}
+	if anyForm(p.Deny) {
 		return "", fmt.Errorf("%w: %s matches a denied pattern", ErrDenied, d)
 	}
-	allowed := matchAny(p.Allow, d)
+	allowed := anyForm(p.Allow)
 	if len(p.Allow) > 0 && !allowed {
 		return "", fmt.Errorf("%w: %s matches no allowed pattern", ErrDenied, d)
 	}
@@ -144,16 +167,18 @@ func (p DialPolicy) Check(number string) (string, error) {
 		intl = []string{"+", "00", "011"}
 	}
 	if !allowed {
-		for _, pre := range intl {
-			if strings.HasPrefix(d, pre) {
-				return "", fmt.Errorf("%w: %s is international", ErrDenied, d)
+		for _, f := range forms {
+			for _, pre := range intl {
+				if strings.HasPrefix(f, pre) {
+					return "", fmt.Errorf("%w: %s is international", ErrDenied, d)
+				}
 			}
 		}
 		prem := p.Premium
 		if len(prem) == 0 {
 			prem = DefaultPremium
 		}
-		if matchAny(prem, d) {
+		if anyForm(prem) {
 			return "", fmt.Errorf("%w: %s is a premium-rate number", ErrDenied, d)
 		}
 	}
