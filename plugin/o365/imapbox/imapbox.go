@@ -327,6 +327,7 @@ func (m *Mailbox) run() {
 		}
 	}()
 	attempt := 0
+	var lastExpired time.Time
 	for {
 		s, err := m.connect(ctx)
 		if err == nil {
@@ -334,6 +335,22 @@ func (m *Mailbox) run() {
 			m.setHealth(plugin.HealthHealthy, "watching "+m.opts.Folder)
 			err = s.serve(ctx)
 			s.close()
+			if bye := s.bye.Bye(); ctx.Err() == nil && isTokenExpired(bye) {
+				// Exchange Online: "* BYE Session invalidated -
+				// AccessTokenExpired". MSAL may still hold that token as
+				// valid (it renews five minutes before the expiry it was
+				// told, clocks differ), so drop its cache and log in again at
+				// once; a second such end within a minute takes the backoff.
+				m.log.Info("imapbox: access token expired; reconnecting with a fresh token", "server", bye)
+				if m.opts.InvalidateToken != nil {
+					m.opts.InvalidateToken()
+				}
+				if time.Since(lastExpired) > time.Minute {
+					lastExpired = time.Now()
+					continue
+				}
+				err = fmt.Errorf("imapbox: the server ended the session again for an expired token: %s", bye)
+			}
 		}
 		if ctx.Err() != nil {
 			return
@@ -378,6 +395,7 @@ type session struct {
 	uidValid uint32
 	created  map[string]bool
 	done     chan struct{}
+	bye      *byeConn // the connection, noting an untagged BYE's text
 	ready    atomic.Bool
 
 	numMessages uint32
@@ -432,8 +450,9 @@ func (m *Mailbox) connect(ctx context.Context) (*session, error) {
 		raw.Close()
 		return nil, fmt.Errorf("%w: TLS: %w", ErrDial, err)
 	}
-	s := &session{m: m, newMail: make(chan struct{}, 1), tokenExp: tok.ExpiresOn, tokenAt: time.Now(), created: map[string]bool{}, done: make(chan struct{})}
-	s.c = imapclient.New(conn, &imapclient.Options{
+	s := &session{m: m, newMail: make(chan struct{}, 1), tokenExp: tok.ExpiresOn, tokenAt: time.Now(), created: map[string]bool{}, done: make(chan struct{}),
+		bye: &byeConn{Conn: conn}}
+	s.c = imapclient.New(s.bye, &imapclient.Options{
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
 				if d.NumMessages != nil {
