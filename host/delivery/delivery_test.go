@@ -348,3 +348,40 @@ func TestSlots(t *testing.T) {
 		})
 	}
 }
+
+// saver is a driver that saves its state during an attempt.
+type saver struct {
+	script
+	saved chan struct{}
+}
+
+func (d *saver) DeliverSaving(ctx context.Context, job *linedriver.Job, report func(linedriver.Progress), save func(json.RawMessage) error) linedriver.Outcome {
+	if err := save(json.RawMessage(`{"confirmed":2}`)); err != nil {
+		return linedriver.Retry("state", err.Error(), time.Minute)
+	}
+	close(d.saved)
+	<-ctx.Done() // the gateway dies here
+	return linedriver.Retry("cancelled", "stopped", 0)
+}
+
+// TestStateSavedDuringAttempt: what a driver saves mid-attempt is in the
+// spool before the attempt ends, for a gateway that dies mid-attempt.
+func TestStateSavedDuringAttempt(t *testing.T) {
+	sp := newSpool(t)
+	d := &saver{script: script{name: "fax", slots: 1}, saved: make(chan struct{})}
+	disp := New(d, sp, logger(io.Discard), 0)
+	accept(t, sp, "fax", "r1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { disp.Run(ctx); close(done) }()
+	disp.Notify()
+	<-d.saved
+	if e := entry(t, sp, "fax"); e == nil || string(e.Job.State) != `{"confirmed":2}` {
+		t.Fatalf("state in the spool during the attempt: %+v", e)
+	}
+	cancel()
+	<-done
+	if e := entry(t, sp, "fax"); e == nil || string(e.Job.State) != `{"confirmed":2}` || e.Job.Attempt != 0 {
+		t.Fatalf("after the interrupted attempt: %+v", e)
+	}
+}

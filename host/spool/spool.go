@@ -218,6 +218,28 @@ func (s *Spool) Complete(id string, o linedriver.Outcome, countAttempt bool) err
 	})
 }
 
+// SaveState keeps a driver's state of a job in the middle of an attempt
+// (e.g. the pages already confirmed), so that an attempt cut off by a
+// crash resumes from there. The schedule does not change.
+func (s *Spool) SaveState(id string, state json.RawMessage) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		e, err := getEntry(tx, id)
+		if err != nil {
+			return err
+		}
+		e.Job.State = state
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketJobs).Put([]byte(id), b)
+	})
+	if err != nil {
+		return fmt.Errorf("spool: save state of %s: %w", id, err)
+	}
+	return nil
+}
+
 // Stats counts what the spool holds.
 type Stats struct {
 	Queued  map[string]int // per driver

@@ -173,6 +173,13 @@ type State struct {
 
 // Deliver makes one attempt at a job.
 func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(linedriver.Progress)) linedriver.Outcome {
+	return d.DeliverSaving(ctx, job, report, nil)
+}
+
+// DeliverSaving is Deliver that hands save the job's state after every
+// page the far end confirmed, so that a gateway that dies in the middle of
+// a call resumes at the first unconfirmed page. save may be nil.
+func (d *Driver) DeliverSaving(ctx context.Context, job *linedriver.Job, report func(linedriver.Progress), save func(json.RawMessage) error) linedriver.Outcome {
 	if report == nil {
 		report = func(linedriver.Progress) {}
 	}
@@ -204,7 +211,21 @@ func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(l
 		return d.retry(job, st, "no_modem", err.Error())
 	}
 	defer d.pool.Release(m)
-	res, err := d.send(ctx, m, number, pages, st.Confirmed, report)
+	confirmed := func(page int) {
+		if save == nil {
+			return
+		}
+		cp := st
+		cp.Confirmed = page
+		b, err := json.Marshal(cp)
+		if err == nil {
+			err = save(b)
+		}
+		if err != nil {
+			d.log.Warn("save fax progress", "job", job.ID, "page", page, "error", err)
+		}
+	}
+	res, err := d.send(ctx, m, number, pages, st.Confirmed, report, confirmed)
 	var e *t30.Error
 	if err != nil && !errors.As(err, &e) {
 		e = &t30.Error{Category: t30.CatModem, Reason: err.Error(), Err: err}
@@ -337,7 +358,7 @@ func EncodePage(pg *render.Page, p t30.Params) ([]byte, error) {
 }
 
 // send runs one call on modem m.
-func (d *Driver) send(ctx context.Context, m *Modem, number string, pages []*render.Page, first int, report func(linedriver.Progress)) (t30.Result, error) {
+func (d *Driver) send(ctx context.Context, m *Modem, number string, pages []*render.Page, first int, report func(linedriver.Progress), confirmed func(page int)) (t30.Result, error) {
 	ch, err := d.opts.Open(m.Config)
 	if err != nil {
 		return t30.Result{}, &t30.Error{Category: t30.CatModem, Reason: "cannot open " + m.Config.Device, Err: err}
@@ -356,8 +377,8 @@ func (d *Driver) send(ctx context.Context, m *Modem, number string, pages []*ren
 		return class2.Send(ctx, ch, m.Config.DialPrefix+number, Pages(pages), class2.Config{
 			Class: class, LocalID: d.opts.LocalID, Fine: d.opts.Resolution != "standard",
 			MR: !strings.EqualFold(d.opts.Encoding, "mh"), RTNRetries: rtnRetries, FirstPage: first,
-			Pace: m.Config.Flow != "none",
-			Log:  func(step, detail string) { report(linedriver.Progress{Step: step, Detail: detail}) },
+			Pace: m.Config.Flow != "none", Confirmed: confirmed,
+			Log: func(step, detail string) { report(linedriver.Progress{Step: step, Detail: detail}) },
 		})
 	}
 	cfg := t30.Config{}
@@ -373,6 +394,7 @@ func (d *Driver) send(ctx context.Context, m *Modem, number string, pages []*ren
 	cfg.FirstPage = first
 	cfg.Pace = m.Config.Flow != "none"
 	cfg.ModemCodes = m.codes
+	cfg.Confirmed = confirmed
 	inner := cfg.Log
 	cfg.Log = func(step, detail string) {
 		report(linedriver.Progress{Step: step, Detail: detail})

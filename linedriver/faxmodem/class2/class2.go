@@ -32,6 +32,9 @@ type Config struct {
 	// each page's result (default 90 s).
 	Timeout time.Duration
 	Log     func(step, detail string)
+	// Confirmed is called after the far end confirmed a page, with the
+	// page's 1-based number in the whole job.
+	Confirmed func(page int)
 }
 
 type dialect struct {
@@ -292,6 +295,9 @@ func Send(ctx context.Context, ch *at.Channel, dial string, pages []t30.Page, cf
 			res.Pages++
 			i++
 			rtn = 0
+			if cfg.Confirmed != nil {
+				cfg.Confirmed(i)
+			}
 			if status == 5 {
 				return fail(&t30.Error{Category: t30.CatHangup, Reason: "the far end interrupted the call (PIP)"})
 			}

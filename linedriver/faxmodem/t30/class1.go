@@ -75,6 +75,10 @@ type Config struct {
 	Silence time.Duration
 	// Log receives each T.30 step.
 	Log func(step, detail string)
+	// Confirmed is called after the far end confirmed a page, with the
+	// page's 1-based number in the whole job, so the caller can save its
+	// progress before the next page.
+	Confirmed func(page int)
 }
 
 func (c *Config) defaults() {
@@ -523,10 +527,12 @@ func (s *Session) phaseB(ctx context.Context, pages []Page) error {
 			s.res.Pages++
 			i++
 			rtn = 0
+			s.confirmed(i)
 		case RTP:
 			s.res.Pages++
 			i++
 			rtn = 0
+			s.confirmed(i)
 			if i < len(pages) {
 				if err := s.train(ctx, params, &idx); err != nil {
 					return err
@@ -546,6 +552,7 @@ func (s *Session) phaseB(ctx context.Context, pages []Page) error {
 			}
 		case PIP:
 			s.res.Pages++
+			s.confirmed(i + 1)
 			return &Error{Category: CatHangup, Reason: "the far end interrupted the call (PIP)"}
 		case PIN:
 			return &Error{Category: CatHangup, Reason: "the far end interrupted the call (PIN)"}
@@ -560,4 +567,10 @@ func (s *Session) phaseB(ctx context.Context, pages []Page) error {
 		s.log("dcn", err.Error()) // every page is confirmed; a lost DCN changes nothing
 	}
 	return nil
+}
+
+func (s *Session) confirmed(page int) {
+	if s.cfg.Confirmed != nil {
+		s.cfg.Confirmed(page)
+	}
 }
