@@ -159,3 +159,13 @@ func Types() []string {
 type BaseDirSetter interface {
 	SetBaseDir(dir string)
 }
+
+// StateSaver is implemented by drivers that can save a job's state during an
+// attempt, not only in its outcome: the faxmodem driver saves the pages the
+// far end confirmed after each one. The host keeps what save receives in the
+// spool, so an attempt cut off by a crash resumes there on the next attempt.
+// save may be nil; a driver that is handed one calls it from the attempt's
+// goroutine.
+type StateSaver interface {
+	DeliverSaving(ctx context.Context, job *Job, report func(Progress), save func(state json.RawMessage) error) Outcome
+}

@@ -156,7 +156,7 @@ func (d *Dispatcher) deliver(ctx context.Context, job *linedriver.Job) (o linedr
 	report := func(p linedriver.Progress) {
 		activity.Log(d.log, activity.Progress, slog.String("job", job.ID), slog.String("step", p.Step), slog.String("detail", p.Detail))
 	}
-	if ss, ok := d.driver.(stateSaver); ok {
+	if ss, ok := d.driver.(linedriver.StateSaver); ok {
 		o = ss.DeliverSaving(ctx, job, report, func(state json.RawMessage) error { return d.spool.SaveState(job.ID, state) })
 	} else {
 		o = d.driver.Deliver(ctx, job, report)
@@ -165,13 +165,6 @@ func (d *Dispatcher) deliver(ctx context.Context, job *linedriver.Job) (o linedr
 		o = linedriver.Retry("driver_error", "driver returned no outcome", time.Minute)
 	}
 	return o
-}
-
-// stateSaver is a driver that can save its state of a job during an
-// attempt (the faxmodem driver after each confirmed page): the spool keeps
-// it, so an attempt cut off by a crash resumes there, not from the start.
-type stateSaver interface {
-	DeliverSaving(ctx context.Context, job *linedriver.Job, report func(linedriver.Progress), save func(json.RawMessage) error) linedriver.Outcome
 }
 
 func attrsAny(as []slog.Attr) []any {

@@ -172,6 +172,8 @@ type State struct {
 }
 
 // Deliver makes one attempt at a job.
+var _ linedriver.StateSaver = (*Driver)(nil)
+
 func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(linedriver.Progress)) linedriver.Outcome {
 	return d.DeliverSaving(ctx, job, report, nil)
 }
