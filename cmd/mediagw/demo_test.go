@@ -138,7 +138,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("%d PNG files in received/, the summary lists %d", len(all), len(pngs))
 	}
 	// The bad number was rejected with its reason and moved aside.
-	if !regexp.MustCompile(`(?m)^\s+rejected\s+"Fax: 1-900-555-0199 special offer"\s+.*919005550199 matches a denied pattern \(moved to the mailbox folder mediagw-failed\)$`).MatchString(r.stdout) {
+	if !regexp.MustCompile(`(?m)^\s+rejected\s+"Fax: 1-900-555-0199 special offer"\s+.*919005550199 is a premium-rate number \(moved to the mailbox folder mediagw-failed\)$`).MatchString(r.stdout) {
 		t.Errorf("no rejection of the premium-rate mail in the summary:\n%s", r.stdout)
 	}
 	log, err := os.ReadFile(filepath.Join(dir, "gateway.log"))

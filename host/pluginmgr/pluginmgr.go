@@ -58,7 +58,7 @@ func Launch(ctx context.Context, s Spec) (*Instance, error) {
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		Logger:           newHclog(s.Log, hclog.Info),
+		Logger:           newHclog(s.Log, levelOf(s.Log)),
 		StartTimeout:     30 * time.Second,
 	}
 	if s.Checksum != "" {
@@ -165,4 +165,18 @@ func (s *State) Snapshot() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return State{Health: s.Health, Message: s.Message, Pid: s.Pid, Restarts: s.Restarts, LastError: s.LastError, Since: s.Since}
+}
+
+// levelOf is the lowest level the host's logger shows, so that a plugin's
+// debug lines appear with log.level: debug and cost nothing otherwise.
+func levelOf(l *slog.Logger) hclog.Level {
+	for _, lv := range []struct {
+		slog  slog.Level
+		hclog hclog.Level
+	}{{slog.LevelDebug, hclog.Debug}, {slog.LevelInfo, hclog.Info}, {slog.LevelWarn, hclog.Warn}} {
+		if l.Enabled(context.Background(), lv.slog) {
+			return lv.hclog
+		}
+	}
+	return hclog.Error
 }

@@ -1,6 +1,7 @@
 package pluginmgr
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -194,4 +196,69 @@ func TestLaunchRealPlugin(t *testing.T) {
 			t.Errorf("acked message not in cur/ (%d files)", len(cur))
 		}
 	})
+}
+
+// The plugin's own log lines reach the host's logger with their levels, and
+// the host's log.level decides which are shown.
+func TestPluginLogLevels(t *testing.T) {
+	bin := maildirPlugin(t)
+	for _, tc := range []struct {
+		level     slog.Level
+		wantDebug bool
+	}{{slog.LevelDebug, true}, {slog.LevelInfo, false}} {
+		t.Run(tc.level.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			for _, d := range []string{"Maildir/new", "Maildir/cur", "Maildir/tmp"} {
+				if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			os.WriteFile(filepath.Join(dir, "Maildir/new/m1"), []byte("Subject: x\r\n\r\nhi\r\n"), 0o644)
+			var buf syncBuffer
+			log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: tc.level}))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			inst, err := Launch(ctx, Spec{Name: "inbox", Path: bin, Dir: dir, ConfigJSON: []byte(`{"path":"Maildir"}`), MaxInFlight: 1, Log: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer inst.Kill()
+			if _, err := inst.Connector.Read(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// The plugin logs "maildir: offered" at debug when it offers m1;
+			// give the relay a moment to pass it on.
+			deadline := time.Now().Add(3 * time.Second)
+			for tc.wantDebug && !strings.Contains(buf.String(), "maildir: offered") && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if !tc.wantDebug {
+				time.Sleep(300 * time.Millisecond)
+			}
+			out := buf.String()
+			if got := strings.Contains(out, "maildir: offered"); got != tc.wantDebug {
+				t.Fatalf("log.level %s: plugin debug line shown=%v, want %v\n%s", tc.level, got, tc.wantDebug, out)
+			}
+			if tc.wantDebug && !strings.Contains(out, "level=DEBUG") {
+				t.Errorf("plugin debug line not logged at DEBUG:\n%s", out)
+			}
+		})
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
