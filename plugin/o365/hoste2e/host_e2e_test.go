@@ -237,6 +237,9 @@ func TestHost1000WithFaults(t *testing.T) {
 	if np := g.pluginPid(t); np == pid {
 		t.Fatal("plugin not relaunched")
 	}
+	if !strings.Contains(g.output(), "connector stopped; relaunching") {
+		t.Error("the host did not log the plugin's death")
+	}
 	wg.Wait()
 
 	waitFor(t, "1,000 distinct messages at the driver", 120*time.Second, func() bool { return len(s.byMessageID()) == total }, g.output)

@@ -197,6 +197,7 @@ type gateway struct {
 	mu             sync.Mutex
 	stdout, stderr bytes.Buffer
 	pids           chan int
+	all            []int // every plugin pid seen, under mu
 	done           chan struct{}
 }
 
@@ -230,6 +231,9 @@ func (s *site) start() *gateway {
 		for sc.Scan() {
 			if m := pidRe.FindStringSubmatch(sc.Text()); m != nil {
 				pid, _ := strconv.Atoi(m[1])
+				g.mu.Lock()
+				g.all = append(g.all, pid)
+				g.mu.Unlock()
 				g.pids <- pid
 			}
 		}
@@ -268,11 +272,20 @@ func (g *gateway) stop(t testing.TB) {
 	}
 }
 
+// kill ends the gateway and any plugin process of it still running.
 func (g *gateway) kill() {
 	if g.cmd.Process != nil {
 		_ = g.cmd.Process.Kill()
 	}
 	<-g.done
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, pid := range g.all {
+		// Only while the pid is still our plugin binary.
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(b), "mediagw-connector-o365") {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 // record is what the file driver wrote for one email.
