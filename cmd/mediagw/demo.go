@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mediagw/mediagw/host"
 	"github.com/mediagw/mediagw/internal/demo"
 )
 
@@ -55,7 +56,7 @@ Exit code 0 only when every fax arrived and the bad mail was rejected.`)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	opts := demo.Options{Dir: *dir, Out: os.Stdout, Timeout: *timeout, CheckConnectors: checkConnectors}
+	opts := demo.Options{Dir: *dir, Out: os.Stdout, Timeout: *timeout, CheckConnectors: func(p *host.Plan) []string { problems, _ := checkConnectors(p); return problems }}
 	if *verbose {
 		opts.Log = os.Stderr
 	}

@@ -66,7 +66,7 @@ func demoMaildir(dir string, verbose bool, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	if problems := checkConnectors(plan); len(problems) > 0 {
+	if problems, _ := checkConnectors(plan); len(problems) > 0 {
 		plan.Close()
 		return fmt.Errorf("%s", strings.Join(problems, "\n"))
 	}

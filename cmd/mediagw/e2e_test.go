@@ -457,3 +457,19 @@ func BenchmarkIdleRSS(b *testing.B) {
 	b.ReportMetric(plug/1024, "plugin-RSS-MB")
 	g.stop(b)
 }
+
+// A setting the plugin only warns about does not fail validation, but the
+// warning is shown with its line.
+func TestValidateShowsWarnings(t *testing.T) {
+	s := newSite(t)
+	if err := os.RemoveAll(filepath.Join(s.dir, "var/Maildir")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(s.bin, "mediagw"), "validate", "-c", s.cfg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("validate with a missing Maildir (a warning only): %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`(?m)^warning: .*mediagw\.yaml:\d+: connector inbox: config\.path: `).Match(out) || !strings.Contains(string(out), ": ok") {
+		t.Fatalf("validate output lacks the plugin's warning with file:line:\n%s", out)
+	}
+}

@@ -65,7 +65,7 @@ func runRun(args []string) int {
 		return 1
 	}
 	// Every connector must accept its settings before anything starts.
-	if problems := checkConnectors(plan); len(problems) > 0 {
+	if problems, _ := checkConnectors(plan); len(problems) > 0 {
 		fmt.Fprintln(os.Stderr, strings.Join(problems, "\n"))
 		plan.Close()
 		return 1

@@ -37,7 +37,11 @@ func runValidate(args []string) int {
 		return 1
 	}
 	defer plan.Close()
-	if problems := checkConnectors(plan); len(problems) > 0 {
+	problems, warnings := checkConnectors(plan)
+	for _, w := range warnings {
+		fmt.Fprintln(os.Stderr, "warning:", w)
+	}
+	if len(problems) > 0 {
 		fmt.Fprintln(os.Stderr, strings.Join(problems, "\n"))
 		return 1
 	}
@@ -46,19 +50,20 @@ func runValidate(args []string) int {
 }
 
 // checkConnectors starts each connector plugin once, hands it its config and
-// stops it: the plugin's own checks of its settings, with file:line.
-func checkConnectors(plan *host.Plan) []string {
+// stops it: the plugin's own checks of its settings, with file:line. Problems
+// stop the gateway; warnings do not.
+func checkConnectors(plan *host.Plan) (problems, warnings []string) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	var problems []string
 	for _, name := range config.SortedKeys(plan.Connectors) {
 		inst, err := launch(plan, name, quiet)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
 		}
+		warnings = append(warnings, inst.Warnings...)
 		inst.Kill()
 	}
-	return problems
+	return problems, warnings
 }
 
 func launch(plan *host.Plan, name string, log *slog.Logger) (*pluginmgr.Instance, error) {

@@ -42,6 +42,9 @@ type Instance struct {
 	Connector *plugin.GRPCClient
 	Info      plugin.Info
 	Pid       int
+	// Warnings are the plugin's remarks on its settings that do not stop
+	// it (with file:line when the Spec has ConfigError).
+	Warnings []string
 }
 
 // ErrConfig wraps a configuration rejected by the plugin.
@@ -106,6 +109,7 @@ func Launch(ctx context.Context, s Spec) (*Instance, error) {
 			problems = append(problems, msg)
 		} else {
 			s.Log.Warn("connector config", "connector", s.Name, "warning", msg)
+			inst.Warnings = append(inst.Warnings, msg)
 		}
 	}
 	if len(problems) > 0 {
