@@ -98,6 +98,14 @@ func ParseOptions(raw json.RawMessage) (Options, error) {
 	default:
 		return o, fmt.Errorf("faxmodem: options: encoding %q (want mr or mh)", o.Encoding)
 	}
+	for _, m := range o.Modulations {
+		if !strings.EqualFold(m, t30.V17) && !strings.EqualFold(m, t30.V29) && !strings.EqualFold(m, t30.V27ter) {
+			return o, fmt.Errorf("faxmodem: options: modulations: %q (want %s, %s or %s)", m, t30.V17, t30.V29, t30.V27ter)
+		}
+	}
+	if o.MaxSpeed != 0 && o.MaxSpeed < 2400 {
+		return o, fmt.Errorf("faxmodem: options: max_speed %d is below the slowest fax speed (2400)", o.MaxSpeed)
+	}
 	if len(o.LocalID) > 20 {
 		return o, fmt.Errorf("faxmodem: options: local_id is longer than 20 characters")
 	}

@@ -376,13 +376,15 @@ func TestOptionsStrict(t *testing.T) {
 		`{"devices": [{"device": "/dev/ttyS0", "class": "3"}]}`,
 		`{"devices": [{"device": "/dev/ttyS0"}], "resolution": "superfine"}`,
 		`{"devices": [{"device": "/dev/ttyS0"}], "retry": {"delay": {"busy": "soon"}}}`,
+		`{"devices": [{"device": "/dev/ttyS0"}], "modulations": ["V.17", "V29"]}`,
+		`{"devices": [{"device": "/dev/ttyS0"}], "max_speed": 1200}`,
 	}
 	for _, raw := range bad {
 		if _, err := New("fax", json.RawMessage(raw), nil); err == nil {
 			t.Errorf("options %s accepted", raw)
 		}
 	}
-	drv, err := New("fax", json.RawMessage(`{"devices": [{"device": "/dev/ttyS0", "class": "auto", "init": ["&K4"], "dial_prefix": "9,"}], "retry": {"max_attempts": 3, "delay": {"busy": "90s"}}}`), nil)
+	drv, err := New("fax", json.RawMessage(`{"devices": [{"device": "/dev/ttyS0", "class": "auto", "init": ["&K4"], "dial_prefix": "9,"}], "modulations": ["v.17", "V.27ter"], "retry": {"max_attempts": 3, "delay": {"busy": "90s"}}}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,12 +38,12 @@ type Config struct {
 }
 
 type dialect struct {
-	lid, cc, dcs, remoteID, dis, pps, hangup string
+	lid, cc, bo, dcs, remoteID, dis, pps, hangup string
 }
 
 var (
-	class2  = dialect{lid: "+FLID", cc: "+FDCC", dcs: "+FDCS:", remoteID: "+FCSI:", dis: "+FDIS:", pps: "+FPTS:", hangup: "+FHNG:"}
-	class20 = dialect{lid: "+FLI", cc: "+FCC", dcs: "+FCS:", remoteID: "+FCI:", dis: "+FIS:", pps: "+FPS:", hangup: "+FHS:"}
+	class2  = dialect{lid: "+FLID", cc: "+FDCC", bo: "+FBOR", dcs: "+FDCS:", remoteID: "+FCSI:", dis: "+FDIS:", pps: "+FPTS:", hangup: "+FHNG:"}
+	class20 = dialect{lid: "+FLI", cc: "+FCC", bo: "+FBO", dcs: "+FCS:", remoteID: "+FCI:", dis: "+FIS:", pps: "+FPS:", hangup: "+FHS:"}
 )
 
 // hangups are the Class 2/2.0 hang-up status codes, with a category.
@@ -182,7 +182,7 @@ func Send(ctx context.Context, ch *at.Channel, dial string, pages []t30.Page, cf
 	setup := []string{
 		fmt.Sprintf(`%s="%s"`, d.lid, strings.ReplaceAll(cfg.LocalID, `"`, "")),
 		fmt.Sprintf("%s=%d,5,0,2,%d,0,0,0", d.cc, vr, df),
-		"+FBO=0",
+		d.bo + "=0", // direct bit order: the first pel in the lowest bit
 	}
 	for _, c := range setup {
 		r, err := ch.Command(ctx, c, 5*time.Second)

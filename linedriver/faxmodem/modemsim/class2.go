@@ -52,8 +52,13 @@ func (m *Modem) class2(ctx context.Context, u, c string) (bool, error) {
 		n, _ := strconv.Atoi(u[5:])
 		m.class2PostPage(n)
 		return true, nil
+	case strings.HasPrefix(u, "+FBO=") && m.class == "2", strings.HasPrefix(u, "+FBOR=") && m.class == "2.0":
+		// Bit order is +FBOR in Class 2 (SP-2388) and +FBO in Class 2.0
+		// (T.32); a modem answers the other dialect's command with ERROR.
+		m.result("ERROR")
+		return true, nil
 	default:
-		// +FBO, +FCR, +FNR, +FLO, +FIE, +FPP... are accepted.
+		// +FCR, +FNR, +FLO, +FIE, +FPP... are accepted.
 	}
 	return false, nil
 }
