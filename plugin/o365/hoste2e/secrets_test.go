@@ -76,10 +76,10 @@ func scanDir(t *testing.T, dir string, needles map[string]string, except ...stri
 
 // TestSecretsNeverLogged runs the gateway at debug level in both log formats
 // with the client secret inline, from env: and from file:, through a
-// wrong-secret failure, `mediagw test` (failing and passing) and a delivery,
-// and scans every byte the gateway wrote — its stdout and stderr (which carry
+// wrong-secret failure, `mediagw test` (failing and passing), a delivery and
+// a rejection, and scans every byte the gateway wrote — its stdout and stderr (which carry
 // the plugin's relayed log), the test command's output, the file driver's
-// records, the spool, the connector's state — for the secret and the tokens.
+// records, the spool, the connector's state with the reject reasons — for the secret and the tokens.
 func TestSecretsNeverLogged(t *testing.T) {
 	p := startPeers(t)
 
@@ -132,7 +132,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 				// A wrong secret at the identity platform, while running and in a test.
 				p.id.SetFault(o365test.FaultWrongSecret)
 				g := s.start()
-				p.append(t, folder, o365test.Message(1000+seq))
+				p.append(t, folder, o365test.Message(1000+seq), noSender(1000+seq))
 				waitFor(t, "the wrong-secret failure in the log", 30*time.Second, func() bool {
 					return strings.Contains(g.output(), "7000215")
 				}, g.output)
@@ -145,8 +145,11 @@ func TestSecretsNeverLogged(t *testing.T) {
 				if code != 0 {
 					t.Fatalf("test after the fault: exit %d\n%s", code, passed)
 				}
-				// And a delivery.
-				waitFor(t, "the record at the driver", 60*time.Second, func() bool { return len(s.records()) == 1 }, g.output)
+				// And a delivery, and a rejection with its reason.
+				waitFor(t, "the record at the driver and the rejected mail in the failed folder", 60*time.Second, func() bool {
+					return len(s.records()) == 1 && len(p.folder(t, folder+"-failed")) == 1
+				}, g.output)
+				checkReason(t, s, "sender")
 				g.stop(t)
 
 				n := needles(p)
