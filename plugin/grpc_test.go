@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -254,9 +255,9 @@ func TestGRPCSettleKinds(t *testing.T) {
 
 func TestLoggerWritesHclogJSON(t *testing.T) {
 	var buf bytes.Buffer
-	NewLogger(&buf, -4).Warn("hello", "k", "v")
+	NewLogger(&buf, -4).Warn("hello", "k", "v", "wait", 810*time.Millisecond, slog.Group("g", "d", 2*time.Second))
 	s := buf.String()
-	for _, want := range []string{`"@level":"warn"`, `"@message":"hello"`, `"@timestamp":"`, `"k":"v"`} {
+	for _, want := range []string{`"@level":"warn"`, `"@message":"hello"`, `"@timestamp":"`, `"k":"v"`, `"wait":"810ms"`, `"g":{"d":"2s"}`} {
 		if !bytes.Contains([]byte(s), []byte(want)) {
 			t.Errorf("log line %s lacks %s", s, want)
 		}

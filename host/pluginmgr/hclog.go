@@ -38,7 +38,18 @@ func (a *slogAdapter) Log(level hclog.Level, msg string, args ...interface{}) {
 	if level < a.level || level == hclog.Off {
 		return
 	}
-	all := append(append([]any{}, a.args...), args...)
+	all := append([]any{}, a.args...)
+	for i := 0; i+1 < len(args); i += 2 {
+		// go-plugin passes the plugin's own timestamp along; the host's
+		// record has its time already.
+		if k, _ := args[i].(string); k == "timestamp" {
+			continue
+		}
+		all = append(all, args[i], args[i+1])
+	}
+	if len(args)%2 == 1 {
+		all = append(all, args[len(args)-1])
+	}
 	if a.name != "" {
 		all = append(all, "plugin", a.name)
 	}

@@ -242,6 +242,9 @@ func TestPluginLogLevels(t *testing.T) {
 			if tc.wantDebug && !strings.Contains(out, "level=DEBUG") {
 				t.Errorf("plugin debug line not logged at DEBUG:\n%s", out)
 			}
+			if strings.Contains(out, " timestamp=") {
+				t.Errorf("relayed plugin lines repeat the time:\n%s", out)
+			}
 		})
 	}
 }
