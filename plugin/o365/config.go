@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/mediagw/mediagw/plugin"
 	"github.com/mediagw/mediagw/plugin/o365/imapbox"
+	"github.com/mediagw/mediagw/plugin/o365/token"
 	"github.com/mediagw/mediagw/secret"
 )
 
@@ -315,8 +318,10 @@ func decodeConfig(raw []byte) (*settings, plugin.Diagnostics) {
 		}
 	}
 	if s.StateDir != "" {
-		if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
-			diags.Errorf("state_dir", "cannot create: %v", unwrapPath(err))
+		// Checked, not created: validation has no side effects; the folder
+		// is made when state is first written.
+		if err := creatableDir(s.StateDir); err != nil {
+			diags.Errorf("state_dir", "%v", err)
 		}
 	} else if s.Protocol == "imap" {
 		diags.Warnf("state_dir", "not set: settlements not yet applied when the plugin stops are offered again after a restart")
@@ -441,4 +446,53 @@ func decodeStrict(raw []byte, dst any, diags *plugin.Diagnostics) bool {
 		}
 	}
 	return ok
+}
+
+// sovereignResources are the Exchange Online and Microsoft Graph hosts of the
+// national clouds, whose tokens need that cloud's resource as their scope.
+var sovereignResources = map[string]bool{
+	"outlook.office365.us":            true, // GCC High
+	"outlook-dod.office365.us":        true, // DoD
+	"partner.outlook.cn":              true, // operated by 21Vianet
+	"graph.microsoft.us":              true,
+	"dod-graph.microsoft.us":          true,
+	"microsoftgraph.chinacloudapi.cn": true,
+}
+
+// scope is the token scope for the configured protocol: the commercial
+// cloud's resource, or a national cloud's when imap_host or graph_endpoint
+// names one of its hosts.
+func (s *settings) scope() string {
+	if s.Protocol == "graph" {
+		if u, err := url.Parse(s.GraphEndpoint); err == nil && sovereignResources[strings.ToLower(u.Hostname())] {
+			return "https://" + strings.ToLower(u.Hostname()) + "/.default"
+		}
+		return token.ScopeGraph
+	}
+	if h := strings.ToLower(s.IMAPHost); sovereignResources[h] {
+		return "https://" + h + "/.default"
+	}
+	return token.ScopeIMAP
+}
+
+// creatableDir reports why dir could not be a folder: a file in its place,
+// or a file where one of its missing parents would go.
+func creatableDir(dir string) error {
+	p := filepath.Clean(dir)
+	for {
+		fi, err := os.Stat(p)
+		switch {
+		case err == nil && fi.IsDir():
+			return nil
+		case err == nil:
+			return fmt.Errorf("%s is a file, not a folder", p)
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("cannot use %s: %v", p, unwrapPath(err))
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return fmt.Errorf("cannot create %s", dir)
+		}
+		p = parent
+	}
 }

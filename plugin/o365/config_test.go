@@ -110,6 +110,9 @@ func TestConfigDiagnostics(t *testing.T) {
 		{"graph endpoint", func(c map[string]any) { c["graph_endpoint"] = "graph.microsoft.com" }, "graph_endpoint", ""},
 		{"ca file", func(c map[string]any) { c["tls_ca_file"] = keyFile }, "tls_ca_file", ""},
 		{"negative size", func(c map[string]any) { c["max_message_size"] = -1 }, "max_message_size", ""},
+		{"state dir is a file", func(c map[string]any) { c["state_dir"] = keyFile }, "state_dir", ""},
+		{"state dir below a file", func(c map[string]any) { c["state_dir"] = filepath.Join(keyFile, "state") }, "state_dir", ""},
+		{"state dir not yet there", func(c map[string]any) { c["state_dir"] = filepath.Join(c["state_dir"].(string), "a", "b") }, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,4 +178,18 @@ func FuzzConfigure(f *testing.F) {
 			t.Fatal("accepted with errors")
 		}
 	})
+}
+
+// Validation (Configure) checks state_dir but leaves the disk as it was.
+func TestConfigureCreatesNoStateDir(t *testing.T) {
+	cfg := goodConfig()
+	dir := filepath.Join(t.TempDir(), "var", "o365")
+	cfg["state_dir"] = dir
+	b, _ := json.Marshal(cfg)
+	if _, err := New(nil).Configure(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(dir)); !os.IsNotExist(err) {
+		t.Fatalf("Configure created %s (%v)", filepath.Dir(dir), err)
+	}
 }

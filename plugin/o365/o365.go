@@ -92,10 +92,7 @@ func (c *Connector) Configure(_ context.Context, raw []byte) (plugin.Diagnostics
 			MaxIdleConnsPerHost: 4,
 		},
 	}
-	scope := token.ScopeIMAP
-	if s.Protocol == "graph" {
-		scope = token.ScopeGraph
-	}
+	scope := s.scope()
 	tokens, err := token.New(token.Config{
 		AuthorityHost: s.AuthorityHost,
 		TenantID:      s.TenantID,

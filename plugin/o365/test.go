@@ -107,10 +107,15 @@ func classify(s *settings, err error) plugin.TestResult {
 
 // permissionHint names the Exchange Online steps that grant an app a mailbox.
 func permissionHint(s *settings) string {
-	perm := "Office 365 Exchange Online › IMAP.AccessAsApp"
 	if s.Protocol == "graph" {
-		perm = "Microsoft Graph › Mail.ReadWrite"
+		return strings.Join([]string{
+			fmt.Sprintf("The token was issued but Microsoft Graph refused access to the mailbox %s (403).", s.EmailUser),
+			"Check that the app has the application permission Microsoft Graph › Mail.ReadWrite with admin consent granted;",
+			fmt.Sprintf("that an application access policy does not exclude the mailbox (Test-ApplicationAccessPolicy -Identity %s -AppId %s);", s.EmailUser, s.ClientID),
+			"and, with RBAC for Applications, that a management scope holds the mailbox (Test-ServicePrincipalAuthorization).",
+		}, " ")
 	}
+	perm := "Office 365 Exchange Online › IMAP.AccessAsApp"
 	return strings.Join([]string{
 		fmt.Sprintf("The token was issued but the mailbox %s refused it.", s.EmailUser),
 		fmt.Sprintf("Grant the app (application permission %s, admin consent), then in Exchange Online PowerShell run:", perm),

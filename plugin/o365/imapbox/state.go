@@ -79,7 +79,18 @@ func saveState(path string, s state) error {
 		return fmt.Errorf("imapbox: state dir: %w", err)
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("imapbox: write state: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync() // the state must survive a power cut, not only a crash
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("imapbox: write state: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
