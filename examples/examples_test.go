@@ -14,51 +14,27 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/mediagw/mediagw/datamap"
 	"github.com/mediagw/mediagw/examples"
 	"github.com/mediagw/mediagw/host"
 	"github.com/mediagw/mediagw/host/config"
+	"github.com/mediagw/mediagw/internal/testenv"
 	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/linedriver/faxmodem"
 	"github.com/mediagw/mediagw/plugin/o365"
 )
 
-// The binaries a user runs: mediagw and the connector plugins beside it.
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
+// binaries builds what a user runs: mediagw and the connector plugins beside it.
 func binaries(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "mediagw-examples-bin-")
-		if buildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator),
-			"../cmd/mediagw", "../plugin/maildir/cmd/mediagw-connector-maildir", "../plugin/o365/cmd/mediagw-connector-o365")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
+	return testenv.Binaries(t, "github.com/mediagw/mediagw/cmd/mediagw",
+		"github.com/mediagw/mediagw/plugin/maildir/cmd/mediagw-connector-maildir",
+		"github.com/mediagw/mediagw/plugin/o365/cmd/mediagw-connector-o365")
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.RunMain(m) }
 
 // placeholderSecret stands in for the client secret of o365-to-fax.yaml,
 // which reads it from the environment (env:O365_CLIENT_SECRET).

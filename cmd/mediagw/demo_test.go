@@ -6,7 +6,6 @@ package main_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"image"
 	"image/png"
 	"os"
@@ -14,33 +13,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mediagw/mediagw/internal/testenv"
 )
 
-var (
-	demoPluginOnce sync.Once
-	demoPluginErr  error
-)
-
 // demoBinaries builds mediagw and, beside it, the O365 connector plugin.
-func demoBinaries(t testing.TB) string {
-	t.Helper()
-	dir := binaries(t)
-	demoPluginOnce.Do(func() {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "mediagw-connector-o365"), "../../plugin/o365/cmd/mediagw-connector-o365").CombinedOutput()
-		if err != nil {
-			demoPluginErr = fmt.Errorf("go build o365 plugin: %v\n%s", err, out)
-		}
-	})
-	if demoPluginErr != nil {
-		t.Fatal(demoPluginErr)
-	}
-	return dir
-}
+func demoBinaries(t testing.TB) string { return binaries(t) }
 
 type demoRun struct {
 	code           int

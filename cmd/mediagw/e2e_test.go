@@ -20,41 +20,20 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mediagw/mediagw/internal/testenv"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-// binaries builds mediagw and the maildir plugin once per test run.
+// binaries builds mediagw and the connector plugins into one folder (the
+// host finds plugins beside its own binary), once per test run.
 func binaries(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "mediagw-bin-")
-		if buildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), ".", "../../plugin/maildir/cmd/mediagw-connector-maildir")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
+	return testenv.Binaries(t, "github.com/mediagw/mediagw/cmd/mediagw",
+		"github.com/mediagw/mediagw/plugin/maildir/cmd/mediagw-connector-maildir",
+		"github.com/mediagw/mediagw/plugin/o365/cmd/mediagw-connector-o365")
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.RunMain(m) }
 
 // site is a gateway installation in a temp dir: the example config and map,
 // a Maildir, an archive.

@@ -25,42 +25,16 @@ import (
 	"github.com/mediagw/mediagw/plugin/o365/o365test"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
 // binaries builds mediagw and the o365 plugin into one folder (the host
 // finds plugins beside its own binary), once per test run.
 func binaries(t testing.TB) string {
 	t.Helper()
-	gobin := testenv.LookPath(t, "go")
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "mediagw-o365-bin-")
-		if buildErr != nil {
-			return
-		}
-		cmd := exec.Command(gobin, "build", "-o", binDir+string(os.PathSeparator),
-			"github.com/mediagw/mediagw/cmd/mediagw",
-			"github.com/mediagw/mediagw/plugin/o365/cmd/mediagw-connector-o365")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
+	testenv.LookPath(t, "go")
+	return testenv.Binaries(t, "github.com/mediagw/mediagw/cmd/mediagw",
+		"github.com/mediagw/mediagw/plugin/o365/cmd/mediagw-connector-o365")
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.RunMain(m) }
 
 // peers is the identity stand-in and a Dovecot that checks its tokens.
 type peers struct {
