@@ -207,6 +207,18 @@ func (c *Config) check(e *Error) {
 	if len(c.Connectors) == 0 {
 		e.add("%s: no connectors: name at least one under connectors:", c.File)
 	}
+	// A name with nothing under it ("inbox:" alone) decodes as nil; it gets
+	// the same messages as any entry that lacks its keys.
+	for name, cn := range c.Connectors {
+		if cn == nil {
+			c.Connectors[name] = &Connector{}
+		}
+	}
+	for name, d := range c.Drivers {
+		if d == nil {
+			c.Drivers[name] = &Driver{}
+		}
+	}
 	for _, name := range sortedKeys(c.Drivers) {
 		d := c.Drivers[name]
 		d.Line = c.lines["drivers."+name]

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"errors"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -22,5 +25,40 @@ func TestKeyLine(t *testing.T) {
 		if got := KeyLine(n, tc.path); got != tc.want {
 			t.Errorf("KeyLine(%q) = %d, want %d", tc.path, got, tc.want)
 		}
+	}
+}
+
+// TestParseProblems: a mistake in the file is an error naming file:line,
+// never a crash, and every problem is reported at once.
+func TestParseProblems(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "mediagw.yaml")
+	cases := []struct {
+		name string
+		src  string
+		want []string
+	}{
+		{"connector and driver with nothing under them",
+			"connectors:\n  inbox:\ndrivers:\n  fax:\n",
+			[]string{cfgFile + ":4: driver fax: type is missing", cfgFile + ":2: connector inbox: map is missing", cfgFile + ":2: connector inbox: plugin is missing"}},
+		{"no connectors", "log:\n  level: info\n", []string{"no connectors"}},
+		{"unknown key", "connectors:\n  inbox:\n    plugn: x\n", []string{cfgFile + ":3: field plugn not found"}},
+		{"bad level and route", "log:\n  level: loud\nconnectors:\n  inbox:\n    routes: [pager]\n",
+			[]string{cfgFile + ":1: log.level \"loud\"", `route "pager" is not defined under drivers:`}},
+		{"bad duration", "spool:\n  forget_after: two weeks\n", []string{cfgFile + `:2: "two weeks" is not a duration`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(cfgFile, []byte(tc.src))
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("Parse = %v, want a *config.Error", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%s", w, err)
+				}
+			}
+		})
 	}
 }
