@@ -410,3 +410,33 @@ func FuzzNormalize(f *testing.F) {
 		DialPolicy{}.Check(s) //nolint:errcheck
 	})
 }
+
+// Feature codes and digits after a pause must not hide an international or
+// premium-rate number from the policy.
+func TestDialPolicyModifiers(t *testing.T) {
+	def := DialPolicy{}
+	pbx := DialPolicy{OutsideLine: []string{"9"}}
+	allow := DialPolicy{Allow: []string{"555*", "0044207*"}}
+	for _, tt := range []struct {
+		p      DialPolicy
+		number string
+		ok     bool
+	}{
+		{def, "*67 1 900 555 0199", false}, // caller ID block, then premium
+		{def, "*72 011 44 20 7946 0000", false},
+		{def, "555 0100#", false},
+		{def, "555 0100, 011 44 20 7946 0000", false}, // calling card, then abroad
+		{def, "555 0100 W 1 900 555 0199", false},
+		{def, "555 0100, 1234", true}, // DTMF digits after the call connects
+		{def, "T555-0100", true},
+		{pbx, "9, 555 0100", true},
+		{pbx, "9, 011 44 20 7946 0000", false},
+		{pbx, "9, 1 900 555 0199", false},
+		{allow, "5550100, 0033 1 4000 0000", false},
+		{allow, "5550100, 0044 207 946 0000", true},
+	} {
+		if _, err := tt.p.Check(tt.number); (err == nil) != tt.ok || err != nil && !errors.Is(err, ErrDenied) {
+			t.Errorf("%+v: Check(%q) = %v, want ok=%v", tt.p, tt.number, err, tt.ok)
+		}
+	}
+}

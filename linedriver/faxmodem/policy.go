@@ -138,6 +138,11 @@ func (p DialPolicy) Check(number string) (string, error) {
 		return "", err
 	}
 	d := digits(n)
+	// '*' and '#' dial the line's feature codes (call forwarding, caller
+	// ID blocking) and hide the number behind them from the checks below.
+	if strings.ContainsAny(n, "*#") {
+		return "", fmt.Errorf("%w: %s: '*' and '#' (feature codes) are not dialled from a message; a code the line needs belongs in the device's dial_prefix", ErrDenied, n)
+	}
 	// The forms of the number a pattern is matched against: as dialled,
 	// and without the outside-line access code.
 	forms := []string{d}
@@ -147,7 +152,7 @@ func (p DialPolicy) Check(number string) (string, error) {
 			break
 		}
 	}
-	anyForm := func(patterns []string) bool {
+	anyForm := func(patterns []string, forms []string) bool {
 		for _, f := range forms {
 			if matchAny(patterns, f) {
 				return true
@@ -155,10 +160,21 @@ func (p DialPolicy) Check(number string) (string, error) {
 		}
 		return false
 	}
-	if anyForm(p.Deny) {
+	// Digits after a pause (',' or 'W') reach whatever answered the first
+	// ones (a PBX, a calling-card line): each tail is checked as a number
+	// of its own, so "555 0100, 011 44..." is international.
+	var tails []string
+	for i := 0; i < len(n); i++ {
+		if n[i] == ',' || n[i] == 'W' {
+			if t := digits(n[i+1:]); t != "" {
+				tails = append(tails, t)
+			}
+		}
+	}
+	if anyForm(p.Deny, forms) || anyForm(p.Deny, tails) {
 		return "", fmt.Errorf("%w: %s matches a denied pattern", ErrDenied, d)
 	}
-	allowed := anyForm(p.Allow)
+	allowed := anyForm(p.Allow, forms)
 	if len(p.Allow) > 0 && !allowed {
 		return "", fmt.Errorf("%w: %s matches no allowed pattern", ErrDenied, d)
 	}
@@ -166,21 +182,28 @@ func (p DialPolicy) Check(number string) (string, error) {
 	if len(intl) == 0 {
 		intl = []string{"+", "00", "011"}
 	}
-	if !allowed {
-		for _, f := range forms {
-			for _, pre := range intl {
-				if strings.HasPrefix(f, pre) {
-					return "", fmt.Errorf("%w: %s is international", ErrDenied, d)
-				}
+	prem := p.Premium
+	if len(prem) == 0 {
+		prem = DefaultPremium
+	}
+	check := forms
+	if allowed {
+		check = nil
+	}
+	for _, t := range tails {
+		if !matchAny(p.Allow, t) {
+			check = append(check, t)
+		}
+	}
+	for _, f := range check {
+		for _, pre := range intl {
+			if strings.HasPrefix(f, pre) {
+				return "", fmt.Errorf("%w: %s is international", ErrDenied, d)
 			}
 		}
-		prem := p.Premium
-		if len(prem) == 0 {
-			prem = DefaultPremium
-		}
-		if anyForm(prem) {
-			return "", fmt.Errorf("%w: %s is a premium-rate number", ErrDenied, d)
-		}
+	}
+	if anyForm(prem, check) {
+		return "", fmt.Errorf("%w: %s is a premium-rate number", ErrDenied, d)
 	}
 	return n, nil
 }
