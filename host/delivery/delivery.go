@@ -6,6 +6,7 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -124,8 +125,9 @@ func (d *Dispatcher) attempt(ctx context.Context, e *spool.Entry) {
 		o = linedriver.Outcome{Result: linedriver.Permanent, Category: o.Category,
 			Reason: fmt.Sprintf("%s (gave up after %d attempts)", o.Reason, job.Attempt)}
 	}
-	if err := d.spool.Complete(job.ID, o, !interrupted); err != nil {
-		d.log.Error("record outcome in spool; the job will be attempted again", append(attrsAny(ids), "error", err)...)
+	if err := d.record(ctx, job.ID, o, !interrupted, ids); err != nil {
+		d.log.Error("outcome not recorded in the spool; the job will be attempted again when the gateway starts next",
+			append(attrsAny(ids), "result", o.Result.String(), "error", err)...)
 		return
 	}
 	switch o.Result {
@@ -144,6 +146,32 @@ func (d *Dispatcher) attempt(ctx context.Context, e *spool.Entry) {
 		}
 	}
 }
+
+// record writes an attempt's outcome to the spool. A write that fails (a
+// full disk, say) is tried again, with growing pauses, until it succeeds or
+// the gateway stops: attempting the job again at once would deliver it
+// again, a fax to the same number over and over.
+func (d *Dispatcher) record(ctx context.Context, id string, o linedriver.Outcome, countAttempt bool, ids []slog.Attr) error {
+	wait := recordRetryMin
+	for {
+		err := d.spool.Complete(id, o, countAttempt)
+		if err == nil || errors.Is(err, spool.ErrNotFound) {
+			return err
+		}
+		d.log.Error("record outcome in spool; trying again", append(attrsAny(ids), "error", err, "in", wait.String())...)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			// One last try: a shutdown is no reason to lose the outcome.
+			return d.spool.Complete(id, o, countAttempt)
+		case <-t.C:
+		}
+		wait = min(2*wait, recordRetryMax)
+	}
+}
+
+var recordRetryMin, recordRetryMax = time.Second, time.Minute
 
 // deliver calls the driver, turning a panic into a temporary failure so one
 // bad record cannot take the gateway down.

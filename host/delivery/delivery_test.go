@@ -385,3 +385,34 @@ func TestStateSavedDuringAttempt(t *testing.T) {
 		t.Fatalf("after the interrupted attempt: %+v", e)
 	}
 }
+
+// TestUnrecordedOutcomeNotRepeated: when the spool cannot record an
+// attempt's outcome, the dispatcher keeps trying to record it and does not
+// hand the job to the driver again meanwhile (that would send it again).
+func TestUnrecordedOutcomeNotRepeated(t *testing.T) {
+	sp := newSpool(t)
+	// State that is not JSON makes every write of the outcome fail, while
+	// the spool still reads.
+	d := &script{name: "fax", slots: 2, outcomes: []func(context.Context, *linedriver.Job) linedriver.Outcome{
+		give(withState(linedriver.Retry("busy", "line busy", 0), `{"confirmed":`))}}
+	var log syncBuf
+	disp := New(d, sp, logger(&log), 0)
+	accept(t, sp, "fax", "r1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { disp.Run(ctx); close(done) }()
+	disp.Notify()
+	waitUntil(t, "a failed write of the outcome", func() bool { return strings.Contains(log.String(), "record outcome in spool") })
+	time.Sleep(200 * time.Millisecond)
+	if n := len(d.jobs()); n != 1 {
+		t.Errorf("the driver saw %d attempts while the outcome of the first was not recorded, want 1", n)
+	}
+	cancel()
+	<-done
+	if !strings.Contains(log.String(), "outcome not recorded in the spool") {
+		t.Errorf("log lacks the final word on the unrecorded outcome:\n%s", log.String())
+	}
+	if e := entry(t, sp, "fax"); e == nil || e.Job.Attempt != 0 {
+		t.Errorf("job after an unrecorded attempt: %+v, want still queued, no attempt counted", e)
+	}
+}
