@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediagw/mediagw/internal/testenv"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/at"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/modemsim"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/t30"
@@ -151,7 +152,7 @@ func TestClass1OverPTY(t *testing.T) {
 	for _, remote := range []modemsim.Remote{{XOFFEvery: 300}, {CloseInPage: 2}} {
 		dev, sim, err := modemsim.PTY(ctx, remote)
 		if err != nil {
-			t.Skip(err)
+			testenv.Skip(t, "no pseudo-terminal for the modem emulator: "+err.Error())
 		}
 		ch, err := at.Open(dev, 115200, at.Options{})
 		if err != nil {
