@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ const DefaultMaxInFlight = 16
 type server struct {
 	connectorv1.UnimplementedConnectorServer
 	impl Connector
+	log  *slog.Logger
 
 	mu      sync.Mutex
 	streams map[*stream]struct{}
@@ -35,8 +37,11 @@ type stream struct {
 	inflight map[string]struct{}
 }
 
-func newServer(impl Connector) *server {
-	return &server{impl: impl, streams: map[*stream]struct{}{}}
+func newServer(impl Connector, log *slog.Logger) *server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &server{impl: impl, log: log, streams: map[*stream]struct{}{}}
 }
 
 func (s *server) Info(context.Context, *connectorv1.InfoRequest) (*connectorv1.InfoResponse, error) {
@@ -154,7 +159,11 @@ func (s *server) endStream(st *stream) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, id := range ids {
-		_ = s.impl.Settle(ctx, id, Settlement{Kind: Retry, Reason: "host stream ended before settlement"})
+		if err := s.impl.Settle(ctx, id, Settlement{Kind: Retry, Reason: "host stream ended before settlement"}); err != nil {
+			// The connector still holds it as offered: it comes again only
+			// when this plugin process starts again.
+			s.log.Error("could not hand an unsettled message back to the connector after the host's stream ended", "delivery_id", id, "error", err)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -260,6 +261,60 @@ func TestLoggerWritesHclogJSON(t *testing.T) {
 	for _, want := range []string{`"@level":"warn"`, `"@message":"hello"`, `"@timestamp":"`, `"k":"v"`, `"wait":"810ms"`, `"g":{"d":"2s"}`} {
 		if !bytes.Contains([]byte(s), []byte(want)) {
 			t.Errorf("log line %s lacks %s", s, want)
+		}
+	}
+}
+
+// failingSettle refuses every settlement.
+type failingSettle struct{ *memConnector }
+
+func (failingSettle) Settle(context.Context, string, Settlement) error {
+	return errors.New("folder not writable")
+}
+
+// safeBuffer is a bytes.Buffer for a logger written from another goroutine.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestGRPCStreamEndLogsFailedRetry(t *testing.T) {
+	var logs safeBuffer
+	impl := failingSettle{newMem([]byte("a"))}
+	client, _ := goplugin.TestPluginGRPCConn(t, false, map[string]goplugin.Plugin{
+		PluginName: &grpcPlugin{impl: impl, log: NewLogger(&logs, slog.LevelInfo)},
+	})
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*GRPCClient)
+	m, err := c.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "folder not writable") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := logs.String()
+	for _, want := range []string{`"@level":"error"`, `"delivery_id":"` + m.DeliveryID + `"`, "folder not writable"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log after a failed retry at stream end lacks %s:\n%s", want, got)
 		}
 	}
 }

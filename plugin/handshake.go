@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"log/slog"
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -26,12 +27,12 @@ var Handshake = goplugin.HandshakeConfig{
 // grpcPlugin binds a Connector to go-plugin's gRPC transport, on both sides.
 type grpcPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
-	factory Factory // plugin side only
-	impl    Connector
+	impl Connector    // plugin side only
+	log  *slog.Logger // plugin side only; nil discards
 }
 
 func (p *grpcPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
-	connectorv1.RegisterConnectorServer(s, newServer(p.impl))
+	connectorv1.RegisterConnectorServer(s, newServer(p.impl, p.log))
 	return nil
 }
 

@@ -25,7 +25,7 @@ func ServeConnector(factory Factory) {
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		VersionedPlugins: map[int]goplugin.PluginSet{
-			ProtocolVersion: {PluginName: &grpcPlugin{factory: factory, impl: impl}},
+			ProtocolVersion: {PluginName: &grpcPlugin{impl: impl, log: logger}},
 		},
 		GRPCServer: goplugin.DefaultGRPCServer,
 	})
