@@ -217,7 +217,13 @@ func (h *Host) Run(ctx context.Context, p *Plan) error {
 			h.stopAll()
 			return h.spool.Close()
 		case <-ticker.C:
-			if n, err := h.spool.Forget(time.Now().Add(-time.Duration(p.Config.Spool.ForgetAfter))); err == nil && n > 0 {
+			h.mu.Lock()
+			keep := time.Duration(h.plan.Config.Spool.ForgetAfter) // as last reloaded
+			h.mu.Unlock()
+			n, err := h.spool.Forget(time.Now().Add(-keep))
+			if err != nil {
+				h.log.Error("spool: forget old source ids", "error", err)
+			} else if n > 0 {
 				h.log.Info("forgot old source ids", "count", n)
 			}
 		}
@@ -231,6 +237,12 @@ func (h *Host) Reload(p *Plan) { h.apply(p) }
 func (h *Host) apply(p *Plan) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.stopping {
+		// A reload that comes while the gateway stops must not start
+		// anything on a spool that is closing.
+		p.Close()
+		return
+	}
 	h.plan = p
 	// Connectors that changed or went away stop first, so that no message
 	// is routed to a driver that is being replaced.
@@ -349,6 +361,7 @@ func (h *Host) watchHealth(ctx context.Context, c plugin.HealthReporter, st *plu
 func (h *Host) stopAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.stopping = true
 	for name, u := range h.conns {
 		u.cancel()
 		<-u.done
