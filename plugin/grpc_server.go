@@ -194,7 +194,8 @@ func (s *server) Ack(ctx context.Context, req *connectorv1.AckRequest) (*connect
 	}
 	if err := s.impl.Settle(ctx, req.DeliveryId, set); err != nil {
 		// Not settled: the delivery keeps its credit and stays in flight.
-		return nil, status.Errorf(codes.Unavailable, "settle %s: %v", req.DeliveryId, err)
+		// The client names the delivery; the message is the connector's.
+		return nil, status.Error(codes.Unavailable, err.Error())
 	}
 	was := s.release(req.DeliveryId)
 	return &connectorv1.AckResponse{AlreadySettled: !was}, nil

@@ -318,3 +318,18 @@ func TestGRPCStreamEndLogsFailedRetry(t *testing.T) {
 		}
 	}
 }
+
+func TestGRPCSettleErrorNamesDeliveryOnce(t *testing.T) {
+	c := connect(t, failingSettle{newMem([]byte("a"))})
+	m, err := c.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Settle(context.Background(), m.DeliveryID, Settlement{Kind: Ack})
+	if err == nil {
+		t.Fatal("a refused settlement returned no error")
+	}
+	if n := strings.Count(err.Error(), m.DeliveryID); n != 1 || !strings.Contains(err.Error(), "folder not writable") {
+		t.Errorf("settle error %q: want the delivery id once and the connector's reason", err)
+	}
+}
