@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,25 +21,7 @@ import (
 // gateway is `mediagw run` on an installed example.
 type gateway struct {
 	cmd *exec.Cmd
-	out syncBuffer
-}
-
-// syncBuffer is the gateway's output, read while it is written.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	out testenv.Buffer
 }
 
 func startGateway(t *testing.T, config string) *gateway {

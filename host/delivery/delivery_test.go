@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/host/spool"
+	"github.com/mediagw/mediagw/internal/testenv"
 	"github.com/mediagw/mediagw/linedriver"
 )
 
@@ -65,6 +66,12 @@ func withState(o linedriver.Outcome, state string) linedriver.Outcome {
 }
 
 // blockUntilCancelled is an attempt cut off by shutdown.
+func uncounted(category string) linedriver.Outcome {
+	o := linedriver.Retry(category, "no modem answers", time.Millisecond)
+	o.Uncounted = true
+	return o
+}
+
 func blockUntilCancelled(ctx context.Context, _ *linedriver.Job) linedriver.Outcome {
 	<-ctx.Done()
 	return withState(linedriver.Retry("cancelled", "stopped", 0), `{"confirmed":1}`)
@@ -91,23 +98,6 @@ func accept(t *testing.T, sp *spool.Spool, driver string, ids ...string) {
 }
 
 func logger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -159,6 +149,9 @@ func TestOutcomes(t *testing.T) {
 		{name: "max_attempts: temporary becomes permanent", maxAttempts: 3, outcomes: []func(context.Context, *linedriver.Job) linedriver.Outcome{
 			give(linedriver.Retry("busy", "line busy", time.Millisecond))},
 			attempts: 3, failed: "busy", reason: "gave up after 3 attempts", events: []string{"event=failed"}},
+		{name: "uncounted: no modem twice does not use up max_attempts", maxAttempts: 2, outcomes: []func(context.Context, *linedriver.Job) linedriver.Outcome{
+			give(uncounted("no_modem")), give(uncounted("no_modem")), give(linedriver.Retry("busy", "line busy", time.Hour))},
+			attempts: 3, queued: true, attempt: 1, dueIn: time.Hour, events: []string{"category=no_modem", "category=busy"}, noEvents: []string{"event=failed"}},
 		{name: "driver panics: retried in a minute", outcomes: []func(context.Context, *linedriver.Job) linedriver.Outcome{
 			func(context.Context, *linedriver.Job) linedriver.Outcome { panic("nil map") }},
 			attempts: 1, queued: true, attempt: 1, dueIn: time.Minute, events: []string{"category=driver_panic"}},
@@ -169,7 +162,7 @@ func TestOutcomes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sp := newSpool(t)
 			d := &script{name: "fax", slots: 1, outcomes: tc.outcomes}
-			var log syncBuf
+			var log testenv.Buffer
 			disp := New(d, sp, logger(&log), tc.maxAttempts)
 			accept(t, sp, "fax", "r1")
 			ctx, cancel := context.WithCancel(context.Background())
@@ -237,7 +230,7 @@ func TestOutcomes(t *testing.T) {
 func TestInterruptedAttemptNotCounted(t *testing.T) {
 	sp := newSpool(t)
 	d := &script{name: "fax", slots: 1, outcomes: []func(context.Context, *linedriver.Job) linedriver.Outcome{blockUntilCancelled}}
-	var log syncBuf
+	var log testenv.Buffer
 	disp := New(d, sp, logger(&log), 1)
 	accept(t, sp, "fax", "r1")
 	for round := 1; round <= 3; round++ {
@@ -395,7 +388,7 @@ func TestUnrecordedOutcomeNotRepeated(t *testing.T) {
 	// the spool still reads.
 	d := &script{name: "fax", slots: 2, outcomes: []func(context.Context, *linedriver.Job) linedriver.Outcome{
 		give(withState(linedriver.Retry("busy", "line busy", 0), `{"confirmed":`))}}
-	var log syncBuf
+	var log testenv.Buffer
 	disp := New(d, sp, logger(&log), 0)
 	accept(t, sp, "fax", "r1")
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,7 +1,6 @@
 package pluginmgr
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,11 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mediagw/mediagw/internal/testenv"
 	"github.com/mediagw/mediagw/plugin"
 )
 
@@ -214,7 +213,7 @@ func TestPluginLogLevels(t *testing.T) {
 				}
 			}
 			os.WriteFile(filepath.Join(dir, "Maildir/new/m1"), []byte("Subject: x\r\n\r\nhi\r\n"), 0o644)
-			var buf syncBuffer
+			var buf testenv.Buffer
 			log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: tc.level}))
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -247,21 +246,4 @@ func TestPluginLogLevels(t *testing.T) {
 			}
 		})
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
