@@ -245,10 +245,33 @@ func settlementToProto(k SettleKind) (connectorv1.Settlement, error) {
 	return 0, fmt.Errorf("unknown settlement %v", k)
 }
 
-var categories = []struct {
-	c TestCategory
-	p connectorv1.TestCategory
-}{
+// enumPair is one SDK value and its protocol value.
+type enumPair[S, P comparable] struct {
+	sdk   S
+	proto P
+}
+
+// toProto maps v by pairs, or to otherwise when it is not listed.
+func toProto[S, P comparable](pairs []enumPair[S, P], v S, otherwise P) P {
+	for _, e := range pairs {
+		if e.sdk == v {
+			return e.proto
+		}
+	}
+	return otherwise
+}
+
+// fromProto maps v back by pairs, or to otherwise when it is not listed.
+func fromProto[S, P comparable](pairs []enumPair[S, P], v P, otherwise S) S {
+	for _, e := range pairs {
+		if e.proto == v {
+			return e.sdk
+		}
+	}
+	return otherwise
+}
+
+var categories = []enumPair[TestCategory, connectorv1.TestCategory]{
 	{TestOK, connectorv1.TestCategory_TEST_CATEGORY_OK},
 	{TestInvalidCredential, connectorv1.TestCategory_TEST_CATEGORY_INVALID_CREDENTIAL},
 	{TestUnreachable, connectorv1.TestCategory_TEST_CATEGORY_UNREACHABLE},
@@ -258,27 +281,14 @@ var categories = []struct {
 }
 
 func categoryToProto(c TestCategory) connectorv1.TestCategory {
-	for _, e := range categories {
-		if e.c == c {
-			return e.p
-		}
-	}
-	return connectorv1.TestCategory_TEST_CATEGORY_ERROR
+	return toProto(categories, c, connectorv1.TestCategory_TEST_CATEGORY_ERROR)
 }
 
 func categoryFromProto(p connectorv1.TestCategory) TestCategory {
-	for _, e := range categories {
-		if e.p == p {
-			return e.c
-		}
-	}
-	return TestError
+	return fromProto(categories, p, TestError)
 }
 
-var healths = []struct {
-	h HealthState
-	p connectorv1.Health
-}{
+var healths = []enumPair[HealthState, connectorv1.Health]{
 	{HealthStarting, connectorv1.Health_HEALTH_STARTING},
 	{HealthHealthy, connectorv1.Health_HEALTH_HEALTHY},
 	{HealthDegraded, connectorv1.Health_HEALTH_DEGRADED},
@@ -286,19 +296,9 @@ var healths = []struct {
 }
 
 func healthToProto(h HealthState) connectorv1.Health {
-	for _, e := range healths {
-		if e.h == h {
-			return e.p
-		}
-	}
-	return connectorv1.Health_HEALTH_UNSPECIFIED
+	return toProto(healths, h, connectorv1.Health_HEALTH_UNSPECIFIED)
 }
 
 func healthFromProto(p connectorv1.Health) HealthState {
-	for _, e := range healths {
-		if e.p == p {
-			return e.h
-		}
-	}
-	return HealthDown
+	return fromProto(healths, p, HealthDown)
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
+
+	connectorv1 "github.com/mediagw/mediagw/proto/mediagw/connector/v1"
 )
 
 // memConnector is a tiny in-memory source for testing the transport.
@@ -331,5 +333,40 @@ func TestGRPCSettleErrorNamesDeliveryOnce(t *testing.T) {
 	}
 	if n := strings.Count(err.Error(), m.DeliveryID); n != 1 || !strings.Contains(err.Error(), "folder not writable") {
 		t.Errorf("settle error %q: want the delivery id once and the connector's reason", err)
+	}
+}
+
+func TestEnumMappingsRoundTrip(t *testing.T) {
+	seen := map[connectorv1.TestCategory]bool{}
+	for _, c := range []TestCategory{TestOK, TestInvalidCredential, TestUnreachable, TestPermissionDenied, TestMailboxNotFound, TestError} {
+		p := categoryToProto(c)
+		if seen[p] {
+			t.Errorf("category %s shares protocol value %v", c, p)
+		}
+		seen[p] = true
+		if got := categoryFromProto(p); got != c {
+			t.Errorf("category %s → %v → %s", c, p, got)
+		}
+	}
+	if got := categoryToProto("made_up"); got != connectorv1.TestCategory_TEST_CATEGORY_ERROR {
+		t.Errorf("unknown category → %v, want error", got)
+	}
+	if got := categoryFromProto(connectorv1.TestCategory_TEST_CATEGORY_UNSPECIFIED); got != TestError {
+		t.Errorf("unspecified category → %s, want error", got)
+	}
+	for _, h := range []HealthState{HealthStarting, HealthHealthy, HealthDegraded, HealthDown} {
+		p := healthToProto(h)
+		if p == connectorv1.Health_HEALTH_UNSPECIFIED {
+			t.Errorf("health %s has no protocol value", h)
+		}
+		if got := healthFromProto(p); got != h {
+			t.Errorf("health %s → %v → %s", h, p, got)
+		}
+	}
+	if got := healthToProto("made_up"); got != connectorv1.Health_HEALTH_UNSPECIFIED {
+		t.Errorf("unknown health → %v, want unspecified", got)
+	}
+	if got := healthFromProto(connectorv1.Health_HEALTH_UNSPECIFIED); got != HealthDown {
+		t.Errorf("unspecified health → %s, want down", got)
 	}
 }
