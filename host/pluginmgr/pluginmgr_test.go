@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -83,11 +82,7 @@ func sha(t *testing.T, path string) string {
 // notAPlugin is a program that exits without the go-plugin handshake.
 func notAPlugin(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("true")
-	if err != nil {
-		t.Skip("no true(1)")
-	}
-	return p
+	return testenv.LookPath(t, "true")
 }
 
 func TestLaunchFailures(t *testing.T) {
@@ -123,19 +118,18 @@ func TestLaunchFailures(t *testing.T) {
 	}
 }
 
-// maildirPlugin builds the maildir connector, a real plugin binary.
+// maildirPlugin builds the maildir connector, a real plugin binary, once
+// per test run.
 func maildirPlugin(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
+	if testing.Short() && !testenv.InCI() {
 		t.Skip("builds a plugin binary")
 	}
-	out := filepath.Join(t.TempDir(), "mediagw-connector-maildir")
-	b, err := exec.Command("go", "build", "-o", out, "../../plugin/maildir/cmd/mediagw-connector-maildir").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	return out
+	dir := testenv.Binaries(t, "github.com/mediagw/mediagw/plugin/maildir/cmd/mediagw-connector-maildir")
+	return filepath.Join(dir, "mediagw-connector-maildir")
 }
+
+func TestMain(m *testing.M) { testenv.RunMain(m) }
 
 func TestLaunchRealPlugin(t *testing.T) {
 	bin := maildirPlugin(t)
