@@ -828,12 +828,12 @@ func (s *session) applySettlements() error {
 			err = s.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()
 		}
 		if err != nil {
-			return s.settleErr("ack", err)
+			return s.settleErr("ack", err, batch)
 		}
 	}
 	if len(rejects) > 0 {
 		if err := s.move(imap.UIDSetNum(rejects...), m.opts.FailedFolder); err != nil {
-			return s.settleErr("reject", err)
+			return s.settleErr("reject", err, batch)
 		}
 		m.logRejects(batch)
 	}
@@ -859,18 +859,21 @@ func (s *session) applySettlements() error {
 
 // settleErr keeps settlements for the next session on connection errors;
 // a refusal from the server (NO/BAD) is logged and the batch dropped, so one
-// bad message cannot block the rest forever.
-func (s *session) settleErr(what string, err error) error {
+// bad message cannot block the rest forever. Settlements recorded after the
+// batch was taken stay pending: they were never tried.
+func (s *session) settleErr(what string, err error, batch []pendingSettle) error {
 	var ie *imap.Error
 	if !errors.As(err, &ie) {
 		return fmt.Errorf("imapbox: %s: %w", what, err)
 	}
 	s.m.log.Error("imapbox: server refused to apply settlements; the messages stay where they are", "op", what, "err", err)
 	s.m.mu.Lock()
-	for _, p := range s.m.st.Pending {
+	tried := make(map[pendingSettle]bool, len(batch))
+	for _, p := range batch {
+		tried[p] = true
 		s.m.finishLocked(p)
 	}
-	s.m.st.Pending = nil
+	s.m.st.Pending = slices.DeleteFunc(s.m.st.Pending, func(p pendingSettle) bool { return tried[p] })
 	_ = saveState(s.m.opts.StatePath, s.m.st)
 	s.m.notifyFlushedLocked()
 	s.m.mu.Unlock()

@@ -1,12 +1,17 @@
 package imapbox
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/mediagw/mediagw/plugin"
+	"github.com/mediagw/mediagw/plugin/o365/token"
 )
 
 func TestBackoff(t *testing.T) {
@@ -89,4 +94,42 @@ func FuzzLoadState(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A server refusal drops the batch it refused, not settlements recorded
+// after the batch was taken: those were never tried.
+func TestSettleErrDropsOnlyTheBatch(t *testing.T) {
+	m, err := New(Options{Addr: "127.0.0.1:1", User: "fax@contoso.com", Token: func(context.Context) (token.Token, error) { return token.Token{}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tried := pendingSettle{UIDValidity: 1, UID: 7, Kind: plugin.Ack, applied: make(chan struct{}), deliveryID: "1:7:1"}
+	later := pendingSettle{UIDValidity: 1, UID: 8, Kind: plugin.Ack, applied: make(chan struct{}), deliveryID: "1:8:2"}
+	m.st.Pending = []pendingSettle{tried, later}
+	m.settling[tried.deliveryID], m.settling[later.deliveryID] = tried.applied, later.applied
+	s := &session{m: m, uidValid: 1}
+	if err := s.settleErr("ack", &imap.Error{Type: imap.StatusResponseTypeNo, Text: "refused"}, []pendingSettle{tried}); err != nil {
+		t.Fatalf("settleErr on a refusal: %v", err)
+	}
+	select {
+	case <-tried.applied:
+	default:
+		t.Error("the refused settlement's Settle is still waiting")
+	}
+	select {
+	case <-later.applied:
+		t.Error("a settlement that was never tried was released as applied")
+	default:
+	}
+	if len(m.st.Pending) != 1 || m.st.Pending[0].UID != later.UID {
+		t.Errorf("pending after the refusal = %+v, want only uid %d", m.st.Pending, later.UID)
+	}
+	if _, ok := m.settling[later.deliveryID]; !ok {
+		t.Error("the untried settlement no longer waits")
+	}
+
+	// A connection error keeps everything for the next session.
+	if err := s.settleErr("ack", errors.New("broken pipe"), m.st.Pending); err == nil || len(m.st.Pending) != 1 {
+		t.Errorf("connection error: err %v, pending %d; want an error and the settlement kept", err, len(m.st.Pending))
+	}
 }
