@@ -277,7 +277,7 @@ func decodeConfig(raw []byte) (*settings, plugin.Diagnostics) {
 	if s.Proxy != "" {
 		u, err := url.Parse(s.Proxy)
 		if err != nil || u.Host == "" {
-			diags.Errorf("proxy", "want http://host:port or socks5://host:port, got %q", s.Proxy)
+			diags.Errorf("proxy", "want http://host:port or socks5://host:port, got %q", redactUserinfo(s.Proxy))
 		} else {
 			switch u.Scheme {
 			case "http", "https", "socks5", "socks5h":
@@ -368,6 +368,21 @@ func loadCertificate(certFile, keyFile string, password secret.Secret) ([]*x509.
 		return nil, nil, fmt.Errorf("%w: none found; set certificate_key_file", errKey)
 	}
 	return certs, key, nil
+}
+
+// redactUserinfo hides a proxy setting's user and password (everything
+// before the last "@" after the scheme), so that a setting the URL parser
+// refused can still be shown.
+func redactUserinfo(raw string) string {
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
+	}
+	scheme := ""
+	if i := strings.Index(raw[:at], "://"); i >= 0 {
+		scheme = raw[:i+3]
+	}
+	return scheme + "xxxxx@" + raw[at+1:]
 }
 
 func unwrapPath(err error) error {

@@ -2,6 +2,7 @@ package o365
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,6 +105,8 @@ func TestConfigDiagnostics(t *testing.T) {
 		{"after processing move empty", func(c map[string]any) { c["after_processing"] = "move:" }, "after_processing", ""},
 		{"failed folder is the folder", func(c map[string]any) { c["failed_folder"] = "INBOX" }, "failed_folder", ""},
 		{"proxy scheme", func(c map[string]any) { c["proxy"] = "ftp://proxy:21" }, "proxy", ""},
+		{"proxy password not shown", func(c map[string]any) { c["proxy"] = "fax:Q~pw@proxy:8080" }, "proxy", ""},
+		{"proxy password not shown unparsable", func(c map[string]any) { c["proxy"] = "http://fax:Q~pw@prox y:8080" }, "proxy", ""},
 		{"proxy socks", func(c map[string]any) { c["proxy"] = "socks5://127.0.0.1:1080" }, "", ""},
 		{"authority host with path", func(c map[string]any) { c["authority_host"] = "https://login.microsoftonline.us/tenant" }, "authority_host", ""},
 		{"authority host sovereign", func(c map[string]any) { c["authority_host"] = "login.microsoftonline.us" }, "", ""},
@@ -191,5 +194,23 @@ func TestConfigureCreatesNoStateDir(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Dir(dir)); !os.IsNotExist(err) {
 		t.Fatalf("Configure created %s (%v)", filepath.Dir(dir), err)
+	}
+}
+
+// A settlement after Close is not applied anywhere, so it must not read as
+// done.
+func TestSettleAfterClose(t *testing.T) {
+	cfg := goodConfig()
+	cfg["state_dir"] = t.TempDir()
+	b, _ := json.Marshal(cfg)
+	c := New(nil)
+	if diags, err := c.Configure(t.Context(), b); err != nil || diags.HasErrors() {
+		t.Fatalf("Configure: %v %v", diags, err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Settle(t.Context(), "1:1:1", plugin.Settlement{Kind: plugin.Ack}); !errors.Is(err, plugin.ErrClosed) {
+		t.Fatalf("Settle after Close = %v, want plugin.ErrClosed", err)
 	}
 }
