@@ -194,13 +194,11 @@ func (c *Connector) Read(ctx context.Context) (*plugin.Message, error) {
 	return box.Read(ctx)
 }
 
-// Settle settles one delivery.
+// Settle settles one delivery. After Close it returns plugin.ErrClosed: the
+// settlement was not applied, and the message will be offered again.
 func (c *Connector) Settle(ctx context.Context, deliveryID string, s plugin.Settlement) error {
 	box, err := c.current()
 	if err != nil {
-		if errors.Is(err, plugin.ErrClosed) {
-			return nil
-		}
 		return err
 	}
 	return box.Settle(ctx, deliveryID, s)
