@@ -79,8 +79,10 @@ func classify(s *settings, err error) plugin.TestResult {
 				r.Hint = fmt.Sprintf("The identity platform at %s answered HTTP %d: try again later; if it persists, check its service health.", s.AuthorityHost, ae.Status)
 			} else if ae.Code == "invalid_scope" {
 				r.Hint = "The token request's scope was refused: check the app has the Office 365 Exchange Online (IMAP.AccessAsApp) or Graph (Mail.ReadWrite) application permission with admin consent."
-			} else {
+			} else if ae.Code != "" {
 				r.Hint = fmt.Sprintf("The identity platform refused the app's credentials (%s): check tenant_id, client_id and the secret or certificate.", ae.Code)
+			} else {
+				r.Hint = "The identity platform refused the app's credentials: check tenant_id, client_id and the secret or certificate."
 			}
 		}
 		return r

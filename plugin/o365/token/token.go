@@ -145,10 +145,21 @@ type AuthError struct {
 }
 
 func (e *AuthError) Error() string {
-	if e.AADSTS != 0 {
-		return fmt.Sprintf("token: identity platform refused (HTTP %d, %s, AADSTS%d)", e.Status, e.Code, e.AADSTS)
+	// An error MSAL could only give as text has no status or code.
+	var parts []string
+	if e.Status != 0 {
+		parts = append(parts, fmt.Sprintf("HTTP %d", e.Status))
 	}
-	return fmt.Sprintf("token: identity platform refused (HTTP %d, %s)", e.Status, e.Code)
+	if e.Code != "" {
+		parts = append(parts, e.Code)
+	}
+	if e.AADSTS != 0 {
+		parts = append(parts, fmt.Sprintf("AADSTS%d", e.AADSTS))
+	}
+	if len(parts) == 0 {
+		return "token: identity platform refused"
+	}
+	return "token: identity platform refused (" + strings.Join(parts, ", ") + ")"
 }
 
 // Temporary reports whether retrying may help (5xx, throttling).

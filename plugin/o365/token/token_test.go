@@ -210,3 +210,20 @@ func TestInvalidate(t *testing.T) {
 		t.Fatalf("%d tokens issued, want 2 (cache, then a new one after Invalidate)", n)
 	}
 }
+
+func TestAuthErrorText(t *testing.T) {
+	tests := []struct {
+		err  token.AuthError
+		want string
+	}{
+		{token.AuthError{Status: 401, Code: "invalid_client", AADSTS: 7000215}, "token: identity platform refused (HTTP 401, invalid_client, AADSTS7000215)"},
+		{token.AuthError{Status: 500, Code: "temporarily_unavailable"}, "token: identity platform refused (HTTP 500, temporarily_unavailable)"},
+		{token.AuthError{AADSTS: 7000222, Description: "AADSTS7000222: expired"}, "token: identity platform refused (AADSTS7000222)"},
+		{token.AuthError{}, "token: identity platform refused"},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}
