@@ -100,6 +100,10 @@ type Outcome struct {
 	RetryAfter time.Duration // for Temporary
 	State      json.RawMessage
 	Details    map[string]string // e.g. pages, remote_id, speed
+	// Uncounted marks a Temporary outcome of an attempt that never reached
+	// the line (no modem free or answering): it does not count toward the
+	// job's attempts, so an outage of the equipment cannot use them up.
+	Uncounted bool
 }
 
 // Done is a Delivered outcome.

@@ -121,11 +121,12 @@ func (d *Dispatcher) attempt(ctx context.Context, e *spool.Entry) {
 		// Shutdown: the attempt does not count, and the job is due at once
 		// when the gateway comes back.
 		o = linedriver.Outcome{Result: linedriver.Temporary, Category: "interrupted", Reason: "gateway stopping", State: o.State}
-	} else if o.Result == linedriver.Temporary && d.maxAttempts > 0 && job.Attempt >= d.maxAttempts {
+	} else if o.Result == linedriver.Temporary && !o.Uncounted && d.maxAttempts > 0 && job.Attempt >= d.maxAttempts {
 		o = linedriver.Outcome{Result: linedriver.Permanent, Category: o.Category,
 			Reason: fmt.Sprintf("%s (gave up after %d attempts)", o.Reason, job.Attempt)}
 	}
-	if err := d.record(ctx, job.ID, o, !interrupted, ids); err != nil {
+	counted := !interrupted && !(o.Result == linedriver.Temporary && o.Uncounted)
+	if err := d.record(ctx, job.ID, o, counted, ids); err != nil {
 		d.log.Error("outcome not recorded in the spool; the job will be attempted again when the gateway starts next",
 			append(attrsAny(ids), "result", o.Result.String(), "error", err)...)
 		return

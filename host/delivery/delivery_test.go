@@ -124,7 +124,8 @@ func TestOutcomes(t *testing.T) {
 		name        string
 		outcomes    []func(context.Context, *linedriver.Job) linedriver.Outcome
 		maxAttempts int
-		attempts    int // attempts the driver sees
+		attempts    int   // attempts the driver sees
+		seen        []int // job.Attempt the driver sees each time (default 1, 2, 3…)
 		// afterwards
 		queued   bool   // still in the spool
 		failed   string // category in the failed list ("" none)
@@ -151,7 +152,7 @@ func TestOutcomes(t *testing.T) {
 			attempts: 3, failed: "busy", reason: "gave up after 3 attempts", events: []string{"event=failed"}},
 		{name: "uncounted: no modem twice does not use up max_attempts", maxAttempts: 2, outcomes: []func(context.Context, *linedriver.Job) linedriver.Outcome{
 			give(uncounted("no_modem")), give(uncounted("no_modem")), give(linedriver.Retry("busy", "line busy", time.Hour))},
-			attempts: 3, queued: true, attempt: 1, dueIn: time.Hour, events: []string{"category=no_modem", "category=busy"}, noEvents: []string{"event=failed"}},
+			attempts: 3, seen: []int{1, 1, 1}, queued: true, attempt: 1, dueIn: time.Hour, events: []string{"category=no_modem", "category=busy"}, noEvents: []string{"event=failed"}},
 		{name: "driver panics: retried in a minute", outcomes: []func(context.Context, *linedriver.Job) linedriver.Outcome{
 			func(context.Context, *linedriver.Job) linedriver.Outcome { panic("nil map") }},
 			attempts: 1, queued: true, attempt: 1, dueIn: time.Minute, events: []string{"category=driver_panic"}},
@@ -186,8 +187,12 @@ func TestOutcomes(t *testing.T) {
 				t.Fatalf("%d attempts, want %d", len(jobs), tc.attempts)
 			}
 			for i, j := range jobs {
-				if j.Attempt != i+1 {
-					t.Errorf("attempt %d saw job.Attempt %d", i+1, j.Attempt)
+				want := i + 1
+				if tc.seen != nil {
+					want = tc.seen[i]
+				}
+				if j.Attempt != want {
+					t.Errorf("attempt %d saw job.Attempt %d, want %d", i+1, j.Attempt, want)
 				}
 			}
 			if len(jobs) == 2 && string(jobs[1].State) != `{"confirmed":1}` {

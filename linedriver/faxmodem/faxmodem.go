@@ -218,7 +218,12 @@ func (d *Driver) DeliverSaving(ctx context.Context, job *linedriver.Job, report 
 	}
 	m, err := d.pool.Acquire(ctx, d.probe)
 	if err != nil {
-		return d.retry(job, st, "no_modem", err.Error())
+		// Nothing was dialled: wait for a modem without using up the job's
+		// attempts, however long the modems are out.
+		o := linedriver.Retry("no_modem", err.Error(), d.opts.Retry.delay("no_modem"))
+		o.State, _ = json.Marshal(st)
+		o.Uncounted = true
+		return o
 	}
 	defer d.pool.Release(m)
 	confirmed := func(page int) {

@@ -198,7 +198,7 @@ func TestDeliverResumesAfterLineDrop(t *testing.T) {
 		t.Fatalf("state %+v", st)
 	}
 	// The modem that dropped is out of the pool until probed again.
-	if o := d.Deliver(context.Background(), textJob(3), nil); o.Category != "no_modem" {
+	if o := d.Deliver(context.Background(), textJob(3), nil); o.Category != "no_modem" || !o.Uncounted {
 		t.Fatalf("with the only modem out of service: %+v", o)
 	}
 	for _, m := range d.pool.modems {
