@@ -110,6 +110,21 @@ func (f *fixture) read(t *testing.T, c plugin.Connector) *plugin.Message {
 	return m
 }
 
+// readN reads n messages and returns them by key; none may come twice.
+func (f *fixture) readN(t *testing.T, c plugin.Connector, n int) map[string]*plugin.Message {
+	t.Helper()
+	byKey := make(map[string]*plugin.Message, n)
+	for range n {
+		m := f.read(t, c)
+		key := keyOf(m.Raw)
+		if byKey[key] != nil {
+			t.Fatalf("message %s offered twice while unsettled", key)
+		}
+		byKey[key] = m
+	}
+	return byKey
+}
+
 // check verifies a message against what was injected.
 func (f *fixture) check(t *testing.T, m *plugin.Message) string {
 	t.Helper()
@@ -321,10 +336,7 @@ func caseConfigureBad(t *testing.T, h Harness) {
 }
 
 func caseCloseUnconfigured(t *testing.T, h Harness) {
-	c := h.Factory(h.logger())
-	if h.Wrap != nil {
-		c = h.Wrap(c)
-	}
+	c := h.make(t)
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close before Configure: %v", err)
 	}
@@ -334,10 +346,7 @@ func caseCloseUnconfigured(t *testing.T, h Harness) {
 func caseCloseWithoutRead(t *testing.T, h Harness) {
 	f := newFixture(t, h)
 	f.inject(t, 1, 0)
-	c := h.Factory(h.logger())
-	if h.Wrap != nil {
-		c = h.Wrap(c)
-	}
+	c := h.make(t)
 	if diags, err := c.Configure(t.Context(), f.cfg); err != nil || diags.HasErrors() {
 		t.Fatalf("Configure: %v %v", err, diags)
 	}
@@ -354,10 +363,7 @@ func caseCloseWithoutRead(t *testing.T, h Harness) {
 
 func caseCloseUnblocksRead(t *testing.T, h Harness) {
 	f := newFixture(t, h)
-	c := h.Factory(h.logger())
-	if h.Wrap != nil {
-		c = h.Wrap(c)
-	}
+	c := h.make(t)
 	if diags, err := c.Configure(t.Context(), f.cfg); err != nil || diags.HasErrors() {
 		t.Fatalf("Configure: %v %v", err, diags)
 	}
@@ -368,8 +374,6 @@ func caseCloseUnblocksRead(t *testing.T, h Harness) {
 		m, err := c.Read(ctx)
 		if err == nil {
 			err = fmt.Errorf("unexpected message %q", sourceID(m))
-			done <- err
-			return
 		}
 		done <- err
 	}()
@@ -466,11 +470,7 @@ func caseAck(t *testing.T, h Harness) {
 	f := newFixture(t, h)
 	keys := f.inject(t, 2, 0)
 	c := f.open(t)
-	byKey := map[string]*plugin.Message{}
-	for range 2 {
-		m := f.read(t, c)
-		byKey[keyOf(m.Raw)] = m
-	}
+	byKey := f.readN(t, c, 2)
 	f.settle(t, c, byKey[keys[0]].DeliveryID, plugin.Settlement{Kind: plugin.Ack})
 	f.expectState(t, merge(statuses(Processed, keys[0]), statuses(Untouched, keys[1])))
 	f.expectNone(t, c, "after an ack")
@@ -540,11 +540,7 @@ func caseReject(t *testing.T, h Harness) {
 	f := newFixture(t, h)
 	keys := f.inject(t, 2, 0)
 	c := f.open(t)
-	byKey := map[string]*plugin.Message{}
-	for range 2 {
-		m := f.read(t, c)
-		byKey[keyOf(m.Raw)] = m
-	}
+	byKey := f.readN(t, c, 2)
 	const reason = "datamap: no fax number in the subject (“Fax an 0123”)"
 	f.settle(t, c, byKey[keys[0]].DeliveryID, plugin.Settlement{Kind: plugin.Reject, Reason: reason})
 	f.settle(t, c, byKey[keys[1]].DeliveryID, plugin.Settlement{Kind: plugin.Ack})
@@ -559,11 +555,7 @@ func caseSettleTwice(t *testing.T, h Harness) {
 	f := newFixture(t, h)
 	keys := f.inject(t, 2, 0)
 	c := f.open(t)
-	byKey := map[string]*plugin.Message{}
-	for range 2 {
-		m := f.read(t, c)
-		byKey[keyOf(m.Raw)] = m
-	}
+	byKey := f.readN(t, c, 2)
 	a, r := byKey[keys[0]], byKey[keys[1]]
 	f.settle(t, c, a.DeliveryID, plugin.Settlement{Kind: plugin.Ack})
 	f.settle(t, c, r.DeliveryID, plugin.Settlement{Kind: plugin.Reject, Reason: "first"})
@@ -603,11 +595,7 @@ func caseUnsettledNotReoffered(t *testing.T, h Harness) {
 	f := newFixture(t, h)
 	keys := f.inject(t, 3, 0)
 	c := f.open(t)
-	byKey := map[string]*plugin.Message{}
-	for range 3 {
-		m := f.read(t, c)
-		byKey[keyOf(m.Raw)] = m
-	}
+	byKey := f.readN(t, c, 3)
 	f.expectNone(t, c, "three messages unsettled")
 	f.expectNone(t, c, "three messages unsettled, again")
 	f.settle(t, c, byKey[keys[1]].DeliveryID, plugin.Settlement{Kind: plugin.Retry})
@@ -626,11 +614,7 @@ func caseReconnect(t *testing.T, h Harness) {
 	f := newFixture(t, h)
 	keys := f.inject(t, 5, 0)
 	c1 := f.open(t)
-	first := map[string]*plugin.Message{}
-	for range keys {
-		m := f.read(t, c1)
-		first[keyOf(m.Raw)] = m
-	}
+	first := f.readN(t, c1, len(keys))
 	f.settle(t, c1, first[keys[0]].DeliveryID, plugin.Settlement{Kind: plugin.Ack})
 	f.settle(t, c1, first[keys[1]].DeliveryID, plugin.Settlement{Kind: plugin.Reject, Reason: "bad"})
 	f.settle(t, c1, first[keys[2]].DeliveryID, plugin.Settlement{Kind: plugin.Retry, RetryAfter: time.Hour})

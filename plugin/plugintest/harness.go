@@ -126,6 +126,14 @@ func (h Harness) logger() *slog.Logger {
 // it; the connector is closed when the test ends.
 func (h Harness) New(t testing.TB) plugin.Connector {
 	t.Helper()
+	c := h.make(t)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// make constructs a connector (wrapped when Wrap is set); the caller closes it.
+func (h Harness) make(t testing.TB) plugin.Connector {
+	t.Helper()
 	c := h.Factory(h.logger())
 	if c == nil {
 		t.Fatal("plugintest: factory returned nil")
@@ -133,7 +141,6 @@ func (h Harness) New(t testing.TB) plugin.Connector {
 	if h.Wrap != nil {
 		c = h.Wrap(c)
 	}
-	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
