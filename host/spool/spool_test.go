@@ -2,9 +2,12 @@ package spool
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/mediagw/mediagw/linedriver"
 )
@@ -124,4 +127,48 @@ func TestSpoolLockedByAnotherGateway(t *testing.T) {
 	if _, err := Open(path); err == nil {
 		t.Fatal("a second gateway opened the same spool")
 	}
+}
+
+// BenchmarkStats: Stats counts queued jobs from the schedule's keys; the
+// reference decodes every job, documents included, as it once did.
+func BenchmarkStats(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "spool.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	page := make([]byte, 64<<10)
+	for i := range 200 {
+		j := job(fmt.Sprintf("r%03d.fax", i), "fax")
+		j.Record.Documents = []linedriver.Document{{Name: "page.tif", MediaType: "image/tiff", Data: page}}
+		if _, err := s.Accept("inbox", fmt.Sprint(i), []*linedriver.Job{j}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("stats", func(b *testing.B) {
+		for b.Loop() {
+			st, err := s.Stats()
+			if err != nil || st.Queued["fax"] != 200 {
+				b.Fatalf("Stats = %+v, %v", st, err)
+			}
+		}
+	})
+	b.Run("reference_decode_jobs", func(b *testing.B) {
+		for b.Loop() {
+			queued := map[string]int{}
+			err := s.db.View(func(tx *bolt.Tx) error {
+				return tx.Bucket(bucketJobs).ForEach(func(_, v []byte) error {
+					var e Entry
+					if err := json.Unmarshal(v, &e); err != nil {
+						return err
+					}
+					queued[e.Job.Driver]++
+					return nil
+				})
+			})
+			if err != nil || queued["fax"] != 200 {
+				b.Fatalf("decode: %v, %v", queued, err)
+			}
+		}
+	})
 }
