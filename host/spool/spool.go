@@ -10,6 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -48,6 +51,8 @@ type Spool struct {
 
 // Open opens (or creates) the spool file.
 func Open(path string) (*Spool, error) {
+	_, statErr := os.Stat(path)
+	created := errors.Is(statErr, fs.ErrNotExist)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
@@ -67,7 +72,27 @@ func Open(path string) (*Spool, error) {
 		db.Close()
 		return nil, fmt.Errorf("spool: init %s: %w", path, err)
 	}
+	if created {
+		// bbolt syncs the file, not the folder that names it: a new spool
+		// and the jobs acked into it must not vanish in a power cut.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+	}
 	return &Spool{db: db}, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync folder %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Close closes the file.
