@@ -69,8 +69,10 @@ func parseConfig(raw []byte) (Config, plugin.Diagnostics) {
 		diags.Errorf("", "trailing data after the configuration object")
 	}
 	known := map[string]bool{}
+	var names []string
 	for _, f := range schema {
 		known[f.Name] = true
+		names = append(names, f.Name)
 	}
 	var unknown []string
 	for k := range fields {
@@ -80,7 +82,7 @@ func parseConfig(raw []byte) (Config, plugin.Diagnostics) {
 	}
 	sort.Strings(unknown)
 	for _, k := range unknown {
-		diags.Errorf(k, "unknown key (known: path, processed, failed, poll_interval, max_message_size)")
+		diags.Errorf(k, "unknown key (known: %s)", strings.Join(names, ", "))
 	}
 
 	str := func(key string) (string, bool) {

@@ -173,3 +173,17 @@ func FuzzSeenName(f *testing.F) {
 		}
 	})
 }
+
+// The unknown-key diagnostic lists every key the schema has, so a user who
+// misspells one sees the right spelling.
+func TestUnknownKeyNamesEveryKey(t *testing.T) {
+	_, diags := parseConfig([]byte(`{"path":"/a","poll_intervall":"1s"}`))
+	if len(diags) != 1 {
+		t.Fatalf("diagnostics %v, want one", diags)
+	}
+	for _, f := range schema {
+		if !strings.Contains(diags[0].Message, f.Name) {
+			t.Errorf("unknown-key message %q does not name %q", diags[0].Message, f.Name)
+		}
+	}
+}
