@@ -19,9 +19,6 @@ import (
 	"github.com/mediagw/mediagw/internal/testenv"
 )
 
-// demoBinaries builds mediagw and, beside it, the O365 connector plugin.
-func demoBinaries(t testing.TB) string { return binaries(t) }
-
 type demoRun struct {
 	code           int
 	stdout, stderr string
@@ -73,7 +70,7 @@ func inkOf(t *testing.T, path string) (image.Rectangle, float64) {
 
 func TestDemo(t *testing.T) {
 	testenv.LookPath(t, "gs") // the PDF sample needs ghostscript
-	bin := filepath.Join(demoBinaries(t), "mediagw")
+	bin := filepath.Join(binaries(t), "mediagw")
 	dir := filepath.Join(t.TempDir(), "demo")
 	r := runDemoBinary(t, bin, nil, "--dir", dir)
 	if r.code != 0 {

@@ -50,6 +50,21 @@ drivers:
       dir: var/copies
 `
 
+// newTwoInboxSite is a site running twoInboxes, with both Maildirs.
+func newTwoInboxSite(t testing.TB) *site {
+	t.Helper()
+	s := newSite(t)
+	for _, d := range []string{"var/Maildir2/new", "var/Maildir2/cur", "var/Maildir2/tmp"} {
+		if err := os.MkdirAll(filepath.Join(s.dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(s.cfg, []byte(twoInboxes), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 type statusDoc struct {
 	Connectors map[string]struct {
 		Health   string `json:"health"`
@@ -110,15 +125,7 @@ func (s *site) dropInto(maildir, name string, raw []byte) {
 // both; a reload with a broken config is refused with file:line and the
 // running configuration stays.
 func TestReloadRestartsOnlyWhatChanged(t *testing.T) {
-	s := newSite(t)
-	for _, d := range []string{"var/Maildir2/new", "var/Maildir2/cur", "var/Maildir2/tmp"} {
-		if err := os.MkdirAll(filepath.Join(s.dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(s.cfg, []byte(twoInboxes), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	s := newTwoInboxSite(t)
 	const perBatch = 40
 	total := 0
 	batch := func(tag string) {

@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -15,15 +14,7 @@ import (
 // mediagw status asks the running gateway and prints its connectors and
 // queues; it exits 1 when the gateway cannot be reached.
 func TestStatusCommand(t *testing.T) {
-	s := newSite(t)
-	for _, d := range []string{"var/Maildir2/new", "var/Maildir2/cur", "var/Maildir2/tmp"} {
-		if err := os.MkdirAll(filepath.Join(s.dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(s.cfg, []byte(twoInboxes), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	s := newTwoInboxSite(t)
 	g := s.start()
 	defer g.stop(t)
 	pidA, pidB := g.connectorPids(t)
