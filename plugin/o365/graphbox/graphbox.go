@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/plugin"
+	"github.com/mediagw/mediagw/plugin/o365/internal/healthfan"
 	"github.com/mediagw/mediagw/plugin/o365/token"
 )
 
@@ -113,8 +114,7 @@ type Mailbox struct {
 	offered  map[string]string // message id → delivery id
 	deferred map[string]time.Time
 	settled  map[string]time.Time // acked or rejected: a scan listed before may still hold them
-	health   plugin.Health
-	healthCh []chan plugin.Health
+	health   *healthfan.Fan
 
 	seq       atomic.Uint64
 	startOnce sync.Once
@@ -166,7 +166,7 @@ func New(opts Options) (*Mailbox, error) {
 		settled:  map[string]time.Time{},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
-		health:   plugin.Health{State: plugin.HealthStarting, Time: time.Now()},
+		health:   healthfan.New(),
 	}, nil
 }
 
@@ -584,41 +584,9 @@ func (m *Mailbox) move(ctx context.Context, msgURL, folder string) error {
 }
 
 // Health returns a channel of health changes, closed when ctx ends.
-func (m *Mailbox) Health(ctx context.Context) <-chan plugin.Health {
-	ch := make(chan plugin.Health, 8)
-	m.mu.Lock()
-	ch <- m.health
-	m.healthCh = append(m.healthCh, ch)
-	m.mu.Unlock()
-	go func() {
-		<-ctx.Done()
-		m.mu.Lock()
-		for i, c := range m.healthCh {
-			if c == ch {
-				m.healthCh = append(m.healthCh[:i], m.healthCh[i+1:]...)
-				break
-			}
-		}
-		m.mu.Unlock()
-		close(ch)
-	}()
-	return ch
-}
+func (m *Mailbox) Health(ctx context.Context) <-chan plugin.Health { return m.health.Subscribe(ctx) }
 
-func (m *Mailbox) setHealth(s plugin.HealthState, msg string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.health.State == s && m.health.Message == msg {
-		return
-	}
-	m.health = plugin.Health{State: s, Message: msg, Time: time.Now()}
-	for _, ch := range m.healthCh {
-		select {
-		case ch <- m.health:
-		default:
-		}
-	}
-}
+func (m *Mailbox) setHealth(s plugin.HealthState, msg string) { m.health.Set(s, msg) }
 
 // Close stops the watcher.
 func (m *Mailbox) Close() error {

@@ -28,6 +28,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mediagw/mediagw/plugin"
+	"github.com/mediagw/mediagw/plugin/o365/internal/healthfan"
 	"github.com/mediagw/mediagw/plugin/o365/token"
 	"github.com/mediagw/mediagw/plugin/o365/xoauth2"
 )
@@ -138,8 +139,7 @@ type Mailbox struct {
 	offered  map[imap.UID]string      // uid → delivery id (current uidvalidity)
 	deferred map[imap.UID]time.Time
 	flushed  chan struct{} // closed and replaced when Pending empties
-	health   plugin.Health
-	healthCh []chan plugin.Health
+	health   *healthfan.Fan
 
 	seq       atomic.Uint64
 	startOnce sync.Once
@@ -173,7 +173,7 @@ func New(opts Options) (*Mailbox, error) {
 		flushed:  make(chan struct{}),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
-		health:   plugin.Health{State: plugin.HealthStarting, Time: time.Now()},
+		health:   healthfan.New(),
 	}, nil
 }
 
@@ -274,36 +274,9 @@ func (m *Mailbox) Flush(ctx context.Context) error {
 }
 
 // Health returns a channel of health changes, closed when ctx ends.
-func (m *Mailbox) Health(ctx context.Context) <-chan plugin.Health {
-	ch := make(chan plugin.Health, 8)
-	m.mu.Lock()
-	ch <- m.health
-	m.healthCh = append(m.healthCh, ch)
-	m.mu.Unlock()
-	go func() {
-		<-ctx.Done()
-		m.mu.Lock()
-		m.healthCh = slices.DeleteFunc(m.healthCh, func(c chan plugin.Health) bool { return c == ch })
-		m.mu.Unlock()
-		close(ch)
-	}()
-	return ch
-}
+func (m *Mailbox) Health(ctx context.Context) <-chan plugin.Health { return m.health.Subscribe(ctx) }
 
-func (m *Mailbox) setHealth(s plugin.HealthState, msg string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.health.State == s && m.health.Message == msg {
-		return
-	}
-	m.health = plugin.Health{State: s, Message: msg, Time: time.Now()}
-	for _, ch := range m.healthCh {
-		select {
-		case ch <- m.health:
-		default:
-		}
-	}
-}
+func (m *Mailbox) setHealth(s plugin.HealthState, msg string) { m.health.Set(s, msg) }
 
 // Close stops the watcher after a last attempt to apply settlements.
 func (m *Mailbox) Close() error {
