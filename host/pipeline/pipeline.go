@@ -58,7 +58,11 @@ func (p *Pipeline) Run(ctx context.Context, src plugin.Connector) error {
 	n := max(p.MaxInFlight, 1)
 	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
+	// running ends when Run returns: settlements still being retried give
+	// up then (the stream is gone; the source offers those messages again).
+	running, stop := context.WithCancel(ctx)
 	defer wg.Wait()
+	defer stop()
 	for {
 		select {
 		case sem <- struct{}{}:
@@ -77,20 +81,16 @@ func (p *Pipeline) Run(ctx context.Context, src plugin.Connector) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			p.handle(src, msg)
+			p.handle(running, src, msg)
 		}()
 	}
 }
 
-func (p *Pipeline) handle(src plugin.Connector, msg *plugin.Message) {
+func (p *Pipeline) handle(running context.Context, src plugin.Connector, msg *plugin.Message) {
 	ids := []slog.Attr{slog.String("source_id", msg.SourceID), slog.String("delivery", msg.DeliveryID)}
 	activity.Log(p.Log, activity.Received, append(ids, slog.Int("bytes", len(msg.Raw)))...)
 	s, recordID := p.decide(msg, ids)
-	// Settle with a context of its own: a gateway that is stopping still
-	// tells the source what it did with a message it took.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := src.Settle(ctx, msg.DeliveryID, s); err != nil {
+	if err := p.settle(running, src, msg, s); err != nil {
 		// Not settled at the source: it offers the message again and the
 		// spool's source ids keep the drivers from seeing it twice.
 		p.Log.Warn("settle failed; the message will come again", "source_id", msg.SourceID, "settlement", s.Kind.String(), "error", err)
@@ -107,6 +107,35 @@ func (p *Pipeline) handle(src plugin.Connector, msg *plugin.Message) {
 		activity.Log(p.Log, activity.Deferred, append(ids, slog.String("reason", s.Reason))...)
 	}
 }
+
+// settle tells the source what became of a message. A settlement the source
+// could not carry out (an unwritable processed folder, a lost IMAP session)
+// is tried again with growing pauses while the stream lives: the message
+// keeps its in-flight slot meanwhile, and settlements are idempotent. Each
+// try has a context of its own, so a gateway that is stopping still tells
+// the source what it did with a message it took.
+func (p *Pipeline) settle(running context.Context, src plugin.Connector, msg *plugin.Message, s plugin.Settlement) error {
+	wait := settleRetryMin
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := src.Settle(ctx, msg.DeliveryID, s)
+		cancel()
+		if err == nil || errors.Is(err, plugin.ErrClosed) {
+			return err
+		}
+		p.Log.Warn("settle failed; trying again", "source_id", msg.SourceID, "settlement", s.Kind.String(), "error", err, "in", wait.String())
+		t := time.NewTimer(wait)
+		select {
+		case <-running.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, settleRetryMax)
+	}
+}
+
+var settleRetryMin, settleRetryMax = time.Second, time.Minute
 
 // decide maps, routes and spools a message and returns its settlement.
 func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settlement, string) {

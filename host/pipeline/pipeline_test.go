@@ -31,6 +31,7 @@ type source struct {
 	unsettle  int // read but not yet settled
 	maxOpen   int
 	settleErr error
+	failFirst int // this many Settle calls fail before they succeed
 }
 
 var _ plugin.Connector = (*source)(nil)
@@ -72,6 +73,10 @@ func (s *source) Settle(_ context.Context, id string, st plugin.Settlement) erro
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.settled[id] = append(s.settled[id], st)
+	if s.failFirst > 0 {
+		s.failFirst--
+		return errors.New("processed folder not writable")
+	}
 	s.unsettle--
 	return s.settleErr
 }
@@ -405,5 +410,33 @@ func TestSettleFails(t *testing.T) {
 	}
 	if st, _ := sp.Stats(); st.Queued["fax"] != 1 {
 		t.Errorf("%d jobs, want 1", st.Queued["fax"])
+	}
+}
+
+// A settlement the source could not carry out is tried again while the
+// message keeps its in-flight slot; it is not left hanging at the source.
+func TestFailedSettleTriedAgain(t *testing.T) {
+	defer func(a, b time.Duration) { settleRetryMin, settleRetryMax = a, b }(settleRetryMin, settleRetryMax)
+	settleRetryMin, settleRetryMax = time.Millisecond, 4*time.Millisecond
+	sp := openSpool(t)
+	p := &Pipeline{Connector: "inbox", Mapper: routeTo("fax"), Targets: map[string]Target{"fax": {Driver: &driver{name: "fax"}}},
+		Spool: sp, Log: discard(), MaxInFlight: 1}
+	src := newSource(msg("d1", "s1"), msg("d2", "s2"))
+	src.failFirst = 3
+	runUntil(t, p, src, 5)
+	got := src.settlements()
+	if len(got["d1"]) != 4 || len(got["d2"]) != 1 {
+		t.Fatalf("settle calls: d1 %d, d2 %d; want 4 (3 failed, then done) and 1", len(got["d1"]), len(got["d2"]))
+	}
+	for _, st := range append(got["d1"], got["d2"]...) {
+		if st.Kind != plugin.Ack {
+			t.Errorf("settlement %+v, want the same ack each time", st)
+		}
+	}
+	if src.maxOpen != 1 {
+		t.Errorf("%d messages open at once, want 1 (the unsettled one keeps its slot)", src.maxOpen)
+	}
+	if st, _ := sp.Stats(); st.Queued["fax"] != 2 {
+		t.Errorf("%d jobs, want 2", st.Queued["fax"])
 	}
 }
