@@ -147,7 +147,6 @@ type Mailbox struct {
 	stopOnce  sync.Once
 	done      chan struct{}
 	started   atomic.Bool
-	loopErr   error
 }
 
 // New makes a Mailbox; it does not connect.
@@ -197,9 +196,6 @@ func (m *Mailbox) Read(ctx context.Context) (*plugin.Message, error) {
 	case <-m.stop:
 		return nil, plugin.ErrClosed
 	case <-m.done:
-		if m.loopErr != nil {
-			return nil, m.loopErr
-		}
 		return nil, plugin.ErrClosed
 	}
 }
@@ -278,7 +274,8 @@ func (m *Mailbox) Health(ctx context.Context) <-chan plugin.Health { return m.he
 
 func (m *Mailbox) setHealth(s plugin.HealthState, msg string) { m.health.Set(s, msg) }
 
-// Close stops the watcher after a last attempt to apply settlements.
+// Close stops the watcher. Settlements not yet applied stay in the state
+// file (when one is set) and are applied by the next run.
 func (m *Mailbox) Close() error {
 	m.stopOnce.Do(func() { close(m.stop) })
 	if m.started.Load() {
