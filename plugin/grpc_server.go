@@ -159,7 +159,8 @@ func (s *server) endStream(st *stream) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, id := range ids {
-		if err := s.impl.Settle(ctx, id, Settlement{Kind: Retry, Reason: "host stream ended before settlement"}); err != nil {
+		err := s.impl.Settle(ctx, id, Settlement{Kind: Retry, Reason: "host stream ended before settlement"})
+		if err != nil && !errors.Is(err, ErrClosed) { // a closed connector offers nothing again in this process anyway
 			// The connector still holds it as offered: it comes again only
 			// when this plugin process starts again.
 			s.log.Error("could not hand an unsettled message back to the connector after the host's stream ended", "delivery_id", id, "error", err)
