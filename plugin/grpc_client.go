@@ -8,6 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	connectorv1 "github.com/mediagw/mediagw/proto/mediagw/connector/v1"
 )
 
@@ -187,6 +190,11 @@ func (g *GRPCClient) Settle(ctx context.Context, deliveryID string, s Settlement
 	_, err = g.c.Ack(ctx, &connectorv1.AckRequest{
 		DeliveryId: deliveryID, Settlement: kind, Reason: s.Reason, RetryAfterMs: s.RetryAfter.Milliseconds(),
 	})
+	if status.Code(err) == codes.Unavailable {
+		// The plugin process is gone: its deliveries died with it and come
+		// again from the source; settling them again cannot succeed.
+		return fmt.Errorf("settle %s: %w: %v", deliveryID, ErrStreamEnded, err)
+	}
 	if err != nil {
 		return fmt.Errorf("settle %s: %w", deliveryID, err)
 	}

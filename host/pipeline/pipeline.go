@@ -110,7 +110,8 @@ func (p *Pipeline) handle(running context.Context, src plugin.Connector, msg *pl
 
 // settle tells the source what became of a message. A settlement the source
 // could not carry out (an unwritable processed folder, a lost IMAP session)
-// is tried again with growing pauses while the stream lives: the message
+// is tried again with growing pauses while the stream lives (not once the
+// plugin is gone: then the message comes again from the source): the message
 // keeps its in-flight slot meanwhile, and settlements are idempotent. Each
 // try has a context of its own, so a gateway that is stopping still tells
 // the source what it did with a message it took.
@@ -120,7 +121,7 @@ func (p *Pipeline) settle(running context.Context, src plugin.Connector, msg *pl
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := src.Settle(ctx, msg.DeliveryID, s)
 		cancel()
-		if err == nil || errors.Is(err, plugin.ErrClosed) {
+		if err == nil || errors.Is(err, plugin.ErrClosed) || errors.Is(err, plugin.ErrStreamEnded) {
 			return err
 		}
 		p.Log.Warn("settle failed; trying again", "source_id", msg.SourceID, "settlement", s.Kind.String(), "error", err, "in", wait.String())

@@ -440,3 +440,18 @@ func TestFailedSettleTriedAgain(t *testing.T) {
 		t.Errorf("%d jobs, want 2", st.Queued["fax"])
 	}
 }
+
+// Once the plugin is gone its deliveries cannot be settled any more: the
+// pipeline does not hold their slots retrying, so it reads on, sees the
+// stream end, and the host relaunches the plugin.
+func TestSettleAfterPluginGoneNotRetried(t *testing.T) {
+	sp := openSpool(t)
+	p := &Pipeline{Connector: "inbox", Mapper: routeTo("fax"), Targets: map[string]Target{"fax": {Driver: &driver{name: "fax"}}},
+		Spool: sp, Log: discard(), MaxInFlight: 1}
+	src := newSource(msg("d1", "s1"), msg("d2", "s2"))
+	src.settleErr = fmt.Errorf("settle d1: %w: connection refused", plugin.ErrStreamEnded)
+	runUntil(t, p, src, 2)
+	if got := src.settlements(); len(got["d1"]) != 1 || len(got["d2"]) != 1 {
+		t.Fatalf("settle calls %v, want one each", got)
+	}
+}
