@@ -30,12 +30,31 @@ func init() { linedriver.Register("faxmodem", New) }
 
 // DeviceConfig is one modem.
 type DeviceConfig struct {
-	Device     string   `json:"device"`
-	Class      string   `json:"class,omitempty"`       // auto (default), 1, 1.0, 2, 2.0
-	Init       []string `json:"init,omitempty"`        // extra commands after ATZ, without "AT"
-	DialPrefix string   `json:"dial_prefix,omitempty"` // e.g. "T9," for an outside line
-	Flow       string   `json:"flow,omitempty"`        // xonxoff (default) or none
-	Speed      int      `json:"speed,omitempty"`       // serial port bit rate (default 115200)
+	Device string   `json:"device"`
+	Class  string   `json:"class,omitempty"` // auto (default), 1, 1.0, 2, 2.0
+	Init   []string `json:"init,omitempty"`  // extra commands after ATZ, without "AT"
+	// DialModifiers are this modem's dial modifiers, sent after ATD and
+	// before the outside line and the number: T (tone), P (pulse), W (wait
+	// for dial tone), ',' (pause), '!' (flash), '@' (wait for quiet).
+	DialModifiers string `json:"dial_modifiers,omitempty"`
+	Flow          string `json:"flow,omitempty"`  // xonxoff (default) or none
+	Speed         int    `json:"speed,omitempty"` // serial port bit rate (default 115200)
+}
+
+// UnmarshalJSON decodes a device strictly and names the replacement of the
+// removed dial_prefix.
+func (d *DeviceConfig) UnmarshalJSON(b []byte) error {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(b, &keys); err != nil {
+		return err
+	}
+	if _, ok := keys["dial_prefix"]; ok {
+		return errors.New("dial_prefix was removed: the outside-line code goes in the driver's dial.outside_line, the modem's dial modifiers (T, P, W, ',') in dial_modifiers")
+	}
+	type plain DeviceConfig
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode((*plain)(d))
 }
 
 // Options of the driver (the "options" of a faxmodem line driver).
@@ -50,7 +69,7 @@ type Options struct {
 	MaxSpeed    int            `json:"max_speed,omitempty"`
 	RTNRetries  *int           `json:"rtn_retries,omitempty"` // resend a rejected page (default 1)
 	Retry       RetryPolicy    `json:"retry,omitempty"`
-	Dial        DialPolicy     `json:"dial,omitempty"`
+	Dial        DialPlan       `json:"dial"`
 	// ReprobeAfter is how long a modem that stopped answering stays out of
 	// the pool before it is probed again (default 5m).
 	ReprobeAfter Duration `json:"reprobe_after,omitempty"`
@@ -87,6 +106,13 @@ func ParseOptions(raw json.RawMessage) (Options, error) {
 		default:
 			return o, fmt.Errorf("faxmodem: options: devices[%d]: flow %q (want xonxoff or none)", i, d.Flow)
 		}
+		if strings.Trim(strings.ToUpper(d.DialModifiers), "TPW,!@") != "" {
+			return o, fmt.Errorf("faxmodem: options: devices[%d]: dial_modifiers %q (want T, P, W, ',', '!' or '@'; the outside line goes in dial.outside_line)", i, d.DialModifiers)
+		}
+		o.Devices[i].DialModifiers = strings.ToUpper(d.DialModifiers)
+	}
+	if err := o.Dial.validate(); err != nil {
+		return o, fmt.Errorf("faxmodem: options: %w", err)
 	}
 	switch o.Resolution {
 	case "", "fine", "standard":
@@ -199,12 +225,12 @@ func (d *Driver) DeliverSaving(ctx context.Context, job *linedriver.Job, report 
 			return d.fail(st, "state", "unreadable job state: "+err.Error())
 		}
 	}
-	number, err := d.opts.Dial.Check(job.Record.Fields["fax_number"])
+	call, err := d.opts.Dial.Check(job.Record.Fields["fax_number"])
 	if err != nil {
 		return d.fail(st, "dial_policy", err.Error())
 	}
 	report(linedriver.Progress{Step: "render", Detail: fmt.Sprintf("%d documents", len(job.Record.Documents))})
-	pages, err := d.render(ctx, job, number)
+	pages, err := d.render(ctx, job, call.Number.International())
 	if err != nil {
 		return d.fail(st, "render", err.Error())
 	}
@@ -240,7 +266,7 @@ func (d *Driver) DeliverSaving(ctx context.Context, job *linedriver.Job, report 
 			d.log.Warn("save fax progress", "job", job.ID, "page", page, "error", err)
 		}
 	}
-	res, err := d.send(ctx, m, number, pages, st.Confirmed, report, confirmed)
+	res, err := d.send(ctx, m, call.Dial, pages, st.Confirmed, report, confirmed)
 	var e *t30.Error
 	if err != nil && !errors.As(err, &e) {
 		e = &t30.Error{Category: t30.CatModem, Reason: err.Error(), Err: err}
@@ -266,7 +292,7 @@ func (d *Driver) DeliverSaving(ctx context.Context, job *linedriver.Job, report 
 		return linedriver.Done(map[string]string{
 			"pages": fmt.Sprint(st.Confirmed), "remote_id": st.RemoteID, "speed": res.Params.Speed.String(),
 			"resolution": resol, "encoding": enc, "duration": res.Duration.Round(time.Millisecond).String(),
-			"modem": m.Config.Device,
+			"modem": m.Config.Device, "number": call.Number.E164, "dialled": m.Config.DialModifiers + call.Dial,
 		})
 	}
 	if e.Category == t30.CatModem {
@@ -307,14 +333,15 @@ func (d *Driver) retry(job *linedriver.Job, st State, cat, reason string) linedr
 // Render turns a job's documents into the pages Deliver sends (for
 // previews and checks).
 func (d *Driver) Render(ctx context.Context, job *linedriver.Job) ([]*render.Page, error) {
-	number, err := d.opts.Dial.Check(job.Record.Fields["fax_number"])
+	call, err := d.opts.Dial.Check(job.Record.Fields["fax_number"])
 	if err != nil {
 		return nil, err
 	}
-	return d.render(ctx, job, number)
+	return d.render(ctx, job, call.Number.International())
 }
 
-// render turns the documents into pages at the configured resolution.
+// render turns the documents into pages at the configured resolution;
+// number is shown on the header line.
 func (d *Driver) render(ctx context.Context, job *linedriver.Job, number string) ([]*render.Page, error) {
 	docs := make([]render.Document, len(job.Record.Documents))
 	for i, doc := range job.Record.Documents {
@@ -372,8 +399,9 @@ func EncodePage(pg *render.Page, p t30.Params) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// send runs one call on modem m.
-func (d *Driver) send(ctx context.Context, m *Modem, number string, pages []*render.Page, first int, report func(linedriver.Progress), confirmed func(page int)) (t30.Result, error) {
+// send runs one call on modem m; dial is the plan's dial string, which
+// follows the modem's own dial modifiers.
+func (d *Driver) send(ctx context.Context, m *Modem, dial string, pages []*render.Page, first int, report func(linedriver.Progress), confirmed func(page int)) (t30.Result, error) {
 	ch, err := d.opts.Open(m.Config)
 	if err != nil {
 		return t30.Result{}, &t30.Error{Category: t30.CatModem, Reason: "cannot open " + m.Config.Device, Err: err}
@@ -389,7 +417,7 @@ func (d *Driver) send(ctx context.Context, m *Modem, number string, pages []*ren
 	}
 	if class == "2" || class == "2.0" {
 		report(linedriver.Progress{Step: "class", Detail: "Class " + class + ": the modem runs T.30"})
-		return class2.Send(ctx, ch, m.Config.DialPrefix+number, Pages(pages), class2.Config{
+		return class2.Send(ctx, ch, m.Config.DialModifiers+dial, Pages(pages), class2.Config{
 			Class: class, LocalID: d.opts.LocalID, Fine: d.opts.Resolution != "standard",
 			MR: !strings.EqualFold(d.opts.Encoding, "mh"), RTNRetries: rtnRetries, FirstPage: first,
 			Pace: m.Config.Flow != "none", Confirmed: confirmed,
@@ -417,7 +445,7 @@ func (d *Driver) send(ctx context.Context, m *Modem, number string, pages []*ren
 			inner(step, detail)
 		}
 	}
-	return t30.Send(ctx, ch, m.Config.DialPrefix+number, Pages(pages), cfg)
+	return t30.Send(ctx, ch, m.Config.DialModifiers+dial, Pages(pages), cfg)
 }
 
 // Setup resets the modem, applies its init commands and selects the fax

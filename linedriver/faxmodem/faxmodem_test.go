@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -72,6 +71,9 @@ func newLab(t *testing.T, scripts map[string][]modemsim.Remote, extra string) (*
 	for d := range scripts {
 		devs = append(devs, fmt.Sprintf(`{"device": %q, "flow": "none"}`, d)) // no pacing to the line rate
 	}
+	if !strings.Contains(extra, `"dial"`) {
+		extra += `, "dial": {"region": "US"}`
+	}
 	raw := fmt.Sprintf(`{"devices": [%s], "local_id": "+1 555 0001", "header": "ACME Alarm Centre" %s}`, strings.Join(devs, ","), extra)
 	o, err := ParseOptions(json.RawMessage(raw))
 	if err != nil {
@@ -89,7 +91,7 @@ func textJob(lines int) *linedriver.Job {
 	}
 	return &linedriver.Job{
 		ID: "job-1", Attempt: 1, Accepted: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC),
-		Record: linedriver.Record{ID: "r1", Fields: map[string]string{"fax_number": "555-0100"},
+		Record: linedriver.Record{ID: "r1", Fields: map[string]string{"fax_number": "+12015550100"},
 			Documents: []linedriver.Document{{Name: "body.txt", MediaType: "text/plain; charset=utf-8", Data: []byte(b.String())}}},
 	}
 }
@@ -97,7 +99,7 @@ func textJob(lines int) *linedriver.Job {
 // expected renders the job as the driver does, for pixel comparisons.
 func expected(t *testing.T, d *Driver, job *linedriver.Job) []*render.Page {
 	t.Helper()
-	pages, err := d.render(context.Background(), job, "5550100")
+	pages, err := d.render(context.Background(), job, "+1 201-555-0100")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,59 +318,6 @@ func TestCancelKeepsConfirmedPages(t *testing.T) {
 	}
 }
 
-func TestCheckAndDialPolicy(t *testing.T) {
-	d, _ := newLab(t, map[string][]modemsim.Remote{"ttyS0": {{}}}, `, "dial": {"allow": ["0044207*", "555XXXX", "1900555*"], "deny": ["5550199"]}`)
-	tests := []struct {
-		number string
-		ok     bool
-	}{
-		{"555-0100", true},
-		{"(555) 0199", false},       // denied explicitly
-		{"5551", false},             // matches no allowed pattern
-		{"0044 20 7946 0000", true}, // international, but allowed
-		{"0033 1 4000 0000", false}, // international
-		{"1900 555 1234", true},
-		{"555-0100; ATH", false}, // not a dial string
-	}
-	for _, tt := range tests {
-		rec := &linedriver.Record{Fields: map[string]string{"fax_number": tt.number}, Documents: []linedriver.Document{{Data: []byte("x")}}}
-		err := d.Check(rec)
-		if (err == nil) != tt.ok {
-			t.Errorf("Check(%q) = %v, want ok=%v", tt.number, err, tt.ok)
-		}
-	}
-	var def DialPolicy
-	for _, n := range []string{"+441234", "011 44", "1-900-555-0000", "0900123"} {
-		if _, err := def.Check(n); !errors.Is(err, ErrDenied) {
-			t.Errorf("default policy let %q through: %v", n, err)
-		}
-	}
-	// A data map that dials "9" for an outside line: the checks look
-	// behind the access code.
-	pbx := DialPolicy{OutsideLine: []string{"9"}, Deny: []string{"5550199"}}
-	for _, tt := range []struct {
-		number string
-		ok     bool
-	}{
-		{"9 555 0100", true},
-		{"9 1 555 555 0100", true},
-		{"9 1 900 555 0199", false}, // premium behind the access code
-		{"9 011 44 20 7946 0000", false},
-		{"9 555 0199", false}, // Deny matches without the access code
-		{"9 900 555 0100", false},
-	} {
-		if _, err := pbx.Check(tt.number); (err == nil) != tt.ok {
-			t.Errorf("outside line 9: Check(%q) = %v, want ok=%v", tt.number, err, tt.ok)
-		}
-	}
-	if _, err := (DialPolicy{OutsideLine: []string{"9"}, Allow: []string{"0044207*"}}).Check("9 0044 207 946 0000"); err != nil {
-		t.Errorf("allowed international number behind the access code refused: %v", err)
-	}
-	if err := d.Check(&linedriver.Record{Fields: map[string]string{"fax_number": "5550100"}}); err == nil {
-		t.Error("record without documents accepted")
-	}
-}
-
 func TestOptionsStrict(t *testing.T) {
 	bad := []string{
 		`{}`,
@@ -378,13 +327,15 @@ func TestOptionsStrict(t *testing.T) {
 		`{"devices": [{"device": "/dev/ttyS0"}], "retry": {"delay": {"busy": "soon"}}}`,
 		`{"devices": [{"device": "/dev/ttyS0"}], "modulations": ["V.17", "V29"]}`,
 		`{"devices": [{"device": "/dev/ttyS0"}], "max_speed": 1200}`,
+		`{"devices": [{"device": "/dev/ttyS0"}], "dial": {"region": "US"}, "max_speed": 1200}`,
+		`{"devices": [{"device": "/dev/ttyS0", "dial_modifiers": "9,"}], "dial": {"region": "US"}}`,
 	}
 	for _, raw := range bad {
 		if _, err := New("fax", json.RawMessage(raw), nil); err == nil {
 			t.Errorf("options %s accepted", raw)
 		}
 	}
-	drv, err := New("fax", json.RawMessage(`{"devices": [{"device": "/dev/ttyS0", "class": "auto", "init": ["&K4"], "dial_prefix": "9,"}], "modulations": ["v.17", "V.27ter"], "retry": {"max_attempts": 3, "delay": {"busy": "90s"}}}`), nil)
+	drv, err := New("fax", json.RawMessage(`{"devices": [{"device": "/dev/ttyS0", "class": "auto", "init": ["&K4"], "dial_modifiers": "t"}], "dial": {"region": "US"}, "modulations": ["v.17", "V.27ter"], "retry": {"max_attempts": 3, "delay": {"busy": "90s"}}}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,47 +347,3 @@ func TestOptionsStrict(t *testing.T) {
 	}
 }
 
-func FuzzNormalize(f *testing.F) {
-	f.Add("+1 (555) 010-0100")
-	f.Add("T9,W5550100")
-	f.Fuzz(func(t *testing.T, s string) {
-		n, err := Normalize(s)
-		if err != nil {
-			return
-		}
-		if strings.ContainsAny(n, " ;\r\n") {
-			t.Fatalf("Normalize(%q) = %q", s, n)
-		}
-		DialPolicy{}.Check(s) //nolint:errcheck
-	})
-}
-
-// Feature codes and digits after a pause must not hide an international or
-// premium-rate number from the policy.
-func TestDialPolicyModifiers(t *testing.T) {
-	def := DialPolicy{}
-	pbx := DialPolicy{OutsideLine: []string{"9"}}
-	allow := DialPolicy{Allow: []string{"555*", "0044207*"}}
-	for _, tt := range []struct {
-		p      DialPolicy
-		number string
-		ok     bool
-	}{
-		{def, "*67 1 900 555 0199", false}, // caller ID block, then premium
-		{def, "*72 011 44 20 7946 0000", false},
-		{def, "555 0100#", false},
-		{def, "555 0100, 011 44 20 7946 0000", false}, // calling card, then abroad
-		{def, "555 0100 W 1 900 555 0199", false},
-		{def, "555 0100, 1234", true}, // DTMF digits after the call connects
-		{def, "T555-0100", true},
-		{pbx, "9, 555 0100", true},
-		{pbx, "9, 011 44 20 7946 0000", false},
-		{pbx, "9, 1 900 555 0199", false},
-		{allow, "5550100, 0033 1 4000 0000", false},
-		{allow, "5550100, 0044 207 946 0000", true},
-	} {
-		if _, err := tt.p.Check(tt.number); (err == nil) != tt.ok || err != nil && !errors.Is(err, ErrDenied) {
-			t.Errorf("%+v: Check(%q) = %v, want ok=%v", tt.p, tt.number, err, tt.ok)
-		}
-	}
-}

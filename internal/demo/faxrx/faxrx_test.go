@@ -30,13 +30,14 @@ func TestReceivesWhatTheDriverSends(t *testing.T) {
 				Devices:    []faxmodem.DeviceConfig{{Device: rx.Device, Class: "1", Flow: "none"}},
 				LocalID:    "+1 555 0001",
 				Resolution: res,
+				Dial:       faxmodem.DialPlan{Region: "US"},
 			}, nil)
 			text := "Line one of the test fax.\n"
 			for i := 0; i < 90; i++ {
 				text += "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n"
 			}
 			job := &linedriver.Job{ID: "j1", Driver: "fax", Attempt: 1, Record: linedriver.Record{
-				Fields:    map[string]string{"fax_number": "5550100"},
+				Fields:    map[string]string{"fax_number": "+12015550100"},
 				Documents: []linedriver.Document{{Name: "a.txt", MediaType: "text/plain", Data: []byte(text)}},
 			}}
 			want, err := drv.Render(ctx, job)
@@ -54,7 +55,7 @@ func TestReceivesWhatTheDriverSends(t *testing.T) {
 				t.Fatalf("received %d pages, want %d", len(pages), len(want))
 			}
 			for i, p := range pages {
-				if p.Err != nil || p.Call != 1 || p.Page != i+1 || p.Number != "5550100" || p.TSI != "+1 555 0001" {
+				if p.Err != nil || p.Call != 1 || p.Page != i+1 || p.Number != "12015550100" || p.TSI != "+1 555 0001" {
 					t.Fatalf("page %d: %+v", i+1, p)
 				}
 				if p.Ink <= 0.001 {

@@ -44,12 +44,12 @@ func BenchmarkFaxLine(b *testing.B) {
 	testenv.LookPath(b, "efix")
 	testenv.LookPath(b, "gs")
 	dir := b.TempDir()
-	opts := `{"devices": [{"device": "unused"}], "local_id": "+1 555 0001", "resolution": "fine", "encoding": "mh", "dial": {"allow": ["100X"]}}`
+	opts := `{"devices": [{"device": "unused"}], "local_id": "+1 555 0001", "resolution": "fine", "encoding": "mh", "dial": {"region": "US"}}`
 	drv, err := faxmodem.New("fax", json.RawMessage(opts), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	pages, err := drv.(*faxmodem.Driver).Render(context.Background(), benchJob("1002"))
+	pages, err := drv.(*faxmodem.Driver).Render(context.Background(), benchJob("+12015550102"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -107,12 +107,12 @@ func BenchmarkFaxLine(b *testing.B) {
 	b.Run("mediagw", func(b *testing.B) {
 		b.StopTimer()
 		run(b, func(ctx context.Context, line *Line) error {
-			o := fmt.Sprintf(`{"devices": [{"device": %q}], "local_id": "+1 555 0001", "resolution": "fine", "encoding": "mh", "dial": {"allow": ["100X"]}}`, line.DevA)
+			o := fmt.Sprintf(`{"devices": [{"device": %q}], "local_id": "+1 555 0001", "resolution": "fine", "encoding": "mh", "dial": {"region": "US"}}`, line.DevA)
 			d, err := faxmodem.New("fax", json.RawMessage(o), nil)
 			if err != nil {
 				return err
 			}
-			out := d.Deliver(ctx, benchJob(line.NumB), nil)
+			out := d.Deliver(ctx, benchJob(line.FaxB), nil)
 			if out.Result != linedriver.Delivered {
 				return fmt.Errorf("not delivered: %s: %s", out.Category, out.Reason)
 			}

@@ -26,11 +26,14 @@ import (
 
 // Line is a running pair of soft modems.
 type Line struct {
-	Dir    string // working directory (configs, ptys, received files)
-	DevA   string // the calling modem's tty
-	DevB   string // the answering modem's tty
-	NumB   string // what to dial to reach B
-	NumA   string // what to dial to reach A
+	Dir  string // working directory (configs, ptys, received files)
+	DevA string // the calling modem's tty
+	DevB string // the answering modem's tty
+	NumB string // what to dial to reach B
+	NumA string // what to dial to reach A
+	// FaxB is a fax number (E.164, region US) for the fax driver, whose
+	// dial plan makes it 12015550102: B answers whatever A dials.
+	FaxB   string
 	cancel context.CancelFunc
 	procs  []*exec.Cmd
 	logs   []*lockedBuffer
@@ -93,7 +96,7 @@ func Start(ctx context.Context, dir string) (*Line, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	l := &Line{Dir: dir, DevA: filepath.Join(dir, "ttyIAXA"), DevB: filepath.Join(dir, "ttyIAXB"), NumA: "1001", NumB: "1002", cancel: cancel}
+	l := &Line{Dir: dir, DevA: filepath.Join(dir, "ttyIAXA"), DevB: filepath.Join(dir, "ttyIAXB"), NumA: "1001", NumB: "1002", FaxB: "+12015550102", cancel: cancel}
 	confs := []struct{ name, dev string }{{"modemA", l.DevA}, {"modemB", l.DevB}}
 	ports := [][2]int{{pa, pb}, {pb, pa}}
 	nums := []string{"1001", "1002"}

@@ -85,14 +85,14 @@ func TestRealLineDriverJob(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	opts := fmt.Sprintf(`{"devices": [{"device": %q}], "local_id": "+1 555 0001", "header": "mediagw line test",
-		"resolution": "fine", "encoding": "mh", "dial": {"allow": ["100X"]}}`, line.DevA)
+		"resolution": "fine", "encoding": "mh", "dial": {"region": "US"}}`, line.DevA)
 	drv, err := faxmodem.New("fax", json.RawMessage(opts), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := drv.(*faxmodem.Driver)
 	job := &linedriver.Job{ID: "job-real", Attempt: 1, Accepted: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC),
-		Record: linedriver.Record{Fields: map[string]string{"fax_number": line.NumB}, Documents: []linedriver.Document{
+		Record: linedriver.Record{Fields: map[string]string{"fax_number": line.FaxB}, Documents: []linedriver.Document{
 			{Name: "body.txt", MediaType: "text/plain", Data: []byte("Alarm report\nZone 4 open at 09:58.\nPanel 17, account 4711.\n")},
 			{Name: "map.pdf", MediaType: "application/pdf", Data: tinyPDF()},
 			{Name: "camera.png", MediaType: "image/png", Data: photo()},
