@@ -13,8 +13,8 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
 
-	"github.com/mediagw/mediagw/datamap/dial"
 	"github.com/mediagw/mediagw/datamap/mailparse"
+	"github.com/mediagw/mediagw/phone"
 )
 
 // Result is the record a map makes of one mail.
@@ -510,11 +510,18 @@ func (s *state) field(f *field) *Rejection {
 			out.Value, out.Source = *f.spec.Default, "default"
 			out.Rule = "no match in " + f.missing
 			s.add(out)
+			s.addWritten(f, out)
 			return nil
 		}
 	}
+	written := out
 	v, rule, err := s.validate(f, out.Value)
-	if err != nil {
+	var perr *phone.Error
+	switch {
+	case errors.As(err, &perr):
+		// It quotes what was written and names the forms accepted.
+		return s.reject(out, name, fmt.Sprintf("%s (from %s)", err, out.Source))
+	case err != nil:
 		return s.reject(out, name, fmt.Sprintf("%s (value %q from %s)", err, truncate(out.Value, 80), out.Source))
 	}
 	out.Value = v
@@ -522,7 +529,23 @@ func (s *state) field(f *field) *Rejection {
 		out.Rule += "; " + rule
 	}
 	s.add(out)
+	s.addWritten(f, written)
 	return nil
+}
+
+// WrittenSuffix names the field that keeps a fax number as the sender
+// wrote it, beside the E.164 one: fax_number_as_written.
+const WrittenSuffix = "_as_written"
+
+// addWritten keeps a fax number as written, for reports and the preview.
+func (s *state) addWritten(f *field, written Field) {
+	if f.spec.Type != "fax" {
+		return
+	}
+	written.Name += WrittenSuffix
+	written.Type = "string"
+	written.Rule += " (as written, before E.164)"
+	s.add(written)
 }
 
 func (s *state) add(f Field) {
@@ -545,22 +568,16 @@ func (s *state) validate(f *field, v string) (string, string, error) {
 		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
 			return "", "", errors.New("not an integer")
 		}
-	case "phone":
-		digits, intl, err := dial.Clean(v)
+	case "phone", "fax":
+		n, err := phone.Parse(v, s.m.spec.Region)
 		if err != nil {
-			return "", "", errors.New("not a phone number")
+			return "", "", err
 		}
-		if intl {
-			digits = "+" + digits
+		rule = fmt.Sprintf("E.164, %s in %s", strings.ReplaceAll(string(n.Type), "_", " "), n.Region)
+		if n.AccessCode != "" {
+			rule += fmt.Sprintf(" (outside-line code %q dropped)", n.AccessCode)
 		}
-		v = digits
-	case "fax":
-		n, err := s.m.spec.Dial.Normalize(v)
-		if err != nil {
-			return "", "", errors.New(strings.TrimPrefix(err.Error(), dial.ErrInvalid.Error()+": "))
-		}
-		rule = "dial rules: " + n.Canonical + " → " + n.Dial
-		v = n.Dial
+		v = n.E164
 	case "email":
 		a, err := mail.ParseAddress(v)
 		if err != nil {

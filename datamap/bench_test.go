@@ -18,7 +18,7 @@ import (
 func typicalMail(size int, attachments int) []byte {
 	r := rand.New(rand.NewPCG(3, 4))
 	var b bytes.Buffer
-	b.WriteString("From: Jane Doe <jane.doe@contoso.example>\r\nTo: \"+15551234567@fax.example.com\" <+15551234567@fax.example.com>\r\n" +
+	b.WriteString("From: Jane Doe <jane.doe@contoso.example>\r\nTo: \"+12015551234@fax.example.com\" <+12015551234@fax.example.com>\r\n" +
 		"Subject: RE: Order 4711\r\nDate: Tue, 10 Nov 2026 10:30:00 +0000\r\nMessage-ID: <bench@contoso.example>\r\nMIME-Version: 1.0\r\n" +
 		"Content-Type: multipart/mixed; boundary=\"_mixed_\"\r\n\r\n--_mixed_\r\nContent-Type: multipart/alternative; boundary=\"_alt_\"\r\n\r\n")
 	text := "Hi team,\r\n\r\nPlease fax the order.\r\nAttention: Harbour Logistics\r\n\r\nKind regards,\r\nJane\r\n-- \r\nJane Doe | Contoso\r\n\r\n" +

@@ -10,6 +10,8 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/mediagw/mediagw/phone"
 )
 
 // Map is a compiled data map. It is safe for concurrent use.
@@ -102,10 +104,21 @@ func Compile(name string, spec Spec) (*Map, error) {
 	if spec.Limits.MaxDocumentBytes < 0 || spec.Limits.MaxTextBytes < 0 || spec.Limits.MaxParts < 0 {
 		bad("limits", "limits must not be negative")
 	}
-	if err := spec.Dial.Validate(); err != nil {
-		for _, e := range unjoin(err) {
-			bad("dial", "%v", e)
+	if spec.Dial != nil {
+		var old struct {
+			CountryCode string `yaml:"country_code"`
 		}
+		spec.Dial.Node.Decode(&old) //nolint:errcheck // only for the hint
+		region := "US"
+		if cc, err := strconv.Atoi(old.CountryCode); err == nil {
+			if r := phone.RegionOf(cc); r != "" {
+				region = r
+			}
+		}
+		bad("dial", "line %d: the dial rules were removed: fax numbers are E.164 now; write region: %s in the map for numbers without a country code, and the outside line in the fax driver's dial section (region: %s, outside_line)", spec.Dial.Node.Line, region, region)
+	}
+	if spec.Region != "" && !phone.ValidRegion(spec.Region) {
+		bad("region", "%q is not an ISO 3166 country code (US, GB, DE, …)", spec.Region)
 	}
 
 	seen := map[string]bool{}
@@ -181,6 +194,11 @@ func Compile(name string, spec Spec) (*Map, error) {
 			}
 		}
 		m.fields = append(m.fields, f)
+	}
+	for _, fs := range spec.Fields {
+		if fs.Type == "fax" && seen[fs.Name+WrittenSuffix] {
+			bad("field "+fs.Name+WrittenSuffix, "is the name the map gives to field %s as written; rename it", fs.Name)
+		}
 	}
 
 	for i, rs := range spec.Rejects {

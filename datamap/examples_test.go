@@ -23,6 +23,19 @@ type want struct {
 	reject string // the whole rejection, when one is expected
 }
 
+// fieldNames is the fields of a result, in order: those of the spec, each
+// fax number followed by the number as written.
+func fieldNames(m *Map) []string {
+	var names []string
+	for _, f := range m.fields {
+		names = append(names, f.spec.Name)
+		if f.spec.Type == "fax" {
+			names = append(names, f.spec.Name+WrittenSuffix)
+		}
+	}
+	return names
+}
+
 func check(t *testing.T, m *Map, raw []byte, w want) {
 	t.Helper()
 	res, err := m.Apply(raw)
@@ -59,13 +72,15 @@ func check(t *testing.T, m *Map, raw []byte, w want) {
 	if got := strings.Join(res.Routes, ","); got != w.routes {
 		t.Errorf("routes = %s, want %s", got, w.routes)
 	}
-	// Every field is in spec order and none is silently empty.
-	if len(res.Fields) != len(m.fields) {
-		t.Errorf("%d fields, want %d", len(res.Fields), len(m.fields))
+	// Every field is in spec order, a fax number followed by the number as
+	// written, and none is silently empty.
+	names := fieldNames(m)
+	if len(res.Fields) != len(names) {
+		t.Fatalf("%d fields, want %d", len(res.Fields), len(names))
 	}
 	for i, f := range res.Fields {
-		if f.Name != m.fields[i].spec.Name {
-			t.Errorf("field %d is %s, want %s", i, f.Name, m.fields[i].spec.Name)
+		if f.Name != names[i] {
+			t.Errorf("field %d is %s, want %s", i, f.Name, names[i])
 		}
 		if f.Source == "" || f.Rule == "" {
 			t.Errorf("field %s has no provenance: %+v", f.Name, f)
@@ -84,29 +99,29 @@ func TestEmailToFaxMap(t *testing.T) {
 		want want
 	}{
 		{"to local part, pdf and tiff", readMail(t, "pdf-tiff.eml"), want{
-			fields: map[string]string{"fax_number": "91234567", "sender": "scanner@office.example", "subject": "Scanned documents", "recipient": "Fax"},
+			fields: map[string]string{"fax_number": "+12015551234", "fax_number_as_written": "+12015551234", "sender": "scanner@office.example", "subject": "Scanned documents", "recipient": "Fax"},
 			docs:   []string{"invoice.pdf application/pdf", "scan.tif image/tiff"}, routes: "fax"}},
 		{"subject, html-only body as cover", plainMail("To: fax@fax.example.com\nSubject: Fax: +1 (212) 555-0100\nContent-Type: text/html; charset=utf-8\n",
 			"<p>Attention: Billing&nbsp;Dept</p><p>Call us.</p>"), want{
-			fields: map[string]string{"fax_number": "912125550100", "recipient": "Billing Dept", "subject": ""},
+			fields: map[string]string{"fax_number": "+12125550100", "fax_number_as_written": "+1 (212) 555-0100", "recipient": "Billing Dept", "subject": ""},
 			docs:   []string{"cover.txt text/plain; charset=utf-8"}, routes: "fax"}},
 		{"header X-Fax-Number, international", plainMail("To: fax@fax.example.com\nSubject: Hello\nX-Fax-Number: +44 20 7946 0018\n", "Hello there.\n"), want{
-			fields: map[string]string{"fax_number": "9011442079460018", "subject": "Hello"},
+			fields: map[string]string{"fax_number": "+442079460018", "fax_number_as_written": "+44 20 7946 0018", "subject": "Hello"},
 			docs:   []string{"cover.txt text/plain; charset=utf-8"}, routes: "fax-international"}},
 		{"Outlook signature, disclaimer and quoted reply stripped", readMail(t, "outlook-signature-disclaimer.eml"), want{
 			fields: map[string]string{"fax_number": "", "recipient": "Harbour Logistics Ltd"},
 			reject: "fax_number: no match in To, Subject or X-Fax-Number"}},
 		{"Outlook HTML only", readMail(t, "outlook-html-only.eml"), want{
-			fields: map[string]string{"fax_number": "91234567", "recipient": "Mr. Robert Miller", "subject": "Purchase order PO-2026-0815", "sender": "sandra.lopez@contoso.example"},
+			fields: map[string]string{"fax_number": "+12015551234", "recipient": "Mr. Robert Miller", "subject": "Purchase order PO-2026-0815", "sender": "sandra.lopez@contoso.example"},
 			docs:   []string{"cover.txt text/plain; charset=utf-8"}, routes: "fax"}},
 		{"Apple Mail inline image", readMail(t, "apple-inline-image.eml"), want{
-			fields: map[string]string{"fax_number": "90113314567890"},
+			fields: map[string]string{"fax_number": "+33145678900"},
 			docs:   []string{"IMG_0042.jpeg image/jpeg"}, routes: "fax-international"}},
 		{"RFC 2231 names", readMail(t, "rfc2231-filenames.eml"), want{
-			fields: map[string]string{"fax_number": "901149301234567"},
+			fields: map[string]string{"fax_number": "+49301234567"},
 			docs:   []string{"€ Rechnung März.pdf application/pdf", "Lieferschein Nr. 4711 übersicht.tif image/tiff", "Übersicht 2026.pdf application/pdf"}, routes: "fax-international"}},
 		{"gmail subject number", readMail(t, "gmail-alternative.eml"), want{
-			fields: map[string]string{"fax_number": "99876543", "recipient": "Dr. Müller"},
+			fields: map[string]string{"fax_number": "+12019876543", "fax_number_as_written": "+1 (201) 987-6543", "recipient": "Dr. Müller"},
 			docs:   []string{"cover.txt text/plain; charset=utf-8"}, routes: "fax"}},
 		{"winmail.dat", readMail(t, "winmail.eml"), want{
 			reject: "documents: winmail.dat (TNEF) attachment not decoded; ask the sender to send HTML or plain text mail"}},
@@ -115,8 +130,15 @@ func TestEmailToFaxMap(t *testing.T) {
 		{"no number anywhere", plainMail("To: fax@fax.example.com\nSubject: please fax\n", "no number\n"), want{
 			reject: "fax_number: no match in To, Subject or X-Fax-Number"}},
 		{"number with letters", plainMail("To: fax@fax.example.com\nSubject: x\nX-Fax-Number: 555-CALL-NOW\n", "x\n"), want{
-			reject: `fax_number: "555-CALL-NOW": unexpected 'C' at 4 (value "555-CALL-NOW" from header X-Fax-Number)`}},
-		{"no sender", []byte("To: +15551234567@fax.example.com\r\nSubject: x\r\n\r\nhello\r\n"), want{
+			reject: `fax_number: "555-CALL-NOW" holds 'C'; only digits, spaces, + ( ) - . / and a pause after an outside-line code are read; write it as "+1 201-555-0123", "(201) 555-0123" (a number in US) or "0049 30 123456" (from header X-Fax-Number)`}},
+		{"number without an area code", plainMail("To: fax@fax.example.com\nSubject: x\nX-Fax-Number: 555-0100\n", "x\n"), want{
+			reject: `fax_number: "555-0100" is not a valid number in US (nor one with a country code); write it as "+1 201-555-0123", "(201) 555-0123" (a number in US) or "0049 30 123456" (from header X-Fax-Number)`}},
+		{"feature code", plainMail("To: fax@fax.example.com\nSubject: x\nX-Fax-Number: *67 201 555 0100\n", "x\n"), want{
+			reject: `fax_number: "*67 201 555 0100" holds a feature code (* or #); feature codes are not dialled from a message; write it as "+1 201-555-0123", "(201) 555-0123" (a number in US) or "0049 30 123456" (from header X-Fax-Number)`}},
+		{"outside line written by the sender, dropped", plainMail("To: fax@fax.example.com\nSubject: x\nX-Fax-Number: 9, 0049 30 1234567\n", "x\n"), want{
+			fields: map[string]string{"fax_number": "+49301234567", "fax_number_as_written": "9, 0049 30 1234567"},
+			docs:   []string{"cover.txt text/plain; charset=utf-8"}, routes: "fax-international"}},
+		{"no sender", []byte("To: +12015551234@fax.example.com\r\nSubject: x\r\n\r\nhello\r\n"), want{
 			reject: "sender: no match in From"}},
 		{"not a message", []byte("\x00\x01garbage without a header"), want{
 			reject: "message: mailparse: malformed message: header: message: malformed MIME header line: ??garbage without a header"}},

@@ -20,7 +20,7 @@ func bigMail(mediaType, name string, n int, body string) []byte {
 	}
 	var b bytes.Buffer
 	b.Grow(n*4/3 + n/38 + 4096)
-	b.WriteString("From: Scanner <scanner@office.example>\r\nTo: +15551234567@fax.example.com\r\nSubject: big\r\n" +
+	b.WriteString("From: Scanner <scanner@office.example>\r\nTo: +12015551234@fax.example.com\r\nSubject: big\r\n" +
 		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"BIG\"\r\n\r\n--BIG\r\n" +
 		"Content-Type: text/plain; charset=utf-8\r\n\r\n" + body + "\r\n--BIG\r\n" +
 		fmt.Sprintf("Content-Type: %s\r\nContent-Disposition: attachment; filename=%q\r\nContent-Transfer-Encoding: base64\r\n\r\n", mediaType, name))

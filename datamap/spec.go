@@ -9,22 +9,39 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/mediagw/mediagw/datamap/dial"
 )
 
 // Spec is a data map as an operator writes it in YAML. A map file
 // (examples/maps/*.yaml) is one Spec document; the host embeds the same
 // shape in its configuration.
 type Spec struct {
-	Description string         `yaml:"description,omitempty"`
-	Preprocess  Preprocess     `yaml:"preprocess,omitempty"`
-	Limits      Limits         `yaml:"limits,omitempty"`
-	Dial        dial.Rules     `yaml:"dial,omitempty"`
-	Fields      []FieldSpec    `yaml:"fields"`
-	Rejects     []RejectSpec   `yaml:"rejects,omitempty"`
-	Documents   []DocumentSpec `yaml:"documents,omitempty"`
-	Routes      []RouteSpec    `yaml:"routes"`
+	Description string     `yaml:"description,omitempty"`
+	Preprocess  Preprocess `yaml:"preprocess,omitempty"`
+	Limits      Limits     `yaml:"limits,omitempty"`
+	// Region is the ISO 3166 code of the country whose numbers senders
+	// write without a country code ("US", "GB", "DE"). Fields of type phone
+	// and fax are read with it into E.164; without it only numbers with a
+	// country code are accepted.
+	Region string `yaml:"region,omitempty"`
+	// Dial held the dial rules of earlier versions. A map that still has
+	// them does not compile: the error names what replaced them.
+	Dial      *RemovedKey    `yaml:"dial,omitempty"`
+	Fields    []FieldSpec    `yaml:"fields"`
+	Rejects   []RejectSpec   `yaml:"rejects,omitempty"`
+	Documents []DocumentSpec `yaml:"documents,omitempty"`
+	Routes    []RouteSpec    `yaml:"routes"`
+}
+
+// RemovedKey is a key of earlier versions, kept so that Compile can name
+// what replaced it instead of reporting an unknown key.
+type RemovedKey struct {
+	Node yaml.Node
+}
+
+// UnmarshalYAML keeps the node, whatever it holds.
+func (r *RemovedKey) UnmarshalYAML(n *yaml.Node) error {
+	r.Node = *n
+	return nil
 }
 
 // RejectSpec rejects a mail on a condition, checked after the fields and
@@ -82,9 +99,10 @@ type FieldSpec struct {
 	Default *string `yaml:"default,omitempty"`
 	// Required rejects the mail when no value is found.
 	Required bool `yaml:"required,omitempty"`
-	// Type validates (and for fax, normalises) the value: string (default),
-	// integer, phone, fax (phone made a dial string by the map's dial rules),
-	// email.
+	// Type validates (and for phone and fax, normalises) the value:
+	// string (default), integer, phone (read with Region into E.164), fax
+	// (as phone; the number as written is kept in the field
+	// NAME_as_written), email.
 	Type string `yaml:"type,omitempty"`
 	// Pattern is an RE2 the whole value must match.
 	Pattern string `yaml:"pattern,omitempty"`

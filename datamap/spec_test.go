@@ -1,6 +1,7 @@
 package datamap
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,7 +47,8 @@ func TestCompileErrors(t *testing.T) {
 	spec, err := Parse("bad.yaml", []byte(`
 preprocess:
   strip_disclaimers: ['(']
-dial: {country_code: "+1"}
+dial: {country_code: "44"}
+region: USA
 fields:
   - name: 1bad
     required: true
@@ -102,7 +104,8 @@ routes:
 	msg := err.Error()
 	for _, want := range []string{
 		"datamap m: preprocess.strip_disclaimers[0]: error parsing regexp",
-		"datamap m: dial: country_code",
+		"datamap m: dial: line 4: the dial rules were removed: fax numbers are E.164 now; write region: GB in the map",
+		`datamap m: region: "USA" is not an ISO 3166 country code`,
 		`field 1bad: name "1bad" must be letters`,
 		"field nodefault: optional field needs a default",
 		"field both: has both from: and expr:",
@@ -174,11 +177,44 @@ func TestReadmeMap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := m.Apply([]byte("From: a@example.com\r\nTo: +15551234567@fax.example.com\r\nSubject: x\r\n\r\n123 BA 01 2\r\n"))
+	res, err := m.Apply([]byte("From: a@example.com\r\nTo: +12015551234@fax.example.com\r\nSubject: x\r\n\r\n123 BA 01 2\r\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Value("fax_number") != "91234567" || res.Value("zone") != "front" || res.Value("priority") != "high" || strings.Join(res.Routes, ",") != "fax-fast" {
+	if res.Value("fax_number") != "+12015551234" || res.Value("zone") != "front" || res.Value("priority") != "high" || strings.Join(res.Routes, ",") != "fax-fast" {
 		t.Errorf("fields %v routes %v", res.Values(), res.Routes)
+	}
+}
+
+// A fax field is followed by the number as written; a field of that name
+// is refused, and a phone field is E.164 without a second field.
+func TestPhoneAndFaxFields(t *testing.T) {
+	spec, err := Parse("m.yaml", []byte(`
+region: GB
+fields:
+  - {name: fax, required: true, type: fax, from: [{source: subject}]}
+  - {name: callback, required: true, type: phone, from: [{source: header:X-Callback}]}
+  - {name: written, expr: 'fields.fax_as_written', default: ""}
+routes:
+  - drivers: [fax]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Compile("m", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Apply([]byte("From: a@example.com\r\nSubject: 020 7946 0018\r\nX-Callback: 0049 30 1234567\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"fax": "+442079460018", "fax_as_written": "020 7946 0018", "callback": "+49301234567", "written": "020 7946 0018"}
+	if got := res.Values(); !maps.Equal(got, want) {
+		t.Errorf("fields %v, want %v", got, want)
+	}
+	spec.Fields = append(spec.Fields, FieldSpec{Name: "fax_as_written", Default: new(string), From: []SourceSpec{{Source: "subject"}}})
+	if _, err := Compile("m", spec); err == nil || !strings.Contains(err.Error(), "field fax_as_written: is the name the map gives to field fax as written") {
+		t.Errorf("Compile with a field fax_as_written: %v", err)
 	}
 }

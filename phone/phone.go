@@ -98,6 +98,15 @@ func (t Type) Describe() string {
 // (ISO 3166 alpha-2, upper case: "US", "GB", "DE").
 func ValidRegion(r string) bool { return phonenumbers.GetSupportedRegions()[r] }
 
+// RegionOf is the main region of a country calling code (1 → "US",
+// 44 → "GB"), or "" for none.
+func RegionOf(countryCode int) string {
+	if r := phonenumbers.GetRegionCodeForCountryCode(countryCode); ValidRegion(r) {
+		return r
+	}
+	return ""
+}
+
 // Number is a parsed number.
 type Number struct {
 	E164       string // "+12015550123"

@@ -346,4 +346,3 @@ func TestOptionsStrict(t *testing.T) {
 		t.Error("faxmodem is not registered")
 	}
 }
-
