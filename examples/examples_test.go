@@ -169,6 +169,13 @@ func TestValidateNamesTheMistake(t *testing.T) {
 			line: "failed_folder:", want: "connector alarms: config.failed_folder"},
 		{name: "fax class", file: "maildir-to-fax.yaml", from: `init: ["+FLO=1"]              # XON/XOFF flow control (T.31); &K4 on some modems`, to: `class: "3"`,
 			line: "  fax:", want: `devices[0]: class "3" (want auto, 1, 1.0, 2 or 2.0)`},
+		{name: "outside line as a list, as before", file: "maildir-to-fax.yaml", from: `outside_line: "9"               # the PBX's code`, to: `outside_line: ["9"]               # the PBX's code`,
+			line: "  fax:", want: `dial.outside_line is one code now, not a list (outside_line: "9")`},
+		{name: "dial_prefix, as before", file: "maildir-to-fax.yaml", from: `init: ["+FLO=1"]              # XON/XOFF flow control (T.31); &K4 on some modems`, to: `dial_prefix: "T9,"`,
+			line: "  fax:", want: `dial_prefix was removed: the outside-line code goes in the driver's dial.outside_line, the modem's dial modifiers (T, P, W, ',') in dial_modifiers`},
+		{name: "premium list, as before", file: "maildir-to-fax.yaml", from: `        region: US                      # the line is in the US`, to: `        premium: ["900*"]
+        region: US                      # the line is in the US`,
+			line: "  fax:", want: `dial.premium was removed: number types come from the numbering plan now`},
 		{name: "route to a missing driver", file: "alarm-email-to-file.yaml", from: "  alarm-backup:", to: "  alarm-spare:",
 			line: "alarms:", want: `map alarm routes to driver "alarm-backup", which is not defined under drivers:`},
 	}
@@ -235,23 +242,23 @@ var samples = []sample{
 		reject: `event: not one of the allowed values`},
 
 	{config: "maildir-to-fax.yaml", connector: "inbox", mail: "samples/fax-pdf.eml",
-		fields: map[string]string{"fax_number": "91234567", "recipient": "Accounts Payable", "sender": "carol@contoso.example", "subject": "Invoice 2026-117"},
+		fields: map[string]string{"fax_number": "+12015550142", "recipient": "Accounts Payable", "sender": "carol@contoso.example", "subject": "Invoice 2026-117"},
 		docs:   []string{"invoice-2026-117.pdf application/pdf"}, routes: []string{"fax"}},
 	{config: "maildir-to-fax.yaml", connector: "inbox", mail: "samples/fax-international-text.eml",
-		fields: map[string]string{"fax_number": "9011442079460018", "recipient": "London office", "sender": "dave@contoso.example"},
+		fields: map[string]string{"fax_number": "+442079460018", "fax_number_as_written": "+44 20 7946 0018", "recipient": "London office", "sender": "dave@contoso.example"},
 		docs:   []string{"cover.txt text/plain; charset=utf-8"}, routes: []string{"fax-international"},
 		// the domestic line would refuse it too, had the map sent it there
 		refuse: map[string]string{"fax": "is international"}},
 	{config: "maildir-to-fax.yaml", connector: "inbox", mail: "samples/fax-premium.eml",
-		fields: map[string]string{"fax_number": "919005550123"},
+		fields: map[string]string{"fax_number": "+19005550123", "fax_number_as_written": "1-900-555-0123"},
 		docs:   []string{"cover.txt text/plain; charset=utf-8"}, routes: []string{"fax"},
-		refuse: map[string]string{"fax": "is a premium-rate number", "fax-international": "matches no allowed pattern"}},
+		refuse: map[string]string{"fax": "+19005550123 is a premium-rate number", "fax-international": "+19005550123 is a premium-rate number"}},
 
 	{config: "o365-to-fax.yaml", connector: "fax-mailbox", mail: "samples/fax-pdf.eml",
-		fields: map[string]string{"fax_number": "91234567", "recipient": "Accounts Payable"},
+		fields: map[string]string{"fax_number": "+12015550142", "recipient": "Accounts Payable"},
 		docs:   []string{"invoice-2026-117.pdf application/pdf"}, routes: []string{"fax"}},
 	{config: "o365-to-fax.yaml", connector: "fax-mailbox", mail: "samples/fax-premium.eml",
-		fields: map[string]string{"fax_number": "919005550123"}, routes: []string{"fax"},
+		fields: map[string]string{"fax_number": "+19005550123"}, routes: []string{"fax"},
 		docs:   []string{"cover.txt text/plain; charset=utf-8"},
 		refuse: map[string]string{"fax": "is a premium-rate number"}},
 }
@@ -411,7 +418,7 @@ func TestO365ExampleCommented(t *testing.T) {
 			t.Errorf("o365-to-fax.yaml: o365 setting %s is missing or has no comment", k)
 		}
 	}
-	for _, v := range []any{faxmodem.Options{}, faxmodem.DeviceConfig{}, faxmodem.RetryPolicy{}, faxmodem.DialPolicy{}} {
+	for _, v := range []any{faxmodem.Options{}, faxmodem.DeviceConfig{}, faxmodem.RetryPolicy{}, faxmodem.DialPlan{}} {
 		typ := reflect.TypeOf(v)
 		for i := range typ.NumField() {
 			tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")

@@ -141,8 +141,8 @@ func TestRunAlarmExample(t *testing.T) {
 
 // TestRunMaildirToFaxExample runs maildir-to-fax.yaml with its modem
 // replaced by the modem emulator on a pty: the PDF mail becomes a fax the
-// far end confirms, dialled with the map's dial rules; the 1-900 mail is
-// refused by the driver's dial policy and never dialled.
+// far end confirms, dialled by the driver's dial plan (outside line 9, then
+// 1 + area code); the 1-900 mail is refused by the plan and never dialled.
 func TestRunMaildirToFaxExample(t *testing.T) {
 	testenv.LookPath(t, "gs") // PDF pages are rendered by ghostscript
 	ctx, cancel := context.WithCancel(context.Background())
@@ -179,8 +179,8 @@ func TestRunMaildirToFaxExample(t *testing.T) {
 	g.stop(t)
 
 	calls := modem.Calls()
-	if len(calls) != 1 || calls[0].Number != "91234567" || !calls[0].Ended {
-		t.Fatalf("calls = %+v, want one completed call to 91234567", calls)
+	if len(calls) != 1 || calls[0].Number != "912015550142" || !calls[0].Ended {
+		t.Fatalf("calls = %+v, want one completed call to 912015550142", calls)
 	}
 	if calls[0].TSI != "+1 555 0100" {
 		t.Errorf("TSI = %q, want the example's local_id", calls[0].TSI)
