@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
+	"google.golang.org/protobuf/proto"
 )
 
 // ErrInvalid is matched (errors.Is) by every error Parse returns.
@@ -138,8 +139,7 @@ func (n Number) PhoneNumber() *phonenumbers.PhoneNumber {
 	if n.pn == nil {
 		return nil
 	}
-	c := *n.pn
-	return &c
+	return proto.Clone(n.pn).(*phonenumbers.PhoneNumber)
 }
 
 // maxWritten bounds what Parse looks at; no written number is longer.

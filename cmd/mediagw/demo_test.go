@@ -79,8 +79,8 @@ func TestDemo(t *testing.T) {
 	// Every step is narrated.
 	for _, step := range []string{
 		"identity: access token issued", "mailbox: XOAUTH2 login as fax@example.com: token verified",
-		"mailbox: IDLE", "mail arrives in INBOX", "gateway: mapped \"Invoice 1001\": fax_number=95550100",
-		"fax: dialling 95550100", "fax: training at V.17", "fax: sending page 1", "fax line: page 1 received",
+		"mailbox: IDLE", "mail arrives in INBOX", "gateway: mapped \"Invoice 1001\": fax_number=+12015550100",
+		"fax: dialling 912015550100", "fax: training at V.17", "fax: sending page 1", "fax line: page 1 received",
 		"fax: DELIVERED \"Invoice 1001\"", "mailbox: STORE uid 1 \\Seen",
 	} {
 		if !strings.Contains(r.stdout, step) {
@@ -115,7 +115,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("%d PNG files in received/, the summary lists %d", len(all), len(pngs))
 	}
 	// The bad number was rejected with its reason and moved aside.
-	if !regexp.MustCompile(`(?m)^\s+rejected\s+"Fax: 1-900-555-0199 special offer"\s+.*919005550199 is a premium-rate number \(moved to the mailbox folder mediagw-failed\)$`).MatchString(r.stdout) {
+	if !regexp.MustCompile(`(?m)^\s+rejected\s+"Fax: 1-900-555-0199 special offer"\s+.*\+19005550199 is a premium-rate number \(premium_rate in dial\.deny_types\) \(moved to the mailbox folder mediagw-failed\)$`).MatchString(r.stdout) {
 		t.Errorf("no rejection of the premium-rate mail in the summary:\n%s", r.stdout)
 	}
 	log, err := os.ReadFile(filepath.Join(dir, "gateway.log"))

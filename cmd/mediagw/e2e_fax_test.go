@@ -175,6 +175,7 @@ drivers:
       local_id: "+1 555 0001"
       resolution: standard
       modulations: [V.29]
+      dial: {region: US}
       retry:
         delay: {%s}
   fax-international:
@@ -300,7 +301,7 @@ func TestKillHostMidPage(t *testing.T) {
 	want := rendered(t, images)
 	sim := startFaxsim(t)
 	s := newFaxSite(t, sim.dev, "busy: 1s")
-	s.drop("fax-1.eml", faxMail(t, "5550100", images))
+	s.drop("fax-1.eml", faxMail(t, "2015550100", images))
 
 	g := s.start()
 	plugin := g.pluginPid(t)
@@ -369,7 +370,7 @@ func TestFaxBusyThenDelivered(t *testing.T) {
 	want := rendered(t, images)
 	sim := startFaxsim(t, "-dial-first", "BUSY,BUSY")
 	s := newFaxSite(t, sim.dev, "busy: 500ms")
-	s.drop("fax-2.eml", faxMail(t, "5550199", images))
+	s.drop("fax-2.eml", faxMail(t, "2015550199", images))
 	g := s.start()
 	waitFor(t, "the fax delivered", 60*time.Second, func() bool {
 		return strings.Contains(g.logText(), "event=delivered")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -18,7 +19,7 @@ import (
 func init() {
 	register(command{
 		Name:  "fax send",
-		Usage: "--device DEV [--class auto|1|1.0|2|2.0] --to NUMBER [-v] FILE...",
+		Usage: "--device DEV --region CC [--class auto|1|1.0|2|2.0] --to NUMBER [-v] FILE...",
 		Short: "send files as one fax through a fax modem, printing each T.30 step with -v",
 		Run:   runFaxSend,
 	})
@@ -51,37 +52,49 @@ func runFaxSend(args []string) int {
 	fs := flag.NewFlagSet("fax send", flag.ContinueOnError)
 	device := fs.String("device", "", "serial device of the fax modem (e.g. /dev/ttyUSB0)")
 	class := fs.String("class", "auto", "fax class: auto, 1, 1.0, 2 or 2.0")
-	to := fs.String("to", "", "fax number to dial")
+	to := fs.String("to", "", "fax number: +1 201 555 0123, or as written in --region")
+	region := fs.String("region", "", "ISO 3166 code of the country the line is in (US, GB, DE): national or international dialling")
+	outside := fs.String("outside-line", "", "dialled first for an outside line from a PBX (e.g. 9 or 9,)")
+	modifiers := fs.String("dial-modifiers", "", "the modem's dial modifiers before the number (T tone, P pulse, W wait for dial tone)")
+	denyTypes := fs.String("deny-types", strings.Join(faxmodem.DefaultDenyTypes, ","), "number types refused (comma-separated; \"\" for none)")
 	id := fs.String("id", "", "local identification sent as TSI (up to 20 characters)")
 	header := fs.String("header", "", "sender name on the header line of each page (empty: no header line)")
 	resolution := fs.String("resolution", "fine", "fine or standard")
 	encoding := fs.String("encoding", "mr", "mr (MR when the far end takes it) or mh")
 	speed := fs.Int("speed", 115200, "serial port bit rate")
-	prefix := fs.String("dial-prefix", "", "dialled before the number (e.g. 9, for an outside line)")
+	fs.Func("dial-prefix", "removed: use --outside-line and --dial-modifiers", func(string) error {
+		return errors.New("--dial-prefix was removed: --outside-line takes a PBX code, --dial-modifiers the modem's T, P, W")
+	})
 	timeout := fs.Duration("timeout", 15*time.Minute, "give up after this long")
 	verbose := fs.Bool("v", false, "print each T.30 step")
 	var allow, init multiFlag
-	fs.Var(&allow, "allow", "dial pattern to allow (repeatable; lifts the international/premium-rate denial), e.g. 0044*")
+	fs.Var(&allow, "allow", "E.164 pattern to allow (repeatable; only matching numbers, and a match lifts the international denial), e.g. +44*")
 	fs.Var(&init, "init", "extra modem command after ATZ, without AT (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: mediagw fax send --device DEV [--class auto] --to NUMBER [-v] FILE...")
+		fmt.Fprintln(fs.Output(), "Usage: mediagw fax send --device DEV --region CC [--class auto] --to NUMBER [-v] FILE...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *device == "" || *to == "" || fs.NArg() == 0 {
+	if *device == "" || *to == "" || *region == "" || fs.NArg() == 0 {
 		fs.Usage()
 		return 2
 	}
+	types := []string{}
+	for _, t := range strings.Split(*denyTypes, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			types = append(types, t)
+		}
+	}
 	opts := map[string]any{
-		"devices":    []map[string]any{{"device": *device, "class": *class, "speed": *speed, "dial_prefix": *prefix, "init": []string(init)}},
+		"devices":    []map[string]any{{"device": *device, "class": *class, "speed": *speed, "dial_modifiers": *modifiers, "init": []string(init)}},
 		"local_id":   *id,
 		"header":     *header,
 		"resolution": *resolution,
 		"encoding":   *encoding,
 		"retry":      map[string]any{"max_attempts": 1},
-		"dial":       map[string]any{"allow": []string(allow)},
+		"dial":       map[string]any{"region": *region, "outside_line": *outside, "allow": []string(allow), "deny_types": types},
 	}
 	raw, _ := json.Marshal(opts)
 	drv, err := faxmodem.New("fax-send", raw, nil)

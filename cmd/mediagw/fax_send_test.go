@@ -1,0 +1,63 @@
+package main_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestFaxSendDialPlan runs the built `mediagw fax send` against the modem
+// emulator: the number as written in the region is dialled after the
+// outside line; a premium-rate number is refused before anything is
+// dialled; the removed --dial-prefix names its replacements.
+func TestFaxSendDialPlan(t *testing.T) {
+	sim := startFaxsim(t)
+	bin := filepath.Join(binaries(t), "mediagw")
+	doc := filepath.Join(t.TempDir(), "note.txt")
+	if err := os.WriteFile(doc, []byte("A short note.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (int, string, string) {
+		cmd := exec.Command(bin, append([]string{"fax", "send", "--device", sim.dev, "--class", "1"}, args...)...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout *regexp.Regexp
+		stderr string
+	}{
+		{"national number behind a PBX", []string{"--region", "US", "--outside-line", "9", "--to", "(201) 555-0100", "-v", doc}, 0,
+			regexp.MustCompile(`(?m)^\s+\S+s\s+dial\s+912015550100$`), ""},
+		{"international, allowed by pattern", []string{"--region", "US", "--dial-modifiers", "T", "--allow", "+44 20*", "--to", "+44 20 7946 0018", "-v", doc}, 0,
+			regexp.MustCompile(`(?m)^\s+\S+s\s+dial\s+T011442079460018$`), ""},
+		{"premium rate", []string{"--region", "US", "--to", "1-900-555-0199", doc}, 1, nil,
+			"number refused by the dial policy: +19005550199 is a premium-rate number"},
+		{"international, refused by default", []string{"--region", "GB", "--to", "+1 201 555 0100", doc}, 1, nil,
+			"+12015550100 is international (US; the line is in GB)"},
+		{"no region", []string{"--to", "+1 201 555 0100", doc}, 2, nil, "Usage:"},
+		{"dial prefix, removed", []string{"--region", "US", "--dial-prefix", "9,", "--to", "+1 201 555 0100", doc}, 2, nil,
+			"--dial-prefix was removed: --outside-line takes a PBX code, --dial-modifiers the modem's T, P, W"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := run(tt.args...)
+			if code != tt.code || tt.stdout != nil && !tt.stdout.MatchString(stdout) || !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout, stderr)
+			}
+		})
+	}
+}
