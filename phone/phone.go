@@ -173,12 +173,12 @@ func Parse(written, region string) (Number, error) {
 	var parts []string // split at pauses
 	var cur strings.Builder
 	pause := false
-	for i, c := range s {
+	for _, c := range s {
 		switch {
 		case c >= '0' && c <= '9':
 			cur.WriteRune(c)
 		case c == '+':
-			if strings.TrimSpace(cur.String()) != "" || len(parts) > 0 || strings.Contains(s[:i], "+") {
+			if strings.TrimSpace(cur.String()) != "" { // only at the start (of the number after an outside-line code)
 				return fail("has a '+' that is not at the start")
 			}
 			cur.WriteRune(c)
@@ -199,6 +199,9 @@ func Parse(written, region string) (Number, error) {
 		pause = false
 	}
 	parts = append(parts, cur.String())
+	if len(parts) > 1 && strings.TrimSpace(parts[len(parts)-1]) == "" {
+		parts = parts[:len(parts)-1] // a pause at the end dials nothing more
+	}
 	var access string
 	switch {
 	case len(parts) == 1:

@@ -49,6 +49,8 @@ func TestParse(t *testing.T) {
 		{"US", "9W 011 44 20 7946 0018", "+442079460018", FixedLine, "GB", "9"},
 		{"DE", "0,,030 1234567", "+49301234567", FixedLine, "DE", "0"},
 		{"GB", "9p020 7946 0018", "+442079460018", FixedLine, "GB", "9"},
+		{"US", "9, +44 20 7946 0018", "+442079460018", FixedLine, "GB", "9"},
+		{"US", "201 555 0123,", "+12015550123", FixedLineOrMobile, "US", ""}, // a pause at the end dials nothing
 		// no default region: a country code is needed
 		{"", "+44 20 7946 0018", "+442079460018", FixedLine, "GB", ""},
 		{"", "0044 20 7946 0018", "+442079460018", FixedLine, "GB", ""},
@@ -82,11 +84,13 @@ func TestParseRefused(t *testing.T) {
 		{"US", "+1 555 CALL NOW", `holds 'C'`},
 		{"US", "201-555-0123 x12", `holds 'x'`},
 		{"US", "201-555-0123 ext. 12", `holds 'e'`},
-		{"US", "201-555-0123, 1234", "after a pause"},            // tones after the call connects
-		{"US", "201 555 0123, 011 44 20", "after a pause"},       // calling card
-		{"US", "9, 201 555 0123, 12", "after a pause"},           // two pauses
-		{"US", "1+201 555 0123", "'+' that is not at the start"}, //
+		{"US", "201-555-0123, 1234", "after a pause"},      // tones after the call connects
+		{"US", "201 555 0123, 011 44 20", "after a pause"}, // calling card
+		{"US", "9, 201 555 0123, 12", "after a pause"},     // two pauses
+		{"US", "1+201 555 0123", "'+' that is not at the start"},
 		{"US", "++1 201 555 0123", "'+' that is not at the start"},
+		{"US", "9, 1 +201 555 0123", "'+' that is not at the start"},
+		{"US", ",201 555 0123", "after a pause"},
 		{"US", "+999 1234567", "unknown country code"},
 		{"", "020 7946 0018", "no country code"},
 		{"US", "012345678901234567890123", "too long"},
