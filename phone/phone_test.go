@@ -185,3 +185,11 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParse(b *testing.B) {
+	for b.Loop() {
+		if _, err := Parse("(201) 555-0123", "US"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
