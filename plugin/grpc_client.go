@@ -19,6 +19,13 @@ import (
 // come again on the next stream.
 var ErrStreamEnded = errors.New("plugin receive stream ended")
 
+// ErrSettleRefused is returned by a gRPC client's Settle when the plugin is
+// running but its connector could not carry out the settlement (a lost IMAP
+// session, an unwritable folder). The delivery is still unsettled and keeps
+// its place in flight: settle it again later. The error's text carries the
+// connector's reason.
+var ErrSettleRefused = errors.New("connector refused the settlement")
+
 // GRPCClient is the host side of a connector plugin: it implements Connector
 // over the gRPC connection go-plugin made.
 type GRPCClient struct {
@@ -190,15 +197,21 @@ func (g *GRPCClient) Settle(ctx context.Context, deliveryID string, s Settlement
 	_, err = g.c.Ack(ctx, &connectorv1.AckRequest{
 		DeliveryId: deliveryID, Settlement: kind, Reason: s.Reason, RetryAfterMs: s.RetryAfter.Milliseconds(),
 	})
-	if status.Code(err) == codes.Unavailable {
-		// The plugin process is gone: its deliveries died with it and come
-		// again from the source; settling them again cannot succeed.
+	switch status.Code(err) {
+	case codes.OK:
+		return nil
+	case codes.Unavailable:
+		// The plugin process is gone (or its connector is closed): its
+		// deliveries died with it and come again from the source; settling
+		// them again cannot succeed.
 		return fmt.Errorf("settle %s: %w: %v", deliveryID, ErrStreamEnded, err)
-	}
-	if err != nil {
+	case codes.Aborted:
+		// The connector is running and said no: the delivery keeps its
+		// credit until a later try succeeds.
+		return fmt.Errorf("settle %s: %w: %s", deliveryID, ErrSettleRefused, status.Convert(err).Message())
+	default:
 		return fmt.Errorf("settle %s: %w", deliveryID, err)
 	}
-	return nil
 }
 
 // Health streams the plugin's health changes until ctx ends or the plugin goes.

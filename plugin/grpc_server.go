@@ -196,7 +196,13 @@ func (s *server) Ack(ctx context.Context, req *connectorv1.AckRequest) (*connect
 	if err := s.impl.Settle(ctx, req.DeliveryId, set); err != nil {
 		// Not settled: the delivery keeps its credit and stays in flight.
 		// The client names the delivery; the message is the connector's.
-		return nil, status.Error(codes.Unavailable, err.Error())
+		// A closed connector is as good as gone (Unavailable, the code a
+		// dead plugin gives too); any other refusal is Aborted, so the host
+		// tries again instead of giving the delivery up.
+		if errors.Is(err, ErrClosed) {
+			return nil, status.Error(codes.Unavailable, err.Error())
+		}
+		return nil, status.Error(codes.Aborted, err.Error())
 	}
 	was := s.release(req.DeliveryId)
 	return &connectorv1.AckResponse{AlreadySettled: !was}, nil

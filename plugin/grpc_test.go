@@ -370,3 +370,55 @@ func TestEnumMappingsRoundTrip(t *testing.T) {
 		t.Errorf("unspecified health → %s, want down", got)
 	}
 }
+
+// closedSettle is a connector that was closed: it settles nothing more.
+type closedSettle struct{ *memConnector }
+
+func (closedSettle) Settle(context.Context, string, Settlement) error { return ErrClosed }
+
+// "Connector refused" and "plugin gone" reach the host as different errors:
+// the first is tried again (the delivery keeps its credit), the second is
+// given up, because the deliveries died with the plugin.
+func TestGRPCSettleRefusedOrGone(t *testing.T) {
+	cases := []struct {
+		name        string
+		impl        Connector
+		stopServer  bool
+		wantRefused bool
+		wantReason  string
+	}{
+		{"connector refuses", failingSettle{newMem([]byte("a"))}, false, true, "folder not writable"},
+		{"connector closed", closedSettle{newMem([]byte("a"))}, false, false, ""},
+		{"plugin gone", newMem([]byte("a")), true, false, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := goplugin.TestPluginGRPCConn(t, false, map[string]goplugin.Plugin{PluginName: &grpcPlugin{impl: tc.impl}})
+			t.Cleanup(func() { client.Close() })
+			raw, err := client.Dispense(PluginName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := raw.(*GRPCClient)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			m, err := c.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.stopServer {
+				server.Stop()
+			}
+			err = c.Settle(ctx, m.DeliveryID, Settlement{Kind: Ack})
+			if got := errors.Is(err, ErrSettleRefused); got != tc.wantRefused {
+				t.Errorf("Settle = %v: ErrSettleRefused %v, want %v", err, got, tc.wantRefused)
+			}
+			if got := errors.Is(err, ErrStreamEnded); got == tc.wantRefused {
+				t.Errorf("Settle = %v: ErrStreamEnded %v, want %v", err, got, !tc.wantRefused)
+			}
+			if !strings.Contains(fmt.Sprint(err), tc.wantReason) {
+				t.Errorf("Settle = %v, want the connector's reason %q", err, tc.wantReason)
+			}
+		})
+	}
+}
