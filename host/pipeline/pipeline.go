@@ -109,9 +109,10 @@ func (p *Pipeline) handle(running context.Context, src plugin.Connector, msg *pl
 }
 
 // settle tells the source what became of a message. A settlement the source
-// could not carry out (an unwritable processed folder, a lost IMAP session)
-// is tried again with growing pauses while the stream lives (not once the
-// plugin is gone: then the message comes again from the source): the message
+// could not carry out (plugin.ErrSettleRefused: an unwritable processed
+// folder, a lost IMAP session) is tried again with growing pauses while the
+// stream lives (not once the plugin is gone, plugin.ErrStreamEnded: then the
+// message comes again from the source): the message
 // keeps its in-flight slot meanwhile, and settlements are idempotent. Each
 // try has a context of its own, so a gateway that is stopping still tells
 // the source what it did with a message it took.

@@ -1,0 +1,169 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/mediagw/mediagw/plugin"
+)
+
+// pluginEnv makes this test binary serve a connector when the test starts it
+// as a plugin process.
+const pluginEnv = "MEDIAGW_PIPELINE_TEST_PLUGIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(pluginEnv) == "refusing" {
+		plugin.ServeConnector(func(*slog.Logger) plugin.Connector { return newRefusing(2, msg("d1", "s1"), msg("d2", "s2")) })
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// refusing offers its messages and refuses the first few settlements, as
+// a connector does whose IMAP session dropped for a moment.
+type refusing struct {
+	mu     sync.Mutex
+	queue  []*plugin.Message
+	refuse int
+	wake   chan struct{}
+}
+
+func newRefusing(refuse int, msgs ...*plugin.Message) *refusing {
+	return &refusing{queue: msgs, refuse: refuse, wake: make(chan struct{})}
+}
+
+func (r *refusing) Info() plugin.Info                                             { return plugin.Info{Name: "refusing"} }
+func (r *refusing) ConfigSchema() []plugin.ConfigField                            { return nil }
+func (r *refusing) Configure(context.Context, []byte) (plugin.Diagnostics, error) { return nil, nil }
+func (r *refusing) Test(context.Context) plugin.TestResult                        { return plugin.TestResult{} }
+func (r *refusing) Close() error                                                  { return nil }
+
+func (r *refusing) Read(ctx context.Context) (*plugin.Message, error) {
+	r.mu.Lock()
+	if len(r.queue) > 0 {
+		m := r.queue[0]
+		r.queue = r.queue[1:]
+		r.mu.Unlock()
+		return m, nil
+	}
+	r.mu.Unlock()
+	select {
+	case <-r.wake:
+		return nil, plugin.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (r *refusing) Settle(_ context.Context, id string, _ plugin.Settlement) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refuse > 0 {
+		r.refuse--
+		return errors.New("imap session lost")
+	}
+	return nil
+}
+
+// startSelfPlugin runs this test binary as a plugin process over go-plugin,
+// exactly as the host starts a connector, with the given credit.
+func startSelfPlugin(t *testing.T, mode string, maxInFlight int) *plugin.GRPCClient {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), pluginEnv+"="+mode)
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig:  plugin.Handshake,
+		VersionedPlugins: plugin.HostPlugins(),
+		Cmd:              cmd,
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Logger:           hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Warn}),
+	})
+	t.Cleanup(client.Kill)
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatalf("start plugin: %v", err)
+	}
+	raw, err := rpc.Dispense(plugin.PluginName)
+	if err != nil {
+		t.Fatalf("dispense plugin: %v", err)
+	}
+	c := raw.(*plugin.GRPCClient)
+	c.MaxInFlight = maxInFlight
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// countingSource counts the settlements that went through.
+type countingSource struct {
+	*plugin.GRPCClient
+	mu      sync.Mutex
+	settled map[string]int
+	refused int
+}
+
+func (c *countingSource) Settle(ctx context.Context, id string, s plugin.Settlement) error {
+	err := c.GRPCClient.Settle(ctx, id, s)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case err == nil:
+		c.settled[id]++
+	case errors.Is(err, plugin.ErrSettleRefused):
+		c.refused++
+	}
+	return err
+}
+
+func (c *countingSource) counts() (int, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.settled), c.refused
+}
+
+// A running connector that refuses a settlement across the real plugin
+// boundary: the pipeline tries again, the delivery's credit comes back when
+// it finally succeeds, and with max_in_flight 1 the second message still
+// comes (it used to stall: the refusal read as "plugin gone").
+func TestRefusedSettlementAcrossPluginBoundary(t *testing.T) {
+	defer func(a, b time.Duration) { settleRetryMin, settleRetryMax = a, b }(settleRetryMin, settleRetryMax)
+	settleRetryMin, settleRetryMax = 10*time.Millisecond, 40*time.Millisecond
+	src := &countingSource{GRPCClient: startSelfPlugin(t, "refusing", 1), settled: map[string]int{}}
+	sp := openSpool(t)
+	p := &Pipeline{Connector: "inbox", Mapper: routeTo("fax"), Targets: map[string]Target{"fax": {Driver: &driver{name: "fax"}}},
+		Spool: sp, Log: discard(), MaxInFlight: 1}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, src) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		settled, refused := src.counts()
+		if settled == 2 {
+			if refused != 2 {
+				t.Errorf("%d refusals seen, want 2", refused)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("after 15 s: %d of 2 messages settled, %d refusals: the refused delivery kept the only credit", settled, refused)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after cancel = %v, want nil", err)
+	}
+	if st, _ := sp.Stats(); st.Queued["fax"] != 2 {
+		t.Errorf("%d jobs spooled, want 2", st.Queued["fax"])
+	}
+}
