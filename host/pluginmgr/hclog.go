@@ -5,6 +5,9 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -16,10 +19,47 @@ type slogAdapter struct {
 	name  string
 	level hclog.Level
 	args  []any
+	// stderr keeps the plugin's last plain-text stderr lines; relay is
+	// the name of the logger go-plugin relays the plugin's stderr through
+	// (the base name of its binary).
+	stderr *stderrTail
+	relay  string
 }
 
 func newHclog(l *slog.Logger, level hclog.Level) hclog.Logger {
 	return &slogAdapter{l: l, level: level}
+}
+
+// newPluginHclog is newHclog for one plugin binary: the plugin's stderr
+// lines that are not hclog JSON (a panic, "fatal: cannot start", a
+// missing library) are shown at warn, whatever log.level, and the last
+// of them are kept in tail for the launch error.
+func newPluginHclog(l *slog.Logger, level hclog.Level, binary string, tail *stderrTail) hclog.Logger {
+	return &slogAdapter{l: l, level: level, stderr: tail, relay: filepath.Base(binary)}
+}
+
+// stderrTail holds the last few plain-text lines a plugin wrote to stderr.
+type stderrTail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+const stderrTailLines = 5
+
+func (t *stderrTail) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, line)
+	if len(t.lines) > stderrTailLines {
+		t.lines = t.lines[len(t.lines)-stderrTailLines:]
+	}
+}
+
+// String joins the lines kept, oldest first, or returns "".
+func (t *stderrTail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, " / ")
 }
 
 func toSlog(l hclog.Level) slog.Level {
@@ -35,6 +75,15 @@ func toSlog(l hclog.Level) slog.Level {
 }
 
 func (a *slogAdapter) Log(level hclog.Level, msg string, args ...interface{}) {
+	if a.relay != "" && a.name == a.relay && len(args) == 0 {
+		// go-plugin relays a plugin's hclog JSON lines with their fields
+		// (a timestamp at least) and its other stderr lines bare, at debug
+		// unless they look like a panic.
+		if a.stderr != nil {
+			a.stderr.add(msg)
+		}
+		level = max(level, hclog.Warn)
+	}
 	if level < a.level || level == hclog.Off {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -50,18 +51,27 @@ type Instance struct {
 // ErrConfig wraps a configuration rejected by the plugin.
 var ErrConfig = errors.New("connector configuration rejected")
 
+// ErrStart wraps a plugin that did not start: it could not be run, or it
+// ended before the go-plugin handshake. When the plugin wrote plain text to
+// stderr, the error ends with its last lines.
+var ErrStart = errors.New("start plugin")
+
 // Launch starts the plugin, checks its protocol, and configures it. On any
 // error the process is gone when Launch returns.
 func Launch(ctx context.Context, s Spec) (*Instance, error) {
 	cmd := exec.Command(s.Path)
 	cmd.Dir = s.Dir
+	cmd.Env = pluginEnv(s.ConfigJSON, os.Environ())
+	dieWithHost(cmd)
+	var stderr stderrTail
 	cc := &goplugin.ClientConfig{
 		HandshakeConfig:  plugin.Handshake,
 		VersionedPlugins: plugin.HostPlugins(),
 		Cmd:              cmd,
+		SkipHostEnv:      true, // cmd.Env is all the plugin gets, besides go-plugin's own variables
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		Logger:           newHclog(s.Log, levelOf(s.Log)),
+		Logger:           newPluginHclog(s.Log, levelOf(s.Log), s.Path, &stderr),
 		StartTimeout:     30 * time.Second,
 	}
 	if s.Checksum != "" {
@@ -81,7 +91,13 @@ func Launch(ctx context.Context, s Spec) (*Instance, error) {
 		if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
 			return fail(fmt.Errorf("connector %s: plugin binary %s does not match its configured checksum; refusing to run it", s.Name, s.Path))
 		}
-		return fail(fmt.Errorf("connector %s: start plugin %s: %w", s.Name, s.Path, err))
+		client.Kill() // waits until the plugin's stderr is read to the end
+		if last := stderr.String(); last != "" {
+			// go-plugin's own text guesses at a wrong architecture or
+			// missing libraries; the plugin's last words say what happened.
+			return nil, fmt.Errorf("connector %s: %w: plugin %s: %s", s.Name, ErrStart, s.Path, last)
+		}
+		return nil, fmt.Errorf("connector %s: %w: plugin %s: %w", s.Name, ErrStart, s.Path, err)
 	}
 	raw, err := rpc.Dispense(plugin.PluginName)
 	if err != nil {
