@@ -1,9 +1,15 @@
 package plugin
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
 )
@@ -14,6 +20,11 @@ import (
 //	func main() { plugin.ServeConnector(myconnector.New) }
 //
 // Logs go to stderr as hclog JSON lines, so the host keeps their levels.
+//
+// A plugin never outlives its host: when its parent process changes (the
+// host died, even by kill -9, and the plugin was handed to init) or it gets
+// SIGTERM (the host's parent-death signal, or a service manager stopping
+// everything), the connector is closed and the process exits.
 func ServeConnector(factory Factory) {
 	logger := NewLogger(os.Stderr, slog.LevelDebug)
 	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
@@ -21,7 +32,32 @@ func ServeConnector(factory Factory) {
 			"name it in the connectors section of the gateway's config.")
 		os.Exit(1)
 	}
+	// When the host dies, so does the reader of our stderr: a log line
+	// then fails (EPIPE) instead of ending the process with SIGPIPE before
+	// the connector is closed.
+	signal.Ignore(syscall.SIGPIPE)
 	impl := factory(logger)
+	var once sync.Once
+	closeImpl := func() {
+		once.Do(func() {
+			if err := impl.Close(); err != nil && !errors.Is(err, ErrClosed) {
+				logger.Error("close connector", "error", err)
+			}
+		})
+	}
+	go func() {
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			<-term
+			cancel()
+		}()
+		watchParent(ctx, os.Getppid, ParentPollInterval)
+		logger.Info("plugin: the host is gone or asked us to stop; closing the connector")
+		closeImpl()
+		os.Exit(0)
+	}()
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		VersionedPlugins: map[int]goplugin.PluginSet{
@@ -29,7 +65,27 @@ func ServeConnector(factory Factory) {
 		},
 		GRPCServer: goplugin.DefaultGRPCServer,
 	})
-	if err := impl.Close(); err != nil {
-		logger.Error("close connector", "error", err)
+	closeImpl()
+}
+
+// ParentPollInterval is how often a plugin checks that its host still lives.
+const ParentPollInterval = time.Second
+
+// watchParent returns when the process's parent is no longer the one it had
+// when the watch began, or when ctx ends. The parent is not compared with 1:
+// in a container the host may well be process 1 itself.
+func watchParent(ctx context.Context, getppid func() int, every time.Duration) {
+	start := getppid()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if getppid() != start {
+				return
+			}
+		}
 	}
 }
