@@ -802,10 +802,16 @@ func (s *session) applySettlements() error {
 		}
 	}
 	if len(rejects) > 0 {
+		// The reasons are on disk before the mails move: a crash between
+		// the two leaves a reason for a mail still in the inbox (it is
+		// moved, and its reason written again, next time), never a moved
+		// mail without one.
+		if err := m.logRejects(batch, s.uidValid); err != nil {
+			m.log.Error("imapbox: reject log not written; the rejected messages move all the same", "err", err)
+		}
 		if err := s.move(imap.UIDSetNum(rejects...), m.opts.FailedFolder); err != nil {
 			return s.settleErr("reject", err, batch)
 		}
-		m.logRejects(batch)
 	}
 	m.mu.Lock()
 	done := map[pendingSettle]bool{}
@@ -850,6 +856,9 @@ func (s *session) settleErr(what string, err error, batch []pendingSettle) error
 	return nil
 }
 
+// beforeMove, when set by a test, is called just before a MOVE is sent.
+var beforeMove func(folder string)
+
 // move moves messages, creating the target folder when it is missing.
 func (s *session) move(set imap.UIDSet, folder string) error {
 	if !s.created[folder] {
@@ -862,6 +871,9 @@ func (s *session) move(set imap.UIDSet, folder string) error {
 			s.m.log.Info("imapbox: created folder", "folder", folder)
 		}
 		s.created[folder] = true
+	}
+	if beforeMove != nil {
+		beforeMove(folder)
 	}
 	_, err := s.c.Move(set, folder).Wait()
 	return err

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -374,5 +376,52 @@ func TestRefusedCachedToken(t *testing.T) {
 	}
 	if e.id.TokensIssued() <= before {
 		t.Fatal("no new token after the refusal")
+	}
+}
+
+// The reason of a rejected mail is on disk before the mail moves to the
+// failed folder, so a crash between the two cannot leave a moved mail
+// without its reason.
+func TestRejectReasonWrittenBeforeMove(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.dc.Append(context.Background(), e.id.Mailbox, "INBOX", o365test.Message(1)); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(t.TempDir(), "rejected.jsonl")
+	var mu sync.Mutex
+	var atMove []imapbox.RejectRecord
+	moved := false
+	imapbox.SetBeforeMove(func(folder string) {
+		if folder != "Failed" {
+			return
+		}
+		recs, err := imapbox.ReadRejectLog(logPath)
+		if err != nil {
+			t.Errorf("reject log at the MOVE: %v", err)
+		}
+		mu.Lock()
+		atMove, moved = recs, true
+		mu.Unlock()
+	})
+	t.Cleanup(func() { imapbox.SetBeforeMove(nil) })
+	mb := open(t, e.options(t, func(o *imapbox.Options) { o.RejectLogPath = logPath }))
+	m := read(t, mb, 10*time.Second)
+	if err := mb.Settle(context.Background(), m.DeliveryID, plugin.Settlement{Kind: plugin.Reject, Reason: "no fax number"}); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, mb)
+	mu.Lock()
+	defer mu.Unlock()
+	if !moved {
+		t.Fatal("the rejected mail was never moved to the failed folder")
+	}
+	if len(atMove) != 1 || atMove[0].SourceID != m.SourceID || atMove[0].Reason != "no fax number" {
+		t.Errorf("reject log when the MOVE was sent: %+v, want the reason for %s", atMove, m.SourceID)
+	}
+	if failed := e.folderState(t, "Failed"); len(failed) != 1 {
+		t.Errorf("failed folder holds %v, want the rejected mail", failed)
+	}
+	if recs, _ := imapbox.ReadRejectLog(logPath); len(recs) != 1 {
+		t.Errorf("reject log holds %d entries after the move, want 1", len(recs))
 	}
 }

@@ -3,6 +3,7 @@ package imapbox
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/textproto"
 	"os"
 	"path/filepath"
@@ -21,31 +22,38 @@ type RejectRecord struct {
 	Reason    string    `json:"reason"`
 }
 
-func (m *Mailbox) logRejects(batch []pendingSettle) {
+// logRejects appends the batch's rejections of this UIDVALIDITY to the
+// reject log and syncs it to disk.
+func (m *Mailbox) logRejects(batch []pendingSettle, uidValidity uint32) error {
 	if m.opts.RejectLogPath == "" {
-		return
+		return nil
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	for _, p := range batch {
-		if p.Kind != plugin.Reject {
+		if p.Kind != plugin.Reject || p.UIDValidity != uidValidity {
 			continue
 		}
 		_ = enc.Encode(RejectRecord{Time: time.Now().UTC(), SourceID: p.SourceID, MessageID: p.MessageID, Folder: m.opts.FailedFolder, Reason: p.Reason})
 	}
 	if err := os.MkdirAll(filepath.Dir(m.opts.RejectLogPath), 0o700); err != nil {
-		m.log.Warn("imapbox: reject log", "err", err)
-		return
+		return fmt.Errorf("imapbox: reject log: %w", err)
 	}
 	f, err := os.OpenFile(m.opts.RejectLogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
-		m.log.Warn("imapbox: reject log", "err", err)
-		return
+		return fmt.Errorf("imapbox: reject log: %w", err)
 	}
-	defer f.Close()
-	if _, err := f.Write(buf.Bytes()); err != nil {
-		m.log.Warn("imapbox: reject log", "err", err)
+	_, err = f.Write(buf.Bytes())
+	if err == nil {
+		err = f.Sync() // the reason must survive a power cut, like the move
 	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("imapbox: reject log: %w", err)
+	}
+	return nil
 }
 
 // ReadRejectLog reads a reject log.
