@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"sync"
@@ -21,24 +22,30 @@ import (
 const pluginEnv = "MEDIAGW_PIPELINE_TEST_PLUGIN"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(pluginEnv) == "refusing" {
-		plugin.ServeConnector(func(*slog.Logger) plugin.Connector { return newRefusing(2, msg("d1", "s1"), msg("d2", "s2")) })
+	switch os.Getenv(pluginEnv) {
+	case "refuses-twice":
+		plugin.ServeConnector(func(*slog.Logger) plugin.Connector { return newRefusing(2, false, msg("d1", "s1"), msg("d2", "s2")) })
+		os.Exit(0)
+	case "refuses-acks":
+		plugin.ServeConnector(func(*slog.Logger) plugin.Connector { return newRefusing(0, true, msg("d1", "s1"), msg("d2", "s2")) })
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
 
 // refusing offers its messages and refuses the first few settlements, as
-// a connector does whose IMAP session dropped for a moment.
+// a connector does whose IMAP session dropped for a moment, or every ack,
+// as one whose processed folder is not writable.
 type refusing struct {
-	mu     sync.Mutex
-	queue  []*plugin.Message
-	refuse int
-	wake   chan struct{}
+	mu         sync.Mutex
+	queue      []*plugin.Message
+	refuse     int
+	refuseAcks bool
+	wake       chan struct{}
 }
 
-func newRefusing(refuse int, msgs ...*plugin.Message) *refusing {
-	return &refusing{queue: msgs, refuse: refuse, wake: make(chan struct{})}
+func newRefusing(refuse int, refuseAcks bool, msgs ...*plugin.Message) *refusing {
+	return &refusing{queue: msgs, refuse: refuse, refuseAcks: refuseAcks, wake: make(chan struct{})}
 }
 
 func (r *refusing) Info() plugin.Info                                             { return plugin.Info{Name: "refusing"} }
@@ -64,12 +71,15 @@ func (r *refusing) Read(ctx context.Context) (*plugin.Message, error) {
 	}
 }
 
-func (r *refusing) Settle(_ context.Context, id string, _ plugin.Settlement) error {
+func (r *refusing) Settle(_ context.Context, id string, s plugin.Settlement) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.refuse > 0 {
 		r.refuse--
 		return errors.New("imap session lost")
+	}
+	if r.refuseAcks && s.Kind == plugin.Ack {
+		return errors.New("processed folder not writable")
 	}
 	return nil
 }
@@ -103,11 +113,11 @@ func startSelfPlugin(t *testing.T, mode string, maxInFlight int) *plugin.GRPCCli
 	return c
 }
 
-// countingSource counts the settlements that went through.
+// countingSource counts the settlements that went through, by kind.
 type countingSource struct {
 	*plugin.GRPCClient
 	mu      sync.Mutex
-	settled map[string]int
+	settled map[string]plugin.SettleKind
 	refused int
 }
 
@@ -117,53 +127,67 @@ func (c *countingSource) Settle(ctx context.Context, id string, s plugin.Settlem
 	defer c.mu.Unlock()
 	switch {
 	case err == nil:
-		c.settled[id]++
+		c.settled[id] = s.Kind
 	case errors.Is(err, plugin.ErrSettleRefused):
 		c.refused++
 	}
 	return err
 }
 
-func (c *countingSource) counts() (int, int) {
+func (c *countingSource) counts() (map[string]plugin.SettleKind, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.settled), c.refused
+	return maps.Clone(c.settled), c.refused
 }
 
-// A running connector that refuses a settlement across the real plugin
-// boundary: the pipeline tries again, the delivery's credit comes back when
-// it finally succeeds, and with max_in_flight 1 the second message still
-// comes (it used to stall: the refusal read as "plugin gone").
+// A running connector that refuses settlements across the real plugin
+// boundary, with max_in_flight 1: the second message still comes (it used
+// to stall for good: the refusal read as "plugin gone", so the pipeline gave
+// up while the plugin kept the delivery's only credit). A passing refusal is
+// tried again until it succeeds; an ack refused again and again is handed
+// back as retry, which frees the credit.
 func TestRefusedSettlementAcrossPluginBoundary(t *testing.T) {
 	defer func(a, b time.Duration) { settleRetryMin, settleRetryMax = a, b }(settleRetryMin, settleRetryMax)
 	settleRetryMin, settleRetryMax = 10*time.Millisecond, 40*time.Millisecond
-	src := &countingSource{GRPCClient: startSelfPlugin(t, "refusing", 1), settled: map[string]int{}}
-	sp := openSpool(t)
-	p := &Pipeline{Connector: "inbox", Mapper: routeTo("fax"), Targets: map[string]Target{"fax": {Driver: &driver{name: "fax"}}},
-		Spool: sp, Log: discard(), MaxInFlight: 1}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, src) }()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		settled, refused := src.counts()
-		if settled == 2 {
-			if refused != 2 {
-				t.Errorf("%d refusals seen, want 2", refused)
+	cases := []struct {
+		mode        string
+		want        map[string]plugin.SettleKind
+		wantRefused int
+	}{
+		{"refuses-twice", map[string]plugin.SettleKind{"d1": plugin.Ack, "d2": plugin.Ack}, 2},
+		{"refuses-acks", map[string]plugin.SettleKind{"d1": plugin.Retry, "d2": plugin.Retry}, 2 * settleFallbackAfter},
+	}
+	for _, tc := range cases {
+		t.Run(tc.mode, func(t *testing.T) {
+			src := &countingSource{GRPCClient: startSelfPlugin(t, tc.mode, 1), settled: map[string]plugin.SettleKind{}}
+			sp := openSpool(t)
+			p := &Pipeline{Connector: "inbox", Mapper: routeTo("fax"), Targets: map[string]Target{"fax": {Driver: &driver{name: "fax"}}},
+				Spool: sp, Log: discard(), MaxInFlight: 1}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx, src) }()
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				settled, refused := src.counts()
+				if len(settled) == 2 {
+					if !maps.Equal(settled, tc.want) || refused != tc.wantRefused {
+						t.Errorf("settled %v after %d refusals, want %v after %d", settled, refused, tc.want, tc.wantRefused)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					cancel()
+					t.Fatalf("after 15 s: settled %v, %d refusals: the refused delivery kept the only credit", settled, refused)
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
-			break
-		}
-		if time.Now().After(deadline) {
 			cancel()
-			t.Fatalf("after 15 s: %d of 2 messages settled, %d refusals: the refused delivery kept the only credit", settled, refused)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run after cancel = %v, want nil", err)
-	}
-	if st, _ := sp.Stats(); st.Queued["fax"] != 2 {
-		t.Errorf("%d jobs spooled, want 2", st.Queued["fax"])
+			if err := <-done; err != nil {
+				t.Fatalf("Run after cancel = %v, want nil", err)
+			}
+			if st, _ := sp.Stats(); st.Queued["fax"] != 2 {
+				t.Errorf("%d jobs spooled, want 2", st.Queued["fax"])
+			}
+		})
 	}
 }

@@ -90,7 +90,8 @@ func (p *Pipeline) handle(running context.Context, src plugin.Connector, msg *pl
 	ids := []slog.Attr{slog.String("source_id", msg.SourceID), slog.String("delivery", msg.DeliveryID)}
 	activity.Log(p.Log, activity.Received, append(ids, slog.Int("bytes", len(msg.Raw)))...)
 	s, recordID := p.decide(msg, ids)
-	if err := p.settle(running, src, msg, s); err != nil {
+	s, err := p.settle(running, src, msg, s)
+	if err != nil {
 		// Not settled at the source: it offers the message again and the
 		// spool's source ids keep the drivers from seeing it twice.
 		p.Log.Warn("settle failed; the message will come again", "source_id", msg.SourceID, "settlement", s.Kind.String(), "error", err)
@@ -108,34 +109,52 @@ func (p *Pipeline) handle(running context.Context, src plugin.Connector, msg *pl
 	}
 }
 
-// settle tells the source what became of a message. A settlement the source
-// could not carry out (plugin.ErrSettleRefused: an unwritable processed
-// folder, a lost IMAP session) is tried again with growing pauses while the
-// stream lives (not once the plugin is gone, plugin.ErrStreamEnded: then the
-// message comes again from the source): the message
-// keeps its in-flight slot meanwhile, and settlements are idempotent. Each
-// try has a context of its own, so a gateway that is stopping still tells
-// the source what it did with a message it took.
-func (p *Pipeline) settle(running context.Context, src plugin.Connector, msg *plugin.Message, s plugin.Settlement) error {
-	wait := settleRetryMin
-	for {
+// settle tells the source what became of a message and returns the
+// settlement the source took. A settlement the source could not carry out
+// (plugin.ErrSettleRefused: an unwritable processed folder, a lost IMAP
+// session) is tried again with growing pauses while the stream lives (not
+// once the plugin is gone, plugin.ErrStreamEnded: then the message comes
+// again from the source): the message keeps its in-flight slot meanwhile,
+// and settlements are idempotent. After settleFallbackAfter refusals of an
+// ack or reject, the message is handed back as retry instead, so that a
+// source that keeps refusing one kind of settlement cannot hold every slot:
+// it offers the message again later, and dedupe acks it. Each try has a
+// context of its own, so a gateway that is stopping still tells the source
+// what it did with a message it took.
+func (p *Pipeline) settle(running context.Context, src plugin.Connector, msg *plugin.Message, s plugin.Settlement) (plugin.Settlement, error) {
+	try := func(s plugin.Settlement) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := src.Settle(ctx, msg.DeliveryID, s)
-		cancel()
+		defer cancel()
+		return src.Settle(ctx, msg.DeliveryID, s)
+	}
+	wait := settleRetryMin
+	for tries := 1; ; tries++ {
+		err := try(s)
 		if err == nil || errors.Is(err, plugin.ErrClosed) || errors.Is(err, plugin.ErrStreamEnded) {
-			return err
+			return s, err
+		}
+		if tries >= settleFallbackAfter && s.Kind != plugin.Retry {
+			back := plugin.Settlement{Kind: plugin.Retry, RetryAfter: wait,
+				Reason: fmt.Sprintf("the source refused the %s %d times: %v", s.Kind, tries, err)}
+			if rerr := try(back); rerr == nil {
+				return back, nil
+			}
 		}
 		p.Log.Warn("settle failed; trying again", "source_id", msg.SourceID, "settlement", s.Kind.String(), "error", err, "in", wait.String())
 		t := time.NewTimer(wait)
 		select {
 		case <-running.Done():
 			t.Stop()
-			return err
+			return s, err
 		case <-t.C:
 		}
 		wait = min(2*wait, settleRetryMax)
 	}
 }
+
+// settleFallbackAfter is how many refusals of an ack or reject are tried
+// before the message is handed back as retry (1+2+4+8 s of pauses).
+const settleFallbackAfter = 5
 
 var settleRetryMin, settleRetryMax = time.Second, time.Minute
 
