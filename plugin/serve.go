@@ -26,6 +26,7 @@ import (
 // SIGTERM (the host's parent-death signal, or a service manager stopping
 // everything), the connector is closed and the process exits.
 func ServeConnector(factory Factory) {
+	host := os.Getppid()
 	logger := NewLogger(os.Stderr, slog.LevelDebug)
 	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
 		fmt.Fprintln(os.Stderr, "This is a mediagw connector plugin. It is started by the mediagw host, not by hand:\n"+
@@ -45,15 +46,15 @@ func ServeConnector(factory Factory) {
 			}
 		})
 	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
 	go func() {
-		term := make(chan os.Signal, 1)
-		signal.Notify(term, syscall.SIGTERM)
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
 			<-term
 			cancel()
 		}()
-		watchParent(ctx, os.Getppid, ParentPollInterval)
+		watchParent(ctx, host, os.Getppid, ParentPollInterval)
 		logger.Info("plugin: the host is gone or asked us to stop; closing the connector")
 		closeImpl()
 		os.Exit(0)
@@ -71,11 +72,10 @@ func ServeConnector(factory Factory) {
 // ParentPollInterval is how often a plugin checks that its host still lives.
 const ParentPollInterval = time.Second
 
-// watchParent returns when the process's parent is no longer the one it had
-// when the watch began, or when ctx ends. The parent is not compared with 1:
-// in a container the host may well be process 1 itself.
-func watchParent(ctx context.Context, getppid func() int, every time.Duration) {
-	start := getppid()
+// watchParent returns when the process's parent is no longer host, or when
+// ctx ends. The parent is not compared with 1: in a container the host may
+// well be process 1 itself.
+func watchParent(ctx context.Context, host int, getppid func() int, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -83,7 +83,7 @@ func watchParent(ctx context.Context, getppid func() int, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if getppid() != start {
+			if getppid() != host {
 				return
 			}
 		}

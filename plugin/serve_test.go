@@ -18,6 +18,7 @@ func TestWatchParent(t *testing.T) {
 		{"host dies: noticed at the next tick", 2500 * time.Millisecond, 0, 3 * time.Second},
 		{"host dies right after a tick", 3001 * time.Millisecond, 0, 4 * time.Second},
 		{"asked to stop", 0, 1500 * time.Millisecond, 1500 * time.Millisecond},
+		{"host died before the watch began", 1, 0, time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -33,7 +34,7 @@ func TestWatchParent(t *testing.T) {
 				if tc.cancelAt > 0 {
 					time.AfterFunc(tc.cancelAt, cancel)
 				}
-				watchParent(ctx, func() int { return int(ppid.Load()) }, time.Second)
+				watchParent(ctx, 4242, func() int { return int(ppid.Load()) }, time.Second)
 				if got := time.Since(start); got != tc.want {
 					t.Errorf("watch returned after %v, want %v", got, tc.want)
 				}
@@ -48,7 +49,7 @@ func TestWatchParentHostIsInit(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 		defer cancel()
 		start := time.Now()
-		watchParent(ctx, func() int { return 1 }, time.Second)
+		watchParent(ctx, 1, func() int { return 1 }, time.Second)
 		if got := time.Since(start); got != time.Hour {
 			t.Errorf("watch returned after %v with a parent that never changed, want the hour of ctx", got)
 		}
