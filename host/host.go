@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,8 +19,10 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/datamap"
+	"github.com/mediagw/mediagw/host/activity"
 	"github.com/mediagw/mediagw/host/config"
 	"github.com/mediagw/mediagw/host/delivery"
+	"github.com/mediagw/mediagw/host/metrics"
 	"github.com/mediagw/mediagw/host/pipeline"
 	"github.com/mediagw/mediagw/host/pluginmgr"
 	"github.com/mediagw/mediagw/host/spool"
@@ -165,6 +168,9 @@ type Host struct {
 	// Backoff makes the relaunch schedule of crashed plugins; tests shorten it.
 	Backoff func() *pluginmgr.Backoff
 
+	hub     *activity.Hub
+	metrics *metrics.Metrics
+
 	mu       sync.Mutex
 	plan     *Plan
 	drivers  map[string]*driverUnit
@@ -185,9 +191,14 @@ type connUnit struct {
 	state  *pluginmgr.State
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	mu   sync.Mutex
+	inst *pluginmgr.Instance // the running plugin, nil between launches
 }
 
-// New opens the spool of the plan's config.
+// New opens the spool of the plan's config. The activity lines of
+// everything the host runs also go to its activity hub (Activity), and
+// from there to its metrics (Metrics).
 func New(p *Plan, log *slog.Logger) (*Host, error) {
 	dir := p.Config.Resolve(p.Config.Spool.Dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -197,9 +208,30 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Host{log: log, spool: sp, Backoff: pluginmgr.DefaultBackoff,
-		drivers: map[string]*driverUnit{}, conns: map[string]*connUnit{}}, nil
+	hub := activity.NewHub()
+	h := &Host{log: slog.New(hub.Handler(log.Handler())), spool: sp, Backoff: pluginmgr.DefaultBackoff, hub: hub,
+		drivers: map[string]*driverUnit{}, conns: map[string]*connUnit{}}
+	h.metrics = metrics.New(h.metricsSnapshot)
+	hub.Observe(h.metrics.Observe)
+	slog := h.log.With("component", "spool")
+	sp.OnHealthChange(func(old, new spool.Health) {
+		if new.Health == spool.Healthy {
+			slog.Info("spool health", "health", new.Health, "was", old.Health, "write_errors", new.WriteErrors, "deferrals", new.Deferrals)
+		} else {
+			slog.Warn("spool health", "health", new.Health, "was", old.Health, "error", new.LastError)
+		}
+	})
+	return h, nil
 }
+
+// Activity is the hub of the gateway's activity events.
+func (h *Host) Activity() *activity.Hub { return h.hub }
+
+// Metrics serves the gateway's Prometheus metrics.
+func (h *Host) Metrics() http.Handler { return h.metrics.Handler() }
+
+// IncReportsSent counts a delivery report sent back to a sender.
+func (h *Host) IncReportsSent(connector, result string) { h.metrics.IncReportsSent(connector, result) }
 
 // Spool returns the host's spool (for status).
 func (h *Host) Spool() *spool.Spool { return h.spool }
@@ -209,6 +241,7 @@ func (h *Host) Spool() *spool.Spool { return h.spool }
 // are recorded), then closes the spool.
 func (h *Host) Run(ctx context.Context, p *Plan) error {
 	h.apply(p)
+	h.prune()
 	ticker := time.NewTicker(time.Hour)
 	defer ticker.Stop()
 	for {
@@ -226,7 +259,24 @@ func (h *Host) Run(ctx context.Context, p *Plan) error {
 			} else if n > 0 {
 				h.log.Info("forgot old source ids", "count", n)
 			}
+			h.prune()
 		}
+	}
+}
+
+// prune removes the failed jobs older than spool.failed_retention.
+func (h *Host) prune() {
+	h.mu.Lock()
+	keep := time.Duration(h.plan.Config.Spool.FailedRetention)
+	h.mu.Unlock()
+	if keep <= 0 {
+		return
+	}
+	n, err := h.spool.PruneFailed(time.Now().Add(-keep))
+	if err != nil {
+		h.log.Error("spool: prune failed jobs", "error", err)
+	} else if n > 0 {
+		activity.Log(h.log, activity.Pruned, slog.Int("count", n), slog.String("older_than", keep.String()))
 	}
 }
 
@@ -285,9 +335,11 @@ func (h *Host) apply(p *Plan) {
 		u := &connUnit{fp: cp.FP, cancel: cancel, done: make(chan struct{}), state: &pluginmgr.State{Health: plugin.HealthStarting, Since: time.Now()}}
 		h.conns[name] = u
 		pl := h.pipelineFor(p, cp)
-		go func() { defer close(u.done); h.supervise(ctx, p, cp, pl, u.state) }()
+		go func() { defer close(u.done); h.supervise(ctx, p, cp, pl, u) }()
 	}
 }
+
+func dirOf(p *Plan) string { return filepath.Dir(p.Config.File) }
 
 func why(stillConfigured bool) string {
 	if stillConfigured {
@@ -309,7 +361,8 @@ func (h *Host) pipelineFor(p *Plan, cp *ConnectorPlan) *pipeline.Pipeline {
 
 // supervise launches the connector's plugin, runs its pipeline, and
 // relaunches the plugin with backoff whenever it fails, until ctx ends.
-func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pipeline.Pipeline, st *pluginmgr.State) {
+func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pipeline.Pipeline, u *connUnit) {
+	st := u.state
 	log := h.log.With("connector", cp.Name)
 	backoff := h.Backoff()
 	for ctx.Err() == nil {
@@ -319,14 +372,16 @@ func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pi
 			MaxInFlight: cp.Config.MaxInFlight, Log: log, ConfigError: ConfigError(p.Config, cp.Name),
 		})
 		if err == nil {
-			st.Set(func(s *pluginmgr.State) {
-				s.Health, s.Pid, s.Since, s.Message = plugin.HealthHealthy, inst.Pid, time.Now(), ""
-			})
 			log.Info("plugin started", "plugin", cp.Config.PluginPath, "pid", inst.Pid, "name", inst.Info.Name, "version", inst.Info.Version)
+			setHealth(st, log, plugin.HealthHealthy, "", func(s *pluginmgr.State) { s.Pid = inst.Pid })
+			u.setInstance(inst)
 			hctx, hcancel := context.WithCancel(ctx)
-			go h.watchHealth(hctx, inst.Connector, st, log)
+			watched := make(chan struct{})
+			go func() { defer close(watched); h.watchHealth(hctx, inst.Connector, st, log) }()
 			err = pl.Run(ctx, inst.Connector)
 			hcancel()
+			<-watched // no health report of this plugin lands after it is gone
+			u.setInstance(nil)
 			inst.Kill()
 		}
 		if ctx.Err() != nil {
@@ -336,25 +391,64 @@ func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pi
 		if errors.Is(err, pluginmgr.ErrConfig) {
 			wait = backoff.Max
 		}
-		st.Set(func(s *pluginmgr.State) {
-			s.Health, s.LastError, s.Pid, s.Since = plugin.HealthDown, err.Error(), 0, time.Now()
+		log.Error("connector stopped; relaunching", "error", err, "in", wait.String())
+		setHealth(st, log, plugin.HealthDown, "", func(s *pluginmgr.State) {
+			s.LastError, s.Pid = err.Error(), 0
 			s.Restarts++
 		})
-		log.Error("connector stopped; relaunching", "error", err, "in", wait.String())
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
 		}
 	}
-	st.Set(func(s *pluginmgr.State) { s.Health, s.Pid, s.Since = plugin.HealthDown, 0, time.Now() })
+	st.Set(func(s *pluginmgr.State) { s.Health, s.Pid, s.Since, s.Message = plugin.HealthDown, 0, time.Now(), "stopped" })
+}
+
+func (u *connUnit) setInstance(i *pluginmgr.Instance) {
+	u.mu.Lock()
+	u.inst = i
+	u.mu.Unlock()
+}
+
+func (u *connUnit) instance() *pluginmgr.Instance {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.inst
+}
+
+// setHealth changes a connector's health and message (and whatever more
+// applies), and logs a change of health once: at warn when it gets worse,
+// at info when it recovers.
+func setHealth(st *pluginmgr.State, log *slog.Logger, health plugin.HealthState, msg string, more func(*pluginmgr.State)) {
+	var old plugin.HealthState
+	st.Set(func(s *pluginmgr.State) {
+		old = s.Health
+		if old != health {
+			s.Since = time.Now()
+		}
+		s.Health, s.Message = health, msg
+		if more != nil {
+			more(s)
+		}
+	})
+	if old == health {
+		return
+	}
+	switch health {
+	case plugin.HealthHealthy:
+		log.Info("connector health", "health", string(health), "was", string(old))
+	case plugin.HealthStarting:
+	default:
+		log.Warn("connector health", "health", string(health), "was", string(old), "message", msg)
+	}
 }
 
 func (h *Host) watchHealth(ctx context.Context, c plugin.HealthReporter, st *pluginmgr.State, log *slog.Logger) {
 	for hl := range c.Health(ctx) {
-		st.Set(func(s *pluginmgr.State) { s.Health, s.Message = hl.State, hl.Message })
-		if hl.State == plugin.HealthDegraded || hl.State == plugin.HealthDown {
-			log.Warn("connector health", "health", string(hl.State), "message", hl.Message)
+		if ctx.Err() != nil {
+			return
 		}
+		setHealth(st, log, hl.State, hl.Message, nil)
 	}
 }
 
@@ -373,27 +467,4 @@ func (h *Host) stopAll() {
 		u.driver.Close()
 		delete(h.drivers, name)
 	}
-}
-
-// Status is a snapshot for the status endpoint and `mediagw status`.
-type Status struct {
-	Connectors map[string]pluginmgr.State `json:"connectors"`
-	Queued     map[string]int             `json:"queued"`
-	Failed     int                        `json:"failed"`
-}
-
-// Status reports the connectors' states and the spool's counts.
-func (h *Host) Status() (Status, error) {
-	h.mu.Lock()
-	st := Status{Connectors: map[string]pluginmgr.State{}}
-	for name, u := range h.conns {
-		st.Connectors[name] = u.state.Snapshot()
-	}
-	h.mu.Unlock()
-	ss, err := h.spool.Stats()
-	if err != nil {
-		return st, err
-	}
-	st.Queued, st.Failed = ss.Queued, ss.Failed
-	return st, nil
 }

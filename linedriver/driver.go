@@ -64,8 +64,11 @@ type Job struct {
 
 // Progress is a step of a delivery attempt, for the activity log.
 type Progress struct {
-	Step   string // e.g. "dialing", "training", "page"
+	Step   string // e.g. "dial", "dcs", "tcf", "page"
 	Detail string
+	// Page and Pages, when a driver knows them, say which page of how many
+	// is on its way (1-based; 0: not a page step).
+	Page, Pages int
 }
 
 // Result of one delivery attempt.

@@ -27,7 +27,7 @@ func runStatus(args []string) int {
 	asJSON := fs.Bool("json", false, "print the status document as it is")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: mediagw status [-c FILE | --url URL] [--json]\n\nAsks a running gateway's status endpoint (status.listen in its config) for\neach connector's health, process and restarts and the jobs queued per driver.\nExit code 0 only when every connector is healthy and no job failed for good.")
+		fmt.Fprintln(fs.Output(), "Usage: mediagw status [-c FILE | --url URL] [--json]\n\nAsks a running gateway's status endpoint (status.listen in its config) for\neach connector's health, process and restarts and the jobs queued per driver.\nExit code 0 when the gateway is healthy now (every connector and driver,\nand the spool), 1 when something is degraded or down now, or the gateway\ncannot be reached. Jobs that failed for good are reported apart: they do\nnot change the exit code (see mediagw jobs list --state failed).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -81,6 +81,25 @@ func statusURL(listen, cfgPath string) (string, error) {
 
 // statusDoc is what GET /status answers (host.Status, read without its locks).
 type statusDoc struct {
+	Health  string `json:"health"`
+	Drivers map[string]struct {
+		Health     string    `json:"health"`
+		Since      time.Time `json:"since"`
+		Message    string    `json:"message"`
+		Queued     int       `json:"queued"`
+		InProgress int       `json:"in_progress"`
+		Retrying   int       `json:"retrying"`
+		Failed     int       `json:"failed"`
+		OldestAge  float64   `json:"oldest_age"`
+		Slots      int       `json:"slots"`
+	} `json:"drivers"`
+	Spool struct {
+		Health      string    `json:"health"`
+		WriteErrors int       `json:"write_errors"`
+		Deferrals   int       `json:"deferrals"`
+		LastError   string    `json:"last_error"`
+		Since       time.Time `json:"since"`
+	} `json:"spool"`
 	Connectors map[string]struct {
 		Health    plugin.HealthState `json:"health"`
 		Message   string             `json:"message"`
@@ -119,6 +138,9 @@ func fetchStatus(ctx context.Context, url string) ([]byte, statusDoc, error) {
 
 func printStatus(w io.Writer, st statusDoc) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if st.Health != "" {
+		fmt.Fprintf(tw, "gateway: %s\n\n", st.Health)
+	}
 	fmt.Fprintln(tw, "CONNECTOR\tHEALTH\tPID\tRESTARTS\tSINCE\tNOTE")
 	for _, name := range config.SortedKeys(st.Connectors) {
 		c := st.Connectors[name]
@@ -133,19 +155,46 @@ func printStatus(w io.Writer, st statusDoc) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", name, c.Health, c.Pid, c.Restarts, since, note)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "DRIVER\tQUEUED")
-	for _, name := range config.SortedKeys(st.Queued) {
-		fmt.Fprintf(tw, "%s\t%d\n", name, st.Queued[name])
+	if st.Drivers == nil {
+		// a gateway of an older release
+		fmt.Fprintln(tw, "DRIVER\tQUEUED")
+		for _, name := range config.SortedKeys(st.Queued) {
+			fmt.Fprintf(tw, "%s\t%d\n", name, st.Queued[name])
+		}
+	} else {
+		fmt.Fprintln(tw, "DRIVER\tHEALTH\tQUEUED\tACTIVE\tRETRYING\tFAILED\tOLDEST\tNOTE")
+		for _, name := range config.SortedKeys(st.Drivers) {
+			d := st.Drivers[name]
+			oldest := "-"
+			if d.Queued+d.Retrying+d.InProgress > 0 {
+				oldest = (time.Duration(d.OldestAge) * time.Second).String()
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d/%d\t%d\t%d\t%s\t%s\n", name, d.Health, d.Queued, d.InProgress, d.Slots, d.Retrying, d.Failed, oldest, d.Message)
+		}
+		fmt.Fprintln(tw)
+		note := ""
+		if st.Spool.Health != "healthy" && st.Spool.LastError != "" {
+			note = "last error: " + st.Spool.LastError
+		}
+		fmt.Fprintf(tw, "spool: %s\twrite errors %d\tdeferrals %d\t%s\n", st.Spool.Health, st.Spool.WriteErrors, st.Spool.Deferrals, note)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nfailed for good: %d job(s)\n", st.Failed)
+	fmt.Fprintf(w, "\nfailed for good: %d job(s)", st.Failed)
+	if st.Failed > 0 {
+		fmt.Fprint(w, " (mediagw jobs list --state failed; not counted in the exit code)")
+	}
+	fmt.Fprintln(w)
 }
 
+// statusGood: the gateway is healthy now. Failed jobs do not count.
 func statusGood(st statusDoc) bool {
+	if st.Health != "" {
+		return st.Health == "healthy"
+	}
 	for _, c := range st.Connectors {
 		if c.Health != plugin.HealthHealthy {
 			return false
 		}
 	}
-	return st.Failed == 0
+	return true
 }

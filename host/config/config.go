@@ -44,6 +44,9 @@ type Spool struct {
 	Dir string `yaml:"dir"`
 	// ForgetAfter is how long accepted source ids are remembered for dedupe.
 	ForgetAfter Duration `yaml:"forget_after"`
+	// FailedRetention is how long jobs that failed for good are kept (with
+	// their documents) for the operator to retry or purge.
+	FailedRetention Duration `yaml:"failed_retention"`
 }
 
 // Log configures the gateway's log.
@@ -95,7 +98,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // Defaults are the values of keys the file leaves out.
 var Defaults = Config{
-	Spool: Spool{Dir: "spool", ForgetAfter: Duration(14 * 24 * time.Hour)},
+	Spool: Spool{Dir: "spool", ForgetAfter: Duration(14 * 24 * time.Hour), FailedRetention: Duration(30 * 24 * time.Hour)},
 	Log:   Log{Level: "info", Format: "text"},
 }
 

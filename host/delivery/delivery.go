@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,12 +30,89 @@ type Dispatcher struct {
 
 	mu     sync.Mutex
 	leased map[string]bool
+	active map[string]*ActiveJob
+	health Health
+}
+
+// ActiveJob is an attempt in progress.
+type ActiveJob struct {
+	JobID   string    `json:"job_id"`
+	Step    string    `json:"step,omitempty"`
+	Detail  string    `json:"detail,omitempty"`
+	Page    int       `json:"page,omitempty"`
+	Pages   int       `json:"pages,omitempty"`
+	Started time.Time `json:"started"`
+}
+
+// Health of a driver as its attempts show it: degraded while attempts end
+// without reaching the line (no modem free or answering: Outcome.Uncounted),
+// healthy again after any attempt that reached it.
+type Health struct {
+	Health  string    `json:"health"` // healthy, degraded
+	Since   time.Time `json:"since"`
+	Message string    `json:"message,omitempty"`
 }
 
 // New makes a dispatcher. maxAttempts caps attempts whatever the driver says
 // (0: no cap beyond the driver's own).
 func New(d linedriver.Driver, sp *spool.Spool, log *slog.Logger, maxAttempts int) *Dispatcher {
-	return &Dispatcher{driver: d, spool: sp, log: log, maxAttempts: maxAttempts, wake: make(chan struct{}, 1), leased: map[string]bool{}}
+	return &Dispatcher{driver: d, spool: sp, log: log, maxAttempts: maxAttempts, wake: make(chan struct{}, 1),
+		leased: map[string]bool{}, active: map[string]*ActiveJob{}, health: Health{Health: "healthy", Since: time.Now()}}
+}
+
+// Active lists the attempts in progress, oldest first.
+func (d *Dispatcher) Active() []ActiveJob {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]ActiveJob, 0, len(d.active))
+	for _, a := range d.active {
+		out = append(out, *a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	return out
+}
+
+// Leased returns the ids of the jobs in an attempt.
+func (d *Dispatcher) Leased() map[string]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]bool, len(d.leased))
+	for id := range d.leased {
+		out[id] = true
+	}
+	return out
+}
+
+// Health returns the driver's health.
+func (d *Dispatcher) Health() Health {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.health
+}
+
+// noteHealth updates the health after an attempt and logs a change once.
+func (d *Dispatcher) noteHealth(o linedriver.Outcome) {
+	h := Health{Health: "healthy"}
+	if o.Result == linedriver.Temporary && o.Uncounted {
+		h = Health{Health: "degraded", Message: o.Reason}
+	}
+	d.mu.Lock()
+	old := d.health
+	changed := old.Health != h.Health
+	if changed {
+		h.Since = time.Now()
+		d.health = h
+	} else {
+		d.health.Message = h.Message
+	}
+	d.mu.Unlock()
+	switch {
+	case !changed:
+	case h.Health == "healthy":
+		d.log.Info("driver health", "health", h.Health, "was", old.Health)
+	default:
+		d.log.Warn("driver health", "health", h.Health, "was", old.Health, "message", h.Message)
+	}
 }
 
 // Notify tells the dispatcher that new jobs may be due.
@@ -98,13 +177,44 @@ func (d *Dispatcher) lease() (*spool.Entry, time.Duration) {
 		return nil, min(wait, idleWait)
 	}
 	d.leased[e.Job.ID] = true
+	d.active[e.Job.ID] = &ActiveJob{JobID: e.Job.ID, Started: time.Now()}
 	return e, 0
 }
 
 func (d *Dispatcher) release(id string) {
 	d.mu.Lock()
 	delete(d.leased, id)
+	delete(d.active, id)
 	d.mu.Unlock()
+}
+
+// attemptLog collects what the driver reports during one attempt.
+type attemptLog struct {
+	d       *Dispatcher
+	id      string
+	mu      sync.Mutex
+	b       strings.Builder
+	dialled time.Time
+}
+
+func (l *attemptLog) report(p linedriver.Progress) {
+	now := time.Now()
+	l.mu.Lock()
+	if l.b.Len() < spool.MaxLog {
+		fmt.Fprintf(&l.b, "%s %s %s\n", now.Format("15:04:05.000"), p.Step, p.Detail)
+	}
+	if p.Step == "dial" && l.dialled.IsZero() {
+		l.dialled = now
+	}
+	l.mu.Unlock()
+	l.d.mu.Lock()
+	if a := l.d.active[l.id]; a != nil {
+		a.Step, a.Detail = p.Step, p.Detail
+		if p.Page > 0 {
+			a.Page, a.Pages = p.Page, p.Pages
+		}
+	}
+	l.d.mu.Unlock()
 }
 
 func (d *Dispatcher) attempt(ctx context.Context, e *spool.Entry) {
@@ -115,7 +225,10 @@ func (d *Dispatcher) attempt(ctx context.Context, e *spool.Entry) {
 		slog.String("source_id", job.Record.SourceID), slog.Int("attempt", job.Attempt),
 	}
 	activity.Log(d.log, activity.Attempt, ids...)
-	o := d.deliver(ctx, &job)
+	started := time.Now()
+	alog := &attemptLog{d: d, id: job.ID}
+	o := d.deliver(ctx, &job, alog.report)
+	ended := time.Now()
 	interrupted := ctx.Err() != nil && o.Result != linedriver.Delivered
 	if interrupted {
 		// Shutdown: the attempt does not count, and the job is due at once
@@ -126,7 +239,28 @@ func (d *Dispatcher) attempt(ctx context.Context, e *spool.Entry) {
 			Reason: fmt.Sprintf("%s (gave up after %d attempts)", o.Reason, job.Attempt)}
 	}
 	counted := !interrupted && !(o.Result == linedriver.Temporary && o.Uncounted)
-	if err := d.record(ctx, job.ID, o, counted, ids); err != nil {
+	if !interrupted {
+		d.noteHealth(o)
+	}
+	rec := &spool.Attempt{N: job.Attempt, Started: started, Ended: ended, Result: o.Result.String(),
+		Category: o.Category, Reason: o.Reason, Details: map[string]string{}}
+	for k, v := range o.Details {
+		if k == "log" {
+			continue
+		}
+		rec.Details[k] = v
+	}
+	alog.mu.Lock()
+	rec.Log = alog.b.String()
+	dialled := alog.dialled
+	alog.mu.Unlock()
+	if l := o.Details["log"]; l != "" {
+		rec.Log = l
+	}
+	if !dialled.IsZero() {
+		ids = append(ids, slog.Float64("call_seconds", ended.Sub(dialled).Seconds()))
+	}
+	if err := d.record(ctx, job.ID, o, counted, rec, ids); err != nil {
 		d.log.Error("outcome not recorded in the spool; the job will be attempted again when the gateway starts next",
 			append(attrsAny(ids), "result", o.Result.String(), "error", err)...)
 		return
@@ -135,7 +269,9 @@ func (d *Dispatcher) attempt(ctx context.Context, e *spool.Entry) {
 	case linedriver.Delivered:
 		attrs := ids
 		for k, v := range o.Details {
-			attrs = append(attrs, slog.String(k, v))
+			if k != "log" {
+				attrs = append(attrs, slog.String(k, v))
+			}
 		}
 		activity.Log(d.log, activity.Delivered, attrs...)
 	case linedriver.Permanent:
@@ -152,10 +288,10 @@ func (d *Dispatcher) attempt(ctx context.Context, e *spool.Entry) {
 // full disk, say) is tried again, with growing pauses, until it succeeds or
 // the gateway stops: attempting the job again at once would deliver it
 // again, a fax to the same number over and over.
-func (d *Dispatcher) record(ctx context.Context, id string, o linedriver.Outcome, countAttempt bool, ids []slog.Attr) error {
+func (d *Dispatcher) record(ctx context.Context, id string, o linedriver.Outcome, countAttempt bool, a *spool.Attempt, ids []slog.Attr) error {
 	wait := recordRetryMin
 	for {
-		err := d.spool.Complete(id, o, countAttempt)
+		err := d.spool.CompleteAttempt(id, o, countAttempt, a)
 		if err == nil || errors.Is(err, spool.ErrNotFound) {
 			return err
 		}
@@ -165,7 +301,7 @@ func (d *Dispatcher) record(ctx context.Context, id string, o linedriver.Outcome
 		case <-ctx.Done():
 			t.Stop()
 			// One last try: a shutdown is no reason to lose the outcome.
-			return d.spool.Complete(id, o, countAttempt)
+			return d.spool.CompleteAttempt(id, o, countAttempt, a)
 		case <-t.C:
 		}
 		wait = min(2*wait, recordRetryMax)
@@ -176,14 +312,19 @@ var recordRetryMin, recordRetryMax = time.Second, time.Minute
 
 // deliver calls the driver, turning a panic into a temporary failure so one
 // bad record cannot take the gateway down.
-func (d *Dispatcher) deliver(ctx context.Context, job *linedriver.Job) (o linedriver.Outcome) {
+func (d *Dispatcher) deliver(ctx context.Context, job *linedriver.Job, collect func(linedriver.Progress)) (o linedriver.Outcome) {
 	defer func() {
 		if r := recover(); r != nil {
 			o = linedriver.Retry("driver_panic", fmt.Sprintf("driver %s panicked: %v", job.Driver, r), time.Minute)
 		}
 	}()
 	report := func(p linedriver.Progress) {
-		activity.Log(d.log, activity.Progress, slog.String("job", job.ID), slog.String("step", p.Step), slog.String("detail", p.Detail))
+		collect(p)
+		attrs := []slog.Attr{slog.String("job", job.ID), slog.String("step", p.Step), slog.String("detail", p.Detail)}
+		if p.Page > 0 {
+			attrs = append(attrs, slog.Int("page", p.Page), slog.Int("pages", p.Pages))
+		}
+		activity.Log(d.log, activity.Progress, attrs...)
 	}
 	if ss, ok := d.driver.(linedriver.StateSaver); ok {
 		o = ss.DeliverSaving(ctx, job, report, func(state json.RawMessage) error { return d.spool.SaveState(job.ID, state) })

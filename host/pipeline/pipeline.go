@@ -89,7 +89,7 @@ func (p *Pipeline) Run(ctx context.Context, src plugin.Connector) error {
 func (p *Pipeline) handle(running context.Context, src plugin.Connector, msg *plugin.Message) {
 	ids := []slog.Attr{slog.String("source_id", msg.SourceID), slog.String("delivery", msg.DeliveryID)}
 	activity.Log(p.Log, activity.Received, append(ids, slog.Int("bytes", len(msg.Raw)))...)
-	s, recordID := p.decide(msg, ids)
+	s, recordID, class := p.decide(msg, ids)
 	s, err := p.settle(running, src, msg, s)
 	if err != nil {
 		// Not settled at the source: it offers the message again and the
@@ -103,7 +103,7 @@ func (p *Pipeline) handle(running context.Context, src plugin.Connector, msg *pl
 			activity.Log(p.Log, activity.Accepted, append(ids, slog.String("record", recordID))...)
 		}
 	case plugin.Reject:
-		activity.Log(p.Log, activity.Rejected, append(ids, slog.String("reason", s.Reason))...)
+		activity.Log(p.Log, activity.Rejected, append(ids, slog.String("reason", s.Reason), slog.String("class", class))...)
 	case plugin.Retry:
 		activity.Log(p.Log, activity.Deferred, append(ids, slog.String("reason", s.Reason))...)
 	}
@@ -158,24 +158,34 @@ const settleFallbackAfter = 5
 
 var settleRetryMin, settleRetryMax = time.Second, time.Minute
 
-// decide maps, routes and spools a message and returns its settlement.
-func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settlement, string) {
-	retry := func(err error) (plugin.Settlement, string) {
-		return plugin.Settlement{Kind: plugin.Retry, Reason: err.Error(), RetryAfter: p.RetryAfter}, ""
+// Classes of rejection, for metrics and filters: the reason says more.
+const (
+	RejectMap          = "map"           // the data map refused the message
+	RejectNoRoute      = "no_route"      // neither the map nor the connector names a driver
+	RejectUnknownRoute = "unknown_route" // a route names a driver that is not configured
+	RejectDriver       = "driver"        // the driver's Check refused the record
+)
+
+// decide maps, routes and spools a message and returns its settlement (and,
+// for a rejection, its class).
+func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settlement, string, string) {
+	retry := func(err error) (plugin.Settlement, string, string) {
+		p.Spool.Deferred(err)
+		return plugin.Settlement{Kind: plugin.Retry, Reason: err.Error(), RetryAfter: p.RetryAfter}, "", ""
 	}
-	reject := func(reason string) (plugin.Settlement, string) {
-		return plugin.Settlement{Kind: plugin.Reject, Reason: reason}, ""
+	reject := func(class, reason string) (plugin.Settlement, string, string) {
+		return plugin.Settlement{Kind: plugin.Reject, Reason: reason}, "", class
 	}
 	if seen, err := p.Spool.Seen(p.Connector, msg.SourceID); err != nil {
 		return retry(err)
 	} else if seen {
 		activity.Log(p.Log, activity.Duplicate, ids...)
-		return plugin.Settlement{Kind: plugin.Ack, Reason: "already accepted"}, ""
+		return plugin.Settlement{Kind: plugin.Ack, Reason: "already accepted"}, "", ""
 	}
 
 	mapped, err := p.mapSafely(msg.Raw)
 	if err != nil {
-		return reject(err.Error())
+		return reject(RejectMap, err.Error())
 	}
 	activity.Log(p.Log, activity.Mapped, append(ids, slog.Int("fields", len(mapped.Fields)), slog.Int("documents", len(mapped.Documents)))...)
 
@@ -184,7 +194,7 @@ func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settleme
 		routes = p.Routes
 	}
 	if len(routes) == 0 {
-		return reject("no route: the data map chose no line driver and the connector has no default route")
+		return reject(RejectNoRoute, "no route: the data map chose no line driver and the connector has no default route")
 	}
 	rec := linedriver.Record{
 		ID: newID(), SourceID: msg.SourceID, Connector: p.Connector,
@@ -197,10 +207,10 @@ func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settleme
 	for _, name := range routes {
 		t, ok := p.Targets[name]
 		if !ok {
-			return reject(fmt.Sprintf("route names line driver %q, which is not configured", name))
+			return reject(RejectUnknownRoute, fmt.Sprintf("route names line driver %q, which is not configured", name))
 		}
 		if err := t.Driver.Check(&rec); err != nil {
-			return reject(fmt.Sprintf("%s: %v", name, err))
+			return reject(RejectDriver, fmt.Sprintf("%s: %v", name, err))
 		}
 		jobs = append(jobs, &linedriver.Job{ID: rec.ID + "." + name, Driver: name, Record: rec, Accepted: time.Now()})
 	}
@@ -212,14 +222,14 @@ func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settleme
 	}
 	if dup {
 		activity.Log(p.Log, activity.Duplicate, ids...)
-		return plugin.Settlement{Kind: plugin.Ack, Reason: "already accepted"}, ""
+		return plugin.Settlement{Kind: plugin.Ack, Reason: "already accepted"}, "", ""
 	}
 	for _, name := range routes {
 		if n := p.Targets[name].Notify; n != nil {
 			n()
 		}
 	}
-	return plugin.Settlement{Kind: plugin.Ack}, rec.ID
+	return plugin.Settlement{Kind: plugin.Ack}, rec.ID, ""
 }
 
 // mapSafely turns a panic in a data map into a rejection: bad input must not

@@ -25,6 +25,8 @@ var (
 	bucketDue     = []byte("due")     // driver \x00 due(8 bytes) \x00 job id → nil
 	bucketSources = []byte("sources") // connector \x00 source id → sourceEntry
 	bucketFailed  = []byte("failed")  // job id → Entry, kept for the operator
+	bucketHistory = []byte("history") // job id → []Attempt, the last attempts of a job
+	bucketRetry   = []byte("retry")   // job id → nil: a queued job whose last attempt failed
 )
 
 // ErrNotFound is returned for an unknown job id.
@@ -46,7 +48,10 @@ type sourceEntry struct {
 
 // Spool is safe for concurrent use.
 type Spool struct {
-	db *bolt.DB
+	db     *bolt.DB
+	health healthTracker
+	// faultHook, when set (tests only), fails writes before they reach the file.
+	faultHook func() error
 }
 
 // Open opens (or creates) the spool file.
@@ -61,7 +66,7 @@ func Open(path string) (*Spool, error) {
 		return nil, fmt.Errorf("spool: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJobs, bucketDue, bucketSources, bucketFailed} {
+		for _, b := range [][]byte{bucketJobs, bucketDue, bucketSources, bucketFailed, bucketHistory, bucketRetry} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -80,7 +85,9 @@ func Open(path string) (*Spool, error) {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 	}
-	return &Spool{db: db}, nil
+	s := &Spool{db: db}
+	s.health.init(time.Now)
+	return s, nil
 }
 
 func syncDir(dir string) error {
@@ -126,7 +133,7 @@ func (s *Spool) Seen(connector, sourceID string) (bool, error) {
 // reports dup. When Accept returns nil the jobs survive a crash.
 func (s *Spool) Accept(connector, sourceID string, jobs []*linedriver.Job) (dup bool, err error) {
 	now := time.Now()
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		src := tx.Bucket(bucketSources)
 		key := sourceKey(connector, sourceID)
 		if src.Get(key) != nil {
@@ -179,6 +186,9 @@ func removeEntry(tx *bolt.Tx, e *Entry) error {
 	if err := tx.Bucket(bucketDue).Delete(dueKey(e.Job.Driver, e.Due, e.Job.ID)); err != nil {
 		return err
 	}
+	if err := tx.Bucket(bucketRetry).Delete([]byte(e.Job.ID)); err != nil {
+		return err
+	}
 	return tx.Bucket(bucketJobs).Delete([]byte(e.Job.ID))
 }
 
@@ -211,7 +221,13 @@ func (s *Spool) Next(driver string, skip map[string]bool) (*Entry, error) {
 // Temporary reschedules it with the new state; Permanent moves it to the
 // failed list, where the operator can still see it.
 func (s *Spool) Complete(id string, o linedriver.Outcome, countAttempt bool) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.CompleteAttempt(id, o, countAttempt, nil)
+}
+
+// CompleteAttempt is Complete that also keeps a's record of the attempt in
+// the job's history (the last MaxHistory attempts; see Job).
+func (s *Spool) CompleteAttempt(id string, o linedriver.Outcome, countAttempt bool, a *Attempt) error {
+	return s.update(func(tx *bolt.Tx) error {
 		e, err := getEntry(tx, id)
 		if err != nil {
 			return err
@@ -219,10 +235,16 @@ func (s *Spool) Complete(id string, o linedriver.Outcome, countAttempt bool) err
 		if err := removeEntry(tx, e); err != nil {
 			return err
 		}
+		if err := appendHistory(tx, id, a); err != nil {
+			return err
+		}
 		switch o.Result {
 		case linedriver.Delivered:
-			return nil
+			return tx.Bucket(bucketHistory).Delete([]byte(id))
 		case linedriver.Permanent:
+			if countAttempt {
+				e.Job.Attempt++
+			}
 			e.LastError, e.Category, e.Finished = o.Reason, o.Category, time.Now()
 			b, err := json.Marshal(e)
 			if err != nil {
@@ -238,6 +260,9 @@ func (s *Spool) Complete(id string, o linedriver.Outcome, countAttempt bool) err
 			}
 			e.LastError, e.Category = o.Reason, o.Category
 			e.Due = time.Now().Add(o.RetryAfter)
+			if err := tx.Bucket(bucketRetry).Put([]byte(id), nil); err != nil {
+				return err
+			}
 			return putEntry(tx, e)
 		}
 	})
@@ -247,7 +272,7 @@ func (s *Spool) Complete(id string, o linedriver.Outcome, countAttempt bool) err
 // (e.g. the pages already confirmed), so that an attempt cut off by a
 // crash resumes from there. The schedule does not change.
 func (s *Spool) SaveState(id string, state json.RawMessage) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		e, err := getEntry(tx, id)
 		if err != nil {
 			return err
@@ -267,27 +292,54 @@ func (s *Spool) SaveState(id string, state json.RawMessage) error {
 
 // Stats counts what the spool holds.
 type Stats struct {
-	Queued  map[string]int // per driver
-	Failed  int
+	Queued   map[string]int // per driver: every job waiting or in an attempt
+	Retrying map[string]int // per driver: queued jobs whose last attempt failed
+	Failed   int
+	// FailedBy counts the failed jobs per driver.
+	FailedBy map[string]int
+	// Oldest is, per driver, when its oldest queued job arrived.
+	Oldest  map[string]time.Time
 	Sources int
 }
 
 // Stats counts jobs per driver, failed jobs and remembered source ids.
 func (s *Spool) Stats() (Stats, error) {
-	st := Stats{Queued: map[string]int{}}
+	st := Stats{Queued: map[string]int{}, Retrying: map[string]int{}, FailedBy: map[string]int{}, Oldest: map[string]time.Time{}}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		// Every queued job has one key in due, led by its driver's name:
-		// counting keys spares decoding every job and its documents.
+		// counting keys spares decoding every job and its documents. A
+		// job id starts with the time its record arrived.
+		retry := tx.Bucket(bucketRetry)
 		err := tx.Bucket(bucketDue).ForEach(func(k, _ []byte) error {
-			if i := bytes.IndexByte(k, 0); i >= 0 {
-				st.Queued[string(k[:i])]++
+			i := bytes.IndexByte(k, 0)
+			if i < 0 || len(k) < i+10 {
+				return nil
+			}
+			driver, id := string(k[:i]), k[i+10:]
+			st.Queued[driver]++
+			if retry.Get(id) != nil {
+				st.Retrying[driver]++
+			}
+			if t, ok := idTime(string(id)); ok {
+				if o, seen := st.Oldest[driver]; !seen || t.Before(o) {
+					st.Oldest[driver] = t
+				}
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		st.Failed = tx.Bucket(bucketFailed).Stats().KeyN
+		err = tx.Bucket(bucketFailed).ForEach(func(k, _ []byte) error {
+			st.Failed++
+			if d, ok := idDriver(string(k)); ok {
+				st.FailedBy[d]++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 		st.Sources = tx.Bucket(bucketSources).Stats().KeyN
 		return nil
 	})
@@ -314,7 +366,7 @@ func (s *Spool) Failed() ([]Entry, error) {
 // all gone, so the dedupe table does not grow without end.
 func (s *Spool) Forget(cutoff time.Time) (int, error) {
 	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		src := tx.Bucket(bucketSources)
 		jobs := tx.Bucket(bucketJobs)
 		var drop [][]byte

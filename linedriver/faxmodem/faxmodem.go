@@ -421,7 +421,7 @@ func (d *Driver) send(ctx context.Context, m *Modem, dial string, pages []*rende
 			Class: class, LocalID: d.opts.LocalID, Fine: d.opts.Resolution != "standard",
 			MR: !strings.EqualFold(d.opts.Encoding, "mh"), RTNRetries: rtnRetries, FirstPage: first,
 			Pace: m.Config.Flow != "none", Confirmed: confirmed,
-			Log: func(step, detail string) { report(linedriver.Progress{Step: step, Detail: detail}) },
+			Log: func(step, detail string) { report(pageProgress(step, detail, len(pages))) },
 		})
 	}
 	cfg := t30.Config{}
@@ -440,7 +440,7 @@ func (d *Driver) send(ctx context.Context, m *Modem, dial string, pages []*rende
 	cfg.Confirmed = confirmed
 	inner := cfg.Log
 	cfg.Log = func(step, detail string) {
-		report(linedriver.Progress{Step: step, Detail: detail})
+		report(pageProgress(step, detail, len(pages)))
 		if inner != nil {
 			inner(step, detail)
 		}
@@ -605,4 +605,16 @@ func (d *Driver) probe(ctx context.Context, m *Modem) error {
 	defer ch.Close()
 	_, err = Setup(ctx, ch, m.Config)
 	return err
+}
+
+// pageProgress is a step of the call; a "page" step, whose detail starts
+// with the page's number, also says which page of how many is on its way.
+func pageProgress(step, detail string, pages int) linedriver.Progress {
+	p := linedriver.Progress{Step: step, Detail: detail}
+	if step == "page" {
+		if _, err := fmt.Sscanf(detail, "%d", &p.Page); err == nil && p.Page > 0 {
+			p.Pages = pages
+		}
+	}
+	return p
 }

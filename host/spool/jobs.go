@@ -1,0 +1,387 @@
+package spool
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Job states as the operator sees them.
+const (
+	StateQueued   = "queued"   // waiting for its first attempt
+	StateActive   = "active"   // an attempt is in progress (known to the host, not the spool)
+	StateRetrying = "retrying" // its last attempt failed; due again later
+	StateFailed   = "failed"   // failed for good; kept for the operator
+)
+
+var (
+	// ErrNotFailed is returned when retrying a job that has not failed.
+	ErrNotFailed = errors.New("spool: job has not failed")
+	// ErrActive is returned when purging a job whose attempt is in progress.
+	ErrActive = errors.New("spool: job is being delivered")
+)
+
+// Query selects jobs. Zero fields select everything.
+type Query struct {
+	Driver string `json:"driver,omitempty"`
+	State  string `json:"state,omitempty"` // queued, active, retrying, failed or ""
+	Limit  int    `json:"limit,omitempty"`
+	// Active holds the ids of jobs in an attempt (the host knows them):
+	// they are listed as active rather than queued or retrying.
+	Active map[string]bool `json:"-"`
+}
+
+// DocInfo describes a document without its bytes.
+type DocInfo struct {
+	Name      string `json:"name"`
+	MediaType string `json:"media_type"`
+	Size      int    `json:"size"`
+}
+
+// JobInfo is a job as listed for the operator.
+type JobInfo struct {
+	ID        string            `json:"id"`
+	Driver    string            `json:"driver"`
+	Connector string            `json:"connector"`
+	SourceID  string            `json:"source_id"`
+	State     string            `json:"state"`
+	Attempts  int               `json:"attempts"`
+	Due       time.Time         `json:"due,omitzero"`
+	LastError string            `json:"last_error,omitempty"`
+	Category  string            `json:"category,omitempty"`
+	Accepted  time.Time         `json:"accepted"`
+	Finished  time.Time         `json:"finished,omitzero"`
+	Fields    map[string]string `json:"fields"`
+	Documents []DocInfo         `json:"documents"`
+}
+
+// Attempt is the record of one delivery attempt.
+type Attempt struct {
+	N        int               `json:"n"`
+	Started  time.Time         `json:"started"`
+	Ended    time.Time         `json:"ended"`
+	Result   string            `json:"result"` // delivered, temporary, permanent
+	Category string            `json:"category,omitempty"`
+	Reason   string            `json:"reason,omitempty"`
+	Details  map[string]string `json:"details,omitempty"`
+	// Log is what the driver reported during the attempt (for a fax, its
+	// T.30 steps and frames), cut to MaxLog bytes.
+	Log string `json:"log,omitempty"`
+}
+
+// JobDetail is a job with its attempts, oldest first.
+type JobDetail struct {
+	JobInfo
+	History []Attempt `json:"history"`
+}
+
+// MaxHistory attempts are kept per job, each log at most MaxLog bytes.
+const (
+	MaxHistory = 20
+	MaxLog     = 32 << 10
+)
+
+func appendHistory(tx *bolt.Tx, id string, a *Attempt) error {
+	if a == nil {
+		return nil
+	}
+	b := tx.Bucket(bucketHistory)
+	var h []Attempt
+	if v := b.Get([]byte(id)); v != nil {
+		_ = json.Unmarshal(v, &h) // a corrupt history starts over
+	}
+	cp := *a
+	if len(cp.Log) > MaxLog {
+		cp.Log = "…" + cp.Log[len(cp.Log)-MaxLog:]
+	}
+	h = append(h, cp)
+	if len(h) > MaxHistory {
+		h = h[len(h)-MaxHistory:]
+	}
+	v, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(id), v)
+}
+
+func info(e *Entry, state string) JobInfo {
+	ji := JobInfo{ID: e.Job.ID, Driver: e.Job.Driver, Connector: e.Job.Record.Connector, SourceID: e.Job.Record.SourceID,
+		State: state, Attempts: e.Job.Attempt, LastError: e.LastError, Category: e.Category,
+		Accepted: e.Job.Accepted, Finished: e.Finished, Fields: e.Job.Record.Fields, Documents: []DocInfo{}}
+	if state != StateFailed {
+		ji.Due = e.Due
+	}
+	if ji.Fields == nil {
+		ji.Fields = map[string]string{}
+	}
+	for _, d := range e.Job.Record.Documents {
+		ji.Documents = append(ji.Documents, DocInfo{Name: d.Name, MediaType: d.MediaType, Size: len(d.Data)})
+	}
+	return ji
+}
+
+func queuedState(tx *bolt.Tx, id string, active map[string]bool) string {
+	switch {
+	case active[id]:
+		return StateActive
+	case tx.Bucket(bucketRetry).Get([]byte(id)) != nil:
+		return StateRetrying
+	}
+	return StateQueued
+}
+
+// Jobs lists the jobs q selects: queued ones in the order they are due,
+// then failed ones, newest failure first; at most q.Limit (0: all).
+func (s *Spool) Jobs(q Query) ([]JobInfo, error) {
+	switch q.State {
+	case "", StateQueued, StateActive, StateRetrying, StateFailed:
+	default:
+		return nil, fmt.Errorf("spool: unknown job state %q (queued, active, retrying, failed)", q.State)
+	}
+	out := []JobInfo{}
+	full := func() bool { return q.Limit > 0 && len(out) >= q.Limit }
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if q.State != StateFailed {
+			err := tx.Bucket(bucketDue).ForEach(func(k, _ []byte) error {
+				if full() {
+					return nil
+				}
+				i := strings.IndexByte(string(k), 0)
+				if i < 0 || len(k) < i+10 {
+					return nil
+				}
+				driver, id := string(k[:i]), string(k[i+10:])
+				if q.Driver != "" && driver != q.Driver {
+					return nil
+				}
+				state := queuedState(tx, id, q.Active)
+				if q.State != "" && state != q.State {
+					return nil
+				}
+				e, err := getEntry(tx, id)
+				if err != nil {
+					return err
+				}
+				out = append(out, info(e, state))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			// due keys sort by driver first: order by due time overall.
+			sort.SliceStable(out, func(i, j int) bool { return out[i].Due.Before(out[j].Due) })
+		}
+		if q.State == "" || q.State == StateFailed {
+			var failed []JobInfo
+			err := tx.Bucket(bucketFailed).ForEach(func(k, v []byte) error {
+				if q.Driver != "" {
+					if d, ok := idDriver(string(k)); ok && d != q.Driver {
+						return nil
+					}
+				}
+				var e Entry
+				if err := json.Unmarshal(v, &e); err != nil {
+					return fmt.Errorf("spool: failed job %s is corrupt: %w", k, err)
+				}
+				if q.Driver != "" && e.Job.Driver != q.Driver {
+					return nil
+				}
+				failed = append(failed, info(&e, StateFailed))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			sort.SliceStable(failed, func(i, j int) bool { return failed[i].Finished.After(failed[j].Finished) })
+			for _, f := range failed {
+				if full() {
+					break
+				}
+				out = append(out, f)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Job returns one job, queued or failed, with its attempts; ErrNotFound
+// when the spool has no such job (unknown, delivered, purged, pruned).
+// active tells whether an attempt is in progress (nil: none).
+func (s *Spool) Job(id string, active map[string]bool) (*JobDetail, error) {
+	var d *JobDetail
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var ji JobInfo
+		if e, err := getEntry(tx, id); err == nil {
+			ji = info(e, queuedState(tx, id, active))
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		} else if v := tx.Bucket(bucketFailed).Get([]byte(id)); v != nil {
+			var e Entry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("spool: failed job %s is corrupt: %w", id, err)
+			}
+			ji = info(&e, StateFailed)
+		} else {
+			return ErrNotFound
+		}
+		d = &JobDetail{JobInfo: ji, History: []Attempt{}}
+		if v := tx.Bucket(bucketHistory).Get([]byte(id)); v != nil {
+			_ = json.Unmarshal(v, &d.History)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("spool: job %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// Entry returns a queued or failed job with its documents (for a console
+// that shows them).
+func (s *Spool) Entry(id string) (*Entry, error) {
+	var out *Entry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		e, err := getEntry(tx, id)
+		if errors.Is(err, ErrNotFound) {
+			v := tx.Bucket(bucketFailed).Get([]byte(id))
+			if v == nil {
+				return ErrNotFound
+			}
+			e = &Entry{}
+			err = json.Unmarshal(v, e)
+		}
+		out = e
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("spool: job %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// Retry puts a failed job back in its driver's queue, due now, with its
+// attempts counted from zero again. Its history stays.
+func (s *Spool) Retry(id string) error {
+	err := s.update(func(tx *bolt.Tx) error {
+		fb := tx.Bucket(bucketFailed)
+		v := fb.Get([]byte(id))
+		if v == nil {
+			if tx.Bucket(bucketJobs).Get([]byte(id)) != nil {
+				return ErrNotFailed
+			}
+			return ErrNotFound
+		}
+		var e Entry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("failed job is corrupt: %w", err)
+		}
+		if err := fb.Delete([]byte(id)); err != nil {
+			return err
+		}
+		e.Job.Attempt = 0
+		e.Due, e.Finished, e.LastError, e.Category = time.Now(), time.Time{}, "", ""
+		return putEntry(tx, &e)
+	})
+	if err != nil {
+		return fmt.Errorf("spool: retry %s: %w", id, err)
+	}
+	return nil
+}
+
+// Purge removes a failed or queued job with its documents and history. A
+// job in an attempt (active[id]) is not purged: ErrActive.
+func (s *Spool) Purge(id string, active map[string]bool) error {
+	if active[id] {
+		return fmt.Errorf("spool: purge %s: %w", id, ErrActive)
+	}
+	err := s.update(func(tx *bolt.Tx) error {
+		if fb := tx.Bucket(bucketFailed); fb.Get([]byte(id)) != nil {
+			if err := fb.Delete([]byte(id)); err != nil {
+				return err
+			}
+		} else {
+			e, err := getEntry(tx, id)
+			if err != nil {
+				return err
+			}
+			if err := removeEntry(tx, e); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketHistory).Delete([]byte(id))
+	})
+	if err != nil {
+		return fmt.Errorf("spool: purge %s: %w", id, err)
+	}
+	return nil
+}
+
+// PruneFailed removes the failed jobs that failed before cutoff, with their
+// documents and history, and returns how many.
+func (s *Spool) PruneFailed(cutoff time.Time) (int, error) {
+	n := 0
+	err := s.update(func(tx *bolt.Tx) error {
+		fb := tx.Bucket(bucketFailed)
+		var drop [][]byte
+		err := fb.ForEach(func(k, v []byte) error {
+			var e struct {
+				Finished time.Time `json:"finished"`
+			}
+			if err := json.Unmarshal(v, &e); err == nil && e.Finished.Before(cutoff) {
+				drop = append(drop, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range drop {
+			if err := fb.Delete(k); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketHistory).Delete(k); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("spool: prune failed jobs: %w", err)
+	}
+	return n, nil
+}
+
+// idTime reads the arrival time a job id starts with (see the pipeline's
+// record ids: UTC time, "-", random hex, ".", driver).
+func idTime(id string) (time.Time, bool) {
+	const layout = "20060102T150405.000Z"
+	if len(id) < len(layout) {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(layout, id[:len(layout)])
+	return t, err == nil
+}
+
+// idDriver reads the driver name a job id ends with.
+func idDriver(id string) (string, bool) {
+	i := strings.IndexByte(id, '-')
+	if i < 0 {
+		return "", false
+	}
+	j := strings.IndexByte(id[i:], '.')
+	if j < 0 {
+		return "", false
+	}
+	return id[i+j+1:], true
+}

@@ -1,0 +1,243 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mediagw/mediagw/host/activity"
+	"github.com/mediagw/mediagw/host/delivery"
+	"github.com/mediagw/mediagw/host/metrics"
+	"github.com/mediagw/mediagw/host/pluginmgr"
+	"github.com/mediagw/mediagw/host/spool"
+	"github.com/mediagw/mediagw/plugin"
+)
+
+// Overall health of the gateway.
+const (
+	Healthy  = "healthy"  // every connector, driver and the spool are healthy
+	Degraded = "degraded" // something is not healthy now
+	Down     = "down"     // no connector is running
+)
+
+// ActiveJob is an attempt in progress.
+type ActiveJob = delivery.ActiveJob
+
+// DriverStatus is one line driver: its health and its queue.
+type DriverStatus struct {
+	Health     string      `json:"health"`
+	Since      time.Time   `json:"since"`
+	Message    string      `json:"message,omitempty"`
+	Queued     int         `json:"queued"`      // waiting for a first attempt
+	InProgress int         `json:"in_progress"` // in an attempt now
+	Retrying   int         `json:"retrying"`    // waiting to be tried again
+	Failed     int         `json:"failed"`      // failed for good, kept for the operator
+	OldestAge  float64     `json:"oldest_age"`  // seconds since the oldest queued job arrived
+	Slots      int         `json:"slots"`
+	Active     []ActiveJob `json:"active"`
+}
+
+// Status is a snapshot for the status endpoint and `mediagw status`.
+type Status struct {
+	Health     string                     `json:"health"`
+	Connectors map[string]pluginmgr.State `json:"connectors"`
+	Drivers    map[string]DriverStatus    `json:"drivers"`
+	Spool      spool.Health               `json:"spool"`
+	// Queued counts every job in a driver's queue (waiting, retrying or in
+	// an attempt); Failed the jobs that failed for good.
+	Queued map[string]int `json:"queued"`
+	Failed int            `json:"failed"`
+}
+
+// Status reports the health of the connectors, drivers and spool, and the
+// queues. Failed jobs are counted apart: they do not make the gateway
+// degraded.
+func (h *Host) Status() (Status, error) {
+	h.mu.Lock()
+	st := Status{Connectors: map[string]pluginmgr.State{}, Drivers: map[string]DriverStatus{}}
+	type drv struct {
+		disp  *delivery.Dispatcher
+		slots int
+	}
+	drivers := map[string]drv{}
+	for name, u := range h.conns {
+		st.Connectors[name] = u.state.Snapshot()
+	}
+	for name, u := range h.drivers {
+		drivers[name] = drv{u.disp, u.driver.Slots()}
+	}
+	h.mu.Unlock()
+	st.Spool = h.spool.Health()
+	ss, err := h.spool.Stats()
+	st.Queued, st.Failed = ss.Queued, ss.Failed
+	now := time.Now()
+	for name, d := range drivers {
+		hl := d.disp.Health()
+		active := d.disp.Active()
+		ds := DriverStatus{Health: hl.Health, Since: hl.Since, Message: hl.Message, Slots: max(d.slots, 1),
+			Active: active, InProgress: len(active), Retrying: ss.Retrying[name], Failed: ss.FailedBy[name]}
+		ds.Queued = max(ss.Queued[name]-ds.Retrying-ds.InProgress, 0)
+		if t, ok := ss.Oldest[name]; ok {
+			ds.OldestAge = max(now.Sub(t).Seconds(), 0)
+		}
+		st.Drivers[name] = ds
+	}
+	st.Health = overall(st)
+	if err != nil {
+		return st, fmt.Errorf("host: status: %w", err)
+	}
+	return st, nil
+}
+
+func overall(st Status) string {
+	if len(st.Connectors) > 0 {
+		down := true
+		for name := range st.Connectors {
+			if st.Connectors[name].Health != plugin.HealthDown {
+				down = false
+			}
+		}
+		if down {
+			return Down
+		}
+	}
+	if st.Spool.Health != spool.Healthy {
+		return Degraded
+	}
+	for name := range st.Connectors {
+		if st.Connectors[name].Health != plugin.HealthHealthy {
+			return Degraded
+		}
+	}
+	for _, d := range st.Drivers {
+		if d.Health != Healthy {
+			return Degraded
+		}
+	}
+	return Healthy
+}
+
+func (h *Host) metricsSnapshot() metrics.Snapshot {
+	s := metrics.Snapshot{Queued: map[string]int{}, InProgress: map[string]int{}, Failed: map[string]int{},
+		OldestAge: map[string]time.Duration{}, DriverHealthy: map[string]bool{}, ConnectorHealthy: map[string]bool{},
+		ConnectorHealth: map[string]string{}, Restarts: map[string]int{}}
+	st, err := h.Status()
+	if err != nil {
+		h.log.Warn("metrics: status", "error", err)
+	}
+	for name, d := range st.Drivers {
+		s.Queued[name] = d.Queued + d.Retrying
+		s.InProgress[name] = d.InProgress
+		s.Failed[name] = d.Failed
+		s.OldestAge[name] = time.Duration(d.OldestAge * float64(time.Second))
+		s.DriverHealthy[name] = d.Health == Healthy
+	}
+	for name := range st.Connectors {
+		hl := st.Connectors[name].Health
+		s.ConnectorHealthy[name] = hl == plugin.HealthHealthy
+		s.ConnectorHealth[name] = string(hl)
+		s.Restarts[name] = st.Connectors[name].Restarts
+	}
+	s.SpoolHealthy = st.Spool.Health == spool.Healthy
+	s.SpoolWriteErrors, s.SpoolDeferrals = st.Spool.WriteErrors, st.Spool.Deferrals
+	s.Subscribers, s.Dropped = h.hub.Subscribers(), h.hub.Dropped()
+	return s
+}
+
+// leased returns the ids of the jobs in an attempt, over every driver.
+func (h *Host) leased() map[string]bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[string]bool{}
+	for _, u := range h.drivers {
+		for id := range u.disp.Leased() {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// Jobs lists the jobs q selects (see spool.Query); jobs in an attempt are
+// listed as active.
+func (h *Host) Jobs(q spool.Query) ([]spool.JobInfo, error) {
+	q.Active = h.leased()
+	return h.spool.Jobs(q)
+}
+
+// Job returns one job with its attempts; spool.ErrNotFound for an unknown
+// id (or one delivered, purged or pruned).
+func (h *Host) Job(id string) (*spool.JobDetail, error) {
+	return h.spool.Job(id, h.leased())
+}
+
+// RetryJob puts a failed job back in its driver's queue, due now, with its
+// attempts counted from zero, and wakes the driver. spool.ErrNotFound for
+// an unknown id, spool.ErrNotFailed for a job that has not failed.
+func (h *Host) RetryJob(id string) error {
+	d, err := h.spool.Job(id, nil)
+	if err != nil {
+		return err
+	}
+	if err := h.spool.Retry(id); err != nil {
+		return err
+	}
+	activity.Log(h.log, activity.Requeued, slog.String("job", id), slog.String("driver", d.Driver),
+		slog.String("source_id", d.SourceID), slog.String("by", "operator"),
+		slog.String("reason", "operator retried the failed job"))
+	h.mu.Lock()
+	u := h.drivers[d.Driver]
+	h.mu.Unlock()
+	if u != nil {
+		u.disp.Notify()
+	}
+	return nil
+}
+
+// PurgeJob removes a failed or queued job with its documents.
+// spool.ErrActive when an attempt of it is in progress.
+func (h *Host) PurgeJob(id string) error {
+	d, err := h.spool.Job(id, nil)
+	if err != nil {
+		return err
+	}
+	if err := h.spool.Purge(id, h.leased()); err != nil {
+		return err
+	}
+	activity.Log(h.log, activity.Purged, slog.String("job", id), slog.String("driver", d.Driver),
+		slog.String("source_id", d.SourceID), slog.String("state", d.State), slog.String("by", "operator"),
+		slog.String("reason", "operator purged the job"))
+	return nil
+}
+
+// ErrUnknownConnector is returned for a connector name the config lacks.
+var ErrUnknownConnector = errors.New("host: no such connector")
+
+// TestConnector runs a connector's Test: on its running plugin, or on a
+// plugin launched for the test when none runs.
+func (h *Host) TestConnector(ctx context.Context, name string) (plugin.TestResult, error) {
+	h.mu.Lock()
+	var inst *pluginmgr.Instance
+	if u := h.conns[name]; u != nil {
+		inst = u.instance()
+	}
+	p := h.plan
+	h.mu.Unlock()
+	if p == nil || p.Connectors[name] == nil {
+		return plugin.TestResult{}, fmt.Errorf("%w: %q", ErrUnknownConnector, name)
+	}
+	if inst != nil {
+		return inst.Connector.Test(ctx), nil
+	}
+	cp := p.Connectors[name]
+	inst, err := pluginmgr.Launch(ctx, pluginmgr.Spec{
+		Name: name, Path: cp.Config.PluginPath, Dir: dirOf(p), Checksum: cp.Config.Checksum, ConfigJSON: cp.JSON,
+		MaxInFlight: cp.Config.MaxInFlight, Log: h.log.With("connector", name, "for", "test"), ConfigError: ConfigError(p.Config, name),
+	})
+	if err != nil {
+		return plugin.TestResult{}, fmt.Errorf("host: test connector %s: %w", name, err)
+	}
+	defer inst.Kill()
+	return inst.Connector.Test(ctx), nil
+}
