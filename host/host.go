@@ -372,8 +372,8 @@ func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pi
 			MaxInFlight: cp.Config.MaxInFlight, Log: log, ConfigError: ConfigError(p.Config, cp.Name),
 		})
 		if err == nil {
-			log.Info("plugin started", "plugin", cp.Config.PluginPath, "pid", inst.Pid, "name", inst.Info.Name, "version", inst.Info.Version)
 			setHealth(st, log, plugin.HealthHealthy, "", func(s *pluginmgr.State) { s.Pid = inst.Pid })
+			log.Info("plugin started", "plugin", cp.Config.PluginPath, "pid", inst.Pid, "name", inst.Info.Name, "version", inst.Info.Version)
 			u.setInstance(inst)
 			hctx, hcancel := context.WithCancel(ctx)
 			watched := make(chan struct{})
@@ -418,7 +418,7 @@ func (u *connUnit) instance() *pluginmgr.Instance {
 
 // setHealth changes a connector's health and message (and whatever more
 // applies), and logs a change of health once: at warn when it gets worse,
-// at info when it recovers.
+// at info when it recovers (a start is logged as "plugin started").
 func setHealth(st *pluginmgr.State, log *slog.Logger, health plugin.HealthState, msg string, more func(*pluginmgr.State)) {
 	var old plugin.HealthState
 	st.Set(func(s *pluginmgr.State) {
@@ -436,6 +436,9 @@ func setHealth(st *pluginmgr.State, log *slog.Logger, health plugin.HealthState,
 	}
 	switch health {
 	case plugin.HealthHealthy:
+		if old == plugin.HealthStarting {
+			return // a start, logged as such, is no recovery
+		}
 		log.Info("connector health", "health", string(health), "was", string(old))
 	case plugin.HealthStarting:
 	default:

@@ -17,7 +17,7 @@ import (
 
 // Overall health of the gateway.
 const (
-	Healthy  = "healthy"  // every connector, driver and the spool are healthy
+	Healthy  = "healthy"  // every connector (or starting), driver and the spool are healthy
 	Degraded = "degraded" // something is not healthy now
 	Down     = "down"     // no connector is running
 )
@@ -107,7 +107,9 @@ func overall(st Status) string {
 		return Degraded
 	}
 	for name := range st.Connectors {
-		if st.Connectors[name].Health != plugin.HealthHealthy {
+		// A connector coming up is no trouble yet; one that cannot come up
+		// says degraded or down.
+		if h := st.Connectors[name].Health; h != plugin.HealthHealthy && h != plugin.HealthStarting {
 			return Degraded
 		}
 	}
