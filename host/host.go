@@ -401,7 +401,9 @@ func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pi
 		case <-time.After(wait):
 		}
 	}
-	st.Set(func(s *pluginmgr.State) { s.Health, s.Pid, s.Since, s.Message = plugin.HealthDown, 0, time.Now(), "stopped" })
+	st.Set(func(s *pluginmgr.State) {
+		s.Health, s.Pid, s.Since, s.Message = plugin.HealthDown, 0, time.Now(), "stopped"
+	})
 }
 
 func (u *connUnit) setInstance(i *pluginmgr.Instance) {

@@ -308,7 +308,9 @@ func printJob(w io.Writer, d *spool.JobDetail) {
 	}
 }
 
-func runJobsRetry(args []string) int { return jobAction("retry", "requeued: due now, attempts from zero", args) }
+func runJobsRetry(args []string) int {
+	return jobAction("retry", "requeued: due now, attempts from zero", args)
+}
 func runJobsPurge(args []string) int { return jobAction("purge", "purged", args) }
 
 func jobAction(action, done string, args []string) int {

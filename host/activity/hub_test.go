@@ -42,7 +42,9 @@ func TestHandlerTurnsActivityLinesIntoEvents(t *testing.T) {
 		}, Event{Kind: KindPage, Driver: "fax", JobID: "r1.fax", Message: "page 2 of 3"}, false},
 		{func() { Log(drv, Progress, job, slog.String("step", "rx"), slog.String("detail", "CFR")) },
 			Event{Kind: Progress, Driver: "fax", JobID: "r1.fax", Message: "rx CFR"}, false},
-		{func() { Log(drv, Failed, job, slog.String("reason", "no answer"), slog.String("category", "no_answer")) },
+		{func() {
+			Log(drv, Failed, job, slog.String("reason", "no answer"), slog.String("category", "no_answer"))
+		},
 			Event{Kind: Failed, Driver: "fax", JobID: "r1.fax", Message: "no answer"}, true},
 	} {
 		logged.Reset()
@@ -155,4 +157,3 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
-
