@@ -5,6 +5,8 @@ package metrics
 
 import (
 	"net/http"
+	"regexp"
+	"sort"
 	"strconv"
 	"time"
 
@@ -202,3 +204,31 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	gauge(descSubs, float64(s.Subscribers))
 	counter(descDropped, float64(s.Dropped))
 }
+
+// Names lists the metric names the gateway exports (a histogram's with its
+// _bucket, _sum and _count series), for checking dashboards and alert rules.
+func (m *Metrics) Names() []string {
+	ch := make(chan *prometheus.Desc, 256)
+	go func() {
+		for _, c := range []prometheus.Collector{m.received, m.mapped, m.rejected, m.deferred, m.delivered, m.failed,
+			m.retried, m.pages, m.reports, m.callSecs, &gauges{}} {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	var out []string
+	for d := range ch {
+		name := fqName.FindStringSubmatch(d.String())
+		if name == nil {
+			continue
+		}
+		out = append(out, name[1])
+		if name[1] == "mediagw_fax_call_seconds" {
+			out = append(out, name[1]+"_bucket", name[1]+"_sum", name[1]+"_count")
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
