@@ -10,8 +10,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/mediagw/mediagw/host"
 	"github.com/mediagw/mediagw/host/activity"
 	"github.com/mediagw/mediagw/host/config"
+	"github.com/mediagw/mediagw/host/pluginmgr"
 	"github.com/mediagw/mediagw/host/spool"
 	"github.com/mediagw/mediagw/host/statusapi"
 	"github.com/mediagw/mediagw/internal/testenv"
@@ -36,6 +39,7 @@ type gateway struct {
 	dir    string
 	h      *host.Host
 	srv    *httptest.Server
+	log    testenv.Buffer
 	mu     sync.Mutex
 	events []activity.Event
 }
@@ -78,10 +82,11 @@ func startGateway(t *testing.T) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var out io.Writer = &g.log
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		out = io.MultiWriter(&g.log, os.Stderr)
 	}
+	log := slog.New(slog.NewTextHandler(out, nil))
 	plan, err := host.Prepare(cfg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +94,9 @@ func startGateway(t *testing.T) *gateway {
 	g.h, err = host.New(plan, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	g.h.Backoff = func() *pluginmgr.Backoff {
+		return &pluginmgr.Backoff{Min: time.Second, Max: 2 * time.Second, Stable: time.Minute}
 	}
 	events, cancelSub := g.h.Activity().Subscribe(1024)
 	go func() {
@@ -331,5 +339,58 @@ func TestJobsAPIAndMetrics(t *testing.T) {
 		if k[kind] == 0 {
 			t.Errorf("no %s event; saw %v", kind, k)
 		}
+	}
+}
+
+// TestPluginKilled: a plugin killed with SIGKILL shows as down without the
+// words it said while it ran, is relaunched, and both changes are logged
+// once (down at warn, the recovery at info); the scrape counts the restart.
+func TestPluginKilled(t *testing.T) {
+	g := startGateway(t)
+	var st struct {
+		Health     string
+		Connectors map[string]struct {
+			Health    string `json:"health"`
+			Message   string `json:"message"`
+			LastError string `json:"last_error"`
+			Pid       int    `json:"pid"`
+			Restarts  int    `json:"restarts"`
+		}
+	}
+	g.waitFor("a running plugin", func() bool {
+		g.call("GET", "/status", &st)
+		c := st.Connectors["inbox"]
+		return c.Health == "healthy" && strings.HasPrefix(c.Message, "reading ")
+	})
+	pid := st.Connectors["inbox"].Pid
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	g.waitFor("the connector down", func() bool {
+		g.call("GET", "/status", &st)
+		return st.Connectors["inbox"].Health == "down"
+	})
+	if c := st.Connectors["inbox"]; c.Message != "" || c.Pid != 0 || c.Restarts != 1 || c.LastError == "" || st.Health != host.Down {
+		t.Errorf("status of the killed connector: %+v (gateway %s)", c, st.Health)
+	}
+	g.waitFor("the relaunched plugin", func() bool {
+		g.call("GET", "/status", &st)
+		c := st.Connectors["inbox"]
+		return c.Health == "healthy" && c.Pid != 0 && c.Pid != pid
+	})
+	if st.Health != host.Healthy {
+		t.Errorf("gateway after the relaunch: %s", st.Health)
+	}
+	log := g.log.String()
+	for re, n := range map[string]int{
+		`level=WARN msg="connector health" connector=inbox health=down was=healthy`: 1,
+		`level=INFO msg="connector health" connector=inbox health=healthy was=down`: 1,
+	} {
+		if got := len(regexp.MustCompile(re).FindAllString(log, -1)); got != n {
+			t.Errorf("%d log lines match %s, want %d:\n%s", got, re, n, log)
+		}
+	}
+	if v, ok := value(g.scrape(), "mediagw_plugin_restarts_total", "connector", "inbox"); !ok || v != 1 {
+		t.Errorf("mediagw_plugin_restarts_total = %v, want 1", v)
 	}
 }
