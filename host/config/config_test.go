@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -60,5 +61,24 @@ func TestParseProblems(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// spool.failed_retention defaults to 30 days; the file may set it.
+func TestFailedRetention(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want time.Duration
+	}{
+		{"dir: var/spool\n", 30 * 24 * time.Hour},
+		{"failed_retention: 168h\n", 7 * 24 * time.Hour},
+	} {
+		sp := Defaults.Spool
+		if err := yaml.Unmarshal([]byte(tc.src), &sp); err != nil {
+			t.Fatalf("%q: %v", tc.src, err)
+		}
+		if got := time.Duration(sp.FailedRetention); got != tc.want {
+			t.Errorf("%q: failed_retention %v, want %v", tc.src, got, tc.want)
+		}
 	}
 }
