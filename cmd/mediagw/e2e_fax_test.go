@@ -383,6 +383,12 @@ func TestFaxBusyThenDelivered(t *testing.T) {
 	if m := regexp.MustCompile(`event=delivered .*attempt=(\d+)`).FindStringSubmatch(log); m == nil || m[1] != "3" {
 		t.Errorf("delivered on attempt %v, want 3", m)
 	}
+	// The live view's progress: which page of how many, and the call's length.
+	for _, re := range []string{`event=progress job=\S+ step=page detail="1: .*" page=1 pages=1`, `event=delivered .*call_seconds=\d`} {
+		if !regexp.MustCompile(re).MatchString(log) {
+			t.Errorf("log lacks %s:\n%s", re, tail(log, 30))
+		}
+	}
 	if n := sim.count("received page"); n != 1 {
 		t.Fatalf("emulator received %d pages, want 1:\n%s", n, sim.text())
 	}
