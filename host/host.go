@@ -170,6 +170,7 @@ type Host struct {
 
 	hub     *activity.Hub
 	metrics *metrics.Metrics
+	now     func() time.Time // the clock of pruning (tests move it)
 
 	mu       sync.Mutex
 	plan     *Plan
@@ -209,7 +210,7 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 		return nil, err
 	}
 	hub := activity.NewHub()
-	h := &Host{log: slog.New(hub.Handler(log.Handler())), spool: sp, Backoff: pluginmgr.DefaultBackoff, hub: hub,
+	h := &Host{log: slog.New(hub.Handler(log.Handler())), spool: sp, Backoff: pluginmgr.DefaultBackoff, hub: hub, now: time.Now,
 		drivers: map[string]*driverUnit{}, conns: map[string]*connUnit{}}
 	h.metrics = metrics.New(h.metricsSnapshot)
 	hub.Observe(h.metrics.Observe)
@@ -272,7 +273,7 @@ func (h *Host) prune() {
 	if keep <= 0 {
 		return
 	}
-	n, err := h.spool.PruneFailed(time.Now().Add(-keep))
+	n, err := h.spool.PruneFailed(h.now().Add(-keep))
 	if err != nil {
 		h.log.Error("spool: prune failed jobs", "error", err)
 	} else if n > 0 {

@@ -75,3 +75,37 @@ func TestReloadWhileStopping(t *testing.T) {
 		t.Errorf("reload after stop: %d drivers running, its driver closed %d times; want none running, closed once", running, late.closed.Load())
 	}
 }
+
+// Failed jobs older than spool.failed_retention are pruned (Run prunes at
+// start and hourly); younger ones stay.
+func TestFailedJobsPruned(t *testing.T) {
+	for _, tc := range []struct {
+		retention time.Duration
+		want      int
+	}{
+		{3 * time.Hour, 1},
+		{time.Hour, 0},
+		{0, 1}, // 0: kept until purged
+	} {
+		p := planWith(t.TempDir(), &idleDriver{}, "a")
+		p.Config.Spool.FailedRetention = config.Duration(tc.retention)
+		h, err := New(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := &linedriver.Job{ID: "r1.other", Driver: "other", Record: linedriver.Record{ID: "r1", SourceID: "s1"}}
+		if _, err := h.Spool().Accept("inbox", "s1", []*linedriver.Job{j}); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Spool().Complete(j.ID, linedriver.Fail("bad", "bad"), true); err != nil {
+			t.Fatal(err)
+		}
+		h.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+		h.plan = p
+		h.prune()
+		if st, _ := h.Spool().Stats(); st.Failed != tc.want {
+			t.Errorf("retention %v: %d failed jobs kept, want %d", tc.retention, st.Failed, tc.want)
+		}
+		h.Spool().Close()
+	}
+}
