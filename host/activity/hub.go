@@ -191,6 +191,9 @@ func describe(e Event) (kind, msg string) {
 	case Received:
 		return e.Kind, fmt.Sprintf("mail received (%s bytes)", f["bytes"])
 	case Mapped:
+		if n := f["field_names"]; n != "" {
+			return e.Kind, fmt.Sprintf("mapped: %s fields (%s), %s documents", f["fields"], strings.ReplaceAll(n, ",", ", "), f["documents"])
+		}
 		return e.Kind, fmt.Sprintf("mapped: %s fields, %s documents", f["fields"], f["documents"])
 	case Rejected, Deferred:
 		return e.Kind, f["reason"]

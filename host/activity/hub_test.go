@@ -29,6 +29,9 @@ func TestHandlerTurnsActivityLinesIntoEvents(t *testing.T) {
 	}{
 		{func() { Log(conn, Received, slog.String("source_id", "s1"), slog.Int("bytes", 120)) },
 			Event{Kind: Received, Connector: "inbox", SourceID: "s1", Message: "mail received (120 bytes)"}, false},
+		{func() {
+			Log(conn, Mapped, slog.String("source_id", "s1"), slog.Int("fields", 2), slog.String("field_names", "fax_number,sender"), slog.Int("documents", 1))
+		}, Event{Kind: Mapped, Connector: "inbox", SourceID: "s1", Message: "mapped: 2 fields (fax_number, sender), 1 documents"}, false},
 		{func() { Log(conn, Accepted, slog.String("source_id", "s1"), slog.String("record", "r1")) },
 			Event{Kind: KindSpooled, Connector: "inbox", SourceID: "s1", Message: "spooled as record r1"}, false},
 		{func() { Log(conn, Rejected, slog.String("reason", "no fax_number"), slog.String("class", "map")) },

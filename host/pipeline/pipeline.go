@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -187,7 +189,13 @@ func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settleme
 	if err != nil {
 		return reject(RejectMap, err.Error())
 	}
-	activity.Log(p.Log, activity.Mapped, append(ids, slog.Int("fields", len(mapped.Fields)), slog.Int("documents", len(mapped.Documents)))...)
+	names := make([]string, 0, len(mapped.Fields))
+	for k := range mapped.Fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	activity.Log(p.Log, activity.Mapped, append(ids, slog.Int("fields", len(mapped.Fields)), slog.String("field_names", strings.Join(names, ",")),
+		slog.Int("documents", len(mapped.Documents)))...)
 
 	routes := mapped.Routes
 	if len(routes) == 0 {
