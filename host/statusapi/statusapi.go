@@ -108,8 +108,10 @@ func Handler(h *host.Host) http.Handler {
 		}
 		reply(w, http.StatusOK, TestResult{Connector: name, Category: string(res.Category), Hint: res.Hint, Detail: res.Detail})
 	})
-	metrics := h.Metrics()
-	mux.Handle("GET /metrics", metrics)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		replyError(w, http.StatusNotFound, "no such API: "+r.Method+" "+r.URL.Path)
+	})
+	mux.Handle("GET /metrics", h.Metrics())
 	return noStore(mux)
 }
 

@@ -281,6 +281,7 @@ func TestJobsAPIAndMetrics(t *testing.T) {
 		{"GET", "/api/jobs?state=stuck", 400, "state"},
 		{"GET", "/api/jobs?limit=x", 400, "limit"},
 		{"POST", "/api/connectors/nope/test", 404, "no such connector"},
+		{"GET", "/api/queues", 404, "no such API"},
 	} {
 		var e struct{ Error string }
 		code, hdr := g.call(tc.method, tc.path, &e)
