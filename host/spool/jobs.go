@@ -178,32 +178,43 @@ func (s *Spool) Jobs(q Query) ([]JobInfo, error) {
 			sort.SliceStable(out, func(i, j int) bool { return out[i].Due.Before(out[j].Due) })
 		}
 		if q.State == "" || q.State == StateFailed {
-			var failed []JobInfo
-			err := tx.Bucket(bucketFailed).ForEach(func(k, v []byte) error {
+			// Sort by the time of failure reading only that, then decode
+			// (documents and all) only the jobs that are listed.
+			type failedKey struct {
+				id       []byte
+				finished time.Time
+			}
+			var keys []failedKey
+			fb := tx.Bucket(bucketFailed)
+			err := fb.ForEach(func(k, v []byte) error {
 				if q.Driver != "" {
 					if d, ok := idDriver(string(k)); ok && d != q.Driver {
 						return nil
 					}
 				}
-				var e Entry
-				if err := json.Unmarshal(v, &e); err != nil {
-					return fmt.Errorf("spool: failed job %s is corrupt: %w", k, err)
+				var e struct {
+					Finished time.Time `json:"finished"`
 				}
-				if q.Driver != "" && e.Job.Driver != q.Driver {
-					return nil
-				}
-				failed = append(failed, info(&e, StateFailed))
+				_ = json.Unmarshal(v, &e) // a corrupt job is reported below
+				keys = append(keys, failedKey{k, e.Finished})
 				return nil
 			})
 			if err != nil {
 				return err
 			}
-			sort.SliceStable(failed, func(i, j int) bool { return failed[i].Finished.After(failed[j].Finished) })
-			for _, f := range failed {
+			sort.SliceStable(keys, func(i, j int) bool { return keys[i].finished.After(keys[j].finished) })
+			for _, k := range keys {
 				if full() {
 					break
 				}
-				out = append(out, f)
+				var e Entry
+				if err := json.Unmarshal(fb.Get(k.id), &e); err != nil {
+					return fmt.Errorf("spool: failed job %s is corrupt: %w", k.id, err)
+				}
+				if q.Driver != "" && e.Job.Driver != q.Driver {
+					continue
+				}
+				out = append(out, info(&e, StateFailed))
 			}
 		}
 		return nil
