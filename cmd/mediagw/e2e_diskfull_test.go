@@ -56,6 +56,10 @@ func TestSpoolFullMakesGatewayDegraded(t *testing.T) {
 		!strings.Contains(out, "file too large") {
 		t.Errorf("status while the spool cannot grow:\n%s", out)
 	}
+	waitFor(t, "the change and the deferral logged", 30*time.Second, func() bool {
+		l := g.logText()
+		return strings.Contains(l, "health=degraded was=healthy") && strings.Contains(l, "event=deferred source_id=maildir:big")
+	}, g.logText)
 	log := g.logText()
 	degradedAt := logTime(t, log, `msg="spool health".*health=degraded`)
 	deferredAt := logTime(t, log, `event=deferred source_id=maildir:big`)
@@ -78,6 +82,9 @@ func TestSpoolFullMakesGatewayDegraded(t *testing.T) {
 	if !strings.Contains(out, "gateway: healthy") {
 		t.Errorf("status once the spool can grow:\n%s", out)
 	}
+	waitFor(t, "the recovery logged", 30*time.Second, func() bool {
+		return strings.Contains(g.logText(), "health=healthy was=degraded")
+	}, g.logText)
 	log = g.logText()
 	for re, n := range map[string]int{`msg="spool health".*health=degraded was=healthy`: 1, `msg="spool health".*health=healthy was=degraded`: 1} {
 		if got := len(regexp.MustCompile(re).FindAllString(log, -1)); got != n {

@@ -84,6 +84,8 @@ func TestActiveAttemptsHistoryAndHealth(t *testing.T) {
 			t.Errorf("after attempt %d: driver %+v, want %s", i+1, h, st.wantHealth)
 		}
 	}
+	// The activity line follows the record in the spool.
+	waitUntil(t, "the failed line", func() bool { return strings.Contains(log.String(), "event=failed") })
 	j, err := sp.Job("r1.fax", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -382,6 +382,8 @@ func TestPluginKilled(t *testing.T) {
 	if st.Health != host.Healthy {
 		t.Errorf("gateway after the relaunch: %s", st.Health)
 	}
+	// The status changes first, then the line is written.
+	g.waitFor("the recovery logged", func() bool { return strings.Contains(g.log.String(), "health=healthy was=down") })
 	log := g.log.String()
 	for re, n := range map[string]int{
 		`level=WARN msg="connector health" connector=inbox health=down was=healthy`: 1,
