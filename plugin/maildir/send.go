@@ -338,4 +338,3 @@ func testResultOf(f *plugin.SendFailure) *plugin.TestResult {
 	}
 	return &plugin.TestResult{Category: cat, Hint: f.Hint, Detail: f.Reason}
 }
-
