@@ -215,6 +215,9 @@ func (x *xoauth2Server) Next(resp []byte) ([]byte, bool, error) {
 	if x.refused != nil {
 		return nil, true, x.refused
 	}
+	if resp == nil { // "AUTH XOAUTH2" alone: ask for the response
+		return []byte{}, false, nil
+	}
 	user, tok, err := ParseXOAUTH2(resp)
 	if err == nil {
 		err = x.check(user, tok)

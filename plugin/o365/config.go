@@ -56,6 +56,10 @@ type Config struct {
 	TLSCAFile           string        `json:"tls_ca_file"`
 	StateDir            string        `json:"state_dir"`
 	CertificateWarn     Duration      `json:"certificate_expiry_warning"`
+	SendVia             string        `json:"send_via"`
+	SendAs              string        `json:"send_as"`
+	SMTPHost            string        `json:"smtp_host"`
+	SMTPPort            int           `json:"smtp_port"`
 }
 
 // Defaults, in one place.
@@ -72,6 +76,8 @@ const (
 	defaultConnectTimeout = 30 * time.Second
 	defaultRequestTimeout = 60 * time.Second
 	defaultCertWarn       = 30 * 24 * time.Hour
+	defaultSMTPHost       = "smtp.office365.com"
+	defaultSMTPPort       = 587
 )
 
 // Duration reads "90s", "5m" or a number of seconds.
@@ -126,6 +132,10 @@ func schema() []plugin.ConfigField {
 		{Name: "tls_ca_file", Type: "string", Description: "Extra trusted CA certificates (PEM), e.g. for a TLS-inspecting proxy"},
 		{Name: "state_dir", Type: "string", Description: "Where UIDVALIDITY, unapplied settlements and the reject log are kept"},
 		{Name: "certificate_expiry_warning", Type: "duration", Default: defaultCertWarn.String(), Description: "Warn this long before the certificate expires"},
+		{Name: "send_via", Type: "string", Default: "smtp with protocol imap, graph with protocol graph", Description: "How reports are sent: smtp (SMTP AUTH XOAUTH2, SMTP.SendAsApp), graph (sendMail, Mail.Send) or none"},
+		{Name: "send_as", Type: "string", Default: "email_user", Description: "Address (and mailbox) reports are sent from"},
+		{Name: "smtp_host", Type: "string", Default: defaultSMTPHost, Description: "SMTP submission server (STARTTLS); smtp.office365.us for GCC High"},
+		{Name: "smtp_port", Type: "int", Default: strconv.Itoa(defaultSMTPPort), Description: "SMTP submission port"},
 	}
 }
 
@@ -326,10 +336,54 @@ func decodeConfig(raw []byte) (*settings, plugin.Diagnostics) {
 	} else if s.Protocol == "imap" {
 		diags.Warnf("state_dir", "not set: settlements not yet applied when the plugin stops are offered again after a restart")
 	}
+	switch s.SendVia {
+	case "":
+		s.SendVia = "smtp"
+		if s.Protocol == "graph" {
+			s.SendVia = "graph"
+		}
+	case "smtp", "graph", "none":
+	default:
+		diags.Errorf("send_via", "want smtp, graph or none, got %q", s.SendVia)
+	}
+	if s.SendAs == "" {
+		s.SendAs = s.EmailUser
+	} else if !strings.Contains(s.SendAs, "@") {
+		diags.Errorf("send_as", "%q is not a mail address", s.SendAs)
+	}
+	if s.SMTPHost == "" {
+		s.SMTPHost = defaultSMTPHost
+	} else if strings.ContainsAny(s.SMTPHost, "/: ") {
+		diags.Errorf("smtp_host", "want a host name such as smtp.office365.com, got %q", s.SMTPHost)
+	}
+	if s.SMTPPort == 0 {
+		s.SMTPPort = defaultSMTPPort
+	} else if s.SMTPPort < 1 || s.SMTPPort > 65535 {
+		diags.Errorf("smtp_port", "want 1..65535, got %d", s.SMTPPort)
+	}
 	if diags.HasErrors() {
 		return nil, diags
 	}
 	return s, diags
+}
+
+// smtpScope is the token scope for SMTP submission: Exchange Online's
+// resource (outlook.office365.com), or a national cloud's when smtp_host or
+// imap_host names one of its hosts.
+func (s *settings) smtpScope() string {
+	switch h := strings.ToLower(s.SMTPHost); {
+	case strings.HasSuffix(h, ".office365.us"):
+		if strings.Contains(h, "dod") {
+			return "https://outlook-dod.office365.us/.default"
+		}
+		return "https://outlook.office365.us/.default"
+	case strings.HasSuffix(h, ".partner.outlook.cn"), h == "partner.outlook.cn":
+		return "https://partner.outlook.cn/.default"
+	}
+	if h := strings.ToLower(s.IMAPHost); sovereignResources[h] {
+		return "https://" + h + "/.default"
+	}
+	return token.ScopeIMAP
 }
 
 func (s *settings) certWarn() time.Duration {

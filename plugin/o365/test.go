@@ -14,8 +14,17 @@ import (
 )
 
 // Test gets a token, logs in and opens the folder once, and names the fix
-// for whatever failed.
+// for whatever failed. With a send path it also checks that (SMTP: STARTTLS
+// and AUTH, no mail; Graph: the token's Mail.Send role), in the result's Send.
 func (c *Connector) Test(ctx context.Context) plugin.TestResult {
+	r := c.testRead(ctx)
+	if r.Send == nil {
+		r.Send = c.testSend(ctx)
+	}
+	return r
+}
+
+func (c *Connector) testRead(ctx context.Context) plugin.TestResult {
 	c.mu.Lock()
 	s, ib, gb := c.s, c.imap, c.graph
 	c.mu.Unlock()

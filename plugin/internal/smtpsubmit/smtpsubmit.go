@@ -265,7 +265,7 @@ func Classify(err error, o Options, hints Hints) *plugin.SendFailure {
 	case stage == StageTLS && errors.Is(err, ErrNoStartTLS):
 		return &plugin.SendFailure{Category: plugin.SendError, Reason: fmt.Sprintf("%s: %v", o.Addr, err), Hint: "Use a server that offers STARTTLS, or implicit TLS (port 465)."}
 	}
-	if e != nil || errors.Is(err, context.DeadlineExceeded) || isNet(err) {
+	if stage == StageConnect || errors.Is(err, context.DeadlineExceeded) || isNet(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return &plugin.SendFailure{Category: plugin.SendUnreachable, Temporary: true, Reason: reason, Hint: hints.Unreachable}
 	}
 	return &plugin.SendFailure{Category: plugin.SendError, Reason: reason, Hint: "Unexpected failure; see the reason."}

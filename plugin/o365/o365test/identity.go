@@ -61,6 +61,7 @@ type Identity struct {
 	certs     map[string]*x509.Certificate // x5t#S256 → cert
 	lifetime  time.Duration
 	slowDelay time.Duration
+	roles     []string
 
 	tokens atomic.Int64
 	issued []string // every access token minted at the token endpoint
@@ -134,6 +135,48 @@ func StartIdentity(opts IdentityOptions) (*Identity, error) {
 		_ = id.srv.ServeTLS(ln, "", "")
 	}()
 	return id, nil
+}
+
+// DefaultRoles are the application roles a token carries unless SetRoles
+// says otherwise: reading and sending, by IMAP/SMTP and by Graph.
+var DefaultRoles = []string{"IMAP.AccessAsApp", "SMTP.SendAsApp", "Mail.ReadWrite", "Mail.Send"}
+
+// SetRoles sets the roles claim of tokens minted from now on (the app's
+// granted application permissions); nil restores DefaultRoles.
+func (id *Identity) SetRoles(roles []string) {
+	id.mu.Lock()
+	id.roles = roles
+	id.mu.Unlock()
+}
+
+// Roles returns the roles tokens carry.
+func (id *Identity) Roles() []string {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	if id.roles == nil {
+		return DefaultRoles
+	}
+	return id.roles
+}
+
+// Verify checks a token as a resource server would (signature, issuer,
+// audience aud) and returns its mailbox (email claim) and roles.
+func (id *Identity) Verify(raw, aud string) (email string, roles []string, err error) {
+	claims := jwt.MapClaims{}
+	_, err = jwt.ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) { return id.PublicKey(), nil },
+		jwt.WithValidMethods([]string{"RS256"}), jwt.WithAudience(aud), jwt.WithIssuer(id.Issuer()), jwt.WithExpirationRequired())
+	if err != nil {
+		return "", nil, err
+	}
+	email, _ = claims["email"].(string)
+	if rs, ok := claims["roles"].([]any); ok {
+		for _, r := range rs {
+			if s, ok := r.(string); ok {
+				roles = append(roles, s)
+			}
+		}
+	}
+	return email, roles, nil
 }
 
 // Close stops the stand-in.
@@ -211,7 +254,7 @@ func (id *Identity) Mint(mailbox, aud string, lifetime time.Duration) (string, e
 		"idtyp":    "app",
 		"oid":      oid,
 		"sub":      oid,
-		"roles":    []string{"IMAP.AccessAsApp", "Mail.ReadWrite"},
+		"roles":    id.Roles(),
 		"ver":      "1.0",
 		"email":    mailbox,
 	}
