@@ -75,7 +75,7 @@ func reportMessage(key string) []byte {
 }
 
 // fetchInbox reads user's INBOX over IMAP and returns the raw messages.
-func fetchInbox(t *testing.T, p *peers, user string) [][]byte {
+func fetchInbox(t testing.TB, p *peers, user string) [][]byte {
 	t.Helper()
 	c, err := p.dc.Dial(user, nil)
 	if err != nil {
