@@ -62,6 +62,7 @@ type Identity struct {
 	lifetime  time.Duration
 	slowDelay time.Duration
 	roles     []string
+	delegated delegatedState
 
 	tokens atomic.Int64
 	issued []string // every access token minted at the token endpoint
@@ -128,6 +129,7 @@ func StartIdentity(opts IdentityOptions) (*Identity, error) {
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", id.discovery)
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", id.keys)
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", id.token)
+	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/devicecode", id.deviceCode)
 	id.srv = &http.Server{Handler: mux, TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second}
 	id.wg.Add(1)
 	go func() {
@@ -328,6 +330,14 @@ func (id *Identity) token(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := r.ParseForm(); err != nil {
 		writeAADError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.")
+		return
+	}
+	switch r.PostForm.Get("grant_type") {
+	case "device_code", "urn:ietf:params:oauth:grant-type:device_code": // Entra takes both
+		id.deviceToken(w, r)
+		return
+	case "refresh_token":
+		id.refreshToken(w, r)
 		return
 	}
 	if r.PostForm.Get("grant_type") != "client_credentials" {
