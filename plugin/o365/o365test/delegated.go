@@ -47,7 +47,11 @@ func (id *Identity) DevicePolls() int { id.mu.Lock(); defer id.mu.Unlock(); retu
 
 // SetDeviceUser names the user who signs in on the device page (default:
 // Mailbox).
-func (id *Identity) SetDeviceUser(user string) { id.mu.Lock(); id.delegated.user = user; id.mu.Unlock() }
+func (id *Identity) SetDeviceUser(user string) {
+	id.mu.Lock()
+	id.delegated.user = user
+	id.mu.Unlock()
+}
 
 // SetRefreshFault makes the refresh-token grant fail with an Entra code:
 // 700082 (refresh token expired), 65001 (consent_required), 50076
