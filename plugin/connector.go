@@ -127,6 +127,12 @@ const (
 	TestError             TestCategory = "error"
 	// TestSMTPAuthDisabled: SMTP AUTH is off for the tenant or mailbox (send path).
 	TestSMTPAuthDisabled TestCategory = "smtp_auth_disabled"
+	// TestConsentRequired: the signed-in user (delegated mode) has not
+	// consented, or the consent was withdrawn (AADSTS65001).
+	TestConsentRequired TestCategory = "consent_required"
+	// TestInteractionRequired: the user must sign in again (no sign-in yet,
+	// refresh token expired AADSTS700082, MFA required AADSTS50076).
+	TestInteractionRequired TestCategory = "interaction_required"
 )
 
 // TestResult is what Test found.

@@ -290,6 +290,8 @@ var categories = []enumPair[TestCategory, connectorv1.TestCategory]{
 	{TestMailboxNotFound, connectorv1.TestCategory_TEST_CATEGORY_MAILBOX_NOT_FOUND},
 	{TestError, connectorv1.TestCategory_TEST_CATEGORY_ERROR},
 	{TestSMTPAuthDisabled, connectorv1.TestCategory_TEST_CATEGORY_SMTP_AUTH_DISABLED},
+	{TestConsentRequired, connectorv1.TestCategory_TEST_CATEGORY_CONSENT_REQUIRED},
+	{TestInteractionRequired, connectorv1.TestCategory_TEST_CATEGORY_INTERACTION_REQUIRED},
 }
 
 func categoryToProto(c TestCategory) connectorv1.TestCategory {

@@ -60,6 +60,7 @@ type Config struct {
 	SendAs              string        `json:"send_as"`
 	SMTPHost            string        `json:"smtp_host"`
 	SMTPPort            int           `json:"smtp_port"`
+	Auth                string        `json:"auth"`
 }
 
 // Defaults, in one place.
@@ -132,6 +133,7 @@ func schema() []plugin.ConfigField {
 		{Name: "tls_ca_file", Type: "string", Description: "Extra trusted CA certificates (PEM), e.g. for a TLS-inspecting proxy"},
 		{Name: "state_dir", Type: "string", Description: "Where UIDVALIDITY, unapplied settlements and the reject log are kept"},
 		{Name: "certificate_expiry_warning", Type: "duration", Default: defaultCertWarn.String(), Description: "Warn this long before the certificate expires"},
+		{Name: "auth", Type: "string", Default: "app", Description: "app (client credentials: secret or certificate) or delegated (a public client signed in as a user with mediagw login; needs state_dir)"},
 		{Name: "send_via", Type: "string", Default: "smtp with protocol imap, graph with protocol graph", Description: "How reports are sent: smtp (SMTP AUTH XOAUTH2, SMTP.SendAsApp), graph (sendMail, Mail.Send) or none"},
 		{Name: "send_as", Type: "string", Default: "email_user", Description: "Address (and mailbox) reports are sent from"},
 		{Name: "smtp_host", Type: "string", Default: defaultSMTPHost, Description: "SMTP submission server (STARTTLS); smtp.office365.us for GCC High"},
@@ -213,7 +215,20 @@ func decodeConfig(raw []byte) (*settings, plugin.Diagnostics) {
 	} else if c.CertificateKeyFile != "" {
 		diags.Errorf("certificate_key_file", "set certificate_file as well")
 	}
-	if n == 0 {
+	delegated := c.Auth == "delegated"
+	switch c.Auth {
+	case "", "app", "delegated":
+	default:
+		diags.Errorf("auth", "want app or delegated, got %q", c.Auth)
+	}
+	if delegated {
+		if n > 0 {
+			diags.Errorf("client_secret", "auth: delegated uses a public client: remove the secret or certificate")
+		}
+		if c.StateDir == "" {
+			diags.Errorf("state_dir", "required with auth: delegated: the signed-in user's refresh token is kept there")
+		}
+	} else if n == 0 {
 		diags.Errorf("client_secret", "required: a client secret (client_secret or client_secret_file) or a certificate (certificate_file)")
 	} else if n > 1 {
 		diags.Errorf("client_secret", "give one credential: client_secret, client_secret_file or certificate_file")
@@ -335,6 +350,9 @@ func decodeConfig(raw []byte) (*settings, plugin.Diagnostics) {
 		}
 	} else if s.Protocol == "imap" {
 		diags.Warnf("state_dir", "not set: settlements not yet applied when the plugin stops are offered again after a restart")
+	}
+	if s.Auth == "" {
+		s.Auth = "app"
 	}
 	switch s.SendVia {
 	case "":
@@ -564,4 +582,39 @@ func creatableDir(dir string) error {
 		}
 		p = parent
 	}
+}
+
+// TokenCacheFile is where auth: delegated keeps the signed-in user's tokens
+// (MSAL's cache, refresh token included; mode 0600).
+func TokenCacheFile(stateDir string) string { return filepath.Join(stateDir, "delegated-tokens.json") }
+
+// delegatedScopes are the user scopes the configuration needs, by resource
+// (the app-only ".default" scope of the same resource as the key).
+func (s *settings) delegatedScopes() map[string][]string {
+	out := map[string][]string{}
+	add := func(dflt, name string) {
+		res := strings.TrimSuffix(dflt, "/.default")
+		out[dflt] = append(out[dflt], res+"/"+name)
+	}
+	if s.Protocol == "graph" {
+		add(s.scope(), "Mail.ReadWrite")
+	} else {
+		add(s.scope(), "IMAP.AccessAsUser.All")
+	}
+	switch s.SendVia {
+	case "smtp":
+		add(s.smtpScope(), "SMTP.Send")
+	case "graph":
+		add(s.graphSendScope(), "Mail.Send")
+	}
+	return out
+}
+
+// graphSendScope is the Graph resource's scope (a national cloud's when
+// graph_endpoint names one).
+func (s *settings) graphSendScope() string {
+	if u, err := url.Parse(s.GraphEndpoint); err == nil && sovereignResources[strings.ToLower(u.Hostname())] {
+		return "https://" + strings.ToLower(u.Hostname()) + "/.default"
+	}
+	return token.ScopeGraph
 }

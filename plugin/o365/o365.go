@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 	"github.com/mediagw/mediagw/plugin/o365/graphbox"
 	"github.com/mediagw/mediagw/plugin/o365/graphsend"
 	"github.com/mediagw/mediagw/plugin/o365/imapbox"
-	"github.com/mediagw/mediagw/plugin/o365/token"
 )
 
 // Version of the connector.
@@ -38,7 +36,7 @@ type Connector struct {
 
 	mu     sync.Mutex
 	s      *settings
-	tokens *token.Source
+	tokens tokenSource
 	imap   *imapbox.Mailbox
 	graph  *graphbox.Mailbox
 	box    mailbox
@@ -91,27 +89,10 @@ func (c *Connector) Configure(_ context.Context, raw []byte) (plugin.Diagnostics
 		diags.Errorf("proxy", "%v", err)
 		return diags, nil
 	}
-	httpClient := &http.Client{
-		Timeout: time.Duration(s.RequestTimeout),
-		Transport: &http.Transport{
-			Proxy:               proxyFunc(s),
-			TLSClientConfig:     s.tlsConfig(""),
-			TLSHandshakeTimeout: time.Duration(s.ConnectTimeout),
-			ForceAttemptHTTP2:   true,
-			MaxIdleConnsPerHost: 4,
-		},
-	}
-	newTokens := func(scope string) (*token.Source, error) {
-		return token.New(token.Config{
-			AuthorityHost: s.AuthorityHost,
-			TenantID:      s.TenantID,
-			ClientID:      s.ClientID,
-			ClientSecret:  s.ClientSecret,
-			Certificates:  s.certs,
-			Key:           s.key,
-			Scope:         scope,
-			HTTPClient:    httpClient,
-		})
+	httpClient := newHTTPClient(s)
+	newTokens, err := tokenFactory(s, httpClient)
+	if err != nil {
+		return diags, fmt.Errorf("o365: %w", err)
 	}
 	scope := s.scope()
 	tokens, err := newTokens(scope)
@@ -187,9 +168,9 @@ func (c *Connector) Configure(_ context.Context, raw []byte) (plugin.Diagnostics
 
 // newSender makes the send path of send_via, reusing the reading token
 // source when the scopes agree.
-func newSender(s *settings, dial dialFunc, hc *http.Client, readScope string, readTokens *token.Source,
-	newTokens func(scope string) (*token.Source, error)) (sender, error) {
-	tokensFor := func(scope string) (*token.Source, error) {
+func newSender(s *settings, dial dialFunc, hc *http.Client, readScope string, readTokens tokenSource,
+	newTokens func(scope string) (tokenSource, error)) (sender, error) {
+	tokensFor := func(scope string) (tokenSource, error) {
 		if scope == readScope {
 			return readTokens, nil
 		}
@@ -203,11 +184,7 @@ func newSender(s *settings, dial dialFunc, hc *http.Client, readScope string, re
 		}
 		return newSMTPSender(s, dial, t), nil
 	case "graph":
-		scope := token.ScopeGraph
-		if u, err := url.Parse(s.GraphEndpoint); err == nil && sovereignResources[strings.ToLower(u.Hostname())] {
-			scope = "https://" + strings.ToLower(u.Hostname()) + "/.default"
-		}
-		t, err := tokensFor(scope)
+		t, err := tokensFor(s.graphSendScope())
 		if err != nil {
 			return nil, err
 		}
@@ -312,6 +289,21 @@ func graphAction(a imapbox.Action) graphbox.Action {
 		return graphbox.Action{Kind: graphbox.ActionDelete}
 	}
 	return graphbox.Action{Kind: graphbox.ActionRead}
+}
+
+// newHTTPClient is the client for the identity platform and Graph, with the
+// proxy and TLS settings.
+func newHTTPClient(s *settings) *http.Client {
+	return &http.Client{
+		Timeout: time.Duration(s.RequestTimeout),
+		Transport: &http.Transport{
+			Proxy:               proxyFunc(s),
+			TLSClientConfig:     s.tlsConfig(""),
+			TLSHandshakeTimeout: time.Duration(s.ConnectTimeout),
+			ForceAttemptHTTP2:   true,
+			MaxIdleConnsPerHost: 4,
+		},
+	}
 }
 
 // proxyFunc sends HTTPS through the configured proxy (net/http speaks both

@@ -59,9 +59,9 @@ func sendFailure(s *settings, err error) error {
 	}
 	var ae *token.AuthError
 	switch {
-	case errors.As(err, &ae):
+	case errors.As(err, &ae), errors.Is(err, token.ErrLoginRequired):
 		r := classify(s, err)
-		return &plugin.SendFailure{Category: plugin.SendInvalidCredential, Temporary: ae.Temporary(), Reason: r.Detail, Hint: r.Hint}
+		return &plugin.SendFailure{Category: plugin.SendInvalidCredential, Temporary: ae != nil && ae.Temporary(), Reason: r.Detail, Hint: r.Hint}
 	case errors.Is(err, token.ErrUnreachable):
 		return &plugin.SendFailure{Category: plugin.SendUnreachable, Temporary: true, Reason: err.Error(),
 			Hint: fmt.Sprintf("Cannot reach the identity platform at %s: check DNS, outbound HTTPS (443), the proxy setting and tls_ca_file.", s.AuthorityHost)}
@@ -77,10 +77,10 @@ func sendFailure(s *settings, err error) error {
 type smtpSender struct {
 	s      *settings
 	opts   smtpsubmit.Options
-	tokens *token.Source
+	tokens tokenSource
 }
 
-func newSMTPSender(s *settings, dial dialFunc, tokens *token.Source) *smtpSender {
+func newSMTPSender(s *settings, dial dialFunc, tokens tokenSource) *smtpSender {
 	ss := &smtpSender{s: s, tokens: tokens}
 	ss.opts = smtpsubmit.Options{
 		Addr:      net.JoinHostPort(s.SMTPHost, strconv.Itoa(s.SMTPPort)),
@@ -202,9 +202,17 @@ func (c *Connector) testSend(ctx context.Context) *plugin.TestResult {
 	if snd == nil || s == nil {
 		return nil
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(s.ConnectTimeout)+time.Duration(s.RequestTimeout))
+		defer cancel()
+	}
 	detail, err := snd.probe(ctx)
 	if err == nil {
 		return &plugin.TestResult{Category: plugin.TestOK, Hint: "Reports can be sent.", Detail: detail}
+	}
+	if r := classify(s, err); r.Category == plugin.TestConsentRequired || r.Category == plugin.TestInteractionRequired {
+		return &r // the signed-in user's token, not the send path
 	}
 	f, ok := sendFailure(s, err).(*plugin.SendFailure)
 	if !ok {

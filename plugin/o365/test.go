@@ -67,6 +67,23 @@ func classify(s *settings, err error) plugin.TestResult {
 	detail := err.Error()
 	var ae *token.AuthError
 	switch {
+	case errors.Is(err, token.ErrLoginRequired):
+		return plugin.TestResult{Category: plugin.TestInteractionRequired, Detail: detail,
+			Hint: "No user has signed in yet (auth: delegated): run mediagw login -c <config> <connector> and sign in as " + s.EmailUser + "."}
+	case errors.As(err, &ae) && s.Auth == "delegated" && (ae.AADSTS == 65001 || ae.Code == "consent_required"):
+		return plugin.TestResult{Category: plugin.TestConsentRequired, Detail: detail + ": " + ae.Description,
+			Hint: "The signed-in user has not consented to the app's scopes (AADSTS65001): run mediagw login -c <config> <connector> and accept, or have an admin grant consent for the tenant."}
+	case errors.As(err, &ae) && s.Auth == "delegated" && (ae.AADSTS == 50076 || ae.AADSTS == 50079 || ae.AADSTS == 700082 ||
+		ae.Code == "interaction_required" || ae.Code == "invalid_grant"):
+		why := "the sign-in is no longer valid"
+		switch ae.AADSTS {
+		case 700082:
+			why = "the refresh token expired (AADSTS700082: unused for too long)"
+		case 50076, 50079:
+			why = fmt.Sprintf("multi-factor authentication is now required (AADSTS%d)", ae.AADSTS)
+		}
+		return plugin.TestResult{Category: plugin.TestInteractionRequired, Detail: detail + ": " + ae.Description,
+			Hint: "The user must sign in again: " + why + ". Run mediagw login -c <config> <connector>."}
 	case errors.As(err, &ae):
 		r := plugin.TestResult{Category: plugin.TestInvalidCredential, Detail: detail + ": " + ae.Description}
 		switch ae.AADSTS {

@@ -40,6 +40,10 @@ const (
 	TestCategory_TEST_CATEGORY_ERROR              TestCategory = 6
 	// SMTP AUTH is switched off for the tenant or mailbox (send path only).
 	TestCategory_TEST_CATEGORY_SMTP_AUTH_DISABLED TestCategory = 7
+	// A signed-in user's consent is missing or was withdrawn (delegated mode).
+	TestCategory_TEST_CATEGORY_CONSENT_REQUIRED TestCategory = 8
+	// The user must sign in again: no sign-in yet, refresh token expired, MFA.
+	TestCategory_TEST_CATEGORY_INTERACTION_REQUIRED TestCategory = 9
 )
 
 // Enum value maps for TestCategory.
@@ -53,16 +57,20 @@ var (
 		5: "TEST_CATEGORY_MAILBOX_NOT_FOUND",
 		6: "TEST_CATEGORY_ERROR",
 		7: "TEST_CATEGORY_SMTP_AUTH_DISABLED",
+		8: "TEST_CATEGORY_CONSENT_REQUIRED",
+		9: "TEST_CATEGORY_INTERACTION_REQUIRED",
 	}
 	TestCategory_value = map[string]int32{
-		"TEST_CATEGORY_UNSPECIFIED":        0,
-		"TEST_CATEGORY_OK":                 1,
-		"TEST_CATEGORY_INVALID_CREDENTIAL": 2,
-		"TEST_CATEGORY_UNREACHABLE":        3,
-		"TEST_CATEGORY_PERMISSION_DENIED":  4,
-		"TEST_CATEGORY_MAILBOX_NOT_FOUND":  5,
-		"TEST_CATEGORY_ERROR":              6,
-		"TEST_CATEGORY_SMTP_AUTH_DISABLED": 7,
+		"TEST_CATEGORY_UNSPECIFIED":          0,
+		"TEST_CATEGORY_OK":                   1,
+		"TEST_CATEGORY_INVALID_CREDENTIAL":   2,
+		"TEST_CATEGORY_UNREACHABLE":          3,
+		"TEST_CATEGORY_PERMISSION_DENIED":    4,
+		"TEST_CATEGORY_MAILBOX_NOT_FOUND":    5,
+		"TEST_CATEGORY_ERROR":                6,
+		"TEST_CATEGORY_SMTP_AUTH_DISABLED":   7,
+		"TEST_CATEGORY_CONSENT_REQUIRED":     8,
+		"TEST_CATEGORY_INTERACTION_REQUIRED": 9,
 	}
 )
 
@@ -1557,7 +1565,7 @@ const file_mediagw_connector_v1_connector_proto_rawDesc = "" +
 	"\bcategory\x18\x01 \x01(\x0e2\".mediagw.connector.v1.SendCategoryR\bcategory\x12\x1c\n" +
 	"\ttemporary\x18\x02 \x01(\bR\ttemporary\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x12\n" +
-	"\x04hint\x18\x04 \x01(\tR\x04hint*\x91\x02\n" +
+	"\x04hint\x18\x04 \x01(\tR\x04hint*\xdd\x02\n" +
 	"\fTestCategory\x12\x1d\n" +
 	"\x19TEST_CATEGORY_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10TEST_CATEGORY_OK\x10\x01\x12$\n" +
@@ -1566,7 +1574,9 @@ const file_mediagw_connector_v1_connector_proto_rawDesc = "" +
 	"\x1fTEST_CATEGORY_PERMISSION_DENIED\x10\x04\x12#\n" +
 	"\x1fTEST_CATEGORY_MAILBOX_NOT_FOUND\x10\x05\x12\x17\n" +
 	"\x13TEST_CATEGORY_ERROR\x10\x06\x12$\n" +
-	" TEST_CATEGORY_SMTP_AUTH_DISABLED\x10\a*i\n" +
+	" TEST_CATEGORY_SMTP_AUTH_DISABLED\x10\a\x12\"\n" +
+	"\x1eTEST_CATEGORY_CONSENT_REQUIRED\x10\b\x12&\n" +
+	"\"TEST_CATEGORY_INTERACTION_REQUIRED\x10\t*i\n" +
 	"\n" +
 	"Settlement\x12\x1a\n" +
 	"\x16SETTLEMENT_UNSPECIFIED\x10\x00\x12\x12\n" +
