@@ -99,6 +99,9 @@ func classify(s *settings, err error) plugin.TestResult {
 			r.Hint = "The certificate does not match the app registration: upload the public part of certificate_file under Certificates & secrets, and check the private key belongs to it."
 		case 7000218, 7000216:
 			r.Hint = "No credential was sent: set client_secret, client_secret_file or certificate_file."
+			if s.Auth == "delegated" {
+				r.Hint = "The app registration does not allow public client flows: under Authentication set Allow public client flows to Yes (auth: delegated sends no secret)."
+			}
 		default:
 			if ae.Temporary() {
 				r.Category = plugin.TestUnreachable
