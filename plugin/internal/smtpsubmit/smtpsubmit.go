@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/mail"
 	"regexp"
-	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -296,6 +295,3 @@ func isNet(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &ne) || errors.As(err, &oe)
 }
-
-// Timeout bounds one submission when ctx has no deadline.
-const Timeout = 2 * time.Minute

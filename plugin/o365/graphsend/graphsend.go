@@ -178,8 +178,9 @@ func messageID(raw []byte) string {
 	return ""
 }
 
-// Probe checks, without sending, that the access token for Graph carries the
-// Mail.Send application role: it reads the token's roles claim. It cannot
+// Probe checks, without sending, that the access token for Graph carries
+// Mail.Send: the application role (roles claim) or, signed in as a user,
+// the delegated scope (scp claim). It cannot
 // see an application access policy that keeps the app from one mailbox; the
 // first send does.
 func (s *Sender) Probe(ctx context.Context) error {
@@ -197,7 +198,7 @@ func (s *Sender) Probe(ctx context.Context) error {
 		}
 	}
 	return &plugin.SendFailure{Category: plugin.SendPermissionDenied,
-		Reason: fmt.Sprintf("the Graph token's roles are %v, without Mail.Send", roles), Hint: s.o.PermissionHint}
+		Reason: fmt.Sprintf("the Graph token's roles and scopes are %v, without Mail.Send", roles), Hint: s.o.PermissionHint}
 }
 
 // tokenRoles reads the roles claim of a JWT without checking its signature
@@ -213,9 +214,10 @@ func tokenRoles(jwt string) ([]string, error) {
 	}
 	var c struct {
 		Roles []string `json:"roles"`
+		Scp   string   `json:"scp"` // a delegated token's scopes
 	}
 	if err := json.Unmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("access token payload: %w", err)
 	}
-	return c.Roles, nil
+	return append(c.Roles, strings.Fields(c.Scp)...), nil
 }
