@@ -18,8 +18,9 @@ import (
 var _ Sender = (*GRPCClient)(nil)
 
 // Send submits m through the plugin. It returns ErrSendUnsupported when the
-// plugin does not send (no Send RPC, or "send" not in its capabilities), and
-// a *SendFailure when the connector classified the failure.
+// plugin does not send (no Send RPC, or "send" not in its capabilities), a
+// *SendFailure when the connector classified the failure, and an error
+// wrapping ErrStreamEnded when the plugin process is gone.
 func (g *GRPCClient) Send(ctx context.Context, m *OutgoingMessage) (SendResult, error) {
 	if len(m.Raw) > MaxSendSize {
 		return SendResult{}, &SendFailure{Category: SendError, Reason: fmt.Sprintf("message of %d bytes is larger than %d", len(m.Raw), MaxSendSize), Hint: "send a smaller message"}
@@ -67,6 +68,10 @@ func sendErrorFromStatus(err error) error {
 	switch s.Code() {
 	case codes.Unimplemented:
 		return ErrSendUnsupported
+	case codes.Unavailable:
+		// The plugin process is gone (as for Settle): try again once the
+		// host has started it again.
+		return fmt.Errorf("send: %w: %v", ErrStreamEnded, err)
 	case codes.Canceled:
 		return fmt.Errorf("send: %w", context.Canceled)
 	case codes.DeadlineExceeded:

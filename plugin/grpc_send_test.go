@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	goplugin "github.com/hashicorp/go-plugin"
+
 	connectorv1 "github.com/mediagw/mediagw/proto/mediagw/connector/v1"
 )
 
@@ -160,4 +162,20 @@ func TestSendCategoriesRoundTrip(t *testing.T) {
 	if got := sendCategoryFromProto(connectorv1.SendCategory_SEND_CATEGORY_UNSPECIFIED); got != SendError {
 		t.Errorf("unspecified → %s, want error", got)
 	}
+}
+
+func TestGRPCSendPluginGone(t *testing.T) {
+	impl := &sendingMem{memConnector: newMem(), advertise: true}
+	client, server := goplugin.TestPluginGRPCConn(t, false, map[string]goplugin.Plugin{PluginName: &grpcPlugin{impl: impl}})
+	raw, err := client.Dispense(PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*GRPCClient)
+	server.Stop()
+	_, err = c.Send(context.Background(), &OutgoingMessage{To: []string{"a@b"}, Raw: []byte("x")})
+	if !errors.Is(err, ErrStreamEnded) {
+		t.Fatalf("err = %v, want ErrStreamEnded", err)
+	}
+	client.Close()
 }
