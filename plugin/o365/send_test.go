@@ -301,3 +301,42 @@ func TestSendViaNone(t *testing.T) {
 func (p *pluginProc) Send(ctx context.Context, m *plugin.OutgoingMessage) (plugin.SendResult, error) {
 	return p.Connector.(plugin.Sender).Send(ctx, m)
 }
+
+// TestSendThroughProxy: the proxy setting applies to SMTP submission (a
+// CONNECT tunnel to the submission port) and to Graph sendMail.
+func TestSendThroughProxy(t *testing.T) {
+	testenv.Short(t)
+	t.Run("smtp", func(t *testing.T) {
+		p := startSubmissionPeers(t)
+		proxy := startConnectProxy(t)
+		cfg := p.smtpConfig(t, p.dc.SubmissionAddr)
+		cfg["proxy"] = "http://" + proxy.addr
+		c := configure(t, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := c.(plugin.Sender).Send(ctx, &plugin.OutgoingMessage{To: []string{"sender@example.org"}, Raw: reportMessage("proxy")}); err != nil {
+			t.Fatal(err)
+		}
+		proxy.mu.Lock()
+		defer proxy.mu.Unlock()
+		if proxy.targets[p.dc.SubmissionAddr] == 0 || proxy.targets[p.id.Host] == 0 {
+			t.Fatalf("tunnels %v: want the submission server %s and the token endpoint %s", proxy.targets, p.dc.SubmissionAddr, p.id.Host)
+		}
+	})
+	t.Run("graph", func(t *testing.T) {
+		p := startGraphPeers(t)
+		proxy := startConnectProxy(t)
+		cfg := p.config()
+		cfg["send_via"] = "graph"
+		cfg["proxy"] = "http://" + proxy.addr
+		c := configure(t, cfg)
+		if _, err := c.(plugin.Sender).Send(context.Background(), &plugin.OutgoingMessage{To: []string{"sender@example.org"}, Raw: reportMessage("proxy")}); err != nil {
+			t.Fatal(err)
+		}
+		proxy.mu.Lock()
+		defer proxy.mu.Unlock()
+		if graphHost := strings.TrimPrefix(p.g.URL, "https://"); proxy.targets[graphHost] == 0 {
+			t.Fatalf("tunnels %v: want Graph %s", proxy.targets, graphHost)
+		}
+	})
+}
