@@ -122,6 +122,9 @@ func (s *server) Send(in connectorv1.Connector_SendServer) error {
 		if errors.Is(err, ErrSendUnsupported) {
 			return status.Error(codes.Unimplemented, err.Error())
 		}
+		if errors.Is(err, ErrClosed) { // as good as gone, as for Ack
+			return status.Error(codes.Unavailable, err.Error())
+		}
 		if in.Context().Err() != nil {
 			return status.FromContextError(in.Context().Err()).Err()
 		}

@@ -81,6 +81,7 @@ func TestGRPCSendFailures(t *testing.T) {
 		wantUnsup bool
 		want      *SendFailure
 		wantPlain bool
+		wantGone  bool
 	}{
 		{name: "not a sender", impl: newMem(), wantUnsup: true},
 		{name: "sender not configured to send", impl: &sendingMem{memConnector: newMem()}, wantUnsup: true},
@@ -94,6 +95,7 @@ func TestGRPCSendFailures(t *testing.T) {
 			fail: errors.Join(errors.New("smtp"), &SendFailure{Category: SendUnreachable, Temporary: true, Reason: "refused"})},
 			want: &SendFailure{Category: SendUnreachable, Temporary: true, Reason: "refused"}},
 		{name: "unclassified error", impl: &sendingMem{memConnector: newMem(), advertise: true, fail: errors.New("disk on fire")}, wantPlain: true},
+		{name: "connector closed", impl: &sendingMem{memConnector: newMem(), advertise: true, fail: ErrClosed}, wantPlain: true, wantGone: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,6 +120,9 @@ func TestGRPCSendFailures(t *testing.T) {
 			}
 			if tt.wantPlain && errors.As(err, &sf) {
 				t.Errorf("unclassified error came back as %+v", sf)
+			}
+			if got := errors.Is(err, ErrStreamEnded); got != tt.wantGone {
+				t.Errorf("errors.Is(%v, ErrStreamEnded) = %v", err, got)
 			}
 		})
 	}
