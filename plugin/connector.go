@@ -125,6 +125,14 @@ const (
 	TestPermissionDenied  TestCategory = "permission_denied"
 	TestMailboxNotFound   TestCategory = "mailbox_not_found"
 	TestError             TestCategory = "error"
+	// TestSMTPAuthDisabled: SMTP AUTH is off for the tenant or mailbox (send path).
+	TestSMTPAuthDisabled TestCategory = "smtp_auth_disabled"
+	// TestConsentRequired: the signed-in user (delegated mode) has not
+	// consented, or the consent was withdrawn (AADSTS65001).
+	TestConsentRequired TestCategory = "consent_required"
+	// TestInteractionRequired: the user must sign in again (no sign-in yet,
+	// refresh token expired AADSTS700082, MFA required AADSTS50076).
+	TestInteractionRequired TestCategory = "interaction_required"
 )
 
 // TestResult is what Test found.
@@ -132,6 +140,9 @@ type TestResult struct {
 	Category TestCategory
 	Hint     string // one line: what to do
 	Detail   string // what was observed; never a secret
+	// Send is the result for the send path of a connector that can send
+	// (AUTH only: no mail is sent); nil when it does not send.
+	Send *TestResult
 }
 
 // Message is one raw RFC 5322 message offered by a connector.

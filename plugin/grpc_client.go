@@ -102,7 +102,11 @@ func (g *GRPCClient) Test(ctx context.Context) TestResult {
 	if err != nil {
 		return TestResult{Category: TestError, Hint: "the connector plugin did not answer; see the gateway log", Detail: err.Error()}
 	}
-	return TestResult{Category: categoryFromProto(r.Category), Hint: r.Hint, Detail: r.Detail}
+	res := TestResult{Category: categoryFromProto(r.Category), Hint: r.Hint, Detail: r.Detail}
+	if r.Send != nil {
+		res.Send = &TestResult{Category: categoryFromProto(r.Send.Category), Hint: r.Send.Hint, Detail: r.Send.Detail}
+	}
+	return res
 }
 
 // Read returns the next message from the plugin's Receive stream, opening the

@@ -77,7 +77,11 @@ func (s *server) Configure(ctx context.Context, req *connectorv1.ConfigureReques
 
 func (s *server) Test(ctx context.Context, _ *connectorv1.TestRequest) (*connectorv1.TestResponse, error) {
 	r := s.impl.Test(ctx)
-	return &connectorv1.TestResponse{Category: categoryToProto(r.Category), Hint: r.Hint, Detail: r.Detail}, nil
+	resp := &connectorv1.TestResponse{Category: categoryToProto(r.Category), Hint: r.Hint, Detail: r.Detail}
+	if r.Send != nil {
+		resp.Send = &connectorv1.TestResponse{Category: categoryToProto(r.Send.Category), Hint: r.Send.Hint, Detail: r.Send.Detail}
+	}
+	return resp, nil
 }
 
 // Receive reads messages from the connector and streams them while the
@@ -285,6 +289,9 @@ var categories = []enumPair[TestCategory, connectorv1.TestCategory]{
 	{TestPermissionDenied, connectorv1.TestCategory_TEST_CATEGORY_PERMISSION_DENIED},
 	{TestMailboxNotFound, connectorv1.TestCategory_TEST_CATEGORY_MAILBOX_NOT_FOUND},
 	{TestError, connectorv1.TestCategory_TEST_CATEGORY_ERROR},
+	{TestSMTPAuthDisabled, connectorv1.TestCategory_TEST_CATEGORY_SMTP_AUTH_DISABLED},
+	{TestConsentRequired, connectorv1.TestCategory_TEST_CATEGORY_CONSENT_REQUIRED},
+	{TestInteractionRequired, connectorv1.TestCategory_TEST_CATEGORY_INTERACTION_REQUIRED},
 }
 
 func categoryToProto(c TestCategory) connectorv1.TestCategory {

@@ -338,7 +338,7 @@ func TestGRPCSettleErrorNamesDeliveryOnce(t *testing.T) {
 
 func TestEnumMappingsRoundTrip(t *testing.T) {
 	seen := map[connectorv1.TestCategory]bool{}
-	for _, c := range []TestCategory{TestOK, TestInvalidCredential, TestUnreachable, TestPermissionDenied, TestMailboxNotFound, TestError} {
+	for _, c := range []TestCategory{TestOK, TestInvalidCredential, TestUnreachable, TestPermissionDenied, TestMailboxNotFound, TestError, TestSMTPAuthDisabled, TestConsentRequired, TestInteractionRequired} {
 		p := categoryToProto(c)
 		if seen[p] {
 			t.Errorf("category %s shares protocol value %v", c, p)

@@ -72,3 +72,21 @@ func (e *SendFailure) Error() string {
 // ErrSendUnsupported is returned by the host-side client of a plugin that does
 // not advertise CapabilitySend.
 var ErrSendUnsupported = errors.New("connector cannot send mail")
+
+// MaxSendSize is the largest raw message Send carries (as the protocol says).
+const MaxSendSize = 25 << 20
+
+// Sends reports whether c can send now: it implements Sender and its Info
+// lists CapabilitySend (a connector lists it only when it is configured to
+// send).
+func Sends(c Connector) bool {
+	if _, ok := c.(Sender); !ok {
+		return false
+	}
+	for _, cap := range c.Info().Capabilities {
+		if cap == CapabilitySend {
+			return true
+		}
+	}
+	return false
+}

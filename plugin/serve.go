@@ -25,8 +25,14 @@ import (
 // host died, even by kill -9, and the plugin was handed to init) or it gets
 // SIGTERM (the host's parent-death signal, or a service manager stopping
 // everything), the connector is closed and the process exits.
+//
+// Started as `<plugin> login` (by `mediagw login`), it runs the connector's
+// Login instead (see Loginer) and exits.
 func ServeConnector(factory Factory) {
 	host := os.Getppid()
+	if len(os.Args) == 2 && os.Args[1] == LoginCommand {
+		os.Exit(runLogin(factory))
+	}
 	logger := NewLogger(os.Stderr, slog.LevelDebug)
 	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
 		fmt.Fprintln(os.Stderr, "This is a mediagw connector plugin. It is started by the mediagw host, not by hand:\n"+

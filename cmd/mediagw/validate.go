@@ -85,7 +85,7 @@ func runTest(args []string) int {
 	cfgPath := fs.String("c", "mediagw.yaml", "config file")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: mediagw test -c FILE CONNECTOR\n\nRuns the connector's Test, prints its category and a one-line fix.\nExit code 0 only when the category is ok.")
+		fmt.Fprintln(fs.Output(), "Usage: mediagw test -c FILE CONNECTOR\n\nRuns the connector's Test, prints its category and a one-line fix, and\nthe same for its send path when it sends mail (a second line, NAME (send)).\nExit code 0 only when every category is ok.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -114,15 +114,24 @@ func runTest(args []string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	r := inst.Connector.Test(ctx)
-	fmt.Printf("%s: %s\n", name, r.Category)
+	printTestResult(name, r)
+	if r.Send != nil {
+		printTestResult(name+" (send)", *r.Send)
+	}
+	if r.Category != plugin.TestOK || r.Send != nil && r.Send.Category != plugin.TestOK {
+		return 1
+	}
+	return 0
+}
+
+// printTestResult prints one result line of `mediagw test`, its fix and
+// what was seen.
+func printTestResult(label string, r plugin.TestResult) {
+	fmt.Printf("%s: %s\n", label, r.Category)
 	if r.Hint != "" {
 		fmt.Printf("  fix:    %s\n", r.Hint)
 	}
 	if r.Detail != "" {
 		fmt.Printf("  detail: %s\n", r.Detail)
 	}
-	if r.Category != plugin.TestOK {
-		return 1
-	}
-	return 0
 }

@@ -131,6 +131,9 @@ func Launch(ctx context.Context, s Spec) (*Instance, error) {
 	if len(problems) > 0 {
 		return fail(fmt.Errorf("%w: %s", ErrConfig, strings.Join(problems, "\n")))
 	}
+	// Some capabilities follow the settings (a connector lists "send" only
+	// when it is configured to send): ask again now that it has them.
+	inst.Info = conn.Info()
 	return inst, nil
 }
 

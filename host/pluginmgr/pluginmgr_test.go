@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -187,6 +188,21 @@ func TestLaunchRealPlugin(t *testing.T) {
 		}
 		if cur, _ := os.ReadDir(filepath.Join(dir, "Maildir/cur")); len(cur) != 1 {
 			t.Errorf("acked message not in cur/ (%d files)", len(cur))
+		}
+		if slices.Contains(inst.Info.Capabilities, plugin.CapabilitySend) {
+			t.Errorf("a connector without send: lists %v", inst.Info.Capabilities)
+		}
+	})
+
+	t.Run("capabilities after the settings", func(t *testing.T) {
+		inst, err := Launch(ctx, Spec{Name: "inbox", Path: bin, Dir: dir,
+			ConfigJSON: []byte(`{"path":"Maildir","send":{"outbox":"Outbox"}}`), Log: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer inst.Kill()
+		if !slices.Contains(inst.Info.Capabilities, plugin.CapabilitySend) || !plugin.Sends(inst.Connector) {
+			t.Errorf("a connector configured to send lists %v", inst.Info.Capabilities)
 		}
 	})
 }

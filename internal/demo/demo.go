@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +31,7 @@ import (
 	"github.com/mediagw/mediagw/host/config"
 	"github.com/mediagw/mediagw/internal/demo/faxrx"
 	"github.com/mediagw/mediagw/internal/demo/oauthimap"
+	"github.com/mediagw/mediagw/internal/smtpsink"
 	"github.com/mediagw/mediagw/plugin/o365/o365test"
 
 	// The fax-modem driver registers itself.
@@ -134,6 +136,21 @@ func header(raw []byte, name string) string {
 	return ""
 }
 
+// Senders lists the From addresses of the samples, each once.
+func Senders(samples []*Sample) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range samples {
+		a, err := mail.ParseAddress(header(s.Raw, "From"))
+		if err != nil || seen[strings.ToLower(a.Address)] {
+			continue
+		}
+		seen[strings.ToLower(a.Address)] = true
+		out = append(out, a.Address)
+	}
+	return out
+}
+
 // FindPlugin returns the connector binary: beside the running executable,
 // then in PATH. The error says how to build it.
 func FindPlugin() (string, error) {
@@ -189,6 +206,7 @@ type run struct {
 
 	id   *o365test.Identity
 	imap *oauthimap.Server
+	smtp *smtpsink.Sink
 	rx   *faxrx.Receiver
 
 	mu         sync.Mutex
@@ -273,14 +291,23 @@ func (d *run) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
+	// The senders have mailboxes too: the gateway's reports go there.
 	d.imap, err = oauthimap.Start(oauthimap.Options{
-		Verifier: oauthimap.VerifierFor(id), TLS: tlsConf, Users: []string{id.Mailbox}, OnEvent: d.imapEvent,
+		Verifier: oauthimap.VerifierFor(id), TLS: tlsConf, Users: append([]string{id.Mailbox}, Senders(samples)...), OnEvent: d.imapEvent,
 	})
 	if err != nil {
 		return fmt.Errorf("demo: IMAP stand-in: %w", err)
 	}
 	defer d.imap.Close()
 	d.say("Office 365 mailbox stand-in %s on imaps://%s (XOAUTH2 only; tokens checked: signature, audience, issuer, expiry, mailbox)", id.Mailbox, d.imap.Addr)
+
+	// 2b. SMTP submission: the way back to the senders, with the same tokens.
+	d.smtp, err = StartSubmission(oauthimap.VerifierFor(id), tlsConf, d.imap, d.submissionEvent)
+	if err != nil {
+		return fmt.Errorf("demo: SMTP submission stand-in: %w", err)
+	}
+	defer d.smtp.Close()
+	d.say("SMTP submission stand-in on %s (STARTTLS, AUTH XOAUTH2 with the same tokens; mail goes to the senders' mailboxes)", d.smtp.Addr)
 
 	// 3. The fax line: the modem emulator on a pty, answering as a fax machine.
 	rx, err := faxrx.Start(ctx, faxrx.Options{Dir: filepath.Join(d.o.Dir, "received"), OnPage: d.page})

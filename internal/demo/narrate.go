@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -218,6 +219,17 @@ func (d *run) fields(s *Sample) string {
 	return fmt.Sprintf("fax_number=%s recipient=%q sender=%s documents=[%s]", v["fax_number"], v["recipient"], v["sender"], strings.Join(docs, ", "))
 }
 
+func (d *run) submissionEvent(e SubmissionEvent) {
+	switch e.Kind {
+	case "login":
+		d.say("submission: AUTH XOAUTH2 as %s: token verified", e.User)
+	case "login-failed":
+		d.warn(fmt.Sprintf("submission: login as %s refused: %s", e.User, e.Detail))
+	case "delivered":
+		d.say("submission: mail delivered to %s's mailbox (%s)", e.User, e.Detail)
+	}
+}
+
 func (d *run) imapEvent(e oauthimap.Event) {
 	switch e.Kind {
 	case "login":
@@ -317,10 +329,13 @@ func (d *run) writeConfig() (string, error) {
 		return "", fmt.Errorf("demo: %w", err)
 	}
 	s := string(b)
+	smtpHost, smtpPort, _ := net.SplitHostPort(d.smtp.Addr)
 	for _, r := range []struct{ key, val string }{
 		{"authority_host", d.id.Host},
 		{"imap_host", d.imap.Host},
 		{"imap_port", strconv.Itoa(d.imap.Port)},
+		{"smtp_host", smtpHost},
+		{"smtp_port", smtpPort},
 		{"device", d.rx.Device},
 		{"plugin", d.o.Plugin},
 	} {

@@ -15,7 +15,16 @@ import (
 
 // Test checks that the folders exist (or can be created) and are writable by
 // this process, and says what to fix when they are not.
+//
+// With a send: section it checks the send path too (AUTH at the relay, or
+// that the outbox is writable), reported in the result's Send.
 func (c *Connector) Test(ctx context.Context) plugin.TestResult {
+	r := c.testRead(ctx)
+	r.Send = c.testSend(ctx)
+	return r
+}
+
+func (c *Connector) testRead(ctx context.Context) plugin.TestResult {
 	c.mu.Lock()
 	cfg, configured := c.cfg, c.configured
 	c.mu.Unlock()

@@ -35,6 +35,8 @@ type Config struct {
 	PollInterval time.Duration
 	// MaxMessageSize is the largest file read; a bigger one is rejected.
 	MaxMessageSize int64
+	// Send is the optional send: section; nil means the connector does not send.
+	Send *SendConfig
 }
 
 var schema = []plugin.ConfigField{
@@ -48,6 +50,7 @@ var schema = []plugin.ConfigField{
 		Description: "how often the folder is scanned for new mail"},
 	{Name: "max_message_size", Type: "string", Default: "50MiB",
 		Description: "largest message read (bytes, or with a unit: 512KB, 50MB, 1GiB); a bigger one is rejected to failed"},
+	sendField,
 }
 
 // parseConfig decodes raw strictly. Every problem becomes a diagnostic naming
@@ -141,6 +144,9 @@ func parseConfig(raw []byte) (Config, plugin.Diagnostics) {
 		default:
 			cfg.MaxMessageSize = n
 		}
+	}
+	if v, ok := fields["send"]; ok && string(v) != "null" {
+		cfg.Send = parseSend(v, &diags)
 	}
 	if cfg.Path != "" {
 		if cfg.Processed != "" && cfg.Processed == cfg.Path {

@@ -40,4 +40,10 @@ func TestConformancePlugin(t *testing.T) {
 		h.Wrap = plugintest.ProcessWrap(t, bin)
 		plugintest.RunConformance(t, h)
 	})
+	t.Run("send_relay", func(t *testing.T) {
+		h := harness(newMaildir)
+		h.Wrap = plugintest.ProcessWrap(t, bin)
+		h.Sink = &relaySink{}
+		plugintest.RunConformance(t, h)
+	})
 }

@@ -93,11 +93,15 @@ func newConnector(logger *slog.Logger) *Connector {
 
 // Info names the connector.
 func (c *Connector) Info() plugin.Info {
+	caps := []string{"ack", "retry", "reject", "health"}
+	if sc, _ := c.sendConfig(); sc != nil {
+		caps = append(caps, plugin.CapabilitySend)
+	}
 	return plugin.Info{
 		Name:         "maildir",
 		Version:      Version,
 		Description:  "reads RFC 5322 files from a Maildir or a directory of .eml files",
-		Capabilities: []string{"ack", "retry", "reject", "health"},
+		Capabilities: caps,
 	}
 }
 

@@ -56,6 +56,11 @@ type Config struct {
 	TLSCAFile           string        `json:"tls_ca_file"`
 	StateDir            string        `json:"state_dir"`
 	CertificateWarn     Duration      `json:"certificate_expiry_warning"`
+	SendVia             string        `json:"send_via"`
+	SendAs              string        `json:"send_as"`
+	SMTPHost            string        `json:"smtp_host"`
+	SMTPPort            int           `json:"smtp_port"`
+	Auth                string        `json:"auth"`
 }
 
 // Defaults, in one place.
@@ -72,6 +77,8 @@ const (
 	defaultConnectTimeout = 30 * time.Second
 	defaultRequestTimeout = 60 * time.Second
 	defaultCertWarn       = 30 * 24 * time.Hour
+	defaultSMTPHost       = "smtp.office365.com"
+	defaultSMTPPort       = 587
 )
 
 // Duration reads "90s", "5m" or a number of seconds.
@@ -126,6 +133,11 @@ func schema() []plugin.ConfigField {
 		{Name: "tls_ca_file", Type: "string", Description: "Extra trusted CA certificates (PEM), e.g. for a TLS-inspecting proxy"},
 		{Name: "state_dir", Type: "string", Description: "Where UIDVALIDITY, unapplied settlements and the reject log are kept"},
 		{Name: "certificate_expiry_warning", Type: "duration", Default: defaultCertWarn.String(), Description: "Warn this long before the certificate expires"},
+		{Name: "auth", Type: "string", Default: "app", Description: "app (client credentials: secret or certificate) or delegated (a public client signed in as a user with mediagw login; needs state_dir)"},
+		{Name: "send_via", Type: "string", Default: "smtp with protocol imap, graph with protocol graph", Description: "How reports are sent: smtp (SMTP AUTH XOAUTH2, SMTP.SendAsApp), graph (sendMail, Mail.Send) or none"},
+		{Name: "send_as", Type: "string", Default: "email_user", Description: "Address (and mailbox) reports are sent from"},
+		{Name: "smtp_host", Type: "string", Default: defaultSMTPHost, Description: "SMTP submission server (STARTTLS); smtp.office365.us for GCC High"},
+		{Name: "smtp_port", Type: "int", Default: strconv.Itoa(defaultSMTPPort), Description: "SMTP submission port"},
 	}
 }
 
@@ -203,7 +215,20 @@ func decodeConfig(raw []byte) (*settings, plugin.Diagnostics) {
 	} else if c.CertificateKeyFile != "" {
 		diags.Errorf("certificate_key_file", "set certificate_file as well")
 	}
-	if n == 0 {
+	delegated := c.Auth == "delegated"
+	switch c.Auth {
+	case "", "app", "delegated":
+	default:
+		diags.Errorf("auth", "want app or delegated, got %q", c.Auth)
+	}
+	if delegated {
+		if n > 0 {
+			diags.Errorf("client_secret", "auth: delegated uses a public client: remove the secret or certificate")
+		}
+		if c.StateDir == "" {
+			diags.Errorf("state_dir", "required with auth: delegated: the signed-in user's refresh token is kept there")
+		}
+	} else if n == 0 {
 		diags.Errorf("client_secret", "required: a client secret (client_secret or client_secret_file) or a certificate (certificate_file)")
 	} else if n > 1 {
 		diags.Errorf("client_secret", "give one credential: client_secret, client_secret_file or certificate_file")
@@ -326,10 +351,57 @@ func decodeConfig(raw []byte) (*settings, plugin.Diagnostics) {
 	} else if s.Protocol == "imap" {
 		diags.Warnf("state_dir", "not set: settlements not yet applied when the plugin stops are offered again after a restart")
 	}
+	if s.Auth == "" {
+		s.Auth = "app"
+	}
+	switch s.SendVia {
+	case "":
+		s.SendVia = "smtp"
+		if s.Protocol == "graph" {
+			s.SendVia = "graph"
+		}
+	case "smtp", "graph", "none":
+	default:
+		diags.Errorf("send_via", "want smtp, graph or none, got %q", s.SendVia)
+	}
+	if s.SendAs == "" {
+		s.SendAs = s.EmailUser
+	} else if !strings.Contains(s.SendAs, "@") {
+		diags.Errorf("send_as", "%q is not a mail address", s.SendAs)
+	}
+	if s.SMTPHost == "" {
+		s.SMTPHost = defaultSMTPHost
+	} else if strings.ContainsAny(s.SMTPHost, "/: ") {
+		diags.Errorf("smtp_host", "want a host name such as smtp.office365.com, got %q", s.SMTPHost)
+	}
+	if s.SMTPPort == 0 {
+		s.SMTPPort = defaultSMTPPort
+	} else if s.SMTPPort < 1 || s.SMTPPort > 65535 {
+		diags.Errorf("smtp_port", "want 1..65535, got %d", s.SMTPPort)
+	}
 	if diags.HasErrors() {
 		return nil, diags
 	}
 	return s, diags
+}
+
+// smtpScope is the token scope for SMTP submission: Exchange Online's
+// resource (outlook.office365.com), or a national cloud's when smtp_host or
+// imap_host names one of its hosts.
+func (s *settings) smtpScope() string {
+	switch h := strings.ToLower(s.SMTPHost); {
+	case strings.HasSuffix(h, ".office365.us"):
+		if strings.Contains(h, "dod") {
+			return "https://outlook-dod.office365.us/.default"
+		}
+		return "https://outlook.office365.us/.default"
+	case strings.HasSuffix(h, ".partner.outlook.cn"), h == "partner.outlook.cn":
+		return "https://partner.outlook.cn/.default"
+	}
+	if h := strings.ToLower(s.IMAPHost); sovereignResources[h] {
+		return "https://" + h + "/.default"
+	}
+	return token.ScopeIMAP
 }
 
 func (s *settings) certWarn() time.Duration {
@@ -510,4 +582,39 @@ func creatableDir(dir string) error {
 		}
 		p = parent
 	}
+}
+
+// TokenCacheFile is where auth: delegated keeps the signed-in user's tokens
+// (MSAL's cache, refresh token included; mode 0600).
+func TokenCacheFile(stateDir string) string { return filepath.Join(stateDir, "delegated-tokens.json") }
+
+// delegatedScopes are the user scopes the configuration needs, by resource
+// (the app-only ".default" scope of the same resource as the key).
+func (s *settings) delegatedScopes() map[string][]string {
+	out := map[string][]string{}
+	add := func(dflt, name string) {
+		res := strings.TrimSuffix(dflt, "/.default")
+		out[dflt] = append(out[dflt], res+"/"+name)
+	}
+	if s.Protocol == "graph" {
+		add(s.scope(), "Mail.ReadWrite")
+	} else {
+		add(s.scope(), "IMAP.AccessAsUser.All")
+	}
+	switch s.SendVia {
+	case "smtp":
+		add(s.smtpScope(), "SMTP.Send")
+	case "graph":
+		add(s.graphSendScope(), "Mail.Send")
+	}
+	return out
+}
+
+// graphSendScope is the Graph resource's scope (a national cloud's when
+// graph_endpoint names one).
+func (s *settings) graphSendScope() string {
+	if u, err := url.Parse(s.GraphEndpoint); err == nil && sovereignResources[strings.ToLower(u.Hostname())] {
+		return "https://" + strings.ToLower(u.Hostname()) + "/.default"
+	}
+	return token.ScopeGraph
 }

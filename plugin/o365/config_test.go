@@ -41,6 +41,14 @@ func TestConfigDefaults(t *testing.T) {
 	if strings.Contains(s.ClientSecret.String(), "abc") {
 		t.Fatal("secret printed")
 	}
+	if s.SendVia != "smtp" || s.SendAs != s.EmailUser || s.SMTPHost != "smtp.office365.com" || s.SMTPPort != 587 || s.Auth != "app" {
+		t.Fatalf("send defaults: via %s as %s %s:%d auth %s", s.SendVia, s.SendAs, s.SMTPHost, s.SMTPPort, s.Auth)
+	}
+	cfg["protocol"] = "graph"
+	b, _ = json.Marshal(cfg)
+	if s, _ := decodeConfig(b); s == nil || s.SendVia != "graph" {
+		t.Fatalf("send_via with protocol graph: %+v", s)
+	}
 }
 
 func TestConfigDiagnostics(t *testing.T) {
@@ -116,6 +124,16 @@ func TestConfigDiagnostics(t *testing.T) {
 		{"state dir is a file", func(c map[string]any) { c["state_dir"] = keyFile }, "state_dir", ""},
 		{"state dir below a file", func(c map[string]any) { c["state_dir"] = filepath.Join(keyFile, "state") }, "state_dir", ""},
 		{"state dir not yet there", func(c map[string]any) { c["state_dir"] = filepath.Join(c["state_dir"].(string), "a", "b") }, "", ""},
+		{"send via", func(c map[string]any) { c["send_via"] = "carrier pigeon" }, "send_via", ""},
+		{"send via graph", func(c map[string]any) { c["send_via"] = "graph" }, "", ""},
+		{"send via none", func(c map[string]any) { c["send_via"] = "none" }, "", ""},
+		{"send as not an address", func(c map[string]any) { c["send_as"] = "reports" }, "send_as", ""},
+		{"smtp host with port", func(c map[string]any) { c["smtp_host"] = "smtp.office365.com:587" }, "smtp_host", ""},
+		{"smtp port range", func(c map[string]any) { c["smtp_port"] = 0x10000 }, "smtp_port", ""},
+		{"auth", func(c map[string]any) { c["auth"] = "user" }, "auth", ""},
+		{"auth delegated", func(c map[string]any) { c["auth"] = "delegated"; delete(c, "client_secret") }, "", ""},
+		{"auth delegated with a secret", func(c map[string]any) { c["auth"] = "delegated" }, "client_secret", ""},
+		{"auth delegated without state dir", func(c map[string]any) { c["auth"] = "delegated"; delete(c, "client_secret"); delete(c, "state_dir") }, "state_dir", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

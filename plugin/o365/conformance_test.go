@@ -157,12 +157,30 @@ func TestConformance(t *testing.T) {
 	plugintest.RunConformance(t, harness(t, p))
 }
 
-// TestConformancePlugin runs the suite through the built plugin binary.
+// TestConformancePlugin runs the suite through the built plugin binary, its
+// send case through Dovecot submission.
 func TestConformancePlugin(t *testing.T) {
 	testenv.Short(t)
-	p := startPeers(t)
+	p := startSubmissionPeers(t)
 	bin := plugintest.BuildPlugin(t, "github.com/mediagw/mediagw/plugin/o365/cmd/mediagw-connector-o365")
 	h := harness(t, p)
 	h.Wrap = plugintest.ProcessWrap(t, bin)
+	h.Sink = submissionSink{p}
 	plugintest.RunConformance(t, h)
+}
+
+// submissionSink sends by SMTP to Dovecot submission; what it relays lands
+// in the recipient's INBOX.
+type submissionSink struct{ p *peers }
+
+func (s submissionSink) Enable(t testing.TB, cfg map[string]any) {
+	for k, v := range s.p.smtpConfig(t, s.p.dc.SubmissionAddr) {
+		if k == "send_via" || k == "smtp_host" || k == "smtp_port" {
+			cfg[k] = v
+		}
+	}
+}
+
+func (s submissionSink) Received(t testing.TB) [][]byte {
+	return fetchInbox(t, s.p, "reports@example.test")
 }

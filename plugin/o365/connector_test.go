@@ -71,6 +71,7 @@ func (p *peers) config(t testing.TB) map[string]any {
 		"request_timeout":  "30s",
 		"failed_folder":    "Fax Failed",
 		"after_processing": "seen",
+		"send_via":         "none", // the send path has its own tests (send_test.go)
 	}
 }
 

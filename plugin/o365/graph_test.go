@@ -52,6 +52,7 @@ func (p *graphPeers) config() map[string]any {
 		"tls_ca_file":    p.caFile,
 		"poll_interval":  "1s",
 		"failed_folder":  "Fax Failed",
+		"send_via":       "none",
 	}
 }
 

@@ -15,8 +15,8 @@ import (
 
 	"github.com/mediagw/mediagw/plugin"
 	"github.com/mediagw/mediagw/plugin/o365/graphbox"
+	"github.com/mediagw/mediagw/plugin/o365/graphsend"
 	"github.com/mediagw/mediagw/plugin/o365/imapbox"
-	"github.com/mediagw/mediagw/plugin/o365/token"
 )
 
 // Version of the connector.
@@ -36,10 +36,11 @@ type Connector struct {
 
 	mu     sync.Mutex
 	s      *settings
-	tokens *token.Source
+	tokens tokenSource
 	imap   *imapbox.Mailbox
 	graph  *graphbox.Mailbox
 	box    mailbox
+	sender sender
 	closed bool
 }
 
@@ -59,11 +60,17 @@ func New(logger *slog.Logger) plugin.Connector {
 
 // Info names the connector.
 func (c *Connector) Info() plugin.Info {
+	caps := []string{"imap", "graph", "idle", "test"}
+	c.mu.Lock()
+	if c.sender != nil {
+		caps = append(caps, plugin.CapabilitySend)
+	}
+	c.mu.Unlock()
 	return plugin.Info{
 		Name:         "o365",
 		Version:      Version,
 		Description:  "O365 OAUTH: Microsoft 365 mailbox over IMAP (XOAUTH2, IDLE) or Microsoft Graph with an app-only token",
-		Capabilities: []string{"imap", "graph", "idle", "test"},
+		Capabilities: caps,
 	}
 }
 
@@ -82,27 +89,17 @@ func (c *Connector) Configure(_ context.Context, raw []byte) (plugin.Diagnostics
 		diags.Errorf("proxy", "%v", err)
 		return diags, nil
 	}
-	httpClient := &http.Client{
-		Timeout: time.Duration(s.RequestTimeout),
-		Transport: &http.Transport{
-			Proxy:               proxyFunc(s),
-			TLSClientConfig:     s.tlsConfig(""),
-			TLSHandshakeTimeout: time.Duration(s.ConnectTimeout),
-			ForceAttemptHTTP2:   true,
-			MaxIdleConnsPerHost: 4,
-		},
+	httpClient := newHTTPClient(s)
+	newTokens, err := tokenFactory(s, httpClient)
+	if err != nil {
+		return diags, fmt.Errorf("o365: %w", err)
 	}
 	scope := s.scope()
-	tokens, err := token.New(token.Config{
-		AuthorityHost: s.AuthorityHost,
-		TenantID:      s.TenantID,
-		ClientID:      s.ClientID,
-		ClientSecret:  s.ClientSecret,
-		Certificates:  s.certs,
-		Key:           s.key,
-		Scope:         scope,
-		HTTPClient:    httpClient,
-	})
+	tokens, err := newTokens(scope)
+	if err != nil {
+		return diags, fmt.Errorf("o365: %w", err)
+	}
+	snd, err := newSender(s, dial, httpClient, scope, tokens, newTokens)
 	if err != nil {
 		return diags, fmt.Errorf("o365: %w", err)
 	}
@@ -165,8 +162,47 @@ func (c *Connector) Configure(_ context.Context, raw []byte) (plugin.Diagnostics
 	if c.box != nil {
 		_ = c.box.Close()
 	}
-	c.s, c.tokens, c.imap, c.graph, c.box = s, tokens, ib, gb, box
+	c.s, c.tokens, c.imap, c.graph, c.box, c.sender = s, tokens, ib, gb, box, snd
 	return diags, nil
+}
+
+// newSender makes the send path of send_via, reusing the reading token
+// source when the scopes agree.
+func newSender(s *settings, dial dialFunc, hc *http.Client, readScope string, readTokens tokenSource,
+	newTokens func(scope string) (tokenSource, error)) (sender, error) {
+	tokensFor := func(scope string) (tokenSource, error) {
+		if scope == readScope {
+			return readTokens, nil
+		}
+		return newTokens(scope)
+	}
+	switch s.SendVia {
+	case "smtp":
+		t, err := tokensFor(s.smtpScope())
+		if err != nil {
+			return nil, err
+		}
+		return newSMTPSender(s, dial, t), nil
+	case "graph":
+		t, err := tokensFor(s.graphSendScope())
+		if err != nil {
+			return nil, err
+		}
+		g, err := graphsend.New(graphsend.Options{
+			Endpoint:        s.graphURL.String(),
+			User:            s.SendAs,
+			HTTPClient:      hc,
+			Token:           t.Token,
+			PermissionHint:  graphPermissionHint(s),
+			CredentialHint:  "Microsoft Graph refused the token: check the app registration (tenant_id, client_id, credential).",
+			UnreachableHint: fmt.Sprintf("Cannot reach Microsoft Graph at %s: check DNS, outbound HTTPS (443), the proxy setting and tls_ca_file.", s.GraphEndpoint),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &graphSender{s: s, g: g}, nil
+	}
+	return nil, nil
 }
 
 // RejectLogPath is where the IMAP back end records reasons for rejected
@@ -253,6 +289,21 @@ func graphAction(a imapbox.Action) graphbox.Action {
 		return graphbox.Action{Kind: graphbox.ActionDelete}
 	}
 	return graphbox.Action{Kind: graphbox.ActionRead}
+}
+
+// newHTTPClient is the client for the identity platform and Graph, with the
+// proxy and TLS settings.
+func newHTTPClient(s *settings) *http.Client {
+	return &http.Client{
+		Timeout: time.Duration(s.RequestTimeout),
+		Transport: &http.Transport{
+			Proxy:               proxyFunc(s),
+			TLSClientConfig:     s.tlsConfig(""),
+			TLSHandshakeTimeout: time.Duration(s.ConnectTimeout),
+			ForceAttemptHTTP2:   true,
+			MaxIdleConnsPerHost: 4,
+		},
+	}
 }
 
 // proxyFunc sends HTTPS through the configured proxy (net/http speaks both

@@ -14,8 +14,17 @@ import (
 )
 
 // Test gets a token, logs in and opens the folder once, and names the fix
-// for whatever failed.
+// for whatever failed. With a send path it also checks that (SMTP: STARTTLS
+// and AUTH, no mail; Graph: the token's Mail.Send role), in the result's Send.
 func (c *Connector) Test(ctx context.Context) plugin.TestResult {
+	r := c.testRead(ctx)
+	if r.Send == nil {
+		r.Send = c.testSend(ctx)
+	}
+	return r
+}
+
+func (c *Connector) testRead(ctx context.Context) plugin.TestResult {
 	c.mu.Lock()
 	s, ib, gb := c.s, c.imap, c.graph
 	c.mu.Unlock()
@@ -58,6 +67,23 @@ func classify(s *settings, err error) plugin.TestResult {
 	detail := err.Error()
 	var ae *token.AuthError
 	switch {
+	case errors.Is(err, token.ErrLoginRequired):
+		return plugin.TestResult{Category: plugin.TestInteractionRequired, Detail: detail,
+			Hint: "No user has signed in yet (auth: delegated): run mediagw login -c <config> <connector> and sign in as " + s.EmailUser + "."}
+	case errors.As(err, &ae) && s.Auth == "delegated" && (ae.AADSTS == 65001 || ae.Code == "consent_required"):
+		return plugin.TestResult{Category: plugin.TestConsentRequired, Detail: detail + ": " + ae.Description,
+			Hint: "The signed-in user has not consented to the app's scopes (AADSTS65001): run mediagw login -c <config> <connector> and accept, or have an admin grant consent for the tenant."}
+	case errors.As(err, &ae) && s.Auth == "delegated" && (ae.AADSTS == 50076 || ae.AADSTS == 50079 || ae.AADSTS == 700082 ||
+		ae.Code == "interaction_required" || ae.Code == "invalid_grant"):
+		why := "the sign-in is no longer valid"
+		switch ae.AADSTS {
+		case 700082:
+			why = "the refresh token expired (AADSTS700082: unused for too long)"
+		case 50076, 50079:
+			why = fmt.Sprintf("multi-factor authentication is now required (AADSTS%d)", ae.AADSTS)
+		}
+		return plugin.TestResult{Category: plugin.TestInteractionRequired, Detail: detail + ": " + ae.Description,
+			Hint: "The user must sign in again: " + why + ". Run mediagw login -c <config> <connector>."}
 	case errors.As(err, &ae):
 		r := plugin.TestResult{Category: plugin.TestInvalidCredential, Detail: detail + ": " + ae.Description}
 		switch ae.AADSTS {
@@ -73,6 +99,9 @@ func classify(s *settings, err error) plugin.TestResult {
 			r.Hint = "The certificate does not match the app registration: upload the public part of certificate_file under Certificates & secrets, and check the private key belongs to it."
 		case 7000218, 7000216:
 			r.Hint = "No credential was sent: set client_secret, client_secret_file or certificate_file."
+			if s.Auth == "delegated" {
+				r.Hint = "The app registration does not allow public client flows: under Authentication set Allow public client flows to Yes (auth: delegated sends no secret)."
+			}
 		default:
 			if ae.Temporary() {
 				r.Category = plugin.TestUnreachable

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,6 +48,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"unsettled_not_reoffered", caseUnsettledNotReoffered},
 		{"reconnect", caseReconnect},
 		{"concurrency", caseConcurrency},
+		{"send", caseSend},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, h) })
@@ -766,4 +768,56 @@ func caseConcurrency(t *testing.T, h Harness) {
 	}
 	f.expectState(t, want)
 	f.expectNone(t, c, "after the concurrent run")
+}
+
+// caseSend checks the send path of a connector whose harness has a Sink: it
+// advertises CapabilitySend once sending is configured, and a message it
+// sends arrives at the sink with its Message-ID and body intact. Without a
+// Sink it checks only that a connector advertising "send" implements
+// plugin.Sender.
+func caseSend(t *testing.T, h Harness) {
+	f := newFixture(t, h)
+	if h.Sink == nil {
+		c := f.open(t)
+		if slices.Contains(c.Info().Capabilities, plugin.CapabilitySend) {
+			if _, ok := c.(plugin.Sender); !ok {
+				t.Fatal("Info lists \"send\" but the connector does not implement plugin.Sender")
+			}
+		}
+		return
+	}
+	cfg := decodeConfig(t, f.cfg)
+	h.Sink.Enable(t, cfg)
+	c := h.Open(t, encodeConfig(t, cfg))
+	if !plugin.Sends(c) {
+		t.Fatalf("configured to send, the connector does not (capabilities %v, Sender %T)", c.Info().Capabilities, c)
+	}
+	key := f.name + "-send"
+	raw := Message(key, 20<<10)
+	ctx, cancel := context.WithTimeout(t.Context(), h.timeout())
+	defer cancel()
+	res, err := c.(plugin.Sender).Send(ctx, &plugin.OutgoingMessage{To: []string{"reports@example.test"}, Raw: raw})
+	if err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if res.MessageID == "" {
+		t.Error("Send returned no message id")
+	}
+	body := raw[bytes.Index(raw, []byte("\r\n\r\n")):]
+	deadline := time.Now().Add(h.timeout())
+	for {
+		for _, got := range h.Sink.Received(t) {
+			if keyOf(got) != key {
+				continue
+			}
+			if !bytes.HasSuffix(bytes.ReplaceAll(got, []byte("\r\n"), []byte("\n")), bytes.ReplaceAll(body, []byte("\r\n"), []byte("\n"))) {
+				t.Fatalf("the sent message arrived changed: %d bytes, want the %d-byte body at its end", len(got), len(body))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sent message %s did not reach the sink within %v", key, h.timeout())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -99,6 +99,21 @@ type Harness struct {
 	LargeMessage int
 	// Logger is handed to the factory; nil discards.
 	Logger *slog.Logger
+	// Sink, when set, is where the connector's send path delivers: the
+	// suite turns sending on with it and finds what was sent there. A
+	// connector that cannot send leaves it nil.
+	Sink SendSink
+}
+
+// SendSink is the far end of a connector's send path in a test: an SMTP
+// server, an outbox folder, a mailbox.
+type SendSink interface {
+	// Enable adds the settings that make the connector send into this sink
+	// to a decoded good configuration.
+	Enable(t testing.TB, cfg map[string]any)
+	// Received lists the raw messages that reached the sink so far (a
+	// relay may have added trace headers).
+	Received(t testing.TB) [][]byte
 }
 
 func (h Harness) quiet() time.Duration {

@@ -1,6 +1,7 @@
 package plugintest
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,6 +88,16 @@ type processConnector struct {
 	plugin.Connector
 	client *goplugin.Client
 	once   sync.Once
+}
+
+// Send forwards to the plugin's Send (the gRPC client returns
+// plugin.ErrSendUnsupported when the plugin does not send).
+func (p *processConnector) Send(ctx context.Context, m *plugin.OutgoingMessage) (plugin.SendResult, error) {
+	s, ok := p.Connector.(plugin.Sender)
+	if !ok {
+		return plugin.SendResult{}, plugin.ErrSendUnsupported
+	}
+	return s.Send(ctx, m)
 }
 
 func (p *processConnector) Close() error {

@@ -90,6 +90,7 @@ func (p *peers) connector(folder, stateDir string) map[string]any {
 		"connect_timeout":  "30s",
 		"request_timeout":  "30s",
 		"after_processing": "seen",
+		"send_via":         "none",
 	}
 }
 

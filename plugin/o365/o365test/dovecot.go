@@ -18,7 +18,9 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-smtp"
 
+	"github.com/mediagw/mediagw/internal/smtpsink"
 	"github.com/mediagw/mediagw/plugin/o365/xoauth2"
 )
 
@@ -26,8 +28,14 @@ import (
 // and validates the bearer tokens locally against an Identity's signing key,
 // as Exchange Online does against Entra's.
 type Dovecot struct {
-	Dir      string
-	Addr     string // IMAPS 127.0.0.1:port
+	Dir  string
+	Addr string // IMAPS 127.0.0.1:port
+	// SubmissionAddr is the SMTP submission listener (STARTTLS, AUTH
+	// XOAUTH2 against the same oauth2 passdb), when started with Submission.
+	SubmissionAddr string
+	// Relay is where the submission service relays accepted mail: a go-smtp
+	// sink that keeps each message and appends it to every recipient's INBOX.
+	Relay    *smtpsink.Sink
 	ConfPath string
 	CA       *CA
 	id       *Identity
@@ -45,6 +53,9 @@ type DovecotOptions struct {
 	Identity *Identity
 	// Folders are created (and subscribed) for every user besides INBOX.
 	Folders []string
+	// Submission adds Dovecot's submission service (dovecot-submissiond),
+	// relaying into Relay.
+	Submission bool
 }
 
 // StartDovecot writes a configuration into opts.Dir and starts dovecot from
@@ -54,10 +65,19 @@ func StartDovecot(opts DovecotOptions) (*Dovecot, error) {
 		return nil, errors.New("o365test: dovecot needs Dir and Identity")
 	}
 	d := &Dovecot{Dir: opts.Dir, CA: opts.Identity.CA, id: opts.Identity}
+	if opts.Submission {
+		relay, err := smtpsink.Start(smtpsink.Options{Deliver: d.deliver})
+		if err != nil {
+			return nil, err
+		}
+		d.Relay = relay
+	}
 	if err := d.writeConfig(opts.Folders); err != nil {
+		d.closeRelay()
 		return nil, err
 	}
 	if err := d.Start(); err != nil {
+		d.closeRelay()
 		return nil, err
 	}
 	return d, nil
@@ -147,8 +167,12 @@ issuers = %s
 	}
 	d.Addr = fmt.Sprintf("127.0.0.1:%d", imapsPort)
 	var b strings.Builder
-	fmt.Fprintf(&b, `protocols = imap
-listen = 127.0.0.1
+	protocols := "imap"
+	if d.Relay != nil {
+		protocols = "imap submission"
+	}
+	fmt.Fprintf(&b, "protocols = %s\n", protocols)
+	fmt.Fprintf(&b, `listen = 127.0.0.1
 base_dir = %[1]s/run
 state_dir = %[1]s/run/state
 log_path = %[1]s/log/dovecot.log
@@ -195,8 +219,31 @@ service imap-login {
 }
 service anvil {
   chroot =
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
 }
 `, imapPort, imapsPort)
+	if d.Relay != nil {
+		subPort, err := freePort()
+		if err != nil {
+			return err
+		}
+		d.SubmissionAddr = fmt.Sprintf("127.0.0.1:%d", subPort)
+		_, relayPort, _ := net.SplitHostPort(d.Relay.Addr)
+		fmt.Fprintf(&b, `hostname = localhost
+submission_relay_host = 127.0.0.1
+submission_relay_port = %s
+submission_relay_ssl = no
+service submission-login {
+  chroot =
+  inet_listener submission {
+    address = 127.0.0.1
+    port = %d
+  }
+}
+`, relayPort, subPort)
+	}
 	if internalUser != "" {
 		fmt.Fprintf(&b, "default_internal_user = %s\ndefault_login_user = %s\n", internalUser, internalUser)
 	}
@@ -291,8 +338,35 @@ func (d *Dovecot) Restart() error {
 	return d.Start()
 }
 
-// Close stops dovecot.
-func (d *Dovecot) Close() error { return d.Stop() }
+// Close stops dovecot (and the relay sink).
+func (d *Dovecot) Close() error {
+	err := d.Stop()
+	d.closeRelay()
+	return err
+}
+
+func (d *Dovecot) closeRelay() {
+	if d.Relay != nil {
+		d.Relay.Close()
+	}
+}
+
+// deliver is the relay sink's delivery: the message goes into each
+// recipient's INBOX (over IMAP, as that user), so a test reads it back as a
+// user would.
+func (d *Dovecot) deliver(m smtpsink.Message) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, rcpt := range m.To {
+		if _, err := d.Append(ctx, rcpt, "INBOX", m.Raw); err != nil {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: err.Error()}
+		}
+	}
+	return nil
+}
+
+// SubmissionTLSConfig trusts the harness CA for STARTTLS on SubmissionAddr.
+func (d *Dovecot) SubmissionTLSConfig() *tls.Config { return d.TLSConfig() }
 
 // Log returns Dovecot's log so far (reasons for refused tokens are only here).
 func (d *Dovecot) Log() string {

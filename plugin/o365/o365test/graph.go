@@ -1,11 +1,14 @@
 package o365test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +36,13 @@ type Graph struct {
 	seq      int
 	throttle []throttle
 	requests map[string]int // "METHOD kind" → count
+	sent     []GraphSent
+}
+
+// GraphSent is one message taken by sendMail.
+type GraphSent struct {
+	User string // the mailbox in the path
+	Raw  []byte // the MIME message, decoded from base64
 }
 
 // GraphFolder is a mail folder.
@@ -72,6 +82,13 @@ func StartGraph(id *Identity) (*Graph, error) {
 
 // Close stops the stand-in.
 func (g *Graph) Close() { g.srv.Close() }
+
+// Sent lists the messages sendMail took.
+func (g *Graph) Sent() []GraphSent {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]GraphSent(nil), g.sent...)
+}
 
 // SetPageSize sets the largest page the list answers with.
 func (g *Graph) SetPageSize(n int) { g.mu.Lock(); g.pageSize = n; g.mu.Unlock() }
@@ -175,6 +192,26 @@ func (g *Graph) serve(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	switch {
+	case kind == "sendMail":
+		// MIME: the body is the base64 of the message, Content-Type text/plain.
+		raw, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		_, roles, _ := g.id.Verify(raw, "https://graph.microsoft.com")
+		if !slices.Contains(roles, "Mail.Send") {
+			graphError(w, http.StatusForbidden, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+			return
+		}
+		if !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
+			graphError(w, http.StatusBadRequest, "RequestBodyRead", "Cannot read the request body: want base64 MIME as text/plain.")
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		mime, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil {
+			graphError(w, http.StatusBadRequest, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.")
+			return
+		}
+		g.sent = append(g.sent, GraphSent{User: user, Raw: mime})
+		w.WriteHeader(http.StatusAccepted)
 	case kind == "folder" && r.Method == http.MethodGet && len(rest) == 2: // mailFolders/inbox
 		fid := rest[1]
 		if strings.EqualFold(fid, "inbox") {
@@ -304,6 +341,8 @@ func (g *Graph) serve(w http.ResponseWriter, r *http.Request) {
 
 func graphKind(method string, rest []string) string {
 	switch {
+	case len(rest) == 1 && rest[0] == "sendMail" && method == http.MethodPost:
+		return "sendMail"
 	case len(rest) == 1 && rest[0] == "mailFolders", len(rest) == 3 && rest[0] == "mailFolders" && rest[2] == "childFolders":
 		return "folders"
 	case len(rest) == 2 && rest[0] == "mailFolders":

@@ -61,6 +61,8 @@ type Identity struct {
 	certs     map[string]*x509.Certificate // x5t#S256 → cert
 	lifetime  time.Duration
 	slowDelay time.Duration
+	roles     []string
+	delegated delegatedState
 
 	tokens atomic.Int64
 	issued []string // every access token minted at the token endpoint
@@ -127,6 +129,7 @@ func StartIdentity(opts IdentityOptions) (*Identity, error) {
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", id.discovery)
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", id.keys)
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", id.token)
+	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/devicecode", id.deviceCode)
 	id.srv = &http.Server{Handler: mux, TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second}
 	id.wg.Add(1)
 	go func() {
@@ -134,6 +137,48 @@ func StartIdentity(opts IdentityOptions) (*Identity, error) {
 		_ = id.srv.ServeTLS(ln, "", "")
 	}()
 	return id, nil
+}
+
+// DefaultRoles are the application roles a token carries unless SetRoles
+// says otherwise: reading and sending, by IMAP/SMTP and by Graph.
+var DefaultRoles = []string{"IMAP.AccessAsApp", "SMTP.SendAsApp", "Mail.ReadWrite", "Mail.Send"}
+
+// SetRoles sets the roles claim of tokens minted from now on (the app's
+// granted application permissions); nil restores DefaultRoles.
+func (id *Identity) SetRoles(roles []string) {
+	id.mu.Lock()
+	id.roles = roles
+	id.mu.Unlock()
+}
+
+// Roles returns the roles tokens carry.
+func (id *Identity) Roles() []string {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	if id.roles == nil {
+		return DefaultRoles
+	}
+	return id.roles
+}
+
+// Verify checks a token as a resource server would (signature, issuer,
+// audience aud) and returns its mailbox (email claim) and roles.
+func (id *Identity) Verify(raw, aud string) (email string, roles []string, err error) {
+	claims := jwt.MapClaims{}
+	_, err = jwt.ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) { return id.PublicKey(), nil },
+		jwt.WithValidMethods([]string{"RS256"}), jwt.WithAudience(aud), jwt.WithIssuer(id.Issuer()), jwt.WithExpirationRequired())
+	if err != nil {
+		return "", nil, err
+	}
+	email, _ = claims["email"].(string)
+	if rs, ok := claims["roles"].([]any); ok {
+		for _, r := range rs {
+			if s, ok := r.(string); ok {
+				roles = append(roles, s)
+			}
+		}
+	}
+	return email, roles, nil
 }
 
 // Close stops the stand-in.
@@ -211,7 +256,7 @@ func (id *Identity) Mint(mailbox, aud string, lifetime time.Duration) (string, e
 		"idtyp":    "app",
 		"oid":      oid,
 		"sub":      oid,
-		"roles":    []string{"IMAP.AccessAsApp", "Mail.ReadWrite"},
+		"roles":    id.Roles(),
 		"ver":      "1.0",
 		"email":    mailbox,
 	}
@@ -285,6 +330,14 @@ func (id *Identity) token(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := r.ParseForm(); err != nil {
 		writeAADError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.")
+		return
+	}
+	switch r.PostForm.Get("grant_type") {
+	case "device_code", "urn:ietf:params:oauth:grant-type:device_code": // Entra takes both
+		id.deviceToken(w, r)
+		return
+	case "refresh_token":
+		id.refreshToken(w, r)
 		return
 	}
 	if r.PostForm.Get("grant_type") != "client_credentials" {

@@ -184,6 +184,13 @@ func classify(err error) error {
 			b, _ := io.ReadAll(io.LimitReader(ce.Resp.Body, 64<<10))
 			_ = json.Unmarshal(b, &body)
 		}
+		if body.Error == "" && ce.Err != nil {
+			// MSAL read the body already (the device-code poll does, to
+			// tell "pending" from a failure); its text ends with the body.
+			if i := strings.Index(ce.Err.Error(), "{"); i >= 0 {
+				_ = json.Unmarshal([]byte(ce.Err.Error()[i:]), &body)
+			}
+		}
 		ae.Code, ae.Description = body.Error, body.Description
 		if len(body.Codes) > 0 {
 			ae.AADSTS = body.Codes[0]

@@ -33,26 +33,39 @@ func (e *Error) Error() string {
 // a refusal.
 type Client struct {
 	user, token string
+	emptyReply  bool
 	LastError   *Error
 }
 
 var _ sasl.Client = (*Client)(nil)
 
-// New returns a client for user with access token token.
+// New returns a client for user with access token token, for IMAP.
 func New(user, token string) *Client { return &Client{user: user, token: token} }
+
+// NewSMTP returns a client for SMTP AUTH. It answers the error challenge with
+// an empty line (the reply RFC 7628 and Dovecot's submission service expect),
+// which go-smtp sends for an empty non-nil reply; a nil reply would end the
+// exchange early and leave the server's 535 for the next command.
+func NewSMTP(user, token string) *Client {
+	return &Client{user: user, token: token, emptyReply: true}
+}
 
 // Start returns the initial response.
 func (c *Client) Start() (string, []byte, error) {
 	return Mechanism, InitialResponse(c.user, c.token), nil
 }
 
-// Next answers the server's error challenge with 0x01 and records the error.
+// Next answers the server's error challenge (with 0x01 for IMAP, an empty
+// reply for SMTP) and records the error.
 func (c *Client) Next(challenge []byte) ([]byte, error) {
 	e, err := ParseChallenge(challenge)
 	if err != nil {
 		c.LastError = &Error{Status: "unknown"}
 	} else {
 		c.LastError = e
+	}
+	if c.emptyReply {
+		return []byte{}, nil
 	}
 	return []byte{0x01}, nil
 }

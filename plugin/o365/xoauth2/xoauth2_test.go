@@ -54,3 +54,17 @@ func FuzzParseChallenge(f *testing.F) {
 		}
 	})
 }
+
+func TestSMTPClientRepliesEmptyNonNil(t *testing.T) {
+	c := NewSMTP("u", "t")
+	resp, err := c.Next([]byte(`{"status":"401","schemes":"bearer","scope":"mail"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp == nil || len(resp) != 0 {
+		t.Fatalf("reply %q (nil: %v), want an empty non-nil reply", resp, resp == nil)
+	}
+	if c.LastError == nil || c.LastError.Status != "401" {
+		t.Fatalf("LastError = %+v", c.LastError)
+	}
+}

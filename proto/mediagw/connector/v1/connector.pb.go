@@ -38,6 +38,12 @@ const (
 	TestCategory_TEST_CATEGORY_PERMISSION_DENIED  TestCategory = 4
 	TestCategory_TEST_CATEGORY_MAILBOX_NOT_FOUND  TestCategory = 5
 	TestCategory_TEST_CATEGORY_ERROR              TestCategory = 6
+	// SMTP AUTH is switched off for the tenant or mailbox (send path only).
+	TestCategory_TEST_CATEGORY_SMTP_AUTH_DISABLED TestCategory = 7
+	// A signed-in user's consent is missing or was withdrawn (delegated mode).
+	TestCategory_TEST_CATEGORY_CONSENT_REQUIRED TestCategory = 8
+	// The user must sign in again: no sign-in yet, refresh token expired, MFA.
+	TestCategory_TEST_CATEGORY_INTERACTION_REQUIRED TestCategory = 9
 )
 
 // Enum value maps for TestCategory.
@@ -50,15 +56,21 @@ var (
 		4: "TEST_CATEGORY_PERMISSION_DENIED",
 		5: "TEST_CATEGORY_MAILBOX_NOT_FOUND",
 		6: "TEST_CATEGORY_ERROR",
+		7: "TEST_CATEGORY_SMTP_AUTH_DISABLED",
+		8: "TEST_CATEGORY_CONSENT_REQUIRED",
+		9: "TEST_CATEGORY_INTERACTION_REQUIRED",
 	}
 	TestCategory_value = map[string]int32{
-		"TEST_CATEGORY_UNSPECIFIED":        0,
-		"TEST_CATEGORY_OK":                 1,
-		"TEST_CATEGORY_INVALID_CREDENTIAL": 2,
-		"TEST_CATEGORY_UNREACHABLE":        3,
-		"TEST_CATEGORY_PERMISSION_DENIED":  4,
-		"TEST_CATEGORY_MAILBOX_NOT_FOUND":  5,
-		"TEST_CATEGORY_ERROR":              6,
+		"TEST_CATEGORY_UNSPECIFIED":          0,
+		"TEST_CATEGORY_OK":                   1,
+		"TEST_CATEGORY_INVALID_CREDENTIAL":   2,
+		"TEST_CATEGORY_UNREACHABLE":          3,
+		"TEST_CATEGORY_PERMISSION_DENIED":    4,
+		"TEST_CATEGORY_MAILBOX_NOT_FOUND":    5,
+		"TEST_CATEGORY_ERROR":                6,
+		"TEST_CATEGORY_SMTP_AUTH_DISABLED":   7,
+		"TEST_CATEGORY_CONSENT_REQUIRED":     8,
+		"TEST_CATEGORY_INTERACTION_REQUIRED": 9,
 	}
 )
 
@@ -199,6 +211,73 @@ func (Health) EnumDescriptor() ([]byte, []int) {
 	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{2}
 }
 
+type SendCategory int32
+
+const (
+	SendCategory_SEND_CATEGORY_UNSPECIFIED        SendCategory = 0
+	SendCategory_SEND_CATEGORY_INVALID_CREDENTIAL SendCategory = 1
+	SendCategory_SEND_CATEGORY_SMTP_AUTH_DISABLED SendCategory = 2
+	SendCategory_SEND_CATEGORY_PERMISSION_DENIED  SendCategory = 3
+	SendCategory_SEND_CATEGORY_RECIPIENT_REFUSED  SendCategory = 4
+	SendCategory_SEND_CATEGORY_UNREACHABLE        SendCategory = 5
+	SendCategory_SEND_CATEGORY_THROTTLED          SendCategory = 6
+	SendCategory_SEND_CATEGORY_NOT_CONFIGURED     SendCategory = 7
+	SendCategory_SEND_CATEGORY_ERROR              SendCategory = 8
+)
+
+// Enum value maps for SendCategory.
+var (
+	SendCategory_name = map[int32]string{
+		0: "SEND_CATEGORY_UNSPECIFIED",
+		1: "SEND_CATEGORY_INVALID_CREDENTIAL",
+		2: "SEND_CATEGORY_SMTP_AUTH_DISABLED",
+		3: "SEND_CATEGORY_PERMISSION_DENIED",
+		4: "SEND_CATEGORY_RECIPIENT_REFUSED",
+		5: "SEND_CATEGORY_UNREACHABLE",
+		6: "SEND_CATEGORY_THROTTLED",
+		7: "SEND_CATEGORY_NOT_CONFIGURED",
+		8: "SEND_CATEGORY_ERROR",
+	}
+	SendCategory_value = map[string]int32{
+		"SEND_CATEGORY_UNSPECIFIED":        0,
+		"SEND_CATEGORY_INVALID_CREDENTIAL": 1,
+		"SEND_CATEGORY_SMTP_AUTH_DISABLED": 2,
+		"SEND_CATEGORY_PERMISSION_DENIED":  3,
+		"SEND_CATEGORY_RECIPIENT_REFUSED":  4,
+		"SEND_CATEGORY_UNREACHABLE":        5,
+		"SEND_CATEGORY_THROTTLED":          6,
+		"SEND_CATEGORY_NOT_CONFIGURED":     7,
+		"SEND_CATEGORY_ERROR":              8,
+	}
+)
+
+func (x SendCategory) Enum() *SendCategory {
+	p := new(SendCategory)
+	*p = x
+	return p
+}
+
+func (x SendCategory) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SendCategory) Descriptor() protoreflect.EnumDescriptor {
+	return file_mediagw_connector_v1_connector_proto_enumTypes[3].Descriptor()
+}
+
+func (SendCategory) Type() protoreflect.EnumType {
+	return &file_mediagw_connector_v1_connector_proto_enumTypes[3]
+}
+
+func (x SendCategory) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SendCategory.Descriptor instead.
+func (SendCategory) EnumDescriptor() ([]byte, []int) {
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{3}
+}
+
 type Diagnostic_Severity int32
 
 const (
@@ -232,11 +311,11 @@ func (x Diagnostic_Severity) String() string {
 }
 
 func (Diagnostic_Severity) Descriptor() protoreflect.EnumDescriptor {
-	return file_mediagw_connector_v1_connector_proto_enumTypes[3].Descriptor()
+	return file_mediagw_connector_v1_connector_proto_enumTypes[4].Descriptor()
 }
 
 func (Diagnostic_Severity) Type() protoreflect.EnumType {
-	return &file_mediagw_connector_v1_connector_proto_enumTypes[3]
+	return &file_mediagw_connector_v1_connector_proto_enumTypes[4]
 }
 
 func (x Diagnostic_Severity) Number() protoreflect.EnumNumber {
@@ -702,7 +781,10 @@ type TestResponse struct {
 	// One line telling the operator what to do.
 	Hint string `protobuf:"bytes,2,opt,name=hint,proto3" json:"hint,omitempty"`
 	// What was observed (server answer, error text); never a secret.
-	Detail        string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The result for the send path, when the connector can send; absent
+	// otherwise. Its own send field is unused.
+	Send          *TestResponse `protobuf:"bytes,4,opt,name=send,proto3" json:"send,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -756,6 +838,13 @@ func (x *TestResponse) GetDetail() string {
 		return x.Detail
 	}
 	return ""
+}
+
+func (x *TestResponse) GetSend() *TestResponse {
+	if x != nil {
+		return x.Send
+	}
+	return nil
 }
 
 type ReceiveRequest struct {
@@ -1156,6 +1245,240 @@ func (x *StatusResponse) GetUnixMs() int64 {
 	return 0
 }
 
+type SendEnvelope struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Envelope sender; empty means the connector's own address.
+	From string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	// Envelope recipients.
+	To []string `protobuf:"bytes,2,rep,name=to,proto3" json:"to,omitempty"`
+	// Size of the raw message in bytes.
+	Size          int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendEnvelope) Reset() {
+	*x = SendEnvelope{}
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendEnvelope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendEnvelope) ProtoMessage() {}
+
+func (x *SendEnvelope) ProtoReflect() protoreflect.Message {
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendEnvelope.ProtoReflect.Descriptor instead.
+func (*SendEnvelope) Descriptor() ([]byte, []int) {
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SendEnvelope) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *SendEnvelope) GetTo() []string {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *SendEnvelope) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+type SendRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set on the first frame only.
+	Envelope *SendEnvelope `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	// A chunk of the raw RFC 5322 message.
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendRequest) Reset() {
+	*x = SendRequest{}
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendRequest) ProtoMessage() {}
+
+func (x *SendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
+func (*SendRequest) Descriptor() ([]byte, []int) {
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SendRequest) GetEnvelope() *SendEnvelope {
+	if x != nil {
+		return x.Envelope
+	}
+	return nil
+}
+
+func (x *SendRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type SendResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id the submission server gave the message, or its Message-ID.
+	MessageId     string `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendResponse) Reset() {
+	*x = SendResponse{}
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendResponse) ProtoMessage() {}
+
+func (x *SendResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
+func (*SendResponse) Descriptor() ([]byte, []int) {
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SendResponse) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+// SendFailure travels in the details of a failed Send's gRPC status.
+type SendFailure struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Category SendCategory           `protobuf:"varint,1,opt,name=category,proto3,enum=mediagw.connector.v1.SendCategory" json:"category,omitempty"`
+	// Trying again later may help.
+	Temporary bool `protobuf:"varint,2,opt,name=temporary,proto3" json:"temporary,omitempty"`
+	// What the server said; never a secret.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// One line: what to do.
+	Hint          string `protobuf:"bytes,4,opt,name=hint,proto3" json:"hint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendFailure) Reset() {
+	*x = SendFailure{}
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendFailure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendFailure) ProtoMessage() {}
+
+func (x *SendFailure) ProtoReflect() protoreflect.Message {
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendFailure.ProtoReflect.Descriptor instead.
+func (*SendFailure) Descriptor() ([]byte, []int) {
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SendFailure) GetCategory() SendCategory {
+	if x != nil {
+		return x.Category
+	}
+	return SendCategory_SEND_CATEGORY_UNSPECIFIED
+}
+
+func (x *SendFailure) GetTemporary() bool {
+	if x != nil {
+		return x.Temporary
+	}
+	return false
+}
+
+func (x *SendFailure) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SendFailure) GetHint() string {
+	if x != nil {
+		return x.Hint
+	}
+	return ""
+}
+
 var File_mediagw_connector_v1_connector_proto protoreflect.FileDescriptor
 
 const file_mediagw_connector_v1_connector_proto_rawDesc = "" +
@@ -1190,11 +1513,12 @@ const file_mediagw_connector_v1_connector_proto_rawDesc = "" +
 	"\x10SEVERITY_WARNING\x10\x02\"W\n" +
 	"\x11ConfigureResponse\x12B\n" +
 	"\vdiagnostics\x18\x01 \x03(\v2 .mediagw.connector.v1.DiagnosticR\vdiagnostics\"\r\n" +
-	"\vTestRequest\"z\n" +
+	"\vTestRequest\"\xb2\x01\n" +
 	"\fTestResponse\x12>\n" +
 	"\bcategory\x18\x01 \x01(\x0e2\".mediagw.connector.v1.TestCategoryR\bcategory\x12\x12\n" +
 	"\x04hint\x18\x02 \x01(\tR\x04hint\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"4\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x126\n" +
+	"\x04send\x18\x04 \x01(\v2\".mediagw.connector.v1.TestResponseR\x04send\"4\n" +
 	"\x0eReceiveRequest\x12\"\n" +
 	"\rmax_in_flight\x18\x01 \x01(\rR\vmaxInFlight\"\x8d\x02\n" +
 	"\bEnvelope\x12\x1f\n" +
@@ -1226,7 +1550,22 @@ const file_mediagw_connector_v1_connector_proto_rawDesc = "" +
 	"\x0eStatusResponse\x124\n" +
 	"\x06health\x18\x01 \x01(\x0e2\x1c.mediagw.connector.v1.HealthR\x06health\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x17\n" +
-	"\aunix_ms\x18\x03 \x01(\x03R\x06unixMs*\xeb\x01\n" +
+	"\aunix_ms\x18\x03 \x01(\x03R\x06unixMs\"F\n" +
+	"\fSendEnvelope\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x03(\tR\x02to\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\"a\n" +
+	"\vSendRequest\x12>\n" +
+	"\benvelope\x18\x01 \x01(\v2\".mediagw.connector.v1.SendEnvelopeR\benvelope\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"-\n" +
+	"\fSendResponse\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\"\x97\x01\n" +
+	"\vSendFailure\x12>\n" +
+	"\bcategory\x18\x01 \x01(\x0e2\".mediagw.connector.v1.SendCategoryR\bcategory\x12\x1c\n" +
+	"\ttemporary\x18\x02 \x01(\bR\ttemporary\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04hint\x18\x04 \x01(\tR\x04hint*\xdd\x02\n" +
 	"\fTestCategory\x12\x1d\n" +
 	"\x19TEST_CATEGORY_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10TEST_CATEGORY_OK\x10\x01\x12$\n" +
@@ -1234,7 +1573,10 @@ const file_mediagw_connector_v1_connector_proto_rawDesc = "" +
 	"\x19TEST_CATEGORY_UNREACHABLE\x10\x03\x12#\n" +
 	"\x1fTEST_CATEGORY_PERMISSION_DENIED\x10\x04\x12#\n" +
 	"\x1fTEST_CATEGORY_MAILBOX_NOT_FOUND\x10\x05\x12\x17\n" +
-	"\x13TEST_CATEGORY_ERROR\x10\x06*i\n" +
+	"\x13TEST_CATEGORY_ERROR\x10\x06\x12$\n" +
+	" TEST_CATEGORY_SMTP_AUTH_DISABLED\x10\a\x12\"\n" +
+	"\x1eTEST_CATEGORY_CONSENT_REQUIRED\x10\b\x12&\n" +
+	"\"TEST_CATEGORY_INTERACTION_REQUIRED\x10\t*i\n" +
 	"\n" +
 	"Settlement\x12\x1a\n" +
 	"\x16SETTLEMENT_UNSPECIFIED\x10\x00\x12\x12\n" +
@@ -1246,7 +1588,17 @@ const file_mediagw_connector_v1_connector_proto_rawDesc = "" +
 	"\x0fHEALTH_STARTING\x10\x01\x12\x12\n" +
 	"\x0eHEALTH_HEALTHY\x10\x02\x12\x13\n" +
 	"\x0fHEALTH_DEGRADED\x10\x03\x12\x0f\n" +
-	"\vHEALTH_DOWN\x10\x042\xeb\x04\n" +
+	"\vHEALTH_DOWN\x10\x04*\xba\x02\n" +
+	"\fSendCategory\x12\x1d\n" +
+	"\x19SEND_CATEGORY_UNSPECIFIED\x10\x00\x12$\n" +
+	" SEND_CATEGORY_INVALID_CREDENTIAL\x10\x01\x12$\n" +
+	" SEND_CATEGORY_SMTP_AUTH_DISABLED\x10\x02\x12#\n" +
+	"\x1fSEND_CATEGORY_PERMISSION_DENIED\x10\x03\x12#\n" +
+	"\x1fSEND_CATEGORY_RECIPIENT_REFUSED\x10\x04\x12\x1d\n" +
+	"\x19SEND_CATEGORY_UNREACHABLE\x10\x05\x12\x1b\n" +
+	"\x17SEND_CATEGORY_THROTTLED\x10\x06\x12 \n" +
+	"\x1cSEND_CATEGORY_NOT_CONFIGURED\x10\a\x12\x17\n" +
+	"\x13SEND_CATEGORY_ERROR\x10\b2\xbc\x05\n" +
 	"\tConnector\x12M\n" +
 	"\x04Info\x12!.mediagw.connector.v1.InfoRequest\x1a\".mediagw.connector.v1.InfoResponse\x12e\n" +
 	"\fConfigSchema\x12).mediagw.connector.v1.ConfigSchemaRequest\x1a*.mediagw.connector.v1.ConfigSchemaResponse\x12\\\n" +
@@ -1254,7 +1606,8 @@ const file_mediagw_connector_v1_connector_proto_rawDesc = "" +
 	"\x04Test\x12!.mediagw.connector.v1.TestRequest\x1a\".mediagw.connector.v1.TestResponse\x12X\n" +
 	"\aReceive\x12$.mediagw.connector.v1.ReceiveRequest\x1a%.mediagw.connector.v1.ReceiveResponse0\x01\x12J\n" +
 	"\x03Ack\x12 .mediagw.connector.v1.AckRequest\x1a!.mediagw.connector.v1.AckResponse\x12U\n" +
-	"\x06Status\x12#.mediagw.connector.v1.StatusRequest\x1a$.mediagw.connector.v1.StatusResponse0\x01BCZAgithub.com/mediagw/mediagw/proto/mediagw/connector/v1;connectorv1b\x06proto3"
+	"\x06Status\x12#.mediagw.connector.v1.StatusRequest\x1a$.mediagw.connector.v1.StatusResponse0\x01\x12O\n" +
+	"\x04Send\x12!.mediagw.connector.v1.SendRequest\x1a\".mediagw.connector.v1.SendResponse(\x01BCZAgithub.com/mediagw/mediagw/proto/mediagw/connector/v1;connectorv1b\x06proto3"
 
 var (
 	file_mediagw_connector_v1_connector_proto_rawDescOnce sync.Once
@@ -1268,60 +1621,70 @@ func file_mediagw_connector_v1_connector_proto_rawDescGZIP() []byte {
 	return file_mediagw_connector_v1_connector_proto_rawDescData
 }
 
-var file_mediagw_connector_v1_connector_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_mediagw_connector_v1_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_mediagw_connector_v1_connector_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_mediagw_connector_v1_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_mediagw_connector_v1_connector_proto_goTypes = []any{
 	(TestCategory)(0),            // 0: mediagw.connector.v1.TestCategory
 	(Settlement)(0),              // 1: mediagw.connector.v1.Settlement
 	(Health)(0),                  // 2: mediagw.connector.v1.Health
-	(Diagnostic_Severity)(0),     // 3: mediagw.connector.v1.Diagnostic.Severity
-	(*InfoRequest)(nil),          // 4: mediagw.connector.v1.InfoRequest
-	(*InfoResponse)(nil),         // 5: mediagw.connector.v1.InfoResponse
-	(*ConfigSchemaRequest)(nil),  // 6: mediagw.connector.v1.ConfigSchemaRequest
-	(*ConfigField)(nil),          // 7: mediagw.connector.v1.ConfigField
-	(*ConfigSchemaResponse)(nil), // 8: mediagw.connector.v1.ConfigSchemaResponse
-	(*ConfigureRequest)(nil),     // 9: mediagw.connector.v1.ConfigureRequest
-	(*Diagnostic)(nil),           // 10: mediagw.connector.v1.Diagnostic
-	(*ConfigureResponse)(nil),    // 11: mediagw.connector.v1.ConfigureResponse
-	(*TestRequest)(nil),          // 12: mediagw.connector.v1.TestRequest
-	(*TestResponse)(nil),         // 13: mediagw.connector.v1.TestResponse
-	(*ReceiveRequest)(nil),       // 14: mediagw.connector.v1.ReceiveRequest
-	(*Envelope)(nil),             // 15: mediagw.connector.v1.Envelope
-	(*ReceiveResponse)(nil),      // 16: mediagw.connector.v1.ReceiveResponse
-	(*AckRequest)(nil),           // 17: mediagw.connector.v1.AckRequest
-	(*AckResponse)(nil),          // 18: mediagw.connector.v1.AckResponse
-	(*StatusRequest)(nil),        // 19: mediagw.connector.v1.StatusRequest
-	(*StatusResponse)(nil),       // 20: mediagw.connector.v1.StatusResponse
-	nil,                          // 21: mediagw.connector.v1.Envelope.MetadataEntry
+	(SendCategory)(0),            // 3: mediagw.connector.v1.SendCategory
+	(Diagnostic_Severity)(0),     // 4: mediagw.connector.v1.Diagnostic.Severity
+	(*InfoRequest)(nil),          // 5: mediagw.connector.v1.InfoRequest
+	(*InfoResponse)(nil),         // 6: mediagw.connector.v1.InfoResponse
+	(*ConfigSchemaRequest)(nil),  // 7: mediagw.connector.v1.ConfigSchemaRequest
+	(*ConfigField)(nil),          // 8: mediagw.connector.v1.ConfigField
+	(*ConfigSchemaResponse)(nil), // 9: mediagw.connector.v1.ConfigSchemaResponse
+	(*ConfigureRequest)(nil),     // 10: mediagw.connector.v1.ConfigureRequest
+	(*Diagnostic)(nil),           // 11: mediagw.connector.v1.Diagnostic
+	(*ConfigureResponse)(nil),    // 12: mediagw.connector.v1.ConfigureResponse
+	(*TestRequest)(nil),          // 13: mediagw.connector.v1.TestRequest
+	(*TestResponse)(nil),         // 14: mediagw.connector.v1.TestResponse
+	(*ReceiveRequest)(nil),       // 15: mediagw.connector.v1.ReceiveRequest
+	(*Envelope)(nil),             // 16: mediagw.connector.v1.Envelope
+	(*ReceiveResponse)(nil),      // 17: mediagw.connector.v1.ReceiveResponse
+	(*AckRequest)(nil),           // 18: mediagw.connector.v1.AckRequest
+	(*AckResponse)(nil),          // 19: mediagw.connector.v1.AckResponse
+	(*StatusRequest)(nil),        // 20: mediagw.connector.v1.StatusRequest
+	(*StatusResponse)(nil),       // 21: mediagw.connector.v1.StatusResponse
+	(*SendEnvelope)(nil),         // 22: mediagw.connector.v1.SendEnvelope
+	(*SendRequest)(nil),          // 23: mediagw.connector.v1.SendRequest
+	(*SendResponse)(nil),         // 24: mediagw.connector.v1.SendResponse
+	(*SendFailure)(nil),          // 25: mediagw.connector.v1.SendFailure
+	nil,                          // 26: mediagw.connector.v1.Envelope.MetadataEntry
 }
 var file_mediagw_connector_v1_connector_proto_depIdxs = []int32{
-	7,  // 0: mediagw.connector.v1.ConfigSchemaResponse.fields:type_name -> mediagw.connector.v1.ConfigField
-	3,  // 1: mediagw.connector.v1.Diagnostic.severity:type_name -> mediagw.connector.v1.Diagnostic.Severity
-	10, // 2: mediagw.connector.v1.ConfigureResponse.diagnostics:type_name -> mediagw.connector.v1.Diagnostic
+	8,  // 0: mediagw.connector.v1.ConfigSchemaResponse.fields:type_name -> mediagw.connector.v1.ConfigField
+	4,  // 1: mediagw.connector.v1.Diagnostic.severity:type_name -> mediagw.connector.v1.Diagnostic.Severity
+	11, // 2: mediagw.connector.v1.ConfigureResponse.diagnostics:type_name -> mediagw.connector.v1.Diagnostic
 	0,  // 3: mediagw.connector.v1.TestResponse.category:type_name -> mediagw.connector.v1.TestCategory
-	21, // 4: mediagw.connector.v1.Envelope.metadata:type_name -> mediagw.connector.v1.Envelope.MetadataEntry
-	15, // 5: mediagw.connector.v1.ReceiveResponse.envelope:type_name -> mediagw.connector.v1.Envelope
-	1,  // 6: mediagw.connector.v1.AckRequest.settlement:type_name -> mediagw.connector.v1.Settlement
-	2,  // 7: mediagw.connector.v1.StatusResponse.health:type_name -> mediagw.connector.v1.Health
-	4,  // 8: mediagw.connector.v1.Connector.Info:input_type -> mediagw.connector.v1.InfoRequest
-	6,  // 9: mediagw.connector.v1.Connector.ConfigSchema:input_type -> mediagw.connector.v1.ConfigSchemaRequest
-	9,  // 10: mediagw.connector.v1.Connector.Configure:input_type -> mediagw.connector.v1.ConfigureRequest
-	12, // 11: mediagw.connector.v1.Connector.Test:input_type -> mediagw.connector.v1.TestRequest
-	14, // 12: mediagw.connector.v1.Connector.Receive:input_type -> mediagw.connector.v1.ReceiveRequest
-	17, // 13: mediagw.connector.v1.Connector.Ack:input_type -> mediagw.connector.v1.AckRequest
-	19, // 14: mediagw.connector.v1.Connector.Status:input_type -> mediagw.connector.v1.StatusRequest
-	5,  // 15: mediagw.connector.v1.Connector.Info:output_type -> mediagw.connector.v1.InfoResponse
-	8,  // 16: mediagw.connector.v1.Connector.ConfigSchema:output_type -> mediagw.connector.v1.ConfigSchemaResponse
-	11, // 17: mediagw.connector.v1.Connector.Configure:output_type -> mediagw.connector.v1.ConfigureResponse
-	13, // 18: mediagw.connector.v1.Connector.Test:output_type -> mediagw.connector.v1.TestResponse
-	16, // 19: mediagw.connector.v1.Connector.Receive:output_type -> mediagw.connector.v1.ReceiveResponse
-	18, // 20: mediagw.connector.v1.Connector.Ack:output_type -> mediagw.connector.v1.AckResponse
-	20, // 21: mediagw.connector.v1.Connector.Status:output_type -> mediagw.connector.v1.StatusResponse
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	14, // 4: mediagw.connector.v1.TestResponse.send:type_name -> mediagw.connector.v1.TestResponse
+	26, // 5: mediagw.connector.v1.Envelope.metadata:type_name -> mediagw.connector.v1.Envelope.MetadataEntry
+	16, // 6: mediagw.connector.v1.ReceiveResponse.envelope:type_name -> mediagw.connector.v1.Envelope
+	1,  // 7: mediagw.connector.v1.AckRequest.settlement:type_name -> mediagw.connector.v1.Settlement
+	2,  // 8: mediagw.connector.v1.StatusResponse.health:type_name -> mediagw.connector.v1.Health
+	22, // 9: mediagw.connector.v1.SendRequest.envelope:type_name -> mediagw.connector.v1.SendEnvelope
+	3,  // 10: mediagw.connector.v1.SendFailure.category:type_name -> mediagw.connector.v1.SendCategory
+	5,  // 11: mediagw.connector.v1.Connector.Info:input_type -> mediagw.connector.v1.InfoRequest
+	7,  // 12: mediagw.connector.v1.Connector.ConfigSchema:input_type -> mediagw.connector.v1.ConfigSchemaRequest
+	10, // 13: mediagw.connector.v1.Connector.Configure:input_type -> mediagw.connector.v1.ConfigureRequest
+	13, // 14: mediagw.connector.v1.Connector.Test:input_type -> mediagw.connector.v1.TestRequest
+	15, // 15: mediagw.connector.v1.Connector.Receive:input_type -> mediagw.connector.v1.ReceiveRequest
+	18, // 16: mediagw.connector.v1.Connector.Ack:input_type -> mediagw.connector.v1.AckRequest
+	20, // 17: mediagw.connector.v1.Connector.Status:input_type -> mediagw.connector.v1.StatusRequest
+	23, // 18: mediagw.connector.v1.Connector.Send:input_type -> mediagw.connector.v1.SendRequest
+	6,  // 19: mediagw.connector.v1.Connector.Info:output_type -> mediagw.connector.v1.InfoResponse
+	9,  // 20: mediagw.connector.v1.Connector.ConfigSchema:output_type -> mediagw.connector.v1.ConfigSchemaResponse
+	12, // 21: mediagw.connector.v1.Connector.Configure:output_type -> mediagw.connector.v1.ConfigureResponse
+	14, // 22: mediagw.connector.v1.Connector.Test:output_type -> mediagw.connector.v1.TestResponse
+	17, // 23: mediagw.connector.v1.Connector.Receive:output_type -> mediagw.connector.v1.ReceiveResponse
+	19, // 24: mediagw.connector.v1.Connector.Ack:output_type -> mediagw.connector.v1.AckResponse
+	21, // 25: mediagw.connector.v1.Connector.Status:output_type -> mediagw.connector.v1.StatusResponse
+	24, // 26: mediagw.connector.v1.Connector.Send:output_type -> mediagw.connector.v1.SendResponse
+	19, // [19:27] is the sub-list for method output_type
+	11, // [11:19] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_mediagw_connector_v1_connector_proto_init() }
@@ -1334,8 +1697,8 @@ func file_mediagw_connector_v1_connector_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mediagw_connector_v1_connector_proto_rawDesc), len(file_mediagw_connector_v1_connector_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   18,
+			NumEnums:      5,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,6 +33,7 @@ const (
 	Connector_Receive_FullMethodName      = "/mediagw.connector.v1.Connector/Receive"
 	Connector_Ack_FullMethodName          = "/mediagw.connector.v1.Connector/Ack"
 	Connector_Status_FullMethodName       = "/mediagw.connector.v1.Connector/Status"
+	Connector_Send_FullMethodName         = "/mediagw.connector.v1.Connector/Send"
 )
 
 // ConnectorClient is the client API for Connector service.
@@ -57,6 +58,13 @@ type ConnectorClient interface {
 	Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error)
 	// Status streams health changes, starting with the current state.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StatusResponse], error)
+	// Send submits one message. Optional: only a plugin whose Info lists the
+	// "send" capability implements it (others answer UNIMPLEMENTED). The
+	// message spans one or more frames: the first carries the envelope, every
+	// frame carries a chunk of the raw RFC 5322 message (at most 25 MiB in
+	// all), and the stream is closed after the last chunk. A failed send is a
+	// gRPC status whose details hold one SendFailure.
+	Send(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SendRequest, SendResponse], error)
 }
 
 type connectorClient struct {
@@ -155,6 +163,19 @@ func (c *connectorClient) Status(ctx context.Context, in *StatusRequest, opts ..
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Connector_StatusClient = grpc.ServerStreamingClient[StatusResponse]
 
+func (c *connectorClient) Send(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SendRequest, SendResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Connector_ServiceDesc.Streams[2], Connector_Send_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SendRequest, SendResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Connector_SendClient = grpc.ClientStreamingClient[SendRequest, SendResponse]
+
 // ConnectorServer is the server API for Connector service.
 // All implementations must embed UnimplementedConnectorServer
 // for forward compatibility.
@@ -177,6 +198,13 @@ type ConnectorServer interface {
 	Ack(context.Context, *AckRequest) (*AckResponse, error)
 	// Status streams health changes, starting with the current state.
 	Status(*StatusRequest, grpc.ServerStreamingServer[StatusResponse]) error
+	// Send submits one message. Optional: only a plugin whose Info lists the
+	// "send" capability implements it (others answer UNIMPLEMENTED). The
+	// message spans one or more frames: the first carries the envelope, every
+	// frame carries a chunk of the raw RFC 5322 message (at most 25 MiB in
+	// all), and the stream is closed after the last chunk. A failed send is a
+	// gRPC status whose details hold one SendFailure.
+	Send(grpc.ClientStreamingServer[SendRequest, SendResponse]) error
 	mustEmbedUnimplementedConnectorServer()
 }
 
@@ -207,6 +235,9 @@ func (UnimplementedConnectorServer) Ack(context.Context, *AckRequest) (*AckRespo
 }
 func (UnimplementedConnectorServer) Status(*StatusRequest, grpc.ServerStreamingServer[StatusResponse]) error {
 	return status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedConnectorServer) Send(grpc.ClientStreamingServer[SendRequest, SendResponse]) error {
+	return status.Error(codes.Unimplemented, "method Send not implemented")
 }
 func (UnimplementedConnectorServer) mustEmbedUnimplementedConnectorServer() {}
 func (UnimplementedConnectorServer) testEmbeddedByValue()                   {}
@@ -341,6 +372,13 @@ func _Connector_Status_Handler(srv interface{}, stream grpc.ServerStream) error 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Connector_StatusServer = grpc.ServerStreamingServer[StatusResponse]
 
+func _Connector_Send_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ConnectorServer).Send(&grpc.GenericServerStream[SendRequest, SendResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Connector_SendServer = grpc.ClientStreamingServer[SendRequest, SendResponse]
+
 // Connector_ServiceDesc is the grpc.ServiceDesc for Connector service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -379,6 +417,11 @@ var Connector_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Status",
 			Handler:       _Connector_Status_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Send",
+			Handler:       _Connector_Send_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "mediagw/connector/v1/connector.proto",

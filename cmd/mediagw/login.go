@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mediagw/mediagw/host/config"
+	"github.com/mediagw/mediagw/plugin"
+)
+
+func init() {
+	register(command{Name: "login", Usage: "-c FILE CONNECTOR", Short: "sign a connector in as a user (delegated OAuth: device code)", Run: runLogin})
+}
+
+// runLogin starts the connector's plugin as `<plugin> login` in the config
+// file's folder, hands it the connector's settings on stdin, and leaves the
+// terminal to it: it prints the sign-in URL and code and waits.
+func runLogin(args []string) int {
+	fs := flag.NewFlagSet("login", flag.ContinueOnError)
+	cfgPath := fs.String("c", "mediagw.yaml", "config file")
+	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: mediagw login -c FILE CONNECTOR\n\nSigns the connector in as a user (an o365 connector with auth: delegated):\nprints a URL and a code to enter there, waits for the sign-in, and keeps the\nrefresh token in the connector's state_dir. Run it again when mediagw test\nsays consent_required or interaction_required.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	name := fs.Arg(0)
+	plan, _, ok := loadPlan(*cfgPath, os.Stderr)
+	if !ok {
+		return 1
+	}
+	defer plan.Close()
+	cp, ok := plan.Connectors[name]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "%s: no connector named %q (have: %s)\n", *cfgPath, name, strings.Join(config.SortedKeys(plan.Connectors), ", "))
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cp.Config.PluginPath, plugin.LoginCommand)
+	cmd.Dir = filepath.Dir(plan.Config.File)
+	cmd.Stdin = bytes.NewReader(cp.JSON)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		fmt.Fprintf(os.Stderr, "login: %s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
