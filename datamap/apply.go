@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/mail"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/mediagw/mediagw/datamap/mailparse"
 	"github.com/mediagw/mediagw/phone"
+	"github.com/mediagw/mediagw/internal/sniff"
 )
 
 // Result is the record a map makes of one mail.
@@ -24,8 +26,22 @@ type Result struct {
 	Documents []Document // in delivery order
 	Routes    []string   // driver names chosen by the routing rules
 	Route     string     // the rule that chose them
-	Message   MessageInfo
+	// Skipped lists what the map left out under `unsupported: skip`:
+	// attachments no documents entry takes, and parts of the message that
+	// were not read. Empty when nothing was left out.
+	Skipped []Skipped
+	Message MessageInfo
 }
+
+// Skipped is an attachment (or part of the message) that is not delivered,
+// and why.
+type Skipped struct {
+	Name   string // file name, or "part 1.3"
+	Type   string // what the content is, e.g. "application/zip"
+	Reason string // e.g. "a ZIP archive, which no documents entry takes"
+}
+
+func (s Skipped) String() string { return s.Name + ": " + s.Reason }
 
 // Field is one extracted, validated value with its provenance.
 type Field struct {
@@ -102,10 +118,11 @@ type env struct {
 }
 
 type envAttachment struct {
-	Name   string `expr:"name"`
-	Type   string `expr:"type"`
-	Size   int    `expr:"size"`
-	Inline bool   `expr:"inline"`
+	Name         string `expr:"name"`
+	Type         string `expr:"type"`          // what the content is
+	DeclaredType string `expr:"declared_type"` // the Content-Type the sender gave
+	Size         int    `expr:"size"`
+	Inline       bool   `expr:"inline"`
 }
 
 // state is one application of a map.
@@ -169,7 +186,7 @@ func (m *Map) Apply(raw []byte) (res *Result, err error) {
 		s.env.Cc = append(s.env.Cc, a.Address)
 	}
 	for _, a := range msg.Attachments {
-		s.env.Attachments = append(s.env.Attachments, envAttachment{Name: a.Filename, Type: a.MediaType, Size: int(a.Size), Inline: a.Inline})
+		s.env.Attachments = append(s.env.Attachments, envAttachment{Name: a.Filename, Type: contentType(a), DeclaredType: a.MediaType, Size: int(a.Size), Inline: a.Inline})
 	}
 	// On a rejected field the others are still worked out, so that the
 	// preview shows the whole picture; the first rejection is returned.
@@ -217,8 +234,9 @@ func (d *document) matches(a *mailparse.Attachment) bool {
 	}
 	if len(d.types) > 0 {
 		ok := false
+		mt := contentType(a)
 		for _, t := range d.types {
-			if t == a.MediaType || (strings.HasSuffix(t, "/*") && strings.HasPrefix(a.MediaType, t[:len(t)-1])) || t == "*/*" {
+			if t == mt || (strings.HasSuffix(t, "/*") && strings.HasPrefix(mt, t[:len(t)-1])) || t == "*/*" {
 				ok = true
 				break
 			}
@@ -234,6 +252,85 @@ func (d *document) matches(a *mailparse.Attachment) bool {
 		return false
 	}
 	return true
+}
+
+// contentType is what an attachment's content is, without parameters.
+func contentType(a *mailparse.Attachment) string {
+	mt := a.Type.MediaType
+	if i := strings.IndexByte(mt, ';'); i >= 0 {
+		mt = mt[:i]
+	}
+	return mt
+}
+
+// excluded: an attachment entry's exclude_names drops the file on purpose.
+func (m *Map) excluded(a *mailparse.Attachment) bool {
+	for _, d := range m.docs {
+		if !d.spec.Body && d.exclude != nil && d.exclude.MatchString(a.Filename) {
+			return true
+		}
+	}
+	return false
+}
+
+// leftOut checks what the documents did not take: parts of the message
+// that were not read, and attachments no entry took (when the map delivers
+// attachments at all). Under `unsupported: skip` they are listed in
+// Result.Skipped; otherwise the first is the rejection.
+func (s *state) leftOut(used map[*mailparse.Attachment]bool) *Rejection {
+	skip := s.m.spec.Unsupported == UnsupportedSkip
+	for _, why := range s.msg.Incomplete {
+		if !skip {
+			return &Rejection{Field: "message", Reason: why + " (limits.max_parts; or unsupported: skip to deliver the rest)"}
+		}
+		s.res.Skipped = append(s.res.Skipped, Skipped{Name: "rest of the message", Reason: why})
+	}
+	takesFiles := false
+	for _, d := range s.m.docs {
+		takesFiles = takesFiles || !d.spec.Body
+	}
+	if !takesFiles {
+		return nil
+	}
+	for _, a := range s.msg.Attachments {
+		if used[a] || a.Inline || s.m.excluded(a) {
+			continue
+		}
+		name := a.Filename
+		if name == "" {
+			name = "part " + a.Path
+		}
+		why := a.Type.Name
+		if a.Type.Kind == sniff.Unknown {
+			why += ", which cannot be delivered as pages"
+		} else {
+			why += ", which no documents entry takes (" + s.m.docTypes() + ")"
+		}
+		if !skip {
+			return &Rejection{Field: "documents", Reason: fmt.Sprintf("%s (part %s) is %s; or unsupported: skip to deliver the rest", name, a.Path, why)}
+		}
+		s.res.Skipped = append(s.res.Skipped, Skipped{Name: name, Type: contentType(a), Reason: why})
+	}
+	return nil
+}
+
+// docTypes lists the types the attachment entries take, for messages.
+func (m *Map) docTypes() string {
+	var types []string
+	for _, d := range m.docs {
+		if d.spec.Body {
+			continue
+		}
+		if len(d.types) == 0 {
+			types = append(types, "names "+d.spec.Names)
+		}
+		for _, t := range d.types {
+			if !slices.Contains(types, t) {
+				types = append(types, t)
+			}
+		}
+	}
+	return strings.Join(types, ", ")
 }
 
 func (s *state) info() {
@@ -644,7 +741,7 @@ func (s *state) documents() *Rejection {
 				case !a.Kept:
 					return &Rejection{Field: "documents", Reason: fmt.Sprintf("%s (part %s) was not read", label, a.Path)}
 				}
-				s.res.Documents = append(s.res.Documents, Document{Name: docName(a), MediaType: a.MediaType, Data: a.Data, Source: "part " + a.Path})
+				s.res.Documents = append(s.res.Documents, Document{Name: docName(a), MediaType: a.Type.MediaType, Data: a.Data, Source: "part " + a.Path})
 				n++
 			}
 		}
@@ -664,7 +761,7 @@ func (s *state) documents() *Rejection {
 			return &Rejection{Field: "documents", Reason: reason}
 		}
 	}
-	return nil
+	return s.leftOut(used)
 }
 
 func (s *state) maxDoc() int64 {

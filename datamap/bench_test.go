@@ -36,6 +36,7 @@ func typicalMail(size int, attachments int) []byte {
 		for j := range data {
 			data[j] = byte(r.Uint32())
 		}
+		copy(data, "%PDF-1.7\n")
 		fmt.Fprintf(&b, "--_mixed_\r\nContent-Type: application/pdf; name=\"doc%d.pdf\"\r\nContent-Disposition: attachment; filename=\"doc%d.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n", i, i)
 		enc := base64.StdEncoding.EncodeToString(data)
 		for len(enc) > 76 {

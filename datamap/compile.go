@@ -101,6 +101,11 @@ func Compile(name string, spec Spec) (*Map, error) {
 		}
 		m.disclaimers = append(m.disclaimers, re)
 	}
+	switch spec.Unsupported {
+	case "", UnsupportedReject, UnsupportedSkip:
+	default:
+		bad("unsupported", "%q: want reject or skip", spec.Unsupported)
+	}
 	if spec.Limits.MaxDocumentBytes < 0 || spec.Limits.MaxTextBytes < 0 || spec.Limits.MaxParts < 0 {
 		bad("limits", "limits must not be negative")
 	}

@@ -1,7 +1,9 @@
 package datamap
 
 import (
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -14,6 +16,20 @@ func exampleMap(t testing.TB, name string) *Map {
 func plainMail(headers, body string) []byte {
 	h := "From: Alice Example <alice@example.com>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <t@example.com>\r\n" + headers
 	return []byte(strings.ReplaceAll(h+"\n"+body, "\n", "\r\n"))
+}
+
+// attachMail is a mail to the fax gateway with a PDF and one more
+// attachment (just the named file when it is a document).
+func attachMail(name, mediaType string, data []byte) []byte {
+	var b strings.Builder
+	b.WriteString("From: Alice Example <alice@example.com>\r\nTo: +12015551234@fax.example.com\r\nSubject: order\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nPlease see the attached order.\r\n")
+	if strings.HasSuffix(name, ".zip") {
+		b.WriteString("--B\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\n\r\n%PDF-1.4\r\n")
+	}
+	fmt.Fprintf(&b, "--B\r\nContent-Type: %s\r\nContent-Disposition: attachment; filename=%q\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n--B--\r\n",
+		mediaType, name, base64.StdEncoding.EncodeToString(data))
+	return []byte(b.String())
 }
 
 type want struct {
@@ -98,9 +114,17 @@ func TestEmailToFaxMap(t *testing.T) {
 		raw  []byte
 		want want
 	}{
-		{"to local part, pdf and tiff", readMail(t, "pdf-tiff.eml"), want{
+		{"to local part, pdf and tiff; a zip named .docx is not dropped in silence", readMail(t, "pdf-tiff.eml"), want{
 			fields: map[string]string{"fax_number": "+12015551234", "fax_number_as_written": "+12015551234", "sender": "scanner@office.example", "subject": "Scanned documents", "recipient": "Fax"},
-			docs:   []string{"invoice.pdf application/pdf", "scan.tif image/tiff"}, routes: "fax"}},
+			reject: "documents: notes.docx (part 4) is a ZIP archive, which cannot be delivered as pages; or unsupported: skip to deliver the rest"}},
+		{"pdf sent as octet-stream", attachMail("order", "application/octet-stream", []byte("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")), want{
+			fields: map[string]string{"fax_number": "+12015551234"},
+			docs:   []string{"order application/pdf"}, routes: "fax"}},
+		{"photo sent as application/x-unknown", attachMail("IMG_1234", "application/x-unknown", []byte("\xff\xd8\xff\xe0\x00\x10JFIF")), want{
+			fields: map[string]string{"fax_number": "+12015551234"},
+			docs:   []string{"IMG_1234 image/jpeg"}, routes: "fax"}},
+		{"an archive beside the pdf", attachMail("order.zip", "application/zip", []byte("PK\x05\x06"+strings.Repeat("\x00", 18))), want{
+			reject: "documents: order.zip (part 3) is an empty ZIP archive, which cannot be delivered as pages; or unsupported: skip to deliver the rest"}},
 		{"subject, html-only body as cover", plainMail("To: fax@fax.example.com\nSubject: Fax: +1 (212) 555-0100\nContent-Type: text/html; charset=utf-8\n",
 			"<p>Attention: Billing&nbsp;Dept</p><p>Call us.</p>"), want{
 			fields: map[string]string{"fax_number": "+12125550100", "fax_number_as_written": "+1 (212) 555-0100", "recipient": "Billing Dept", "subject": ""},

@@ -18,6 +18,9 @@ func bigMail(mediaType, name string, n int, body string) []byte {
 	for i := range data {
 		data[i] = byte(r.Uint32())
 	}
+	if strings.Contains(mediaType, "pdf") {
+		copy(data, "%PDF-1.7\n")
+	}
 	var b bytes.Buffer
 	b.Grow(n*4/3 + n/38 + 4096)
 	b.WriteString("From: Scanner <scanner@office.example>\r\nTo: +12015551234@fax.example.com\r\nSubject: big\r\n" +

@@ -44,6 +44,9 @@ func (r *Result) WriteText(w io.Writer) error {
 		if p.Filename != "" {
 			extra = append(extra, fmt.Sprintf("name=%q", p.Filename))
 		}
+		if p.Content != "" && p.Content != p.MediaType {
+			extra = append(extra, "content="+p.Content)
+		}
 		if p.ContentID != "" {
 			extra = append(extra, "cid")
 		}
@@ -77,6 +80,12 @@ func (r *Result) WriteText(w io.Writer) error {
 	}
 	for i, d := range r.Documents {
 		fmt.Fprintf(bw, "  %d. %s  %s  %d bytes  from %s\n", i+1, quoteLine(d.Name), d.MediaType, len(d.Data), d.Source)
+	}
+	if len(r.Skipped) > 0 {
+		fmt.Fprintln(bw, "skipped (unsupported: skip):")
+		for _, sk := range r.Skipped {
+			fmt.Fprintf(bw, "  - %s\n", quoteLine(sk.String()))
+		}
 	}
 	if len(r.Routes) > 0 {
 		fmt.Fprintf(bw, "route: %s (%s)\n", strings.Join(r.Routes, ", "), r.Route)

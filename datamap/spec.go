@@ -29,7 +29,15 @@ type Spec struct {
 	Fields    []FieldSpec    `yaml:"fields"`
 	Rejects   []RejectSpec   `yaml:"rejects,omitempty"`
 	Documents []DocumentSpec `yaml:"documents,omitempty"`
-	Routes    []RouteSpec    `yaml:"routes"`
+	// Unsupported says what happens to an attachment that no documents
+	// entry takes (a file the map does not deliver, e.g. a ZIP archive) and
+	// to parts of a message that were not read (limits.max_parts, nesting):
+	// "reject" (default) rejects the mail naming the file and why; "skip"
+	// delivers the rest and lists what was left out in the record
+	// (Result.Skipped), which the fax driver prints on the first page.
+	// Attachments excluded by an entry's exclude_names are not counted.
+	Unsupported string      `yaml:"unsupported,omitempty"`
+	Routes      []RouteSpec `yaml:"routes"`
 }
 
 // RemovedKey is a key of earlier versions, kept so that Compile can name
@@ -43,6 +51,12 @@ func (r *RemovedKey) UnmarshalYAML(n *yaml.Node) error {
 	r.Node = *n
 	return nil
 }
+
+// Values of Spec.Unsupported.
+const (
+	UnsupportedReject = "reject"
+	UnsupportedSkip   = "skip"
+)
 
 // RejectSpec rejects a mail on a condition, checked after the fields and
 // before the documents: e.g. Outlook rich text whose attachments are inside
@@ -180,7 +194,10 @@ type DocumentSpec struct {
 	Name string `yaml:"name,omitempty"`
 	// Body delivers the text body (after pre-processing) as text/plain.
 	Body bool `yaml:"body,omitempty"`
-	// Types are media types of attachments, "image/*" allowed.
+	// Types are media types of attachments, "image/*" allowed. They are
+	// matched against what the content is (a PDF sent as
+	// application/octet-stream is application/pdf), not what the sender's
+	// mail program declared.
 	Types []string `yaml:"types,omitempty"`
 	// Names is an RE2 the file name must match.
 	Names string `yaml:"names,omitempty"`

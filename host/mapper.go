@@ -21,5 +21,8 @@ func (d dataMap) Map(raw []byte) (*pipeline.Mapped, error) {
 	for _, doc := range res.Documents {
 		out.Documents = append(out.Documents, linedriver.Document{Name: doc.Name, MediaType: doc.MediaType, Data: doc.Data})
 	}
+	for _, sk := range res.Skipped {
+		out.Skipped = append(out.Skipped, linedriver.Skipped{Name: sk.Name, Type: sk.Type, Reason: sk.Reason})
+	}
 	return out, nil
 }

@@ -42,7 +42,18 @@ type Record struct {
 	Connector string            `json:"connector"`
 	Fields    map[string]string `json:"fields"`
 	Documents []Document        `json:"documents"`
-	Received  time.Time         `json:"received"`
+	// Skipped lists what the data map left out of Documents (under
+	// `unsupported: skip`) and why; a driver tells the recipient (the fax
+	// driver prints it on the first page) and a delivery report the sender.
+	Skipped  []Skipped `json:"skipped,omitempty"`
+	Received time.Time `json:"received"`
+}
+
+// Skipped is an attachment, or part of a message, left out of a record.
+type Skipped struct {
+	Name   string `json:"name"`
+	Type   string `json:"type,omitempty"`
+	Reason string `json:"reason"`
 }
 
 // Document is one thing to deliver: a body text, an attachment.

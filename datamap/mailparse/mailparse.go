@@ -11,6 +11,7 @@
 package mailparse
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,8 @@ import (
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // ISO-8859-x, Windows-125x, Shift_JIS, ...
 	"github.com/emersion/go-message/mail"
+
+	"github.com/mediagw/mediagw/internal/sniff"
 )
 
 // Options bound what Parse reads and keeps.
@@ -33,7 +36,8 @@ type Options struct {
 	MaxDepth           int   // nesting of multiparts and messages; default 16
 	MaxHeaderBytes     int64 // per header block; default 256 KiB
 	// Keep reports whether the content of an attachment is needed. It sees
-	// the attachment's metadata (Data is nil, Size is 0). Nil keeps none.
+	// the attachment's metadata and the type sniffed from its first bytes
+	// (Data is nil, Size is 0). Nil keeps none.
 	Keep func(a *Attachment) bool
 }
 
@@ -107,6 +111,9 @@ type Part struct {
 	ContentID   string
 	Size        int64 // decoded bytes
 	Role        string
+	// Content is the media type found in the content of a file part (see
+	// package sniff), whatever MediaType claims; "" for other parts.
+	Content string
 }
 
 // Attachment is a file part. Data is nil unless Options.Keep asked for it.
@@ -117,6 +124,9 @@ type Attachment struct {
 	TooLarge bool  // more than MaxAttachmentBytes; Data is nil
 	Err      error // decoding failed (e.g. corrupt base64); Data may be partial
 	Data     []byte
+	// Type is what the content is (from the whole content when kept, else
+	// from its first bytes).
+	Type sniff.Type
 }
 
 // Message is a parsed message.
@@ -138,6 +148,9 @@ type Message struct {
 	Attachments []*Attachment
 	Parts       []Part
 	Warnings    []string
+	// Incomplete lists why parts of the message were not read (too many
+	// parts, nested too deep); empty when the whole message was read.
+	Incomplete []string
 }
 
 // HeaderValues returns every value of a header field, decoded (RFC 2047).
@@ -206,6 +219,14 @@ func (p *parser) warn(format string, args ...any) {
 	}
 }
 
+// incomplete records that part of the message was not read.
+func (p *parser) incomplete(reason string) {
+	p.warn("%s", reason)
+	if len(p.msg.Incomplete) < 10 {
+		p.msg.Incomplete = append(p.msg.Incomplete, reason)
+	}
+}
+
 func (p *parser) addresses(h mail.Header, key string) []Address {
 	if h.Get(key) == "" {
 		return nil
@@ -258,12 +279,12 @@ func (p *parser) entity(e *message.Entity, path string, depth int) bodies {
 	p.parts++
 	if p.parts > p.opts.MaxParts {
 		if p.parts == p.opts.MaxParts+1 {
-			p.warn("more than %d parts: the rest is ignored", p.opts.MaxParts)
+			p.incomplete(fmt.Sprintf("more than %d MIME parts: the parts from %s on were not read", p.opts.MaxParts, orRoot(path)))
 		}
 		return out
 	}
 	if depth > p.opts.MaxDepth {
-		p.warn("part %s: nested deeper than %d: ignored", path, p.opts.MaxDepth)
+		p.incomplete(fmt.Sprintf("part %s is nested deeper than %d levels: it was not read", path, p.opts.MaxDepth))
 		return out
 	}
 	mt, params, err := e.Header.ContentType()
@@ -421,28 +442,40 @@ func (p *parser) entity(e *message.Entity, path string, depth int) bodies {
 		a.Err = err
 		p.warn("part %s: %v", path, err)
 	}
-	keep := p.opts.Keep != nil && p.opts.Keep(a)
+	// The first bytes tell what the file is, whatever it claims to be.
+	head := make([]byte, sniffHead)
+	hn, herr := io.ReadFull(e.Body, head)
+	head = head[:hn]
+	if herr == io.EOF || herr == io.ErrUnexpectedEOF {
+		herr = nil
+	}
+	a.Type = sniff.Detect(head, a.MediaType)
+	keep := herr == nil && p.opts.Keep != nil && p.opts.Keep(a)
+	body := io.MultiReader(bytes.NewReader(head), e.Body)
+	var rerr error
 	if keep {
-		data, n, rerr := readLimited(e.Body, p.opts.MaxAttachmentBytes)
+		var data []byte
+		var n int64
+		data, n, rerr = readLimited(body, p.opts.MaxAttachmentBytes)
 		a.Size = n
 		if n > p.opts.MaxAttachmentBytes {
 			a.TooLarge = true
 		} else {
 			a.Data = data
 			a.Kept = true
-		}
-		if rerr != nil {
-			a.Err = rerr
-			p.warn("part %s: %v", path, rerr)
+			a.Type = sniff.Detect(data, a.MediaType)
 		}
 	} else {
-		n, rerr := io.Copy(io.Discard, e.Body)
-		a.Size = n
-		if rerr != nil {
-			a.Err = rerr
-			p.warn("part %s: %v", path, rerr)
-		}
+		a.Size, rerr = io.Copy(io.Discard, body)
 	}
+	if rerr == nil {
+		rerr = herr
+	}
+	if rerr != nil {
+		a.Err = rerr
+		p.warn("part %s: %v", path, rerr)
+	}
+	a.Content = a.Type.MediaType
 	p.msg.Parts = append(p.msg.Parts, a.Part)
 	p.msg.Attachments = append(p.msg.Attachments, a)
 	return out
@@ -454,6 +487,10 @@ func orRoot(path string) string {
 	}
 	return path
 }
+
+// sniffHead is how much of an attachment is read to tell its type before
+// deciding whether to keep it.
+const sniffHead = 8 << 10
 
 // readLimited reads up to max bytes and counts the rest. n is the full size.
 // It reads into chunks of growing size and copies them once into a slice of

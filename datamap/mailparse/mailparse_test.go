@@ -108,8 +108,8 @@ func TestAttachmentsKeepAndLimits(t *testing.T) {
 		t.Errorf("too large: %+v", a)
 	}
 	m = parse(t, multi, Options{MaxParts: 2})
-	if len(m.Attachments) != 0 || !strings.Contains(strings.Join(m.Warnings, ";"), "more than 2 parts") {
-		t.Errorf("max parts: %d attachments, warnings %q", len(m.Attachments), m.Warnings)
+	if len(m.Attachments) != 0 || len(m.Incomplete) != 1 || !strings.Contains(m.Incomplete[0], "more than 2 MIME parts") {
+		t.Errorf("max parts: %d attachments, incomplete %q", len(m.Attachments), m.Incomplete)
 	}
 	m = parse(t, "Content-Type: text/plain\n\n"+strings.Repeat("x", 100), Options{MaxTextBytes: 10})
 	if m.Text != "xxxxxxxxxx" || !strings.Contains(strings.Join(m.Warnings, ";"), "truncated") {
@@ -120,8 +120,8 @@ func TestAttachmentsKeepAndLimits(t *testing.T) {
 func TestDepthLimit(t *testing.T) {
 	raw := strings.Repeat("Content-Type: message/rfc822\n\n", 40) + "Subject: deep\n\ntext\n"
 	m := parse(t, raw, Options{MaxDepth: 5})
-	if !strings.Contains(strings.Join(m.Warnings, ";"), "nested deeper than 5") {
-		t.Errorf("warnings %q", m.Warnings)
+	if len(m.Incomplete) != 1 || !strings.Contains(m.Incomplete[0], "nested deeper than 5") {
+		t.Errorf("incomplete %q", m.Incomplete)
 	}
 }
 

@@ -26,7 +26,8 @@ import (
 type Mapped struct {
 	Fields    map[string]string
 	Documents []linedriver.Document
-	Routes    []string // driver names
+	Skipped   []linedriver.Skipped // left out of Documents by the map
+	Routes    []string             // driver names
 }
 
 // Mapper turns a raw message into a record. An error means the message can
@@ -206,7 +207,7 @@ func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settleme
 	}
 	rec := linedriver.Record{
 		ID: newID(), SourceID: msg.SourceID, Connector: p.Connector,
-		Fields: mapped.Fields, Documents: mapped.Documents, Received: msg.ReceivedAt,
+		Fields: mapped.Fields, Documents: mapped.Documents, Skipped: mapped.Skipped, Received: msg.ReceivedAt,
 	}
 	if rec.Received.IsZero() {
 		rec.Received = time.Now()

@@ -194,6 +194,11 @@ func (d *Driver) Check(rec *linedriver.Record) error {
 	if len(rec.Documents) == 0 {
 		return errors.New("faxmodem: the record has no documents to send")
 	}
+	for _, doc := range rec.Documents {
+		if err := render.Supported(render.Document{Name: doc.Name, MediaType: doc.MediaType, Data: doc.Data}); err != nil {
+			return fmt.Errorf("faxmodem: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -357,6 +362,9 @@ func (d *Driver) render(ctx context.Context, job *linedriver.Job, number string)
 			t = job.Record.Received
 		}
 		ro.Header = &render.Header{From: d.opts.Header, To: number, Time: t}
+	}
+	for _, sk := range job.Record.Skipped {
+		ro.Notes = append(ro.Notes, "Not faxed: "+sk.Name+" ("+sk.Reason+")")
 	}
 	return render.Render(ctx, docs, ro)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -344,5 +345,40 @@ func TestOptionsStrict(t *testing.T) {
 	}
 	if f, ok := linedriver.Lookup("faxmodem"); !ok || f == nil {
 		t.Error("faxmodem is not registered")
+	}
+}
+
+// TestCheckRefusesWhatCannotBeFaxed: a document that cannot be faxed makes
+// Check refuse the record, naming it.
+func TestCheckRefusesWhatCannotBeFaxed(t *testing.T) {
+	d, _ := newLab(t, map[string][]modemsim.Remote{"ttyS0": {{}}}, "")
+	rec := &linedriver.Record{Fields: map[string]string{"fax_number": "+12015550100"}, Documents: []linedriver.Document{
+		{Name: "a.txt", Data: []byte("x")}, {Name: "order.zip", MediaType: "application/pdf", Data: []byte("PK\x05\x06\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")}}}
+	if err := d.Check(rec); !errors.Is(err, render.ErrUnsupported) || !strings.Contains(err.Error(), "order.zip is an empty ZIP archive") {
+		t.Errorf("Check(zip) = %v", err)
+	}
+	rec.Documents = rec.Documents[:1]
+	if err := d.Check(rec); err != nil {
+		t.Errorf("Check(text) = %v", err)
+	}
+}
+
+// TestSkippedOnFirstPage: what the data map skipped is printed on the first
+// page of the fax.
+func TestSkippedOnFirstPage(t *testing.T) {
+	d, _ := newLab(t, map[string][]modemsim.Remote{"ttyS0": {{}}}, "")
+	job := &linedriver.Job{ID: "j", Record: linedriver.Record{Fields: map[string]string{"fax_number": "+12015550100"},
+		Documents: []linedriver.Document{{Name: "a.txt", MediaType: "text/plain", Data: []byte("x\fy")}}}}
+	plain, err := d.Render(context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job.Record.Skipped = []linedriver.Skipped{{Name: "order.zip", Type: "application/zip", Reason: "a ZIP archive, which cannot be delivered as pages"}}
+	noted, err := d.Render(context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(noted) != 2 || bytes.Equal(noted[0].Pix, plain[0].Pix) || !bytes.Equal(noted[1].Pix, plain[1].Pix) {
+		t.Errorf("the note should change page 1 only (%d pages)", len(noted))
 	}
 }

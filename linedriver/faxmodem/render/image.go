@@ -8,6 +8,7 @@ import (
 	_ "image/jpeg"
 	_ "image/png"
 
+	_ "golang.org/x/image/bmp"
 	"golang.org/x/image/draw"
 
 	"github.com/mediagw/mediagw/linedriver/faxmodem/faxtiff"

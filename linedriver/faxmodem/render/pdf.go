@@ -13,8 +13,6 @@ import (
 	"time"
 )
 
-func hasPDF(data []byte) bool { return pdfStart(data) >= 0 }
-
 // pdfStart finds "%PDF-" in the first kilobyte (readers allow leading junk).
 func pdfStart(data []byte) int {
 	return bytes.Index(data[:min(len(data), 1024)], []byte("%PDF-"))

@@ -12,11 +12,9 @@ import (
 	"image/color"
 	"image/png"
 	"io"
-	"mime"
-	"net/http"
-	"strings"
 	"time"
 
+	"github.com/mediagw/mediagw/internal/sniff"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/faxtiff"
 )
 
@@ -125,9 +123,12 @@ type Cover struct {
 // Options of Render.
 type Options struct {
 	Resolution
-	Paper    PaperSize
-	Dither   bool          // images: Floyd–Steinberg dithering (photos) instead of a threshold (line art)
-	Header   *Header       // nil: no header line
+	Paper  PaperSize
+	Dither bool    // images: Floyd–Steinberg dithering (photos) instead of a threshold (line art)
+	Header *Header // nil: no header line
+	// Notes are printed on the first page below the header line, one line
+	// each (e.g. "Not faxed: order.zip (a ZIP archive)").
+	Notes    []string
 	Cover    *Cover        // nil: no cover page
 	MaxPages int           // 0: 50
 	Timeout  time.Duration // whole job, ghostscript included; 0: 2 minutes
@@ -207,29 +208,40 @@ func Render(ctx context.Context, docs []Document, opts Options) ([]*Page, error)
 			stampHeader(p, opts.Header, i+1, len(pages))
 		}
 	}
+	if len(opts.Notes) > 0 {
+		stampNotes(pages[0], opts.Notes, opts.Header != nil)
+	}
 	return pages, nil
 }
 
-func mediaType(d Document) string {
-	mt, _, err := mime.ParseMediaType(d.MediaType)
-	if d.MediaType == "" || err != nil || mt == "application/octet-stream" {
-		switch {
-		case hasPDF(d.Data):
-			return "application/pdf"
-		case len(d.Data) >= 4 && (string(d.Data[:4]) == "II*\x00" || string(d.Data[:4]) == "MM\x00*"):
-			return "image/tiff"
-		}
-		mt, _, _ = mime.ParseMediaType(http.DetectContentType(d.Data))
+// Supported reports whether a document can be rendered, judged by its
+// content (whatever its MediaType claims). The error wraps ErrUnsupported
+// and says what the document is.
+func Supported(d Document) error {
+	t := sniff.Detect(d.Data, d.MediaType)
+	if t.Kind == sniff.Unknown {
+		return fmt.Errorf("%w: %s is %s, which cannot be faxed", ErrUnsupported, docLabel(d), t.Name)
 	}
-	return strings.ToLower(mt)
+	return nil
+}
+
+func docLabel(d Document) string {
+	if d.Name != "" {
+		return d.Name
+	}
+	return "the document"
 }
 
 func renderDoc(ctx context.Context, d Document, opts Options, left int) ([]*Page, error) {
 	if left <= 0 {
 		return nil, fmt.Errorf("%w: more than %d", ErrTooManyPages, opts.MaxPages)
 	}
-	switch mt := mediaType(d); mt {
-	case "text/plain":
+	// The content decides, not the label: a PDF sent as
+	// application/octet-stream is a PDF.
+	t := sniff.Detect(d.Data, d.MediaType)
+	switch t.Kind {
+	case sniff.Text:
+		d.MediaType = t.MediaType
 		text, err := decodeText(d)
 		if err != nil {
 			return nil, err
@@ -239,18 +251,20 @@ func renderDoc(ctx context.Context, d Document, opts Options, left int) ([]*Page
 			return nil, fmt.Errorf("%w: more than %d", ErrTooManyPages, opts.MaxPages)
 		}
 		return ps, nil
-	case "image/png", "image/jpeg", "image/gif":
+	case sniff.Image:
 		img, err := decodeImage(d.Data, opts.MaxImagePixels)
 		if err != nil {
 			return nil, err
 		}
 		return []*Page{renderImage(img, opts)}, nil
-	case "image/tiff":
+	case sniff.TIFF:
 		return renderTIFF(d.Data, opts, left)
-	case "application/pdf":
+	case sniff.PDF:
 		return renderPDF(ctx, d.Data, opts, left)
+	case sniff.Office:
+		return nil, fmt.Errorf("%w: %s (%s)", ErrUnsupported, t.Name, t.MediaType)
 	default:
-		return nil, fmt.Errorf("%w: %s", ErrUnsupported, mt)
+		return nil, fmt.Errorf("%w: %s, which cannot be faxed", ErrUnsupported, t.Name)
 	}
 }
 

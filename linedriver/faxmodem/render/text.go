@@ -285,4 +285,42 @@ func stampHeader(p *Page, h *Header, n, m int) {
 	}
 }
 
+// noteLine is the height of one note line at fine resolution.
+const noteLine = 36
+
+// stampNotes writes notes, one line each, in a band at the top of p (below
+// the header band when there is a header), boxed so that they read as the
+// gateway's words and not the document's.
+func stampNotes(p *Page, notes []string, header bool) {
+	const size = 24.0
+	cell := size * 0.6
+	f := face(size)
+	top := 0
+	if header {
+		top = headerBand
+	}
+	h := noteLine*len(notes) + 8
+	g := newGray(p.Width, h)
+	maxRunes := int(float64(p.Width-64) / cell)
+	for i, n := range notes {
+		if rs := []rune(n); len(rs) > maxRunes {
+			n = string(rs[:maxRunes-1]) + "…"
+		}
+		drawRunes(g, f, n, 32, 4+noteLine*i+27, cell)
+	}
+	for x := 16; x < p.Width-16; x++ {
+		g.Pix[x] = 0
+		g.Pix[(h-1)*g.Stride+x] = 0
+	}
+	for y := 0; y < h; y++ {
+		g.Pix[y*g.Stride+16] = 0
+		g.Pix[y*g.Stride+p.Width-17] = 0
+	}
+	band := grayToPage(g, p.Resolution)
+	y0 := top * int(p.Resolution.DPI()) / 196
+	for y := 0; y < band.Height && y0+y < p.Height; y++ {
+		copy(p.Row(y0+y), band.Row(y))
+	}
+}
+
 var _ draw.Image = (*image.Gray)(nil)
