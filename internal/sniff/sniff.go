@@ -351,6 +351,8 @@ func oleType(data []byte) Type {
 		return bytes.Contains(data, u)
 	}
 	switch {
+	case has("EncryptedPackage"):
+		return Type{Unknown, "application/x-ole-storage", "a password-protected Office document"}
 	case has("__substg1.0_"):
 		return Type{Unknown, "application/vnd.ms-outlook", "an Outlook message (.msg)"}
 	case has("WordDocument"):

@@ -88,6 +88,7 @@ func TestDetect(t *testing.T) {
 		{"xls", ole("Root Entry", "Workbook"), "", Office, XLS},
 		{"ppt", ole("Root Entry", "PowerPoint Document"), "", Office, PPT},
 		{"msg", ole("Root Entry", "__substg1.0_0037001F"), "", Unknown, "application/vnd.ms-outlook"},
+		{"encrypted office", ole("Root Entry", "EncryptionInfo", "EncryptedPackage"), "", Unknown, "application/x-ole-storage"},
 		{"rtf", []byte(`{\rtf1\ansi hello}`), "text/rtf", Office, RTF},
 		{"utf-8 text", []byte("Grüße aus Köln\r\n"), "", Text, "text/plain"},
 		{"latin-1 text keeps charset", []byte("caf\xe9 cr\xe8me\n"), "text/plain; charset=iso-8859-1", Text, "text/plain; charset=iso-8859-1"},

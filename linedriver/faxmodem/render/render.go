@@ -132,6 +132,8 @@ type Options struct {
 	Cover    *Cover        // nil: no cover page
 	MaxPages int           // 0: 50
 	Timeout  time.Duration // whole job, ghostscript included; 0: 2 minutes
+	// Office converts Office documents to PDF; nil uses DefaultOffice.
+	Office *Office
 	// Ghostscript is the gs program; empty looks up "gs" in PATH.
 	Ghostscript string
 	// MaxImagePixels bounds a decoded image (0: 25 million).
@@ -262,7 +264,7 @@ func renderDoc(ctx context.Context, d Document, opts Options, left int) ([]*Page
 	case sniff.PDF:
 		return renderPDF(ctx, d.Data, opts, left)
 	case sniff.Office:
-		return nil, fmt.Errorf("%w: %s (%s)", ErrUnsupported, t.Name, t.MediaType)
+		return renderOffice(ctx, d, t, opts, left)
 	default:
 		return nil, fmt.Errorf("%w: %s, which cannot be faxed", ErrUnsupported, t.Name)
 	}
