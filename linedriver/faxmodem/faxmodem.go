@@ -195,7 +195,7 @@ func (d *Driver) Check(rec *linedriver.Record) error {
 		return errors.New("faxmodem: the record has no documents to send")
 	}
 	for _, doc := range rec.Documents {
-		if err := render.Supported(render.Document{Name: doc.Name, MediaType: doc.MediaType, Data: doc.Data}); err != nil {
+		if err := render.Supported(render.Document{Name: doc.Name, MediaType: doc.MediaType, Data: doc.Data}, render.Options{}); err != nil {
 			return fmt.Errorf("faxmodem: %w", err)
 		}
 	}

@@ -66,6 +66,13 @@ const macrosOff = `<?xml version="1.0" encoding="UTF-8"?>
 </oor:items>
 `
 
+func (o *Office) program() string {
+	if o.Program == "" {
+		return "soffice"
+	}
+	return o.Program
+}
+
 // ToPDF converts one Office document to PDF.
 func (o *Office) ToPDF(ctx context.Context, data []byte, mediaType string) ([]byte, error) {
 	o.once.Do(func() {
@@ -75,11 +82,7 @@ func (o *Office) ToPDF(ctx context.Context, data []byte, mediaType string) ([]by
 		}
 		o.sem = make(chan struct{}, n)
 	})
-	prog := o.Program
-	if prog == "" {
-		prog = "soffice"
-	}
-	path, err := exec.LookPath(prog)
+	path, err := exec.LookPath(o.program())
 	if err != nil {
 		return nil, fmt.Errorf("%w (%v)", ErrNoLibreOffice, err)
 	}

@@ -172,6 +172,7 @@ func TestOfficeErrors(t *testing.T) {
 	}
 	testenv.LookPath(t, "soffice")
 	_, err = Render(ctx, []Document{{Name: "a.docx", Data: docx}}, Options{Office: &Office{}})
+	t.Logf("damaged: %v", err)
 	if !errors.Is(err, ErrConvert) || !strings.Contains(err.Error(), "a.docx") {
 		t.Errorf("damaged docx: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"image/color"
 	"image/png"
 	"io"
+	"os/exec"
 	"time"
 
 	"github.com/mediagw/mediagw/internal/sniff"
@@ -216,13 +217,29 @@ func Render(ctx context.Context, docs []Document, opts Options) ([]*Page, error)
 	return pages, nil
 }
 
-// Supported reports whether a document can be rendered, judged by its
-// content (whatever its MediaType claims). The error wraps ErrUnsupported
-// and says what the document is.
-func Supported(d Document) error {
+// Supported reports whether a document can be rendered with opts, judged
+// by its content (whatever its MediaType claims) and by the programs this
+// machine has: an error wrapping ErrUnsupported says what the document is;
+// ErrNoGhostscript or ErrNoLibreOffice names what to install.
+func Supported(d Document, opts Options) error {
+	opts.defaults()
 	t := sniff.Detect(d.Data, d.MediaType)
-	if t.Kind == sniff.Unknown {
+	switch t.Kind {
+	case sniff.Unknown:
 		return fmt.Errorf("%w: %s is %s, which cannot be faxed", ErrUnsupported, docLabel(d), t.Name)
+	case sniff.Office:
+		o := opts.Office
+		if o == nil {
+			o = DefaultOffice
+		}
+		if _, err := exec.LookPath(o.program()); err != nil {
+			return fmt.Errorf("%s is %s: %w", docLabel(d), t.Name, ErrNoLibreOffice)
+		}
+		fallthrough
+	case sniff.PDF:
+		if _, err := exec.LookPath(opts.Ghostscript); err != nil {
+			return fmt.Errorf("%s is %s: %w", docLabel(d), t.Name, ErrNoGhostscript)
+		}
 	}
 	return nil
 }

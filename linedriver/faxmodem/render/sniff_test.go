@@ -56,7 +56,7 @@ func TestByContent(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := Document{Name: "x", MediaType: tt.mediaType, Data: tt.data}
-			if err := Supported(d); err != nil {
+			if err := Supported(d, Options{}); err != nil {
 				t.Errorf("Supported: %v", err)
 			}
 			pages := render1(t, []Document{d}, Options{Resolution: Fine})
@@ -72,12 +72,26 @@ func TestByContent(t *testing.T) {
 		{"blob", "image/png", "\x00\x01\x02\x03", "blob is a file of unknown type (declared image/png), which cannot be faxed"},
 	} {
 		d := Document{Name: c.name, MediaType: c.mt, Data: []byte(c.data)}
-		if err := Supported(d); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), c.what) {
+		if err := Supported(d, Options{}); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), c.what) {
 			t.Errorf("Supported(%s) = %v, want %q", c.name, err, c.what)
 		}
 		if _, err := Render(context.Background(), []Document{d}, Options{}); !errors.Is(err, ErrUnsupported) {
 			t.Errorf("Render(%s) = %v", c.name, err)
 		}
+	}
+}
+
+// TestSupportedNeedsPrograms: a PDF or an Office document is refused up
+// front, naming what to install, when the program is missing.
+func TestSupportedNeedsPrograms(t *testing.T) {
+	pdfDoc := Document{Name: "a.pdf", Data: []byte("%PDF-1.4\n")}
+	docx := Document{Name: "a.docx", Data: zipDocx(t, "<w:document/>")}
+	if err := Supported(pdfDoc, Options{Ghostscript: "no-such-gs"}); !errors.Is(err, ErrNoGhostscript) {
+		t.Errorf("pdf without gs: %v", err)
+	}
+	err := Supported(docx, Options{Office: &Office{Program: "no-such-soffice"}})
+	if !errors.Is(err, ErrNoLibreOffice) || !strings.Contains(err.Error(), "a.docx is a Word document (.docx)") || !strings.Contains(err.Error(), "libreoffice-writer-nogui") {
+		t.Errorf("docx without LibreOffice: %v", err)
 	}
 }
 
