@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"mime"
 	"net/mail"
 	"path"
 	"slices"
@@ -13,10 +14,13 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
+	"golang.org/x/text/encoding/htmlindex"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/mediagw/mediagw/datamap/mailparse"
-	"github.com/mediagw/mediagw/phone"
+	"github.com/mediagw/mediagw/internal/fonts"
 	"github.com/mediagw/mediagw/internal/sniff"
+	"github.com/mediagw/mediagw/phone"
 )
 
 // Result is the record a map makes of one mail.
@@ -30,7 +34,10 @@ type Result struct {
 	// attachments no documents entry takes, and parts of the message that
 	// were not read. Empty when nothing was left out.
 	Skipped []Skipped
-	Message MessageInfo
+	// Warnings are about the documents as delivered, e.g. characters of a
+	// text no installed font can draw.
+	Warnings []string
+	Message  MessageInfo
 }
 
 // Skipped is an attachment (or part of the message) that is not delivered,
@@ -158,6 +165,7 @@ func (m *Map) Apply(raw []byte) (res *Result, err error) {
 		MaxTextBytes:       m.spec.Limits.MaxTextBytes,
 		MaxAttachmentBytes: maxDoc,
 		MaxParts:           m.spec.Limits.MaxParts,
+		DefaultCharset:     m.spec.DefaultCharset,
 		Keep:               m.keep,
 	})
 	if perr != nil {
@@ -211,6 +219,7 @@ func (m *Map) Apply(raw []byte) (res *Result, err error) {
 	if rej := s.documents(); rej != nil {
 		return res, rej
 	}
+	s.glyphs()
 	if rej := s.route(); rej != nil {
 		return res, rej
 	}
@@ -741,7 +750,12 @@ func (s *state) documents() *Rejection {
 				case !a.Kept:
 					return &Rejection{Field: "documents", Reason: fmt.Sprintf("%s (part %s) was not read", label, a.Path)}
 				}
-				s.res.Documents = append(s.res.Documents, Document{Name: docName(a), MediaType: a.Type.MediaType, Data: a.Data, Source: "part " + a.Path})
+				mt := a.Type.MediaType
+				if a.Type.Kind == sniff.Text && mt == "text/plain" && !utf8.Valid(a.Data) {
+					// 8-bit text that names no charset.
+					mt = mime.FormatMediaType("text/plain", map[string]string{"charset": s.defaultCharset()})
+				}
+				s.res.Documents = append(s.res.Documents, Document{Name: docName(a), MediaType: mt, Data: a.Data, Source: "part " + a.Path})
 				n++
 			}
 		}
@@ -762,6 +776,37 @@ func (s *state) documents() *Rejection {
 		}
 	}
 	return s.leftOut(used)
+}
+
+func (s *state) defaultCharset() string {
+	if s.m.spec.DefaultCharset != "" {
+		return s.m.spec.DefaultCharset
+	}
+	return "windows-1252"
+}
+
+// glyphs warns about characters of the text documents that no installed
+// font can draw (the fax would show a box).
+func (s *state) glyphs() {
+	chain := fonts.Default()
+	for _, d := range s.res.Documents {
+		if !strings.HasPrefix(d.MediaType, "text/plain") {
+			continue
+		}
+		text := string(d.Data)
+		if _, params, err := mime.ParseMediaType(d.MediaType); err == nil && params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8") {
+			enc, err := htmlindex.Get(params["charset"])
+			if err != nil {
+				continue
+			}
+			if text, err = enc.NewDecoder().String(text); err != nil {
+				continue
+			}
+		}
+		if missing := chain.Missing(norm.NFC.String(text)); len(missing) > 0 {
+			s.res.Warnings = append(s.res.Warnings, d.Name+": "+chain.Describe(missing))
+		}
+	}
 }
 
 func (s *state) maxDoc() int64 {

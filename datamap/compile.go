@@ -1,6 +1,8 @@
 package datamap
 
 import (
+	"golang.org/x/text/encoding/htmlindex"
+
 	"errors"
 	"fmt"
 	"mime"
@@ -100,6 +102,11 @@ func Compile(name string, spec Spec) (*Map, error) {
 			continue
 		}
 		m.disclaimers = append(m.disclaimers, re)
+	}
+	if spec.DefaultCharset != "" {
+		if _, err := htmlindex.Get(spec.DefaultCharset); err != nil {
+			bad("default_charset", "%q is not a charset this gateway knows (like windows-1252, iso-8859-2, koi8-r)", spec.DefaultCharset)
+		}
 	}
 	switch spec.Unsupported {
 	case "", UnsupportedReject, UnsupportedSkip:

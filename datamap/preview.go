@@ -81,6 +81,9 @@ func (r *Result) WriteText(w io.Writer) error {
 	for i, d := range r.Documents {
 		fmt.Fprintf(bw, "  %d. %s  %s  %d bytes  from %s\n", i+1, quoteLine(d.Name), d.MediaType, len(d.Data), d.Source)
 	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(bw, "  warning: %s\n", w)
+	}
 	if len(r.Skipped) > 0 {
 		fmt.Fprintln(bw, "skipped (unsupported: skip):")
 		for _, sk := range r.Skipped {

@@ -36,8 +36,12 @@ type Spec struct {
 	// delivers the rest and lists what was left out in the record
 	// (Result.Skipped), which the fax driver prints on the first page.
 	// Attachments excluded by an entry's exclude_names are not counted.
-	Unsupported string      `yaml:"unsupported,omitempty"`
-	Routes      []RouteSpec `yaml:"routes"`
+	Unsupported string `yaml:"unsupported,omitempty"`
+	// DefaultCharset reads 8-bit text that names no charset and is not
+	// UTF-8 (subject, names, body, text attachments); default
+	// windows-1252.
+	DefaultCharset string      `yaml:"default_charset,omitempty"`
+	Routes         []RouteSpec `yaml:"routes"`
 }
 
 // RemovedKey is a key of earlier versions, kept so that Compile can name

@@ -24,5 +24,6 @@ func (d dataMap) Map(raw []byte) (*pipeline.Mapped, error) {
 	for _, sk := range res.Skipped {
 		out.Skipped = append(out.Skipped, linedriver.Skipped{Name: sk.Name, Type: sk.Type, Reason: sk.Reason})
 	}
+	out.Warnings = res.Warnings
 	return out, nil
 }

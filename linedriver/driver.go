@@ -45,7 +45,10 @@ type Record struct {
 	// Skipped lists what the data map left out of Documents (under
 	// `unsupported: skip`) and why; a driver tells the recipient (the fax
 	// driver prints it on the first page) and a delivery report the sender.
-	Skipped  []Skipped `json:"skipped,omitempty"`
+	Skipped []Skipped `json:"skipped,omitempty"`
+	// Warnings are about the documents as delivered (e.g. characters no
+	// installed font can draw).
+	Warnings []string  `json:"warnings,omitempty"`
 	Received time.Time `json:"received"`
 }
 

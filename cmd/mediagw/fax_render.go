@@ -38,7 +38,7 @@ func runFaxRender(args []string) int {
 	maxPages := fs.Int("max-pages", 50, "refuse jobs with more pages")
 	timeout := fs.Duration("timeout", 2*time.Minute, "time limit for rendering (ghostscript included)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: mediagw fax render [flags] FILE...\n\nRenders text, PNG/JPEG/GIF, TIFF and PDF files into fax pages, exactly as they would be sent.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: mediagw fax render [flags] FILE...\n\nRenders text, PNG/JPEG/GIF/BMP, TIFF, PDF and Office files into fax pages, exactly as they would be sent.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -57,7 +57,8 @@ func runFaxRender(args []string) int {
 	if *out == "" && *pngDir == "" {
 		return fail("give -o out.tif and/or --png DIR")
 	}
-	opts := render.Options{Dither: *dither, MaxPages: *maxPages, Timeout: *timeout}
+	opts := render.Options{Dither: *dither, MaxPages: *maxPages, Timeout: *timeout,
+		Warn: func(w string) { fmt.Fprintf(os.Stderr, "mediagw fax render: warning: %s\n", w) }}
 	switch strings.ToLower(*res) {
 	case "standard", "std", "normal":
 		opts.Resolution = render.Standard
@@ -89,7 +90,7 @@ func runFaxRender(args []string) int {
 		}
 		mt := mime.TypeByExtension(strings.ToLower(filepath.Ext(name)))
 		if strings.HasPrefix(mt, "text/plain") || strings.EqualFold(filepath.Ext(name), ".txt") {
-			mt = "text/plain; charset=utf-8"
+			mt = "text/plain" // UTF-8, or windows-1252 when it is not valid UTF-8
 		}
 		docs = append(docs, render.Document{Name: name, MediaType: mt, Data: data})
 	}

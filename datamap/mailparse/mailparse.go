@@ -24,6 +24,8 @@ import (
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // ISO-8859-x, Windows-125x, Shift_JIS, ...
 	"github.com/emersion/go-message/mail"
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/htmlindex"
 
 	"github.com/mediagw/mediagw/internal/sniff"
 )
@@ -35,6 +37,10 @@ type Options struct {
 	MaxParts           int   // default 500
 	MaxDepth           int   // nesting of multiparts and messages; default 16
 	MaxHeaderBytes     int64 // per header block; default 256 KiB
+	// DefaultCharset reads 8-bit text that names no charset (or claims
+	// us-ascii) and is not UTF-8: headers, text parts. Default
+	// windows-1252, the code page of most such mail.
+	DefaultCharset string
 	// Keep reports whether the content of an attachment is needed. It sees
 	// the attachment's metadata and the type sniffed from its first bytes
 	// (Data is nil, Size is 0). Nil keeps none.
@@ -56,6 +62,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 256 << 10
+	}
+	if o.DefaultCharset == "" {
+		o.DefaultCharset = "windows-1252"
 	}
 	return o
 }
@@ -148,6 +157,8 @@ type Message struct {
 	Attachments []*Attachment
 	Parts       []Part
 	Warnings    []string
+	dec         encoding.Encoding // for 8-bit header text without a charset
+
 	// Incomplete lists why parts of the message were not read (too many
 	// parts, nested too deep); empty when the whole message was read.
 	Incomplete []string
@@ -162,7 +173,7 @@ func (m *Message) HeaderValues(name string) []string {
 		if err != nil {
 			v = fields.Value()
 		}
-		out = append(out, validUTF8(strings.TrimSpace(v)))
+		out = append(out, decode8bit(strings.TrimSpace(v), m.dec))
 	}
 	return out
 }
@@ -175,8 +186,12 @@ var ErrMalformed = errors.New("malformed message")
 // Warnings and the parts read so far are kept.
 func Parse(r io.Reader, opts Options) (*Message, error) {
 	opts = opts.withDefaults()
+	dec, derr := htmlindex.Get(opts.DefaultCharset)
+	if derr != nil {
+		return nil, fmt.Errorf("mailparse: default charset %q: %w", opts.DefaultCharset, derr)
+	}
 	e, err := message.ReadWithOptions(r, &message.ReadOptions{MaxHeaderBytes: opts.MaxHeaderBytes})
-	p := &parser{opts: opts, msg: &Message{}}
+	p := &parser{opts: opts, msg: &Message{dec: dec}}
 	if e == nil {
 		return nil, fmt.Errorf("mailparse: %w: header: %v", ErrMalformed, err)
 	}
@@ -192,7 +207,7 @@ func Parse(r io.Reader, opts Options) (*Message, error) {
 		p.warn("Subject: %v", serr)
 		m.Subject = h.Get("Subject")
 	}
-	m.Subject = validUTF8(strings.TrimSpace(m.Subject))
+	m.Subject = p.text(strings.TrimSpace(m.Subject))
 	m.From = p.addresses(h, "From")
 	m.To = p.addresses(h, "To")
 	m.Cc = p.addresses(h, "Cc")
@@ -235,7 +250,7 @@ func (p *parser) addresses(h mail.Header, key string) []Address {
 	if err == nil {
 		out := make([]Address, 0, len(list))
 		for _, a := range list {
-			out = append(out, Address{Name: validUTF8(a.Name), Address: validUTF8(a.Address)})
+			out = append(out, Address{Name: p.text(a.Name), Address: validUTF8(a.Address)})
 		}
 		return out
 	}
@@ -253,7 +268,7 @@ func (p *parser) addresses(h mail.Header, key string) []Address {
 			if j := strings.IndexByte(addr, '>'); j >= 0 {
 				addr = addr[:j]
 			}
-			out = append(out, Address{Name: validUTF8(strings.Trim(strings.TrimSpace(s[:i]), `"`)), Address: validUTF8(strings.TrimSpace(addr))})
+			out = append(out, Address{Name: p.text(strings.Trim(strings.TrimSpace(s[:i]), `"`)), Address: validUTF8(strings.TrimSpace(addr))})
 		} else if s != "" {
 			out = append(out, Address{Address: validUTF8(s)})
 		}
@@ -310,6 +325,7 @@ func (p *parser) entity(e *message.Entity, path string, depth int) bodies {
 	if part.Filename == "" && derr != nil {
 		part.Filename = looseFilename(e.Header.Get("Content-Disposition"))
 	}
+	part.Filename = p.text(part.Filename)
 	if path == "" && !strings.HasPrefix(mt, "multipart/") {
 		path = "1"
 		part.Path = path
@@ -386,7 +402,7 @@ func (p *parser) entity(e *message.Entity, path string, depth int) bodies {
 		hdr.WriteString("---------- Forwarded message ---------\n")
 		for _, k := range []string{"From", "Date", "Subject", "To", "Cc"} {
 			if v, err := ih.Text(k); err == nil && v != "" {
-				fmt.Fprintf(&hdr, "%s: %s\n", k, validUTF8(v))
+				fmt.Fprintf(&hdr, "%s: %s\n", k, p.text(v))
 			}
 		}
 		text := hdr.String() + "\n" + strings.Join(ib.text, "\n\n")
@@ -409,6 +425,10 @@ func (p *parser) entity(e *message.Entity, path string, depth int) bodies {
 		part.Size = n
 		if n > p.opts.MaxTextBytes {
 			p.warn("part %s: text longer than %d bytes: truncated", path, p.opts.MaxTextBytes)
+		}
+		if !utf8.Valid(data) && (part.Charset == "" || part.Charset == "us-ascii") {
+			p.warn("part %s: 8-bit text without a charset: read as %s", path, p.opts.DefaultCharset)
+			data = []byte(decode8bit(string(data), p.msg.dec))
 		}
 		s := strings.ReplaceAll(validUTF8(string(data)), "\r\n", "\n")
 		s = strings.TrimPrefix(s, "\ufeff")
@@ -548,7 +568,7 @@ func filename(dparams, params map[string]string) string {
 	if name == "" {
 		name = params["name"]
 	}
-	name = validUTF8(strings.TrimSpace(name))
+	name = strings.TrimSpace(name)
 	// Keep only the base name: some clients send paths.
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
@@ -576,7 +596,7 @@ func looseFilename(v string) string {
 	if d, err := dec.DecodeHeader(s); err == nil {
 		s = d
 	}
-	return validUTF8(strings.TrimSpace(s))
+	return strings.TrimSpace(s)
 }
 
 // unflow joins the soft line breaks of format=flowed text (RFC 3676).
@@ -597,6 +617,22 @@ func unflow(s string, delsp bool) string {
 		}
 	}
 	return b.String()
+}
+
+// text is header text: 8-bit bytes that are not UTF-8 are read in the
+// default charset.
+func (p *parser) text(s string) string { return decode8bit(s, p.msg.dec) }
+
+func decode8bit(s string, enc encoding.Encoding) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	if enc != nil {
+		if d, err := enc.NewDecoder().String(s); err == nil {
+			return validUTF8(d)
+		}
+	}
+	return validUTF8(s)
 }
 
 func validUTF8(s string) string {

@@ -27,6 +27,7 @@ type Mapped struct {
 	Fields    map[string]string
 	Documents []linedriver.Document
 	Skipped   []linedriver.Skipped // left out of Documents by the map
+	Warnings  []string             // about the documents (e.g. characters no font has)
 	Routes    []string             // driver names
 }
 
@@ -207,7 +208,7 @@ func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settleme
 	}
 	rec := linedriver.Record{
 		ID: newID(), SourceID: msg.SourceID, Connector: p.Connector,
-		Fields: mapped.Fields, Documents: mapped.Documents, Skipped: mapped.Skipped, Received: msg.ReceivedAt,
+		Fields: mapped.Fields, Documents: mapped.Documents, Skipped: mapped.Skipped, Warnings: mapped.Warnings, Received: msg.ReceivedAt,
 	}
 	if rec.Received.IsZero() {
 		rec.Received = time.Now()

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"time"
 
+	"github.com/mediagw/mediagw/internal/fonts"
 	"github.com/mediagw/mediagw/internal/sniff"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/faxtiff"
 )
@@ -135,6 +136,15 @@ type Options struct {
 	Timeout  time.Duration // whole job, ghostscript included; 0: 2 minutes
 	// Office converts Office documents to PDF; nil uses DefaultOffice.
 	Office *Office
+	// Fonts is the fallback chain for text; nil: fonts.Default() (Go Mono,
+	// then Noto and Unifont from $MEDIAGW_FONT_DIRS or Debian's folders).
+	Fonts *fonts.Chain
+	// DefaultCharset reads 8-bit text that names no charset and is not
+	// UTF-8; empty: windows-1252.
+	DefaultCharset string
+	// Warn, when set, hears about what the pages cannot show (characters
+	// no font has).
+	Warn func(string)
 	// Ghostscript is the gs program; empty looks up "gs" in PATH.
 	Ghostscript string
 	// MaxImagePixels bounds a decoded image (0: 25 million).
@@ -148,6 +158,13 @@ var (
 	ErrTooLarge      = errors.New("render: image too large")
 	ErrUnsupported   = errors.New("render: unsupported document type")
 )
+
+func (o *Options) fonts() *fonts.Chain {
+	if o.Fonts == nil {
+		return fonts.Default()
+	}
+	return o.Fonts
+}
 
 func (o *Options) defaults() {
 	if o.MaxPages <= 0 {
@@ -261,9 +278,12 @@ func renderDoc(ctx context.Context, d Document, opts Options, left int) ([]*Page
 	switch t.Kind {
 	case sniff.Text:
 		d.MediaType = t.MediaType
-		text, err := decodeText(d)
+		text, err := decodeText(d, opts.DefaultCharset)
 		if err != nil {
 			return nil, err
+		}
+		if missing := MissingGlyphs(text, opts.fonts()); len(missing) > 0 && opts.Warn != nil {
+			opts.Warn(docLabel(d) + ": " + opts.fonts().Describe(missing))
 		}
 		ps := renderText(text, opts, left+1)
 		if len(ps) > left {

@@ -479,7 +479,7 @@ func FuzzLayoutText(f *testing.F) {
 				t.Fatalf("page of %d lines", len(p))
 			}
 			for _, l := range p {
-				if n := len([]rune(l)); n > Columns {
+				if n := lineWidth(clusters(l)); n > Columns {
 					t.Fatalf("line of %d columns", n)
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"text/template"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/image/font"
@@ -17,6 +18,10 @@ import (
 	"golang.org/x/image/font/opentype"
 	"golang.org/x/image/math/fixed"
 	"golang.org/x/text/encoding/htmlindex"
+	"golang.org/x/text/unicode/norm"
+	"golang.org/x/text/width"
+
+	"github.com/mediagw/mediagw/internal/fonts"
 )
 
 // The text layout: 80 columns × 66 lines (10 characters per inch, about 6
@@ -61,6 +66,12 @@ type lockedFace struct {
 	font.Face
 }
 
+func (f *lockedFace) GlyphBounds(r rune) (fixed.Rectangle26_6, fixed.Int26_6, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Face.GlyphBounds(r)
+}
+
 func (f *lockedFace) Glyph(dot fixed.Point26_6, r rune) (image.Rectangle, image.Image, image.Point, fixed.Int26_6, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -77,7 +88,10 @@ func (f *lockedFace) Glyph(dot fixed.Point26_6, r rune) (image.Rectangle, image.
 	return dr, mask, mp, adv, ok
 }
 
-func decodeText(d Document) (string, error) {
+// defaultCharset reads 8-bit text that names no charset.
+const defaultCharset = "windows-1252"
+
+func decodeText(d Document, dc string) (string, error) {
 	_, params, _ := mime.ParseMediaType(d.MediaType)
 	cs := strings.ToLower(params["charset"])
 	data := d.Data
@@ -90,31 +104,134 @@ func decodeText(d Document) (string, error) {
 			return "", fmt.Errorf("charset %s: %w", cs, err)
 		}
 	}
+	if cs == "" && !utf8.Valid(data) {
+		// 8-bit text that names no charset: most likely Windows' Western
+		// code page (a superset of ISO-8859-1).
+		cs = defaultCharset
+		if dc != "" {
+			cs = dc
+		}
+		enc, err := htmlindex.Get(cs)
+		if err != nil {
+			return "", fmt.Errorf("%w: charset %q", ErrUnsupported, cs)
+		}
+		if data, err = enc.NewDecoder().Bytes(data); err != nil {
+			return "", fmt.Errorf("charset %s: %w", cs, err)
+		}
+	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	return strings.ToValidUTF8(string(data), "\uFFFD"), nil
 }
 
-// layoutText splits text into pages of lines of at most Columns runes:
-// tabs to every 8th column, form feed starts a page, long lines wrap.
-func layoutText(text string, maxPages int) [][]string {
+// cluster is one cell of the text grid: a base character and the marks
+// that combine with it, one or two columns wide.
+type cluster struct {
+	text  string
+	width int // columns: 2 for East Asian wide characters and emoji
+}
+
+// isMark: characters drawn over the one before (combining accents, and
+// characters that draw nothing, such as zero-width joiners).
+func isMark(r rune) bool {
+	return unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf, unicode.Variation_Selector)
+}
+
+// runeWidth is the number of columns a character takes.
+func runeWidth(r rune) int {
+	switch width.LookupRune(r).Kind() {
+	case width.EastAsianWide, width.EastAsianFullwidth:
+		return 2
+	}
+	if r >= 0x1f000 && r <= 0x1faff { // emoji and pictographs
+		return 2
+	}
+	return 1
+}
+
+// clusters splits a line into cells.
+func clusters(line string) []cluster {
+	var out []cluster
+	for _, r := range line {
+		if isMark(r) && len(out) > 0 {
+			out[len(out)-1].text += string(r)
+			continue
+		}
+		out = append(out, cluster{text: string(r), width: runeWidth(r)})
+	}
+	return out
+}
+
+func lineWidth(cs []cluster) int {
+	n := 0
+	for _, c := range cs {
+		n += c.width
+	}
+	return n
+}
+
+func joinClusters(cs []cluster) string {
+	var b strings.Builder
+	for _, c := range cs {
+		b.WriteString(c.text)
+	}
+	return b.String()
+}
+
+// normalizeText composes characters (NFC: "a" + U+0308 becomes "ä") and
+// makes CR LF and a lone CR line ends like LF.
+func normalizeText(text string) string {
+	text = norm.NFC.String(text)
 	text = strings.ReplaceAll(text, "\r\n", "\n")
+	return strings.ReplaceAll(text, "\r", "\n")
+}
+
+// layoutText splits text into pages of lines of at most Columns columns:
+// tabs to every 8th column, form feed starts a page, CR, LF and CR LF end a
+// line, long lines wrap at the last space (a word longer than a line is
+// cut), wide characters take two columns.
+func layoutText(text string, maxPages int) [][]string {
+	text = normalizeText(text)
 	var pages [][]string
 	var lines []string
-	var line []rune
+	var line []cluster
 	col := 0
 	dirty := false // the current page has something
-	newline := func() {
-		lines = append(lines, string(line))
-		line, col = line[:0], 0
+	flush := func(cs []cluster) {
+		lines = append(lines, strings.TrimRight(joinClusters(cs), " "))
 		if len(lines) == Lines {
 			pages = append(pages, lines)
 			lines, dirty = nil, false
 		}
 	}
-	for _, r := range text {
+	newline := func() {
+		flush(line)
+		line, col = nil, 0
+	}
+	// wrap breaks the current line so that w more columns fit.
+	wrap := func(w int) {
+		cut := -1
+		for i := len(line) - 1; i > 0; i-- {
+			if line[i].text == " " {
+				cut = i
+				break
+			}
+		}
+		if cut < 0 {
+			newline()
+			return
+		}
+		rest := append([]cluster(nil), line[cut+1:]...)
+		flush(line[:cut])
+		line, col = rest, lineWidth(rest)
+		if col+w > Columns { // cannot happen unless the rest is a full line
+			newline()
+		}
+	}
+	for _, c := range clusters(text) {
 		if len(pages) >= maxPages {
 			break
 		}
+		r, _ := utf8.DecodeRuneInString(c.text)
 		switch {
 		case r == '\n':
 			newline()
@@ -126,7 +243,7 @@ func layoutText(text string, maxPages int) [][]string {
 			if len(lines) > 0 || !dirty {
 				pages = append(pages, lines)
 			}
-			lines, line, col, dirty = nil, line[:0], 0, false
+			lines, line, col, dirty = nil, nil, 0, false
 		case r == '\t':
 			next := (col/tabWidth + 1) * tabWidth
 			if next >= Columns {
@@ -135,18 +252,24 @@ func layoutText(text string, maxPages int) [][]string {
 				continue
 			}
 			for col < next {
-				line = append(line, ' ')
+				line = append(line, cluster{" ", 1})
 				col++
 			}
-		case r == '\r':
-			line, col = line[:0], 0
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || (isMark(r) && c.text == string(r) && len(line) == 0 && unicode.Is(unicode.Cf, r)):
 		default:
-			if col == Columns {
-				newline()
+			if c.width > Columns {
+				continue
 			}
-			line = append(line, r)
-			col++
+			if col+c.width > Columns {
+				if r == ' ' {
+					newline() // a space at the end of a line is the break itself
+					dirty = true
+					continue
+				}
+				wrap(c.width)
+			}
+			line = append(line, c)
+			col += c.width
 			dirty = true
 		}
 	}
@@ -176,7 +299,7 @@ func renderText(text string, opts Options, maxPages int) []*Page {
 		g := newGray(Width, fineH)
 		for i, l := range lines {
 			base := headerBand + i*pitch + (pitch-ascent-descent)/2 + ascent
-			drawRunes(g, f, l, margin, base, cellWidth)
+			drawText(g, opts.fonts(), size, l, margin, base, cellWidth)
 		}
 		out = append(out, grayToPage(g, opts.Resolution))
 	}
@@ -191,7 +314,8 @@ func newGray(w, h int) *image.Gray {
 	return g
 }
 
-// drawRunes draws s with one rune per cell of width cell (pixels).
+// drawRunes draws s in Go Mono with one rune per cell of width cell
+// (pixels); for the header line and tests.
 func drawRunes(g *image.Gray, f font.Face, s string, x, baseline int, cell float64) {
 	d := font.Drawer{Dst: g, Src: image.Black, Face: f}
 	i := 0
@@ -203,6 +327,96 @@ func drawRunes(g *image.Gray, f font.Face, s string, x, baseline int, cell float
 		}
 		i++
 	}
+}
+
+// drawText draws a laid-out line on the grid: each cell's characters from
+// the first font of the chain that has them, centred in the cell (one or
+// two columns), combining marks over their base. A character no font has is
+// drawn as an empty box (and reported by MissingGlyphs).
+func drawText(g *image.Gray, chain *fonts.Chain, size float64, s string, x, baseline int, cell float64) {
+	col := 0
+	for _, c := range clusters(s) {
+		if c.text == " " {
+			col += c.width
+			continue
+		}
+		left := float64(x) + float64(col)*cell
+		w := float64(c.width) * cell
+		for i, r := range c.text {
+			if i > 0 && unicode.Is(unicode.Cf, r) {
+				continue
+			}
+			f, _ := chain.Font(r)
+			if f == nil {
+				if i == 0 {
+					box(g, int(left)+3, baseline-int(size*0.7), int(w)-6, int(size*0.7))
+				}
+				continue
+			}
+			fc := fontFace(f, size)
+			b, adv, ok := fc.GlyphBounds(r)
+			if !ok {
+				continue
+			}
+			var dotX float64
+			if i == 0 {
+				// Centre the advance in the cell.
+				dotX = left + (w-float64(adv)/64)/2
+			} else {
+				// A mark: centre its ink over the cell.
+				dotX = left + w/2 - float64(b.Min.X+b.Max.X)/128
+			}
+			d := font.Drawer{Dst: g, Src: image.Black, Face: fc, Dot: fixed.Point26_6{X: fixed.Int26_6(dotX * 64), Y: fixed.I(baseline)}}
+			d.DrawString(string(r))
+		}
+		col += c.width
+	}
+}
+
+// box draws the outline of a rectangle.
+func box(g *image.Gray, x, y, w, h int) {
+	r := image.Rect(x, y, x+w, y+h).Intersect(g.Rect)
+	if r.Empty() {
+		return
+	}
+	for xx := r.Min.X; xx < r.Max.X; xx++ {
+		g.Pix[(r.Min.Y-g.Rect.Min.Y)*g.Stride+xx] = 0
+		g.Pix[(r.Max.Y-1-g.Rect.Min.Y)*g.Stride+xx] = 0
+	}
+	for yy := r.Min.Y; yy < r.Max.Y; yy++ {
+		g.Pix[(yy-g.Rect.Min.Y)*g.Stride+r.Min.X] = 0
+		g.Pix[(yy-g.Rect.Min.Y)*g.Stride+r.Max.X-1] = 0
+	}
+}
+
+type faceKey struct {
+	f    *opentype.Font
+	size float64
+}
+
+var fontFaces sync.Map // faceKey -> font.Face
+
+// fontFace is a face of f at size, shared and locked.
+func fontFace(f *opentype.Font, size float64) font.Face {
+	k := faceKey{f, size}
+	if fc, ok := fontFaces.Load(k); ok {
+		return fc.(font.Face)
+	}
+	fc, err := opentype.NewFace(f, &opentype.FaceOptions{Size: size, DPI: 72, Hinting: font.HintingFull})
+	if err != nil {
+		panic("render: font face: " + err.Error())
+	}
+	actual, _ := fontFaces.LoadOrStore(k, font.Face(&lockedFace{Face: fc}))
+	return actual.(font.Face)
+}
+
+// MissingGlyphs returns the characters of a text document that no font of
+// the chain has (nil: the default chain), for a warning.
+func MissingGlyphs(text string, chain *fonts.Chain) []rune {
+	if chain == nil {
+		chain = fonts.Default()
+	}
+	return chain.Missing(normalizeText(text))
 }
 
 // grayToPage thresholds a fine-resolution gray image; for standard
