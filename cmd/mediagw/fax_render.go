@@ -32,7 +32,7 @@ func runFaxRender(args []string) int {
 	paper := fs.String("paper", "a4", "paper size: a4 or letter")
 	header := fs.String("header", "", "sender shown in the header line of every page (empty: no header)")
 	to := fs.String("to", "", "recipient shown in the header line")
-	dither := fs.Bool("dither", false, "dither images (photos) instead of thresholding them (line art)")
+	dither := fs.Bool("dither", false, "treat every image as a photo (halftone screen); default: each image's histogram decides photo or line art")
 	out := fs.String("o", "", "output TIFF Class F file (required unless --png is given)")
 	pngDir := fs.String("png", "", "directory for one PNG preview per page")
 	maxPages := fs.Int("max-pages", 50, "refuse jobs with more pages")

@@ -64,7 +64,7 @@ type Options struct {
 	Header      string         `json:"header,omitempty"`     // sender name on the header line; "" for none
 	Resolution  string         `json:"resolution,omitempty"` // fine (default) or standard
 	Encoding    string         `json:"encoding,omitempty"`   // mr (default: MR when the far end takes it) or mh
-	Dither      bool           `json:"dither,omitempty"`     // images as photos (error diffusion) instead of line art
+	Dither      bool           `json:"dither,omitempty"`     // every image as a photo (halftone screen); else each image's histogram decides
 	Modulations []string       `json:"modulations,omitempty"`
 	MaxSpeed    int            `json:"max_speed,omitempty"`
 	RTNRetries  *int           `json:"rtn_retries,omitempty"` // resend a rejected page (default 1)

@@ -125,9 +125,17 @@ type Cover struct {
 // Options of Render.
 type Options struct {
 	Resolution
-	Paper  PaperSize
-	Dither bool    // images: Floyd–Steinberg dithering (photos) instead of a threshold (line art)
-	Header *Header // nil: no header line
+	Paper PaperSize
+	// Dither renders every image as a photo; otherwise each image's
+	// histogram decides between photo (halftone) and line art (threshold).
+	Dither bool
+	// Halftone is how photos become bilevel: Screen (default) or
+	// FloydSteinberg.
+	Halftone Halftone
+	// MaxUpscale bounds how much a small image is enlarged, in fax pels
+	// per image pixel (0: DefaultMaxUpscale, 2).
+	MaxUpscale float64
+	Header   *Header // nil: no header line
 	// Notes are printed on the first page below the header line, one line
 	// each (e.g. "Not faxed: order.zip (a ZIP archive)").
 	Notes    []string

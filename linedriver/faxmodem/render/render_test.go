@@ -214,12 +214,12 @@ func photo(w, h int) *image.RGBA {
 
 func TestPNGPhotoDithered(t *testing.T) {
 	var buf bytes.Buffer
-	png.Encode(&buf, photo(600, 400))
-	pages := render1(t, []Document{{Name: "photo.png", MediaType: "image/png", Data: buf.Bytes()}}, Options{Resolution: Fine, Dither: true})
+	png.Encode(&buf, photo(1200, 800))
+	pages := render1(t, []Document{{Name: "photo.png", MediaType: "image/png", Data: buf.Bytes()}}, Options{Resolution: Fine, Dither: true, Halftone: FloydSteinberg})
 	p := pages[0]
 	golden(t, "photo-fine-crop.png", crop(p, 600, 300, 432, 300))
-	// 600×400 square pixels fill the width: 1728 × 1152 × 196/204 rows.
-	hf := float64(400*1728) / 600 * 196 / 204
+	// 1200×800 square pixels fill the width: 1728 × 1152 × 196/204 rows.
+	hf := float64(800*1728) / 1200 * 196 / 204
 	h := int(hf + 0.5)
 	if blackCount(p, 0, h+2, Width, p.Height) != 0 {
 		t.Error("ink below the image")
@@ -229,7 +229,7 @@ func TestPNGPhotoDithered(t *testing.T) {
 	for _, fx := range []float64{0.1, 0.5, 0.9} {
 		x := int(fx * Width)
 		n := blackCount(p, x-20, 20, x+20, 120)
-		v := float64(uint8(255*fx*600/600)) / 255
+		v := float64(uint8(255*fx)) / 255
 		lum := (0.299*v + 0.587*v + 0.114*(1-v/2)) // the source colour's grey
 		if got := float64(n) / 4000; got < 1-lum-0.12 || got > 1-lum+0.12 {
 			t.Errorf("x=%d: density %.2f, source darkness %.2f", x, got, 1-lum)
