@@ -135,7 +135,7 @@ type Options struct {
 	// MaxUpscale bounds how much a small image is enlarged, in fax pels
 	// per image pixel (0: DefaultMaxUpscale, 2).
 	MaxUpscale float64
-	Header   *Header // nil: no header line
+	Header     *Header // nil: no header line
 	// Notes are printed on the first page below the header line, one line
 	// each (e.g. "Not faxed: order.zip (a ZIP archive)").
 	Notes    []string
