@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	"io"
 
 	"golang.org/x/image/tiff"
@@ -174,6 +175,16 @@ func readFrame(data []byte, d ifd, off uint32, bo binary.ByteOrder, lim Limits) 
 	}
 	comp := d.get(259, 1)
 	bilevel := d.get(258, 1) == 1 && d.get(277, 1) == 1
+	res := func(tag uint16, def float64) float64 {
+		v := float64(d.get(tag, 0)) / 100
+		if v <= 0 {
+			return def
+		}
+		if d.get(296, 2) == 3 { // per centimetre
+			v *= 2.54
+		}
+		return v
+	}
 	if !bilevel || (comp != 1 && comp != 3 && comp != 4 && comp != 32773) {
 		// Everything else goes to x/image/tiff, pointed at this IFD.
 		r := &patched{data: data, first: off, bo: bo}
@@ -184,17 +195,12 @@ func readFrame(data []byte, d ifd, off uint32, bo binary.ByteOrder, lim Limits) 
 		if err != nil {
 			return Frame{}, err
 		}
+		if bilevel {
+			// A 1-bit page in another compression (LZW, Deflate): still a
+			// bitmap with its resolution, so a fax page passes through.
+			return Frame{Bitmap: bitmapOf(img, res(282, 204), res(283, 196))}, nil
+		}
 		return Frame{Image: img}, nil
-	}
-	res := func(tag uint16, def float64) float64 {
-		v := float64(d.get(tag, 0)) / 100
-		if v <= 0 {
-			return def
-		}
-		if d.get(296, 2) == 3 { // per centimetre
-			v *= 2.54
-		}
-		return v
 	}
 	b := &Bitmap{Width: int(w), Height: int(h), Stride: (int(w) + 7) / 8, XRes: res(282, 204), YRes: res(283, 196)}
 	b.Pix = make([]byte, b.Stride*b.Height)
@@ -229,6 +235,22 @@ func readFrame(data []byte, d ifd, off uint32, bo binary.ByteOrder, lim Limits) 
 		}
 	}
 	return Frame{Bitmap: b, Fax: comp == 3 || comp == 4}, nil
+}
+
+// bitmapOf makes a bitmap of a decoded 1-bit image (black is dark).
+func bitmapOf(img image.Image, xres, yres float64) *Bitmap {
+	r := img.Bounds()
+	b := &Bitmap{Width: r.Dx(), Height: r.Dy(), Stride: (r.Dx() + 7) / 8, XRes: xres, YRes: yres}
+	b.Pix = make([]byte, b.Stride*b.Height)
+	for y := 0; y < b.Height; y++ {
+		row := b.Row(y)
+		for x := 0; x < b.Width; x++ {
+			if c := color.GrayModel.Convert(img.At(r.Min.X+x, r.Min.Y+y)).(color.Gray); c.Y < 128 {
+				row[x/8] |= 0x80 >> uint(x%8)
+			}
+		}
+	}
+	return b
 }
 
 func decodeStrip(b *Bitmap, y0, rows int, strip []byte, comp, t4opt uint32, lsb bool) error {

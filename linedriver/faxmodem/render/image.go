@@ -297,7 +297,11 @@ func renderTIFF(data []byte, opts Options, left int) ([]*Page, error) {
 	for _, f := range frames {
 		if b := f.Bitmap; b != nil {
 			if b.XRes > 195 && b.XRes < 214 && b.Width <= Width {
-				pages = append(pages, passThrough(b, opts.Resolution))
+				ps, err := passThroughSplit(b, opts, left-len(pages))
+				if err != nil {
+					return nil, err
+				}
+				pages = append(pages, ps...)
 				continue
 			}
 			pages = append(pages, renderImageAs(bitmapImage(b), opts, true))
@@ -306,6 +310,45 @@ func renderTIFF(data []byte, opts Options, left int) ([]*Page, error) {
 		pages = append(pages, renderImage(f.Image, opts))
 	}
 	return pages, nil
+}
+
+// MaxPageMM is the longest page passed through as one: B4's 364 mm, the
+// longest length T.30 names short of "unlimited". A longer fax page (a
+// scanned receipt roll, a page with an unending height) is cut into pages of
+// the paper's length.
+const MaxPageMM = 364
+
+// passThroughSplit passes a fax page through, cut into pages of the paper's
+// length when it is longer than MaxPageMM; at most left pages.
+func passThroughSplit(b *faxtiff.Bitmap, opts Options, left int) ([]*Page, error) {
+	dpi := opts.Resolution.DPI()
+	rows := b.Height // in the page's resolution
+	switch fine := b.YRes > 147; {
+	case fine && opts.Resolution == Standard:
+		rows = (rows + 1) / 2
+	case !fine && opts.Resolution == Fine:
+		rows *= 2
+	}
+	maxRows := int(MaxPageMM / 25.4 * dpi)
+	if rows <= maxRows {
+		if left < 1 {
+			return nil, fmt.Errorf("%w: more than %d", ErrTooManyPages, opts.MaxPages)
+		}
+		return []*Page{passThrough(b, opts.Resolution)}, nil
+	}
+	ph := opts.Paper.Height(opts.Resolution)
+	n := (rows + ph - 1) / ph
+	if n > left {
+		return nil, fmt.Errorf("%w: a page of %d mm cut into %d pages of the paper's length", ErrTooManyPages, int(float64(rows)/dpi*25.4), n)
+	}
+	whole := passThrough(b, opts.Resolution)
+	var out []*Page
+	for y := 0; y < whole.Height; y += ph {
+		p := NewPage(Width, min(ph, whole.Height-y), opts.Resolution)
+		copy(p.Pix, whole.Pix[y*whole.Stride:])
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // passThrough keeps a fax page's pixels, converting only the vertical

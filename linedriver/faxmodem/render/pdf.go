@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -59,16 +61,13 @@ func renderPDF(ctx context.Context, data []byte, opts Options, left int) ([]*Pag
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("pdf: ghostscript stopped: %w", ctx.Err())
 	}
-	if err != nil {
-		return nil, fmt.Errorf("pdf: ghostscript: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
-	}
 	files, _ := filepath.Glob(filepath.Join(dir, "p*.pbm"))
 	sort.Strings(files)
+	if err != nil || len(files) == 0 {
+		return nil, gsError(stderr.String(), err)
+	}
 	if len(files) > left {
 		return nil, fmt.Errorf("%w: the PDF has more than %d pages", ErrTooManyPages, left)
-	}
-	if len(files) == 0 {
-		return nil, errors.New("pdf: ghostscript produced no pages")
 	}
 	var pages []*Page
 	for _, f := range files {
@@ -83,6 +82,43 @@ func renderPDF(ctx context.Context, data []byte, opts Options, left int) ([]*Pag
 		pages = append(pages, p)
 	}
 	return pages, nil
+}
+
+// Errors of a PDF that ghostscript cannot render.
+var (
+	// ErrPDFPassword: the PDF is encrypted with a password needed to open it.
+	ErrPDFPassword = errors.New("render: the PDF needs a password to open; ask the sender for one without")
+	// ErrPDF wraps ghostscript's own reason for a PDF it could not render.
+	ErrPDF = errors.New("render: ghostscript could not render the PDF")
+)
+
+// gsError turns ghostscript's output (it often exits 0 having rendered
+// nothing) into an error with its own reason.
+func gsError(out string, runErr error) error {
+	if strings.Contains(out, "requires a password") {
+		return ErrPDFPassword
+	}
+	var reasons []string
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(strings.Trim(strings.TrimSpace(l), "*"))
+		switch {
+		case l == "", strings.HasPrefix(l, "GPL Ghostscript"), strings.HasPrefix(l, "Artifex Ghostscript"),
+			strings.HasPrefix(l, "Output may be incorrect"), strings.HasPrefix(l, "No pages will be processed"):
+			continue
+		}
+		l = strings.TrimPrefix(l, "Error: ")
+		if !slices.Contains(reasons, l) && len(reasons) < 4 {
+			reasons = append(reasons, l)
+		}
+	}
+	reason := strings.Join(reasons, "; ")
+	switch {
+	case reason == "" && runErr != nil:
+		reason = runErr.Error()
+	case reason == "":
+		reason = "it produced no pages (the file may be damaged)"
+	}
+	return fmt.Errorf("%w: %s", ErrPDF, reason)
 }
 
 // parsePBM reads a binary PBM (P4) as written by ghostscript.

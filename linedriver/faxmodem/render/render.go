@@ -231,6 +231,19 @@ func Render(ctx context.Context, docs []Document, opts Options) ([]*Page, error)
 	if len(pages) == 0 {
 		return nil, errors.New("render: no pages")
 	}
+	// The header line (and the notes on page 1) get a band of their own:
+	// content that reaches into it is scaled to fit below, as fax machines
+	// do, rather than written over.
+	for i, p := range pages {
+		top := 0
+		if opts.Header != nil {
+			top = headerBand
+		}
+		if i == 0 && len(opts.Notes) > 0 {
+			top += notesBand(len(opts.Notes))
+		}
+		reserveTop(p, top*int(p.Resolution.DPI())/196)
+	}
 	if opts.Header != nil {
 		for i, p := range pages {
 			stampHeader(p, opts.Header, i+1, len(pages))
@@ -240,6 +253,37 @@ func Render(ctx context.Context, docs []Document, opts Options) ([]*Page, error)
 		stampNotes(pages[0], opts.Notes, opts.Header != nil)
 	}
 	return pages, nil
+}
+
+// reserveTop makes the top rows of p white: when something is drawn there,
+// the whole page is scaled vertically into the rows below (each new row is
+// the OR of the rows it stands for, so thin lines survive).
+func reserveTop(p *Page, rows int) {
+	if rows <= 0 || rows >= p.Height {
+		return
+	}
+	blank := true
+	for _, b := range p.Pix[:rows*p.Stride] {
+		if b != 0 {
+			blank = false
+			break
+		}
+	}
+	if blank {
+		return
+	}
+	out := make([]byte, len(p.Pix))
+	h := p.Height - rows
+	for d := 0; d < h; d++ {
+		dst := out[(rows+d)*p.Stride : (rows+d+1)*p.Stride]
+		from, to := d*p.Height/h, max((d+1)*p.Height/h, d*p.Height/h+1)
+		for y := from; y < to && y < p.Height; y++ {
+			for i, b := range p.Row(y) {
+				dst[i] |= b
+			}
+		}
+	}
+	p.Pix = out
 }
 
 // Supported reports whether a document can be rendered with opts, judged
@@ -299,6 +343,11 @@ func renderDoc(ctx context.Context, d Document, opts Options, left int) ([]*Page
 		}
 		return ps, nil
 	case sniff.Image:
+		if b, ok, err := pbmFaxPage(d.Data, opts.MaxImagePixels); err != nil {
+			return nil, err
+		} else if ok {
+			return passThroughSplit(b, opts, left)
+		}
 		img, err := decodeImage(d.Data, opts.MaxImagePixels)
 		if err != nil {
 			return nil, err

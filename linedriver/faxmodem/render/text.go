@@ -502,6 +502,9 @@ func stampHeader(p *Page, h *Header, n, m int) {
 // noteLine is the height of one note line at fine resolution.
 const noteLine = 36
 
+// notesBand is the rows (fine) the notes take, with a gap below.
+func notesBand(n int) int { return noteLine*n + 8 + 8 }
+
 // stampNotes writes notes, one line each, in a band at the top of p (below
 // the header band when there is a header), boxed so that they read as the
 // gateway's words and not the document's.
