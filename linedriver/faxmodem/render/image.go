@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"fmt"
 	"image"
+	"image/color"
 	_ "image/gif" // register decoders
 	_ "image/jpeg"
 	_ "image/png"
@@ -17,13 +18,38 @@ import (
 	"github.com/mediagw/mediagw/linedriver/faxmodem/faxtiff"
 )
 
+// bytesPerPixel is what a decoded pixel of the model takes in memory.
+func bytesPerPixel(m color.Model) int64 {
+	switch m {
+	case color.GrayModel, color.AlphaModel:
+		return 1
+	case color.Gray16Model, color.Alpha16Model:
+		return 2
+	case color.RGBA64Model, color.NRGBA64Model:
+		return 8
+	}
+	if _, ok := m.(color.Palette); ok {
+		return 1
+	}
+	return 4 // RGBA, NRGBA, CMYK; YCbCr takes 1.5 to 3
+}
+
+// MaxImageBytes bounds the memory of one decoded image (and
+// Options.MaxImagePixels its pixels): a 16-bit RGBA image at the pixel
+// limit would otherwise take 200 MB before any scaling.
+const MaxImageBytes = 128 << 20
+
 func decodeImage(data []byte, maxPixels int64) (image.Image, error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("image: %w", err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxPixels {
+	pixels := int64(cfg.Width) * int64(cfg.Height)
+	if cfg.Width <= 0 || cfg.Height <= 0 || pixels > maxPixels {
 		return nil, fmt.Errorf("%w: %s of %d×%d pixels (limit %d pixels)", ErrTooLarge, format, cfg.Width, cfg.Height, maxPixels)
+	}
+	if n := pixels * bytesPerPixel(cfg.ColorModel); n > MaxImageBytes {
+		return nil, fmt.Errorf("%w: %s of %d×%d pixels takes %d MB decoded (limit %d MB)", ErrTooLarge, format, cfg.Width, cfg.Height, n>>20, MaxImageBytes>>20)
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {

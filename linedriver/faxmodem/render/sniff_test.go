@@ -3,7 +3,9 @@ package render
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/png"
@@ -127,5 +129,21 @@ func TestNotes(t *testing.T) {
 		if n := rows(pages[1], headerBand, headerBand+2*noteLine); n > 0 && n == rows(pages[0], headerBand, headerBand+2*noteLine) {
 			t.Errorf("%s: page 2 has the notes too", r)
 		}
+	}
+}
+
+// TestImageBytesLimit: the limit counts decoded bytes, not only pixels: a
+// 16-bit RGBA PNG under the pixel limit but over the memory bound is
+// refused from its header.
+func TestImageBytesLimit(t *testing.T) {
+	var buf bytes.Buffer
+	png.Encode(&buf, image.NewRGBA64(image.Rect(0, 0, 1, 1)))
+	big := buf.Bytes()
+	binary.BigEndian.PutUint32(big[16:], 5000)
+	binary.BigEndian.PutUint32(big[20:], 4000) // 20 M pixels × 8 bytes = 160 MB
+	binary.BigEndian.PutUint32(big[29:], crc32.ChecksumIEEE(big[12:29]))
+	_, err := Render(context.Background(), []Document{{Name: "deep.png", Data: big}}, Options{})
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "152 MB decoded") {
+		t.Errorf("16-bit RGBA: %v", err)
 	}
 }
