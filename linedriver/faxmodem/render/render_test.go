@@ -473,6 +473,7 @@ func TestLibtiffOnRenderedPages(t *testing.T) {
 func FuzzLayoutText(f *testing.F) {
 	f.Add(sampleText)
 	f.Add("\f\t\r\n\x00")
+	f.Add("العربية: مرحبا 12 بالعالم\rשלום (Bob) 3.5 עולם")
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, p := range layoutText(s, 3) {
 			if len(p) > Lines {
@@ -481,6 +482,10 @@ func FuzzLayoutText(f *testing.F) {
 			for _, l := range p {
 				if n := lineWidth(clusters(l)); n > Columns {
 					t.Fatalf("line of %d columns", n)
+				}
+				// Shaping and reordering keep the line within the grid.
+				if v, _ := visualLine(shapeArabic(l)); lineWidth(clusters(v)) > Columns {
+					t.Fatalf("visual line %q of %d columns", v, lineWidth(clusters(v)))
 				}
 			}
 		}

@@ -66,6 +66,12 @@ type lockedFace struct {
 	font.Face
 }
 
+func (f *lockedFace) GlyphAdvance(r rune) (fixed.Int26_6, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Face.GlyphAdvance(r)
+}
+
 func (f *lockedFace) GlyphBounds(r rune) (fixed.Rectangle26_6, fixed.Int26_6, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -299,7 +305,12 @@ func renderText(text string, opts Options, maxPages int) []*Page {
 		g := newGray(Width, fineH)
 		for i, l := range lines {
 			base := headerBand + i*pitch + (pitch-ascent-descent)/2 + ascent
-			drawText(g, opts.fonts(), size, l, margin, base, cellWidth)
+			v, rtl := visualLine(shapeArabic(l))
+			x := margin
+			if rtl { // a right-to-left line is set flush right
+				x += (Columns - lineWidth(clusters(v))) * cellWidth
+			}
+			drawText(g, opts.fonts(), size, v, x, base, cellWidth)
 		}
 		out = append(out, grayToPage(g, opts.Resolution))
 	}
@@ -335,9 +346,23 @@ func drawRunes(g *image.Gray, f font.Face, s string, x, baseline int, cell float
 // drawn as an empty box (and reported by MissingGlyphs).
 func drawText(g *image.Gray, chain *fonts.Chain, size float64, s string, x, baseline int, cell float64) {
 	col := 0
-	for _, c := range clusters(s) {
+	cs := clusters(s)
+	for k := 0; k < len(cs); k++ {
+		c := cs[k]
 		if c.text == " " {
 			col += c.width
+			continue
+		}
+		if cursive(c) {
+			// Joined letters are drawn touching, with their own advances,
+			// in the cells the word takes.
+			j := k
+			for j < len(cs) && cursive(cs[j]) {
+				j++
+			}
+			drawCursive(g, chain, size, cs[k:j], float64(x)+float64(col)*cell, float64(j-k)*cell, baseline)
+			col += j - k
+			k = j - 1
 			continue
 		}
 		left := float64(x) + float64(col)*cell
@@ -370,6 +395,55 @@ func drawText(g *image.Gray, chain *fonts.Chain, size float64, s string, x, base
 			d.DrawString(string(r))
 		}
 		col += c.width
+	}
+}
+
+// cursive: an Arabic letter (joined forms are drawn touching).
+func cursive(c cluster) bool {
+	r, _ := utf8.DecodeRuneInString(c.text)
+	return unicode.Is(unicode.Arabic, r) && unicode.IsLetter(r) || r == tatweel
+}
+
+// drawCursive draws a run of joined letters with their natural advances,
+// set to the right of the width pixels from left, smaller when they would
+// not fit.
+func drawCursive(g *image.Gray, chain *fonts.Chain, size float64, cs []cluster, left, width float64, baseline int) {
+	measure := func(sz float64) float64 {
+		w := 0.0
+		for _, c := range cs {
+			r, _ := utf8.DecodeRuneInString(c.text)
+			if f, _ := chain.Font(r); f != nil {
+				if adv, ok := fontFace(f, sz).GlyphAdvance(r); ok {
+					w += float64(adv) / 64
+				}
+			}
+		}
+		return w
+	}
+	sz := size
+	w := measure(sz)
+	if w > width && w > 0 {
+		sz = size * width / w
+		w = measure(sz)
+	}
+	x := left + width - w // set right, where an Arabic word starts
+	for _, c := range cs {
+		adv := 0.0
+		for i, r := range c.text {
+			f, _ := chain.Font(r)
+			if f == nil {
+				continue
+			}
+			fc := fontFace(f, sz)
+			d := font.Drawer{Dst: g, Src: image.Black, Face: fc, Dot: fixed.Point26_6{X: fixed.Int26_6((x + adv) * 64), Y: fixed.I(baseline)}}
+			d.DrawString(string(r))
+			if i == 0 {
+				if a, ok := fc.GlyphAdvance(r); ok {
+					adv = float64(a) / 64
+				}
+			}
+		}
+		x += adv
 	}
 }
 

@@ -62,7 +62,11 @@ func TestScripts(t *testing.T) {
 	for i, l := range lines {
 		y0, y1 := headerBand+i*pitch, headerBand+(i+1)*pitch
 		n := lineWidth(clusters(normalizeText(l)))
-		// The last cell of each line is inked.
+		// The last cell of each line is inked: the right margin for a
+		// right-to-left line, set flush right.
+		if _, rtl := visualLine(l); rtl {
+			n = Columns
+		}
 		if ink := blackCount(p, margin+(n-1)*cellWidth, y0, margin+n*cellWidth, y1); ink == 0 {
 			t.Errorf("line %d (%q): last cell blank", i+1, l)
 		}
