@@ -30,6 +30,7 @@ import (
 	"github.com/mediagw/mediagw/plugin"
 
 	// Built-in line drivers register themselves.
+	_ "github.com/mediagw/mediagw/linedriver/dc09"
 	_ "github.com/mediagw/mediagw/linedriver/faxmodem"
 	_ "github.com/mediagw/mediagw/linedriver/file"
 )

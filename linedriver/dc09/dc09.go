@@ -44,9 +44,9 @@ type Options struct {
 	Receivers    []Receiver     `json:"receivers"` // the first is the primary
 	Key          secret.Secret  `json:"key"`       // AES key as hex; env:NAME or file:PATH
 	AckTimeout   alarm.Duration `json:"ack_timeout"`
-	Supervision  alarm.Duration `json:"supervision"`  // NULL message interval; 0: none
-	Account      string         `json:"account"`      // account of NULL messages
-	StateDir     string         `json:"state_dir"`    // sequence numbers; default var/dc09/<name>
+	Supervision  alarm.Duration `json:"supervision"`   // NULL message interval; 0: none
+	Account      string         `json:"account"`       // account of NULL messages
+	StateDir     string         `json:"state_dir"`     // sequence numbers; default var/dc09/<name>
 	DefaultEvent string         `json:"default_event"` // for an alarm_event not in the table
 	RetryAfter   alarm.Duration `json:"retry_after"`
 	NAKResends   *int           `json:"nak_resends"` // resends after a NAK with the receiver's time; default 2
@@ -404,9 +404,10 @@ func (l *link) roundTrip(ctx context.Context, msg []byte, seq int, key []byte, t
 	if l.conn == nil {
 		dctx, cancel := context.WithTimeout(ctx, timeout)
 		c, err := (&net.Dialer{}).DialContext(dctx, l.transport, l.rx.Address)
+		timedOut := errors.Is(dctx.Err(), context.DeadlineExceeded)
 		cancel()
 		if err != nil {
-			if dctx.Err() != nil && ctx.Err() == nil {
+			if timedOut && ctx.Err() == nil {
 				return Reply{}, fmt.Errorf("dc09: connect %s: %w", l.rx.Address, errTimeout)
 			}
 			return Reply{}, fmt.Errorf("dc09: connect %s: %w", l.rx.Address, err)

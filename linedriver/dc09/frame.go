@@ -301,7 +301,7 @@ func ParseReply(b []byte, key []byte) (Reply, error) {
 		return r, fmt.Errorf("%w: data block not closed", ErrReply)
 	}
 	if ts := rest[close+1:]; ts != "" {
-		t, err := time.Parse(timeLayout, ts)
+		t, err := parseStamp(ts)
 		if err != nil {
 			return r, fmt.Errorf("%w: timestamp %q", ErrReply, ts)
 		}
@@ -310,4 +310,13 @@ func ParseReply(b []byte, key []byte) (Reply, error) {
 		return r, fmt.Errorf("%w: %s without a timestamp", ErrReply, id)
 	}
 	return r, nil
+}
+
+// parseStamp reads _HH:MM:SS,MM-DD-YYYY. (time.Parse would take ",01" after
+// the seconds for a fraction.)
+func parseStamp(s string) (time.Time, error) {
+	if len(s) != 20 || s[0] != '_' || s[9] != ',' {
+		return time.Time{}, errors.New("not _HH:MM:SS,MM-DD-YYYY")
+	}
+	return time.Parse("15:04:05 01-02-2006", s[1:9]+" "+s[10:])
 }
