@@ -1,6 +1,8 @@
 package examples_test
 
 import (
+	"github.com/mediagw/mediagw/linedriver/dc09/dc09rx"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -136,6 +138,54 @@ func TestRunAlarmExample(t *testing.T) {
 	}
 	if n := len(glob(filepath.Join(dir, "var", "alarm-Maildir", "new", "*"))); n != 0 {
 		t.Errorf("%d mails left in new/", n)
+	}
+}
+
+// TestRunAlarmDC09Example runs alarm-email-to-dc09.yaml with its receivers
+// replaced by test receivers on loopback: the primary hangs up on the first
+// message, so the burglary and the fire alarm arrive, acknowledged, as
+// Contact ID; the unknown code is rejected.
+func TestRunAlarmDC09Example(t *testing.T) {
+	dir := install(t)
+	primary, backup := &dc09rx.Receiver{}, &dc09rx.Receiver{}
+	paddr, err := primary.ListenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Close()
+	baddr, err := backup.ListenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backup.Close()
+	primary.Then(dc09rx.Hangup, dc09rx.Hangup)
+	cfg := filepath.Join(dir, "alarm-email-to-dc09.yaml")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.NewReplacer("127.0.0.1:9001", paddr, "127.0.0.1:9002", baddr).Replace(string(b))
+	if err := os.WriteFile(cfg, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, filepath.Join(dir, "var", "alarm-Maildir"),
+		"samples/alarm-burglary.eml", "samples/alarm-fire-html.eml", "samples/alarm-unknown-code.eml")
+	g := startGateway(t, cfg)
+	reasons := filepath.Join(dir, "var", "alarm-failed", "*.reason")
+	waitFor(t, g, "two signals acknowledged, one mail rejected", func() bool {
+		return len(primary.Signals())+len(backup.Signals()) >= 2 && len(glob(reasons)) == 1 &&
+			len(glob(filepath.Join(dir, "var", "alarms", "life-safety", "*", "record.json"))) == 1
+	})
+	g.stop(t)
+	got := map[string]bool{}
+	for _, s := range append(primary.Signals(), backup.Signals()...) {
+		got[s.Data] = true
+	}
+	if !got["#123588|1130 01 001"] || !got["#204711|1110 02 012"] {
+		t.Errorf("receivers took %v", got)
+	}
+	if len(backup.Signals()) == 0 {
+		t.Errorf("the backup receiver took nothing though the primary hung up")
 	}
 }
 
