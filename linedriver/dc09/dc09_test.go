@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/mediagw/mediagw/linedriver/alarm"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -322,5 +324,30 @@ func TestSupervision(t *testing.T) {
 	got := rx.Signals()
 	if len(got) != 3 || got[2].ID != "NULL" || got[2].Seq != 3 {
 		t.Fatalf("receiver took %+v, want a second NULL with sequence 3", got)
+	}
+}
+
+// The wire examples of docs/alarm.md are what the encoder makes.
+func TestDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/alarm.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Date(2026, 12, 1, 14, 2, 11, 0, time.UTC)
+	s := alarm.Signal{Account: "1234", Qualifier: alarm.New, CID: 130, SIA: "BA", Partition: 1, Zone: 3}
+	msgs := []dc09.Message{
+		{ID: "ADM-CID", Seq: 17, Receiver: "1", Line: "1", Account: "1234", Data: dc09.Payload("ADM-CID", s), Ext: []string{"IHall PIR"}, Time: ts},
+		{ID: "SIA-DCS", Seq: 18, Receiver: "1", Line: "1", Account: "1234", Data: dc09.Payload("SIA-DCS", s), Ext: []string{"IHall PIR"}, Time: ts},
+		{ID: "NULL", Seq: 19, Receiver: "1", Line: "1", Account: "9999", Time: ts},
+	}
+	for _, m := range msgs {
+		b, err := m.Encode(nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := "<LF>" + strings.TrimSuffix(strings.TrimPrefix(string(b), "\n"), "\r") + "<CR>"
+		if !strings.Contains(string(doc), line) {
+			t.Errorf("docs/alarm.md lacks %s", line)
+		}
 	}
 }
