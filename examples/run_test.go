@@ -1,6 +1,8 @@
 package examples_test
 
 import (
+	"github.com/mediagw/mediagw/linedriver/surgard/surgardrx"
+
 	"github.com/mediagw/mediagw/linedriver/dc09/dc09rx"
 
 	"bytes"
@@ -186,6 +188,39 @@ func TestRunAlarmDC09Example(t *testing.T) {
 	}
 	if len(backup.Signals()) == 0 {
 		t.Errorf("the backup receiver took nothing though the primary hung up")
+	}
+}
+
+// TestRunAlarmSurgardExample runs alarm-email-to-surgard.yaml with the
+// automation software replaced by a test receiver that NAKs the first line:
+// both alarms arrive as SIA lines, acknowledged.
+func TestRunAlarmSurgardExample(t *testing.T) {
+	dir := install(t)
+	rx := &surgardrx.Receiver{}
+	addr, err := rx.ListenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	rx.Then(surgardrx.Nak)
+	cfg := filepath.Join(dir, "alarm-email-to-surgard.yaml")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "127.0.0.1:1025", addr, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, filepath.Join(dir, "var", "alarm-Maildir"), "samples/alarm-burglary.eml", "samples/alarm-fire-html.eml")
+	g := startGateway(t, cfg)
+	waitFor(t, g, "two lines acknowledged", func() bool { return len(rx.Lines()) >= 2 })
+	g.stop(t)
+	got := map[string]bool{}
+	for _, l := range rx.Lines() {
+		got[l.Raw] = true
+	}
+	if !got["S01001[#123588|Nri1/BA001]"] || !got["S01001[#204711|Nri2/FA012]"] {
+		t.Errorf("automation took %v", got)
 	}
 }
 
