@@ -191,6 +191,47 @@ func TestRunAlarmDC09Example(t *testing.T) {
 	}
 }
 
+// TestAlarmDC09KillBeforeACK kills the gateway (kill -9) after the DC-09
+// message left and before the receiver's ACK: after the restart the signal
+// is sent again with the same sequence number, which the receiver sees as
+// a repeat of the message it had heard (at least once).
+func TestAlarmDC09KillBeforeACK(t *testing.T) {
+	dir := install(t)
+	rx := &dc09rx.Receiver{}
+	addr, err := rx.ListenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	rx.Then(dc09rx.Silent)
+	cfg := filepath.Join(dir, "alarm-email-to-dc09.yaml")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.NewReplacer("127.0.0.1:9001", addr, "ack_timeout: 10s", "ack_timeout: 60s").Replace(string(b))
+	if err := os.WriteFile(cfg, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, filepath.Join(dir, "var", "alarm-Maildir"), "samples/alarm-burglary.eml")
+	g := startGateway(t, cfg)
+	waitFor(t, g, "the receiver hears the message", func() bool { return len(rx.Heard()) == 1 })
+	if err := g.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	g.cmd.Wait()
+	if n := len(rx.Signals()); n != 0 {
+		t.Fatalf("the receiver acknowledged %d signals before the kill", n)
+	}
+	g = startGateway(t, cfg)
+	waitFor(t, g, "the signal acknowledged after the restart", func() bool { return len(rx.Signals()) == 1 })
+	g.stop(t)
+	heard, got := rx.Heard(), rx.Signals()
+	if got[0].Seq != heard[0].Seq || !got[0].Duplicate || got[0].Data != "#123588|1130 01 001" {
+		t.Errorf("heard %+v, then acknowledged %+v: want the same sequence, marked a repeat", heard[0], got[0])
+	}
+}
+
 // TestRunAlarmSurgardExample runs alarm-email-to-surgard.yaml with the
 // automation software replaced by a test receiver that NAKs the first line:
 // both alarms arrive as SIA lines, acknowledged.

@@ -56,6 +56,7 @@ type Receiver struct {
 	mu      sync.Mutex
 	plan    []Behaviour
 	got     []Signal
+	heard   []Signal
 	rejects []error
 	lastSeq map[string]int
 	ln      net.Listener
@@ -78,6 +79,13 @@ func (r *Receiver) Signals() []Signal {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Signal(nil), r.got...)
+}
+
+// Heard returns every message that parsed, answered or not.
+func (r *Receiver) Heard() []Signal {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Signal(nil), r.heard...)
 }
 
 // Rejects returns the reasons of messages the receiver refused.
@@ -232,6 +240,14 @@ func (r *Receiver) Handle(raw []byte) ([]byte, Behaviour) {
 		}
 		return r.answer("DUH", Signal{}, false), Duh
 	}
+	r.mu.Lock()
+	k := s.Account + "/" + s.Receiver + "/" + s.Line
+	if last, ok := r.lastSeq[k]; ok && last == s.Seq {
+		s.Duplicate = true
+	}
+	r.lastSeq[k] = s.Seq
+	r.heard = append(r.heard, s)
+	r.mu.Unlock()
 	switch b {
 	case Nak:
 		return r.answer("NAK", Signal{}, true), Nak
@@ -241,11 +257,6 @@ func (r *Receiver) Handle(raw []byte) ([]byte, Behaviour) {
 		return nil, b
 	}
 	r.mu.Lock()
-	k := s.Account + "/" + s.Receiver + "/" + s.Line
-	if last, ok := r.lastSeq[k]; ok && last == s.Seq {
-		s.Duplicate = true
-	}
-	r.lastSeq[k] = s.Seq
 	r.got = append(r.got, s)
 	r.mu.Unlock()
 	return r.answer("ACK", s, true), Ack
