@@ -320,3 +320,26 @@ func TestRunMaildirToFaxExample(t *testing.T) {
 		t.Errorf("reason = %q, want the dial policy's premium-rate refusal", r)
 	}
 }
+
+// TestDatamapTryShowsSignal: `mediagw datamap try` on an alarm example
+// prints, after the fields, the signal each alarm driver would send.
+func TestDatamapTryShowsSignal(t *testing.T) {
+	dir := install(t)
+	t.Setenv("PATH", binaries(t)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	for _, tc := range []struct{ config, mail, want string }{
+		{"alarm-email-to-dc09.yaml", "samples/alarm-fire-html.eml", "  alarm-primary (dc09): ADM-CID [#204711|1110 02 012][Ifire alarm]\n"},
+		{"alarm-email-to-surgard.yaml", "samples/alarm-burglary.eml", "  alarm-primary (surgard): S01001[#123588|Nri1/BA001]\n"},
+	} {
+		mail, err := os.Open(tc.mail)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(filepath.Join(binaries(t), "mediagw"), "datamap", "try", "-c", filepath.Join(dir, tc.config), "alarm")
+		cmd.Stdin = mail
+		out, err := cmd.CombinedOutput()
+		mail.Close()
+		if err != nil || !strings.Contains(string(out), "drivers:\n"+tc.want) {
+			t.Errorf("%s: %v\n%s", tc.config, err, out)
+		}
+	}
+}

@@ -83,6 +83,7 @@ var (
 	_ linedriver.Driver        = (*Driver)(nil)
 	_ linedriver.StateSaver    = (*Driver)(nil)
 	_ linedriver.BaseDirSetter = (*Driver)(nil)
+	_ linedriver.Previewer     = (*Driver)(nil)
 )
 
 // New decodes options strictly. It opens no connection.
@@ -223,6 +224,24 @@ func (d *Driver) signal(rec *linedriver.Record) (alarm.Signal, error) {
 		return s, fmt.Errorf("alarm: Contact ID event %03d has no SIA code in the table; name a SIA code or use protocol ADM-CID: %w", s.CID, alarm.ErrUnknownEvent)
 	}
 	return s, nil
+}
+
+// Preview is the message the record becomes, before the sequence number
+// and timestamp are given (they are added when it is sent).
+func (d *Driver) Preview(rec *linedriver.Record) (string, error) {
+	s, err := d.signal(rec)
+	if err != nil {
+		return "", err
+	}
+	id := d.o.Protocol
+	if d.key != nil {
+		id = "*" + id + " (encrypted)"
+	}
+	out := fmt.Sprintf("%s [%s]", id, Payload(d.o.Protocol, s))
+	if s.Text != "" {
+		out += "[I" + s.Text + "]"
+	}
+	return out, nil
 }
 
 // Payload is the first data block of a signal, without brackets.

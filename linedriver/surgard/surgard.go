@@ -75,7 +75,13 @@ type Driver struct {
 	closeOnce sync.Once
 }
 
-var _ linedriver.Driver = (*Driver)(nil)
+var (
+	_ linedriver.Driver    = (*Driver)(nil)
+	_ linedriver.Previewer = (*Driver)(nil)
+)
+
+// Preview is the line the record becomes (without its DC4).
+func (d *Driver) Preview(rec *linedriver.Record) (string, error) { return d.lineOf(rec) }
 
 // New decodes options strictly. It opens nothing.
 func New(name string, options json.RawMessage, logger *slog.Logger) (linedriver.Driver, error) {
