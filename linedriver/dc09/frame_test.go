@@ -10,7 +10,7 @@ import (
 )
 
 // Published examples. CRC and length fields of messages printed in other
-// DC-09 implementations' tests: the Rust crate dc09 (to_string_test,
+// DC-09 implementations' tests: a Rust DC-09 implementation (to_string_test,
 // parse_message_test, parse_nak_test) and a Java DC-09 library's Dc09Handler
 // tests (parseEventStandardCiphered1, an AES-128 message with key
 // ABCD…ABCD). The SIA-DCS example with extended data is the standard's

@@ -11,7 +11,7 @@ import (
 var vectorTime = time.Date(2015, 6, 22, 15, 12, 40, 0, time.UTC)
 
 // Messages printed in other DC-09 implementations' tests (a Java DC-09
-// library's Dc09Handler tests, key ABCD…ABCD; the Rust crate dc09).
+// library's Dc09Handler tests, key ABCD…ABCD; a Rust DC-09 implementation).
 func TestParse(t *testing.T) {
 	key := []byte{0xAB, 0xCD, 0xAB, 0xCD, 0xAB, 0xCD, 0xAB, 0xCD, 0xAB, 0xCD, 0xAB, 0xCD, 0xAB, 0xCD, 0xAB, 0xCD}
 	tests := []struct {
