@@ -7,5 +7,5 @@ import "embed"
 
 // FS holds the examples as they are in this folder.
 //
-//go:embed maildir-to-file.yaml maps/*.yaml mail/*.eml
+//go:embed maildir-to-file.yaml alarm-email-to-dc09.yaml maps/*.yaml mail/*.eml samples/alarm-*.eml
 var FS embed.FS

@@ -47,7 +47,7 @@ func configs(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"maildir-to-file.yaml", "o365-to-fax.yaml", "alarm-email-to-file.yaml", "maildir-to-fax.yaml"} {
+	for _, want := range []string{"maildir-to-file.yaml", "o365-to-fax.yaml", "alarm-email-to-file.yaml", "alarm-email-to-dc09.yaml", "alarm-email-to-surgard.yaml", "maildir-to-fax.yaml"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("example %s is missing", want)
 		}
@@ -240,6 +240,22 @@ var samples = []sample{
 		routes: []string{"alarm-primary", "alarm-backup"}},
 	{config: "alarm-email-to-file.yaml", connector: "alarms", mail: "samples/alarm-unknown-code.eml",
 		reject: `event: not one of the allowed values`},
+
+	{config: "alarm-email-to-dc09.yaml", connector: "alarms", mail: "samples/alarm-burglary.eml",
+		fields: map[string]string{"alarm_account": "123588", "alarm_event": "BA", "alarm_zone": "1", "alarm_partition": "1",
+			"alarm_text": "Warehouse 4, Dock Road"},
+		routes: []string{"alarm-primary"}},
+	{config: "alarm-email-to-dc09.yaml", connector: "alarms", mail: "samples/alarm-fire-html.eml",
+		fields: map[string]string{"alarm_account": "204711", "alarm_event": "FA", "alarm_zone": "12", "alarm_partition": "2",
+			"alarm_text": "fire alarm"},
+		routes: []string{"alarm-primary", "alarm-backup"}},
+	{config: "alarm-email-to-dc09.yaml", connector: "alarms", mail: "samples/alarm-unknown-code.eml",
+		reject: `event: not one of the allowed values`},
+
+	{config: "alarm-email-to-surgard.yaml", connector: "alarms", mail: "samples/alarm-burglary.eml",
+		fields: map[string]string{"alarm_account": "123588", "alarm_event": "BA"}, routes: []string{"alarm-primary"}},
+	{config: "alarm-email-to-surgard.yaml", connector: "alarms", mail: "samples/alarm-fire-html.eml",
+		fields: map[string]string{"alarm_account": "204711", "alarm_event": "FA"}, routes: []string{"alarm-primary", "alarm-backup"}},
 
 	{config: "maildir-to-fax.yaml", connector: "inbox", mail: "samples/fax-pdf.eml",
 		fields: map[string]string{"fax_number": "+12015550142", "recipient": "Accounts Payable", "sender": "carol@contoso.example", "subject": "Invoice 2026-117"},

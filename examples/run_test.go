@@ -1,6 +1,10 @@
 package examples_test
 
 import (
+	"github.com/mediagw/mediagw/linedriver/surgard/surgardrx"
+
+	"github.com/mediagw/mediagw/linedriver/dc09/dc09rx"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -139,6 +143,128 @@ func TestRunAlarmExample(t *testing.T) {
 	}
 }
 
+// TestRunAlarmDC09Example runs alarm-email-to-dc09.yaml with its receivers
+// replaced by test receivers on loopback: the primary hangs up on the first
+// message, so the burglary and the fire alarm arrive, acknowledged, as
+// Contact ID; the unknown code is rejected.
+func TestRunAlarmDC09Example(t *testing.T) {
+	dir := install(t)
+	primary, backup := &dc09rx.Receiver{}, &dc09rx.Receiver{}
+	paddr, err := primary.ListenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Close()
+	baddr, err := backup.ListenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backup.Close()
+	primary.Then(dc09rx.Hangup, dc09rx.Hangup)
+	cfg := filepath.Join(dir, "alarm-email-to-dc09.yaml")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.NewReplacer("127.0.0.1:9001", paddr, "127.0.0.1:9002", baddr).Replace(string(b))
+	if err := os.WriteFile(cfg, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, filepath.Join(dir, "var", "alarm-Maildir"),
+		"samples/alarm-burglary.eml", "samples/alarm-fire-html.eml", "samples/alarm-unknown-code.eml")
+	g := startGateway(t, cfg)
+	reasons := filepath.Join(dir, "var", "alarm-failed", "*.reason")
+	waitFor(t, g, "two signals acknowledged, one mail rejected", func() bool {
+		return len(primary.Signals())+len(backup.Signals()) >= 2 && len(glob(reasons)) == 1 &&
+			len(glob(filepath.Join(dir, "var", "alarms", "life-safety", "*", "record.json"))) == 1
+	})
+	g.stop(t)
+	got := map[string]bool{}
+	for _, s := range append(primary.Signals(), backup.Signals()...) {
+		got[s.Data] = true
+	}
+	if !got["#123588|1130 01 001"] || !got["#204711|1110 02 012"] {
+		t.Errorf("receivers took %v", got)
+	}
+	if len(backup.Signals()) == 0 {
+		t.Errorf("the backup receiver took nothing though the primary hung up")
+	}
+}
+
+// TestAlarmDC09KillBeforeACK kills the gateway (kill -9) after the DC-09
+// message left and before the receiver's ACK: after the restart the signal
+// is sent again with the same sequence number, which the receiver sees as
+// a repeat of the message it had heard (at least once).
+func TestAlarmDC09KillBeforeACK(t *testing.T) {
+	dir := install(t)
+	rx := &dc09rx.Receiver{}
+	addr, err := rx.ListenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	rx.Then(dc09rx.Silent)
+	cfg := filepath.Join(dir, "alarm-email-to-dc09.yaml")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.NewReplacer("127.0.0.1:9001", addr, "ack_timeout: 10s", "ack_timeout: 60s").Replace(string(b))
+	if err := os.WriteFile(cfg, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, filepath.Join(dir, "var", "alarm-Maildir"), "samples/alarm-burglary.eml")
+	g := startGateway(t, cfg)
+	waitFor(t, g, "the receiver hears the message", func() bool { return len(rx.Heard()) == 1 })
+	if err := g.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	g.cmd.Wait()
+	if n := len(rx.Signals()); n != 0 {
+		t.Fatalf("the receiver acknowledged %d signals before the kill", n)
+	}
+	g = startGateway(t, cfg)
+	waitFor(t, g, "the signal acknowledged after the restart", func() bool { return len(rx.Signals()) == 1 })
+	g.stop(t)
+	heard, got := rx.Heard(), rx.Signals()
+	if got[0].Seq != heard[0].Seq || !got[0].Duplicate || got[0].Data != "#123588|1130 01 001" {
+		t.Errorf("heard %+v, then acknowledged %+v: want the same sequence, marked a repeat", heard[0], got[0])
+	}
+}
+
+// TestRunAlarmSurgardExample runs alarm-email-to-surgard.yaml with the
+// automation software replaced by a test receiver that NAKs the first line:
+// both alarms arrive as SIA lines, acknowledged.
+func TestRunAlarmSurgardExample(t *testing.T) {
+	dir := install(t)
+	rx := &surgardrx.Receiver{}
+	addr, err := rx.ListenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	rx.Then(surgardrx.Nak)
+	cfg := filepath.Join(dir, "alarm-email-to-surgard.yaml")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "127.0.0.1:1025", addr, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, filepath.Join(dir, "var", "alarm-Maildir"), "samples/alarm-burglary.eml", "samples/alarm-fire-html.eml")
+	g := startGateway(t, cfg)
+	waitFor(t, g, "two lines acknowledged", func() bool { return len(rx.Lines()) >= 2 })
+	g.stop(t)
+	got := map[string]bool{}
+	for _, l := range rx.Lines() {
+		got[l.Raw] = true
+	}
+	if !got["S01001[#123588|Nri1/BA001]"] || !got["S01001[#204711|Nri2/FA012]"] {
+		t.Errorf("automation took %v", got)
+	}
+}
+
 // TestRunMaildirToFaxExample runs maildir-to-fax.yaml with its modem
 // replaced by the modem emulator on a pty: the PDF mail becomes a fax the
 // far end confirms, dialled by the driver's dial plan (outside line 9, then
@@ -192,5 +318,28 @@ func TestRunMaildirToFaxExample(t *testing.T) {
 	r, _ := os.ReadFile(glob(filepath.Join(dir, "var", "failed", "*.reason"))[0])
 	if !strings.Contains(string(r), "premium-rate") {
 		t.Errorf("reason = %q, want the dial policy's premium-rate refusal", r)
+	}
+}
+
+// TestDatamapTryShowsSignal: `mediagw datamap try` on an alarm example
+// prints, after the fields, the signal each alarm driver would send.
+func TestDatamapTryShowsSignal(t *testing.T) {
+	dir := install(t)
+	t.Setenv("PATH", binaries(t)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	for _, tc := range []struct{ config, mail, want string }{
+		{"alarm-email-to-dc09.yaml", "samples/alarm-fire-html.eml", "  alarm-primary (dc09): ADM-CID [#204711|1110 02 012][Ifire alarm]\n"},
+		{"alarm-email-to-surgard.yaml", "samples/alarm-burglary.eml", "  alarm-primary (surgard): S01001[#123588|Nri1/BA001]\n"},
+	} {
+		mail, err := os.Open(tc.mail)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(filepath.Join(binaries(t), "mediagw"), "datamap", "try", "-c", filepath.Join(dir, tc.config), "alarm")
+		cmd.Stdin = mail
+		out, err := cmd.CombinedOutput()
+		mail.Close()
+		if err != nil || !strings.Contains(string(out), "drivers:\n"+tc.want) {
+			t.Errorf("%s: %v\n%s", tc.config, err, out)
+		}
 	}
 }

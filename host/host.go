@@ -30,8 +30,10 @@ import (
 	"github.com/mediagw/mediagw/plugin"
 
 	// Built-in line drivers register themselves.
+	_ "github.com/mediagw/mediagw/linedriver/dc09"
 	_ "github.com/mediagw/mediagw/linedriver/faxmodem"
 	_ "github.com/mediagw/mediagw/linedriver/file"
+	_ "github.com/mediagw/mediagw/linedriver/surgard"
 )
 
 // Plan is a config with everything built that can be built without side

@@ -190,3 +190,10 @@ type BaseDirSetter interface {
 type StateSaver interface {
 	DeliverSaving(ctx context.Context, job *Job, report func(Progress), save func(state json.RawMessage) error) Outcome
 }
+
+// Previewer is implemented by drivers that can say what they would put on
+// the line for a record, without sending it: `mediagw datamap try` prints
+// it after the fields (the alarm drivers show the signal).
+type Previewer interface {
+	Preview(rec *Record) (string, error)
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mediagw/mediagw/datamap"
 	"github.com/mediagw/mediagw/host/config"
+	"github.com/mediagw/mediagw/linedriver"
 )
 
 func init() {
@@ -28,11 +29,13 @@ func runDatamapTry(args []string) int {
 		return 2
 	}
 	var file, name string
+	var cfg *config.Config
 	switch {
 	case *mapFile != "" && fs.NArg() == 0:
 		file, name = *mapFile, *mapFile
 	case *cfgPath != "" && fs.NArg() == 1:
-		cfg, err := config.Load(*cfgPath)
+		var err error
+		cfg, err = config.Load(*cfgPath)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -71,5 +74,53 @@ func runDatamapTry(args []string) int {
 		}
 		return 1
 	}
+	if cfg != nil && !previewDrivers(os.Stdout, cfg, m, raw) {
+		return 1
+	}
 	return 0
+}
+
+// previewDrivers prints what each routed driver that can preview
+// (linedriver.Previewer, e.g. the alarm drivers) would send, or why it
+// refuses the record. It reports false when a driver refuses.
+func previewDrivers(w io.Writer, cfg *config.Config, m *datamap.Map, raw []byte) bool {
+	res, err := m.Apply(raw)
+	if err != nil {
+		return true // Try has said why
+	}
+	rec := &linedriver.Record{ID: "preview", Fields: res.Values()}
+	ok, header := true, false
+	for _, name := range res.Routes {
+		dc, found := cfg.Drivers[name]
+		if !found {
+			continue
+		}
+		f, found := linedriver.Lookup(dc.Type)
+		if !found {
+			continue
+		}
+		opts, err := config.NodeJSON(&dc.Options)
+		if err != nil {
+			continue
+		}
+		d, err := f(name, opts, nil)
+		if err != nil {
+			continue // validate reports it
+		}
+		p, can := d.(linedriver.Previewer)
+		if can {
+			if !header {
+				fmt.Fprintln(w, "drivers:")
+				header = true
+			}
+			if line, err := p.Preview(rec); err != nil {
+				fmt.Fprintf(w, "  %s (%s): REFUSED: %v\n", name, dc.Type, err)
+				ok = false
+			} else {
+				fmt.Fprintf(w, "  %s (%s): %s\n", name, dc.Type, line)
+			}
+		}
+		d.Close()
+	}
+	return ok
 }

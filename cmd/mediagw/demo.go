@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register(command{Name: "demo", Usage: "[--dir DIR] [-v] [--example o365|maildir]", Short: "the whole job on this machine: an Office 365 mailbox (stand-in) → data map → fax modem (emulated)", Run: runDemo})
+	register(command{Name: "demo", Usage: "[--dir DIR] [-v] [--example o365|maildir|alarm]", Short: "the whole job on this machine: an Office 365 mailbox (stand-in) → data map → fax modem (emulated)", Run: runDemo})
 }
 
 func runDemo(args []string) int {
@@ -25,9 +25,9 @@ func runDemo(args []string) int {
 	dir := fs.String("dir", "", "where to put the demo's files (default: a new temporary folder, kept)")
 	verbose := fs.Bool("v", false, "also show the gateway's log")
 	timeout := fs.Duration("timeout", 2*time.Minute, "fail when the mails are not all settled by then")
-	example := fs.String("example", "o365", "o365 (mailbox → fax) or maildir (the Maildir → file example)")
+	example := fs.String("example", "o365", "o365 (mailbox → fax), maildir (the Maildir → file example) or alarm (alarm mail → DC-09 receivers)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `Usage: mediagw demo [--dir DIR] [-v] [--example o365|maildir]
+		fmt.Fprintln(fs.Output(), `Usage: mediagw demo [--dir DIR] [-v] [--example o365|maildir|alarm]
 
 Runs the whole gateway on this machine, with no tenant and no modem: a
 stand-in of the Microsoft identity platform, an IMAP mailbox that accepts
@@ -43,6 +43,12 @@ Exit code 0 only when every fax arrived and the bad mail was rejected.`)
 		return 2
 	}
 	switch *example {
+	case "alarm":
+		if err := demoAlarm(*dir, *verbose, *timeout); err != nil {
+			fmt.Fprintln(os.Stderr, "demo failed:", err)
+			return 1
+		}
+		return 0
 	case "maildir":
 		if err := demoMaildir(*dir, *verbose, *timeout); err != nil {
 			fmt.Fprintln(os.Stderr, "demo failed:", err)
@@ -51,7 +57,7 @@ Exit code 0 only when every fax arrived and the bad mail was rejected.`)
 		return 0
 	case "o365":
 	default:
-		fmt.Fprintf(os.Stderr, "demo: unknown example %q (want o365 or maildir)\n", *example)
+		fmt.Fprintf(os.Stderr, "demo: unknown example %q (want o365, maildir or alarm)\n", *example)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

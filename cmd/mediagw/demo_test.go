@@ -167,3 +167,14 @@ func TestDemoMaildirExample(t *testing.T) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestDemoAlarmExample: the alarm demo ends with both alarms acknowledged by
+// a DC-09 receiver (one by the backup) and the unknown code rejected.
+func TestDemoAlarmExample(t *testing.T) {
+	bin := filepath.Join(binaries(t), "mediagw")
+	r := runDemoBinary(t, bin, nil, "--example", "alarm", "--dir", t.TempDir())
+	if r.code != 0 || !strings.Contains(r.stdout, "2 signals acknowledged (1 by the backup after the primary hung up), 1 rejected") ||
+		!strings.Contains(r.stdout, "[#123588|1130 01 001], decrypted") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
