@@ -55,9 +55,26 @@ type Log struct {
 	Format string `yaml:"format"` // text, json
 }
 
-// Status configures the read-only status endpoint.
+// Status configures the status listener: the JSON API, /metrics and the web
+// console. See status.go for the rules that keep it safe off loopback.
 type Status struct {
 	Listen string `yaml:"listen"` // e.g. 127.0.0.1:8025; empty: off
+	// Users may sign in to the console (and use HTTP basic on the API).
+	Users []StatusUser `yaml:"users"`
+	// TokenFile holds one bearer token; whoever presents it is an operator.
+	TokenFile string `yaml:"token_file"`
+	// TLSCert and TLSKey make the listener serve HTTPS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// BehindProxy says a reverse proxy in front terminates TLS.
+	BehindProxy bool `yaml:"behind_proxy"`
+}
+
+// StatusUser is one console account.
+type StatusUser struct {
+	Name         string `yaml:"name"`
+	PasswordHash string `yaml:"password_hash"` // bcrypt or argon2id
+	Role         string `yaml:"role"`          // viewer or operator
 }
 
 // Connector is one connector plugin instance.
@@ -207,6 +224,7 @@ func (c *Config) check(e *Error) {
 	default:
 		e.add("%s: log.format %q: want text or json", c.At("log"), c.Log.Format)
 	}
+	c.checkStatus(e)
 	if len(c.Connectors) == 0 {
 		e.add("%s: no connectors: name at least one under connectors:", c.File)
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -80,5 +81,72 @@ func TestFailedRetention(t *testing.T) {
 		if got := time.Duration(sp.FailedRetention); got != tc.want {
 			t.Errorf("%q: failed_retention %v, want %v", tc.src, got, tc.want)
 		}
+	}
+}
+
+// TestStatusSecurity: the status listener leaves loopback only with a way to
+// sign in and with encryption; users and the token file are checked.
+func TestStatusSecurity(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "mediagw.yaml")
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("token", "0123456789abcdef0123\n")
+	write("short", "abc\n")
+	write("cert.pem", "x")
+	write("key.pem", "x")
+	const hash = "$2a$04$JqfOmEHl3MgmYt/0bX6p6.G2W5Y8I0B1qs0n5fPmeRzOiCCvULtKm" // bcrypt form, cost 4
+	const base = "spool:\n  dir: s\n"
+	user := "  users:\n    - name: ann\n      password_hash: \"" + hash + "\"\n      role: operator\n"
+	for _, tc := range []struct {
+		name, status string
+		want         []string // empty: valid
+	}{
+		{"loopback needs nothing", "  listen: 127.0.0.1:8025\n", nil},
+		{"localhost needs nothing", "  listen: localhost:8025\n", nil},
+		{"ipv6 loopback", "  listen: \"[::1]:8025\"\n", nil},
+		{"all interfaces without users or tls", "  listen: \":8025\"\n",
+			[]string{"is not loopback: give status.users or status.token_file", "give status.tls_cert and status.tls_key, or set status.behind_proxy"}},
+		{"users behind a proxy", "  listen: 0.0.0.0:8025\n  behind_proxy: true\n" + user, nil},
+		{"token with tls", "  listen: 10.0.0.5:8443\n  token_file: token\n  tls_cert: cert.pem\n  tls_key: key.pem\n", nil},
+		{"users without tls", "  listen: 10.0.0.5:8025\n" + user, []string{"give status.tls_cert and status.tls_key"}},
+		{"cert without key", "  tls_cert: cert.pem\n", []string{"tls_cert and tls_key go together"}},
+		{"short token", "  token_file: short\n", []string{"token is shorter than 16 characters"}},
+		{"missing token file", "  token_file: nope\n", []string{"status.token_file:"}},
+		{"plain-text password", "  users:\n    - name: bob\n      password_hash: hunter2hunter2\n      role: viewer\n",
+			[]string{"status.users[0] (bob): password_hash: passwd: not a bcrypt or argon2id hash"}},
+		{"bad role", "  users:\n    - name: bob\n      password_hash: \"" + hash + "\"\n      role: admin\n", []string{`role "admin": want viewer or operator`}},
+		{"unknown key", "  listen: 127.0.0.1:8025\n  passwrd: x\n", []string{"field passwrd not found"}},
+		{"bad listen", "  listen: 8025\n", []string{`status.listen "8025": want host:port`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := base + "status:\n" + tc.status + "connectors:\n  inbox:\n"
+			_, err := Parse(cfgFile, []byte(src))
+			var problems []string
+			var ce *Error
+			if errors.As(err, &ce) {
+				for _, p := range ce.Problems {
+					if strings.Contains(p, "status") || strings.Contains(p, "passwrd") {
+						problems = append(problems, p)
+					}
+				}
+			}
+			if len(tc.want) == 0 && len(problems) > 0 {
+				t.Fatalf("unexpected problems: %q", problems)
+			}
+			joined := strings.Join(problems, "\n")
+			for _, w := range tc.want {
+				if !strings.Contains(joined, w) {
+					t.Errorf("problems lack %q:\n%s", w, joined)
+				}
+			}
+			if strings.Contains(joined, hash) || strings.Contains(joined, "hunter2") {
+				t.Errorf("a problem repeats the password hash:\n%s", joined)
+			}
+		})
 	}
 }
