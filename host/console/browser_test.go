@@ -51,8 +51,8 @@ func TestBrowser(t *testing.T) {
 	if err := b.Do(chromedp.WaitVisible(`[data-unit="connector/o365"][data-light="green"]`), b.Shot("console-overview")); err != nil {
 		t.Fatalf("the light did not turn green: %v", err)
 	}
-	if h, _ := b.Text(`#health`); h != "green" {
-		t.Errorf("gateway health %q, want green", h)
+	if h, _ := b.Text(`#health`); h != "healthy" {
+		t.Errorf("gateway health %q, want healthy", h)
 	}
 	if stayed, err := b.Eval(`window.stayed === true`); !stayed {
 		t.Errorf("the page was reloaded (%v)", err)

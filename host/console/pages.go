@@ -37,6 +37,15 @@ func parseTemplates(s *Server) (map[string]*template.Template, error) {
 			return 100 * k / n
 		},
 		"join": strings.Join,
+		"word": func(l Light) string {
+			switch l {
+			case Green:
+				return "healthy"
+			case Red:
+				return "down"
+			}
+			return "degraded"
+		},
 		"inc":  func(i int) int { return i + 1 },
 		// dict2 hands a name (or job id) and the CSRF token to a
 		// button template.
