@@ -192,11 +192,12 @@ func (s *Server) authenticate(r *http.Request) (*identity, bool) {
 			id.Role, id.Via = Operator, viaBearer
 		case "basic":
 			name, pw, ok := r.BasicAuth()
-			if !ok {
+			if !ok || s.throttle.blocked(clientKey(r), s.now()) {
 				return id, false
 			}
 			u, ok := s.verify(name, pw)
 			if !ok {
+				s.throttle.failed(clientKey(r), s.now())
 				return id, false
 			}
 			id.User, id.Role, id.Via = u.Name, u.Role, viaBasic

@@ -493,3 +493,35 @@ func TestEvents(t *testing.T) {
 	res.Body.Close()
 	r.fake.waitSubscribers(ctx, t, 0)
 }
+
+// TestSignInThrottle: after ten failed sign-ins in a minute an address is
+// refused (even with the right password) until the minute has passed;
+// another address is not affected.
+func TestSignInThrottle(t *testing.T) {
+	r := newRig(t, false)
+	now := time.Now()
+	r.srv.opts.Now = func() time.Time { return now }
+	try := func(from, pw string) int {
+		return r.do(req{path: "/metrics", remote: from, basic: [2]string{"olga", pw}}).StatusCode
+	}
+	for i := range maxFails {
+		if code := try(remote, "guess"); code != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i+1, code)
+		}
+	}
+	if code := try(remote, fakePassword); code != http.StatusUnauthorized {
+		t.Errorf("right password after %d failures: %d, want 401", maxFails, code)
+	}
+	c, tok := r.browser(remote, nil, "/login")
+	res := r.do(req{method: "POST", path: "/login", remote: remote, cookie: c, form: url.Values{"csrf": {tok}, "name": {"olga"}, "password": {fakePassword}}})
+	if res.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("sign-in form while throttled: %d, want 429", res.StatusCode)
+	}
+	if code := try("198.51.100.7:1234", fakePassword); code != http.StatusOK {
+		t.Errorf("another address: %d, want 200", code)
+	}
+	now = now.Add(failWindow)
+	if code := try(remote, fakePassword); code != http.StatusOK {
+		t.Errorf("a minute later: %d, want 200", code)
+	}
+}

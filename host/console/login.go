@@ -25,8 +25,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.deny(w, r, http.StatusForbidden, "missing or wrong CSRF token: reload the page and try again")
 		return
 	}
+	if s.throttle.blocked(clientKey(r), s.now()) {
+		s.log.Warn("console: sign-in refused: too many failures", "remote", r.RemoteAddr)
+		d.Error = "Too many failed sign-ins from your address. Wait a minute and try again."
+		w.WriteHeader(http.StatusTooManyRequests)
+		s.render(w, r, "login", d)
+		return
+	}
 	u, ok := s.verify(d.Name, r.PostFormValue("password"))
 	if !ok {
+		s.throttle.failed(clientKey(r), s.now())
 		s.log.Warn("console: sign-in refused", "user", d.Name, "remote", r.RemoteAddr)
 		d.Error = "Wrong name or password."
 		w.WriteHeader(http.StatusUnauthorized)

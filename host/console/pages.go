@@ -46,7 +46,7 @@ func parseTemplates(s *Server) (map[string]*template.Template, error) {
 			}
 			return "degraded"
 		},
-		"inc":  func(i int) int { return i + 1 },
+		"inc": func(i int) int { return i + 1 },
 		// dict2 hands a name (or job id) and the CSRF token to a
 		// button template.
 		"dict2": func(name, csrf string) map[string]string {

@@ -52,16 +52,17 @@ type Options struct {
 
 // Server is the console. Create it with New; it is an http.Handler.
 type Server struct {
-	b       Backend
-	opts    Options
-	users   map[string]User
-	token   string
-	key     []byte // signs sessions and CSRF tokens; new at every start
-	tpl     map[string]*template.Template
-	cop     *http.CrossOriginProtection
-	handler http.Handler
-	streams atomic.Int64
-	log     *slog.Logger
+	b        Backend
+	opts     Options
+	users    map[string]User
+	token    string
+	key      []byte // signs sessions and CSRF tokens; new at every start
+	tpl      map[string]*template.Template
+	cop      *http.CrossOriginProtection
+	handler  http.Handler
+	streams  atomic.Int64
+	throttle throttle
+	log      *slog.Logger
 }
 
 // New builds a console on a backend.
