@@ -251,7 +251,8 @@ func openPath(p string) bool {
 // browserPath: pages a browser navigates to, answered with a redirect to the
 // login form instead of a 401.
 func (s *Server) browserPath(r *http.Request) bool {
-	return r.Method == http.MethodGet && !s.apiPath(r.URL.Path) && r.URL.Path != "/events"
+	return r.Method == http.MethodGet && !s.apiPath(r.URL.Path) && r.URL.Path != "/events" &&
+		!strings.HasPrefix(r.URL.Path, "/fragments/")
 }
 
 // middleware wraps the whole listener: security headers, cross-origin

@@ -277,6 +277,7 @@ func TestAuth(t *testing.T) {
 			{"GET", "/failed", http.StatusSeeOther},
 			{"GET", "/jobs/r1.fax", http.StatusSeeOther},
 			{"GET", "/events", http.StatusUnauthorized},
+			{"GET", "/fragments/overview", http.StatusUnauthorized}, // the script keeps the page as it is
 			{"GET", "/status", http.StatusUnauthorized},
 			{"GET", "/api/jobs", http.StatusUnauthorized},
 			{"GET", "/metrics", http.StatusUnauthorized},
