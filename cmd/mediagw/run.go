@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/mediagw/mediagw/host"
 	"github.com/mediagw/mediagw/host/config"
+	"github.com/mediagw/mediagw/host/console"
 	"github.com/mediagw/mediagw/host/statusapi"
 )
 
@@ -76,6 +78,7 @@ func runRun(args []string) int {
 		plan.Close()
 		return 1
 	}
+	cb := console.NewHostBackend(h, plan)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -90,11 +93,12 @@ func runRun(args []string) int {
 				continue
 			}
 			h.Reload(np)
+			cb.SetPlan(np)
 			log.Info("config reloaded")
 		}
 	}()
-	if addr := plan.Config.Status.Listen; addr != "" {
-		if err := serveStatus(ctx, addr, h, log); err != nil {
+	if plan.Config.Status.Listen != "" {
+		if err := serveStatus(ctx, plan.Config, h, cb, log); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -108,21 +112,40 @@ func runRun(args []string) int {
 	return 0
 }
 
-func serveStatus(ctx context.Context, addr string, h *host.Host, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
+// serveStatus serves the console, and behind its sign-in the JSON API and
+// the metrics, on status.listen.
+func serveStatus(ctx context.Context, cfg *config.Config, h *host.Host, b console.Backend, log *slog.Logger) error {
+	handler, err := statusHandler(cfg, b, statusapi.Handler(h), log)
 	if err != nil {
-		return fmt.Errorf("status: listen %s: %w", addr, err)
+		return err
 	}
-	srv := &http.Server{Handler: statusapi.Handler(h), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	scheme := "http"
+	if cfg.Status.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Resolve(cfg.Status.TLSCert), cfg.Resolve(cfg.Status.TLSKey))
+		if err != nil {
+			return fmt.Errorf("status: tls: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		scheme = "https"
+	}
+	ln, err := net.Listen("tcp", cfg.Status.Listen)
+	if err != nil {
+		return fmt.Errorf("status: listen %s: %w", cfg.Status.Listen, err)
+	}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return srv.Serve(ln) }
+		if srv.TLSConfig != nil {
+			serve = func() error { return srv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("status endpoint", "error", err)
 		}
 	}()
-	log.Info("status endpoint", "url", "http://"+ln.Addr().String()+"/status")
+	log.Info("status endpoint", "url", scheme+"://"+ln.Addr().String()+"/status", "console", scheme+"://"+ln.Addr().String()+"/")
 	return nil
 }
