@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/mediagw/mediagw/host/config"
 	"github.com/mediagw/mediagw/host/console"
@@ -32,4 +33,18 @@ func statusHandler(cfg *config.Config, b console.Backend, api http.Handler, log 
 		opts.Token = string(tok)
 	}
 	return console.New(b, opts)
+}
+
+// statusToken is the token of status.token_file for the CLI's requests
+// (status, jobs): a listener off loopback wants it. "" when none is set or
+// it cannot be read (the request then says 401).
+func statusToken(cfg *config.Config) string {
+	if cfg.Status.TokenFile == "" {
+		return ""
+	}
+	b, err := os.ReadFile(cfg.Resolve(cfg.Status.TokenFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }

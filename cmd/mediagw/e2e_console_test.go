@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -254,6 +255,14 @@ func TestConsoleSignInRequired(t *testing.T) {
 		if res.StatusCode != tc.code {
 			t.Errorf("%s: %s %s = %d, want %d", tc.name, tc.method, tc.path, res.StatusCode, tc.code)
 		}
+	}
+	// The CLI takes the token from the config.
+	bin := filepath.Join(s.bin, "mediagw")
+	if out, err := exec.Command(bin, "jobs", "list", "-c", s.cfg, "--url", url).CombinedOutput(); err != nil {
+		t.Errorf("mediagw jobs list with the config's token: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "jobs", "list", "--url", url).CombinedOutput(); err == nil || !strings.Contains(string(out), "sign in first") {
+		t.Errorf("mediagw jobs list without a token: %v\n%s", err, out)
 	}
 	if strings.Contains(g.logText(), token) || strings.Contains(g.logText(), "night shift") {
 		t.Error("the log shows the token or a password")

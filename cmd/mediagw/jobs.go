@@ -30,6 +30,7 @@ func init() {
 // jobsClient talks to the gateway's API on its status listener.
 type jobsClient struct {
 	base    string
+	token   string // status.token_file's token, when the config gives one
 	timeout time.Duration
 	asJSON  bool
 }
@@ -74,18 +75,21 @@ func (f *jobsFlags) parse(args []string) ([]string, bool) {
 }
 
 func (f *jobsFlags) client() (*jobsClient, error) {
-	base := *f.url
+	base, token := *f.url, ""
 	if base == "" {
 		cfg, err := config.Load(*f.cfgPath)
 		if err != nil {
 			return nil, err
 		}
+		token = statusToken(cfg)
 		if base, err = statusURL(cfg.Status.Listen, *f.cfgPath); err != nil {
 			return nil, err
 		}
+	} else if cfg, err := config.Load(*f.cfgPath); err == nil {
+		token = statusToken(cfg) // --url with -c: the token still comes from the config
 	}
 	base = strings.TrimSuffix(strings.TrimSuffix(base, "/"), "/status")
-	return &jobsClient{base: base, timeout: *f.timeout, asJSON: *f.asJSON}, nil
+	return &jobsClient{base: base, token: token, timeout: *f.timeout, asJSON: *f.asJSON}, nil
 }
 
 // apiError is an answer of the API other than 200.
@@ -103,6 +107,9 @@ func (c *jobsClient) call(method, path string, out any) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

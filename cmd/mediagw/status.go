@@ -33,22 +33,25 @@ func runStatus(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	target := *url
+	target, token := *url, ""
 	if target == "" {
 		cfg, err := config.Load(*cfgPath)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		token = statusToken(cfg)
 		target, err = statusURL(cfg.Status.Listen, *cfgPath)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+	} else if cfg, err := config.Load(*cfgPath); err == nil {
+		token = statusToken(cfg) // --url with -c: the token still comes from the config
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	body, st, err := fetchStatus(ctx, target)
+	body, st, err := fetchStatus(ctx, target, token)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -112,11 +115,14 @@ type statusDoc struct {
 	Failed int            `json:"failed"`
 }
 
-func fetchStatus(ctx context.Context, url string) ([]byte, statusDoc, error) {
+func fetchStatus(ctx context.Context, url, token string) ([]byte, statusDoc, error) {
 	var st statusDoc
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, st, fmt.Errorf("status: %w", err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
