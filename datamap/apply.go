@@ -82,6 +82,22 @@ type MessageInfo struct {
 	Body       string // the body after pre-processing
 	Parts      []Part
 	Warnings   []string // e.g. "winmail.dat (TNEF) attachment not decoded"
+	// Reply holds what answering the sender needs (delivery reports):
+	// bare addresses and the headers that mark machine-sent mail.
+	Reply ReplyInfo
+}
+
+// ReplyInfo is the part of a message's header a reply to it needs.
+type ReplyInfo struct {
+	From          string // bare address of the first From
+	ReplyTo       string // bare address of the first Reply-To
+	To            string // bare address of the first To
+	References    string
+	ReturnPath    string
+	AutoSubmitted string
+	Precedence    string
+	ListID        string
+	Report        string // X-Mediagw-Report: the message is a report of ours
 }
 
 // Value returns the value of a field, "" when there is no such field.
@@ -359,6 +375,24 @@ func (s *state) info() {
 	}
 	info.Parts = msg.Parts
 	info.Warnings = msg.Warnings
+	first := func(as []mailparse.Address) string {
+		if len(as) > 0 {
+			return as[0].Address
+		}
+		return ""
+	}
+	header := func(name string) string {
+		if v := msg.HeaderValues(name); len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	info.Reply = ReplyInfo{
+		From: first(msg.From), ReplyTo: first(msg.ReplyTo), To: first(msg.To),
+		References: header("References"), ReturnPath: header("Return-Path"),
+		AutoSubmitted: header("Auto-Submitted"), Precedence: header("Precedence"),
+		ListID: header("List-Id"), Report: header("X-Mediagw-Report"),
+	}
 
 	body := msg.Text
 	info.BodySource = "text part " + strings.Join(msg.TextParts, ", ")

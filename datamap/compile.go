@@ -116,6 +116,7 @@ func Compile(name string, spec Spec) (*Map, error) {
 	if spec.Limits.MaxDocumentBytes < 0 || spec.Limits.MaxTextBytes < 0 || spec.Limits.MaxParts < 0 {
 		bad("limits", "limits must not be negative")
 	}
+	checkNotify(spec.Notify, bad)
 	if spec.Dial != nil {
 		var old struct {
 			CountryCode string `yaml:"country_code"`

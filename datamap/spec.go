@@ -42,6 +42,7 @@ type Spec struct {
 	// windows-1252.
 	DefaultCharset string      `yaml:"default_charset,omitempty"`
 	Routes         []RouteSpec `yaml:"routes"`
+	Notify         *NotifySpec `yaml:"notify,omitempty"`
 }
 
 // RemovedKey is a key of earlier versions, kept so that Compile can name

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	"github.com/mediagw/mediagw/host/metrics"
 	"github.com/mediagw/mediagw/host/pipeline"
 	"github.com/mediagw/mediagw/host/pluginmgr"
+	"github.com/mediagw/mediagw/host/report"
 	"github.com/mediagw/mediagw/host/spool"
 	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/plugin"
@@ -44,6 +46,8 @@ type Plan struct {
 	Drivers    map[string]linedriver.Driver
 	DriverFP   map[string]string // fingerprint of each driver's config
 	Connectors map[string]*ConnectorPlan
+	// Reports are the notify sections of the connectors whose map has one.
+	Reports map[string]*report.Config
 }
 
 // ConnectorPlan is one connector ready to launch.
@@ -57,7 +61,7 @@ type ConnectorPlan struct {
 // Prepare builds a plan from a loaded config; the error lists every problem.
 func Prepare(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 	p := &Plan{Config: cfg, Maps: map[string]*datamap.Map{}, Drivers: map[string]linedriver.Driver{},
-		DriverFP: map[string]string{}, Connectors: map[string]*ConnectorPlan{}}
+		DriverFP: map[string]string{}, Connectors: map[string]*ConnectorPlan{}, Reports: map[string]*report.Config{}}
 	e := &config.Error{}
 	for _, name := range config.SortedKeys(cfg.Maps) {
 		file := cfg.Resolve(cfg.Maps[name])
@@ -123,6 +127,16 @@ func Prepare(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 			parts = append(parts, p.DriverFP[d])
 		}
 		p.Connectors[name] = &ConnectorPlan{Name: name, Config: cc, JSON: js, FP: fingerprint(parts...)}
+		if m := p.Maps[cc.Map]; m != nil {
+			if n := m.Notify(); n != nil {
+				ts, err := report.LoadTemplates(n, filepath.Dir(cfg.Resolve(cfg.Maps[cc.Map])))
+				if err != nil {
+					e.Problems = append(e.Problems, fmt.Sprintf("%s: map %s: notify: %v", cfg.At("maps."+cc.Map), cc.Map, err))
+					continue
+				}
+				p.Reports[name] = &report.Config{Notify: n, Templates: ts}
+			}
+		}
 	}
 	if len(e.Problems) > 0 {
 		p.Close()
@@ -169,16 +183,23 @@ type Host struct {
 	spool *spool.Spool
 	// Backoff makes the relaunch schedule of crashed plugins; tests shorten it.
 	Backoff func() *pluginmgr.Backoff
+	// WrapSender, when set, replaces the sender of each launched connector
+	// (tests put a recording sender there); the connector then counts as
+	// able to send.
+	WrapSender func(connector string, s plugin.Sender) plugin.Sender
 
 	hub     *activity.Hub
 	metrics *metrics.Metrics
 	now     func() time.Time // the clock of pruning (tests move it)
+	reports *report.Service
 
-	mu       sync.Mutex
-	plan     *Plan
-	drivers  map[string]*driverUnit
-	conns    map[string]*connUnit
-	stopping bool
+	mu        sync.Mutex
+	plan      *Plan
+	drivers   map[string]*driverUnit
+	rmu       sync.Mutex             // guards reporters (written under mu too)
+	reporters map[string]*driverUnit // per connector with notify
+	conns     map[string]*connUnit
+	stopping  bool
 }
 
 type driverUnit struct {
@@ -213,7 +234,8 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 	}
 	hub := activity.NewHub()
 	h := &Host{log: slog.New(hub.Handler(log.Handler())), spool: sp, Backoff: pluginmgr.DefaultBackoff, hub: hub, now: time.Now,
-		drivers: map[string]*driverUnit{}, conns: map[string]*connUnit{}}
+		drivers: map[string]*driverUnit{}, reporters: map[string]*driverUnit{}, conns: map[string]*connUnit{}}
+	h.reports = report.NewService(h.log.With("component", "report"))
 	h.metrics = metrics.New(h.metricsSnapshot)
 	hub.Observe(h.metrics.Observe)
 	slog := h.log.With("component", "spool")
@@ -238,6 +260,9 @@ func (h *Host) IncReportsSent(connector, result string) { h.metrics.IncReportsSe
 
 // Spool returns the host's spool (for status).
 func (h *Host) Spool() *spool.Spool { return h.spool }
+
+// Reports returns the host's report service (its clock, its counts).
+func (h *Host) Reports() *report.Service { return h.reports }
 
 // Run starts the plan and runs until ctx ends; then it stops the connectors
 // first (no new messages), then the drivers (attempts in progress end and
@@ -316,6 +341,31 @@ func (h *Host) apply(p *Plan) {
 			delete(h.drivers, name)
 		}
 	}
+	h.reports.SetConfigs(p.Reports)
+	for name, u := range h.reporters {
+		if _, ok := p.Reports[name]; !ok {
+			u.cancel()
+			<-u.done
+			h.rmu.Lock()
+			delete(h.reporters, name)
+			h.rmu.Unlock()
+		}
+	}
+	for name := range p.Reports {
+		if _, running := h.reporters[name]; running {
+			continue
+		}
+		// A report has its own dispatcher and slots: one that cannot be
+		// sent never holds up a fax.
+		d := report.NewDriver(name, h.reports, h.log.With("driver", report.DriverName(name)))
+		ctx, cancel := context.WithCancel(context.Background())
+		u := &driverUnit{driver: d, cancel: cancel, done: make(chan struct{}),
+			disp: delivery.New(d, h.spool, h.log.With("driver", d.Name()), report.MaxAttempts)}
+		h.rmu.Lock()
+		h.reporters[name] = u
+		h.rmu.Unlock()
+		go func() { defer close(u.done); u.disp.Run(ctx) }()
+	}
 	for name, d := range p.Drivers {
 		if _, running := h.drivers[name]; running {
 			if d != h.drivers[name].driver {
@@ -326,6 +376,7 @@ func (h *Host) apply(p *Plan) {
 		ctx, cancel := context.WithCancel(context.Background())
 		u := &driverUnit{fp: p.DriverFP[name], driver: d, cancel: cancel, done: make(chan struct{}),
 			disp: delivery.New(d, h.spool, h.log.With("driver", name), p.Config.Drivers[name].MaxAttempts)}
+		u.disp.FollowUps, u.disp.FollowedUp = h.reports.FollowUps, h.wakeReporters
 		h.drivers[name] = u
 		go func() { defer close(u.done); u.disp.Run(ctx) }()
 		h.log.Info("driver started", "driver", name, "type", p.Config.Drivers[name].Type, "slots", d.Slots())
@@ -356,9 +407,24 @@ func (h *Host) pipelineFor(p *Plan, cp *ConnectorPlan) *pipeline.Pipeline {
 	for name, u := range h.drivers {
 		targets[name] = pipeline.Target{Driver: u.driver, Notify: u.disp.Notify}
 	}
-	return &pipeline.Pipeline{
+	pl := &pipeline.Pipeline{
 		Connector: cp.Name, Mapper: dataMap{p.Maps[cp.Config.Map]}, Targets: targets, Routes: cp.Config.Routes,
 		Spool: h.spool, Log: h.log.With("connector", cp.Name), MaxInFlight: cp.Config.MaxInFlight, RetryAfter: 30 * time.Second,
+	}
+	if u := h.reporters[cp.Name]; u != nil {
+		pl.OnReject, pl.FollowedUp = h.reports.Rejected, u.disp.Notify
+	}
+	return pl
+}
+
+// wakeReporters tells the report dispatchers that new reports may be due.
+// It runs from a driver's dispatcher, which apply may be waiting for while
+// it holds mu: so the reporters have a lock of their own.
+func (h *Host) wakeReporters() {
+	h.rmu.Lock()
+	defer h.rmu.Unlock()
+	for _, u := range h.reporters {
+		u.disp.Notify()
 	}
 }
 
@@ -378,6 +444,7 @@ func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pi
 			setHealth(st, log, plugin.HealthHealthy, "", func(s *pluginmgr.State) { s.Pid = inst.Pid })
 			log.Info("plugin started", "plugin", cp.Config.PluginPath, "pid", inst.Pid, "name", inst.Info.Name, "version", inst.Info.Version)
 			u.setInstance(inst)
+			h.setSender(cp.Name, inst)
 			hctx, hcancel := context.WithCancel(ctx)
 			watched := make(chan struct{})
 			go func() { defer close(watched); h.watchHealth(hctx, inst.Connector, st, log) }()
@@ -385,6 +452,7 @@ func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pi
 			hcancel()
 			<-watched // no health report of this plugin lands after it is gone
 			u.setInstance(nil)
+			h.reports.SetSender(cp.Name, nil, false, false)
 			inst.Kill()
 		}
 		if ctx.Err() != nil {
@@ -451,6 +519,17 @@ func setHealth(st *pluginmgr.State, log *slog.Logger, health plugin.HealthState,
 	}
 }
 
+// setSender hands the report service the running plugin's sender, when it
+// advertises the send capability.
+func (h *Host) setSender(name string, inst *pluginmgr.Instance) {
+	can := slices.Contains(inst.Info.Capabilities, plugin.CapabilitySend)
+	snd, _ := any(inst.Connector).(plugin.Sender)
+	if h.WrapSender != nil {
+		snd, can = h.WrapSender(name, snd), true
+	}
+	h.reports.SetSender(name, snd, can, true)
+}
+
 func (h *Host) watchHealth(ctx context.Context, c plugin.HealthReporter, st *pluginmgr.State, log *slog.Logger) {
 	for hl := range c.Health(ctx) {
 		if ctx.Err() != nil {
@@ -474,5 +553,12 @@ func (h *Host) stopAll() {
 		<-u.done
 		u.driver.Close()
 		delete(h.drivers, name)
+	}
+	for name, u := range h.reporters {
+		u.cancel()
+		<-u.done
+		h.rmu.Lock()
+		delete(h.reporters, name)
+		h.rmu.Unlock()
 	}
 }

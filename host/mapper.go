@@ -12,9 +12,14 @@ type dataMap struct{ m *datamap.Map }
 func (d dataMap) Map(raw []byte) (*pipeline.Mapped, error) {
 	res, err := d.m.Apply(raw)
 	if err != nil {
-		return nil, err
+		// What the map read of the header still lets the host answer.
+		var origin *linedriver.Origin
+		if res != nil {
+			origin = originOf(&res.Message)
+		}
+		return &pipeline.Mapped{Origin: origin}, err
 	}
-	out := &pipeline.Mapped{Fields: make(map[string]string, len(res.Fields)), Routes: res.Routes}
+	out := &pipeline.Mapped{Fields: make(map[string]string, len(res.Fields)), Routes: res.Routes, Origin: originOf(&res.Message)}
 	for _, f := range res.Fields {
 		out.Fields[f.Name] = f.Value
 	}
@@ -26,4 +31,16 @@ func (d dataMap) Map(raw []byte) (*pipeline.Mapped, error) {
 	}
 	out.Warnings = res.Warnings
 	return out, nil
+}
+
+func originOf(m *datamap.MessageInfo) *linedriver.Origin {
+	r := m.Reply
+	if m.MessageID == "" && r.From == "" {
+		return nil
+	}
+	return &linedriver.Origin{
+		MessageID: m.MessageID, References: r.References, Subject: m.Subject,
+		From: r.From, ReplyTo: r.ReplyTo, To: r.To, ReturnPath: r.ReturnPath,
+		AutoSubmitted: r.AutoSubmitted, Precedence: r.Precedence, ListID: r.ListID, Report: r.Report,
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/mediagw/mediagw/host/delivery"
 	"github.com/mediagw/mediagw/host/metrics"
 	"github.com/mediagw/mediagw/host/pluginmgr"
+	"github.com/mediagw/mediagw/host/report"
 	"github.com/mediagw/mediagw/host/spool"
 	"github.com/mediagw/mediagw/plugin"
 )
@@ -49,6 +50,9 @@ type Status struct {
 	// an attempt); Failed the jobs that failed for good.
 	Queued map[string]int `json:"queued"`
 	Failed int            `json:"failed"`
+	// Reports counts each connector's delivery reports since start (those
+	// still to send are under queued, as report:<connector>).
+	Reports map[string]report.Counts `json:"reports,omitempty"`
 }
 
 // Status reports the health of the connectors, drivers and spool, and the
@@ -72,6 +76,9 @@ func (h *Host) Status() (Status, error) {
 	st.Spool = h.spool.Health()
 	ss, err := h.spool.Stats()
 	st.Queued, st.Failed = ss.Queued, ss.Failed
+	if c := h.reports.Counts(); len(c) > 0 {
+		st.Reports = c
+	}
 	now := time.Now()
 	for name, d := range drivers {
 		hl := d.disp.Health()

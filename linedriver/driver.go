@@ -50,6 +50,9 @@ type Record struct {
 	// installed font can draw).
 	Warnings []string  `json:"warnings,omitempty"`
 	Received time.Time `json:"received"`
+	// Origin is what the gateway needs to answer the message's sender
+	// (delivery reports); nil when the source gave no message headers.
+	Origin *Origin `json:"origin,omitempty"`
 }
 
 // Skipped is an attachment, or part of a message, left out of a record.
@@ -57,6 +60,23 @@ type Skipped struct {
 	Name   string `json:"name"`
 	Type   string `json:"type,omitempty"`
 	Reason string `json:"reason"`
+}
+
+// Origin holds the headers of a record's message that a reply needs: where
+// to send it, what to thread it under, and whether the message came from a
+// machine that must not be answered. Addresses are bare (no display name).
+type Origin struct {
+	MessageID     string `json:"message_id,omitempty"` // without angle brackets
+	References    string `json:"references,omitempty"`
+	Subject       string `json:"subject,omitempty"`
+	From          string `json:"from,omitempty"`
+	ReplyTo       string `json:"reply_to,omitempty"`
+	To            string `json:"to,omitempty"` // the first recipient: the gateway's mailbox, as a rule
+	ReturnPath    string `json:"return_path,omitempty"`
+	AutoSubmitted string `json:"auto_submitted,omitempty"`
+	Precedence    string `json:"precedence,omitempty"`
+	ListID        string `json:"list_id,omitempty"`
+	Report        string `json:"report,omitempty"` // X-Mediagw-Report: the message is one of our reports
 }
 
 // Document is one thing to deliver: a body text, an attachment.

@@ -26,6 +26,12 @@ type Dispatcher struct {
 	log         *slog.Logger
 	maxAttempts int
 
+	// FollowUps, when set, names the jobs a final outcome brings about (a
+	// delivery report); they are written in the same spool transaction as
+	// the outcome. FollowedUp is called after they were written.
+	FollowUps  func(job *linedriver.Job, o linedriver.Outcome) []spool.FollowUp
+	FollowedUp func()
+
 	wake chan struct{}
 
 	mu     sync.Mutex
@@ -260,7 +266,11 @@ func (d *Dispatcher) attempt(ctx context.Context, e *spool.Entry) {
 	if !dialled.IsZero() {
 		ids = append(ids, slog.Float64("call_seconds", ended.Sub(dialled).Seconds()))
 	}
-	if err := d.record(ctx, job.ID, o, counted, rec, ids); err != nil {
+	var follow []spool.FollowUp
+	if d.FollowUps != nil && o.Result != linedriver.Temporary {
+		follow = d.FollowUps(&job, o)
+	}
+	if err := d.record(ctx, job.ID, o, counted, rec, follow, ids); err != nil {
 		d.log.Error("outcome not recorded in the spool; the job will be attempted again when the gateway starts next",
 			append(attrsAny(ids), "result", o.Result.String(), "error", err)...)
 		return
@@ -288,10 +298,17 @@ func (d *Dispatcher) attempt(ctx context.Context, e *spool.Entry) {
 // full disk, say) is tried again, with growing pauses, until it succeeds or
 // the gateway stops: attempting the job again at once would deliver it
 // again, a fax to the same number over and over.
-func (d *Dispatcher) record(ctx context.Context, id string, o linedriver.Outcome, countAttempt bool, a *spool.Attempt, ids []slog.Attr) error {
+func (d *Dispatcher) record(ctx context.Context, id string, o linedriver.Outcome, countAttempt bool, a *spool.Attempt, follow []spool.FollowUp, ids []slog.Attr) error {
 	wait := recordRetryMin
+	complete := func() error {
+		n, err := d.spool.CompleteWith(id, o, countAttempt, a, follow)
+		if err == nil && n > 0 && d.FollowedUp != nil {
+			d.FollowedUp()
+		}
+		return err
+	}
 	for {
-		err := d.spool.CompleteAttempt(id, o, countAttempt, a)
+		err := complete()
 		if err == nil || errors.Is(err, spool.ErrNotFound) {
 			return err
 		}
@@ -301,7 +318,7 @@ func (d *Dispatcher) record(ctx context.Context, id string, o linedriver.Outcome
 		case <-ctx.Done():
 			t.Stop()
 			// One last try: a shutdown is no reason to lose the outcome.
-			return d.spool.CompleteAttempt(id, o, countAttempt, a)
+			return complete()
 		case <-t.C:
 		}
 		wait = min(2*wait, recordRetryMax)

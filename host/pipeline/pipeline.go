@@ -29,6 +29,9 @@ type Mapped struct {
 	Skipped   []linedriver.Skipped // left out of Documents by the map
 	Warnings  []string             // about the documents (e.g. characters no font has)
 	Routes    []string             // driver names
+	// Origin holds the headers a reply to the message needs; a Mapper sets
+	// it also when it returns an error, as far as it could read them.
+	Origin *linedriver.Origin
 }
 
 // Mapper turns a raw message into a record. An error means the message can
@@ -53,6 +56,12 @@ type Pipeline struct {
 	Log         *slog.Logger
 	MaxInFlight int
 	RetryAfter  time.Duration // for deferred messages (spool errors)
+	// OnReject, when set, says which jobs a rejection brings about (its
+	// delivery report). They are in the spool before the rejection is
+	// settled; when the spool cannot take them the message is retried.
+	OnReject func(rec *linedriver.Record, reason error) []spool.FollowUp
+	// FollowedUp is called after OnReject's jobs were written.
+	FollowedUp func()
 }
 
 // Run reads from src until ctx ends (returns nil) or src fails (returns the
@@ -177,8 +186,27 @@ func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settleme
 		p.Spool.Deferred(err)
 		return plugin.Settlement{Kind: plugin.Retry, Reason: err.Error(), RetryAfter: p.RetryAfter}, "", ""
 	}
-	reject := func(class, reason string) (plugin.Settlement, string, string) {
-		return plugin.Settlement{Kind: plugin.Reject, Reason: reason}, "", class
+	var mapped *Mapped
+	rec := linedriver.Record{ID: newID(), SourceID: msg.SourceID, Connector: p.Connector, Received: msg.ReceivedAt}
+	if rec.Received.IsZero() {
+		rec.Received = time.Now()
+	}
+	reject := func(class string, why error) (plugin.Settlement, string, string) {
+		if p.OnReject != nil {
+			if mapped != nil && rec.Origin == nil {
+				rec.Origin = mapped.Origin
+			}
+			if f := p.OnReject(&rec, why); len(f) > 0 {
+				n, err := p.Spool.Add(f)
+				if err != nil {
+					return retry(err)
+				}
+				if n > 0 && p.FollowedUp != nil {
+					p.FollowedUp()
+				}
+			}
+		}
+		return plugin.Settlement{Kind: plugin.Reject, Reason: why.Error()}, "", class
 	}
 	if seen, err := p.Spool.Seen(p.Connector, msg.SourceID); err != nil {
 		return retry(err)
@@ -189,7 +217,7 @@ func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settleme
 
 	mapped, err := p.mapSafely(msg.Raw)
 	if err != nil {
-		return reject(RejectMap, err.Error())
+		return reject(RejectMap, err)
 	}
 	names := make([]string, 0, len(mapped.Fields))
 	for k := range mapped.Fields {
@@ -203,24 +231,19 @@ func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settleme
 	if len(routes) == 0 {
 		routes = p.Routes
 	}
+	rec.Fields, rec.Documents, rec.Origin = mapped.Fields, mapped.Documents, mapped.Origin
+	rec.Skipped, rec.Warnings = mapped.Skipped, mapped.Warnings
 	if len(routes) == 0 {
-		return reject(RejectNoRoute, "no route: the data map chose no line driver and the connector has no default route")
-	}
-	rec := linedriver.Record{
-		ID: newID(), SourceID: msg.SourceID, Connector: p.Connector,
-		Fields: mapped.Fields, Documents: mapped.Documents, Skipped: mapped.Skipped, Warnings: mapped.Warnings, Received: msg.ReceivedAt,
-	}
-	if rec.Received.IsZero() {
-		rec.Received = time.Now()
+		return reject(RejectNoRoute, errors.New("no route: the data map chose no line driver and the connector has no default route"))
 	}
 	var jobs []*linedriver.Job
 	for _, name := range routes {
 		t, ok := p.Targets[name]
 		if !ok {
-			return reject(RejectUnknownRoute, fmt.Sprintf("route names line driver %q, which is not configured", name))
+			return reject(RejectUnknownRoute, fmt.Errorf("route names line driver %q, which is not configured", name))
 		}
 		if err := t.Driver.Check(&rec); err != nil {
-			return reject(RejectDriver, fmt.Sprintf("%s: %v", name, err))
+			return reject(RejectDriver, fmt.Errorf("%s: %w", name, err))
 		}
 		jobs = append(jobs, &linedriver.Job{ID: rec.ID + "." + name, Driver: name, Record: rec, Accepted: time.Now()})
 	}
@@ -251,7 +274,10 @@ func (p *Pipeline) mapSafely(raw []byte) (m *Mapped, err error) {
 		}
 	}()
 	m, err = p.Mapper.Map(raw)
-	if err == nil && m == nil {
+	if err != nil {
+		return m, err
+	}
+	if m == nil {
 		err = errors.New("data map returned no record")
 	}
 	return m, err

@@ -221,51 +221,119 @@ func (s *Spool) Next(driver string, skip map[string]bool) (*Entry, error) {
 // Temporary reschedules it with the new state; Permanent moves it to the
 // failed list, where the operator can still see it.
 func (s *Spool) Complete(id string, o linedriver.Outcome, countAttempt bool) error {
-	return s.CompleteAttempt(id, o, countAttempt, nil)
+	_, err := s.CompleteWith(id, o, countAttempt, nil, nil)
+	return err
 }
 
 // CompleteAttempt is Complete that also keeps a's record of the attempt in
 // the job's history (the last MaxHistory attempts; see Job).
 func (s *Spool) CompleteAttempt(id string, o linedriver.Outcome, countAttempt bool, a *Attempt) error {
-	return s.update(func(tx *bolt.Tx) error {
-		e, err := getEntry(tx, id)
+	_, err := s.CompleteWith(id, o, countAttempt, a, nil)
+	return err
+}
+
+// FollowUp is a job that an outcome or a rejection brings about (a delivery
+// report), added at most once per Key: a second FollowUp with the same Key
+// and Namespace adds nothing, even after the first one's job is gone, until
+// Forget drops the key like a source id.
+type FollowUp struct {
+	Namespace string // e.g. "report:inbox"
+	Key       string // e.g. "<record>/delivered"
+	Job       *linedriver.Job
+}
+
+// CompleteWith is CompleteAttempt, and adds the follow-up jobs in the same
+// transaction: a crash cannot keep the outcome and lose its report, or the
+// other way round. It returns how many follow-ups were new.
+func (s *Spool) CompleteWith(id string, o linedriver.Outcome, countAttempt bool, a *Attempt, follow []FollowUp) (added int, err error) {
+	err = s.update(func(tx *bolt.Tx) error {
+		added = 0
+		if err := complete(tx, id, o, countAttempt, a); err != nil {
+			return err
+		}
+		added, err = addFollowUps(tx, follow)
+		return err
+	})
+	return added, err
+}
+
+// Add stores follow-up jobs on their own (e.g. the report of a rejected
+// message, written before the rejection is settled). It returns how many
+// were new.
+func (s *Spool) Add(follow []FollowUp) (added int, err error) {
+	err = s.update(func(tx *bolt.Tx) error {
+		added, err = addFollowUps(tx, follow)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("spool: add follow-up jobs: %w", err)
+	}
+	return added, nil
+}
+
+func addFollowUps(tx *bolt.Tx, follow []FollowUp) (int, error) {
+	now := time.Now()
+	src := tx.Bucket(bucketSources)
+	n := 0
+	for _, f := range follow {
+		key := sourceKey(f.Namespace, f.Key)
+		if src.Get(key) != nil || tx.Bucket(bucketJobs).Get([]byte(f.Job.ID)) != nil {
+			continue
+		}
+		if err := putEntry(tx, &Entry{Job: *f.Job, Due: now}); err != nil {
+			return n, err
+		}
+		b, err := json.Marshal(sourceEntry{Jobs: []string{f.Job.ID}, Accepted: now})
+		if err != nil {
+			return n, err
+		}
+		if err := src.Put(key, b); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// complete records an outcome in tx: see Complete.
+func complete(tx *bolt.Tx, id string, o linedriver.Outcome, countAttempt bool, a *Attempt) error {
+	e, err := getEntry(tx, id)
+	if err != nil {
+		return err
+	}
+	if err := removeEntry(tx, e); err != nil {
+		return err
+	}
+	if err := appendHistory(tx, id, a); err != nil {
+		return err
+	}
+	switch o.Result {
+	case linedriver.Delivered:
+		return tx.Bucket(bucketHistory).Delete([]byte(id))
+	case linedriver.Permanent:
+		if countAttempt {
+			e.Job.Attempt++
+		}
+		e.LastError, e.Category, e.Finished = o.Reason, o.Category, time.Now()
+		b, err := json.Marshal(e)
 		if err != nil {
 			return err
 		}
-		if err := removeEntry(tx, e); err != nil {
+		return tx.Bucket(bucketFailed).Put([]byte(id), b)
+	default:
+		if countAttempt {
+			e.Job.Attempt++
+		}
+		if o.State != nil {
+			e.Job.State = o.State
+		}
+		e.LastError, e.Category = o.Reason, o.Category
+		e.Due = time.Now().Add(o.RetryAfter)
+		if err := tx.Bucket(bucketRetry).Put([]byte(id), nil); err != nil {
 			return err
 		}
-		if err := appendHistory(tx, id, a); err != nil {
-			return err
-		}
-		switch o.Result {
-		case linedriver.Delivered:
-			return tx.Bucket(bucketHistory).Delete([]byte(id))
-		case linedriver.Permanent:
-			if countAttempt {
-				e.Job.Attempt++
-			}
-			e.LastError, e.Category, e.Finished = o.Reason, o.Category, time.Now()
-			b, err := json.Marshal(e)
-			if err != nil {
-				return err
-			}
-			return tx.Bucket(bucketFailed).Put([]byte(id), b)
-		default:
-			if countAttempt {
-				e.Job.Attempt++
-			}
-			if o.State != nil {
-				e.Job.State = o.State
-			}
-			e.LastError, e.Category = o.Reason, o.Category
-			e.Due = time.Now().Add(o.RetryAfter)
-			if err := tx.Bucket(bucketRetry).Put([]byte(id), nil); err != nil {
-				return err
-			}
-			return putEntry(tx, e)
-		}
-	})
+		return putEntry(tx, e)
+	}
 }
 
 // SaveState keeps a driver's state of a job in the middle of an attempt

@@ -1,0 +1,187 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/mediagw/mediagw/datamap"
+	"github.com/mediagw/mediagw/linedriver"
+	"github.com/mediagw/mediagw/plugin"
+)
+
+// Driver is the built-in line driver of one connector's reports: each job
+// is one report, sent through the connector's plugin. It is not configured
+// under drivers: the host runs one per connector whose map has notify.
+type Driver struct {
+	connector string
+	svc       *Service
+	log       *slog.Logger
+	// PDF, when set, makes the PDF of a delivered record's pages for
+	// notify.attach_pages.
+	PDF func(ctx context.Context, rec *linedriver.Record) ([]byte, error)
+}
+
+var _ linedriver.Driver = (*Driver)(nil)
+
+// NewDriver makes the report driver of a connector.
+func NewDriver(connector string, svc *Service, log *slog.Logger) *Driver {
+	return &Driver{connector: connector, svc: svc, log: log}
+}
+
+// Name is DriverName(connector).
+func (d *Driver) Name() string { return DriverName(d.connector) }
+
+// Check accepts every record: report jobs are made by the host only.
+func (d *Driver) Check(*linedriver.Record) error { return nil }
+
+// Slots: two reports of a connector go out at once.
+func (d *Driver) Slots() int { return 2 }
+
+// Close has nothing to release.
+func (d *Driver) Close() error { return nil }
+
+// Retry pauses: a minute, doubling, at most an hour; while the plugin is
+// not running, half a minute without using up an attempt.
+const (
+	retryMin  = time.Minute
+	retryMax  = time.Hour
+	downRetry = 30 * time.Second
+	// MaxAttempts is what the host gives the report dispatcher: with the
+	// pauses above, about a day and a half of trying.
+	MaxAttempts = 40
+)
+
+func backoff(attempt int) time.Duration {
+	d := retryMin
+	for i := 1; i < attempt && d < retryMax; i++ {
+		d *= 2
+	}
+	return min(d, retryMax)
+}
+
+// Deliver sends one report.
+func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(linedriver.Progress)) linedriver.Outcome {
+	cfg, snd, state := d.svc.sender(d.connector)
+	switch {
+	case cfg == nil:
+		return linedriver.Fail("notify_off", fmt.Sprintf("connector %s no longer has a notify section", d.connector))
+	case state == senderOff:
+		return linedriver.Fail("send_unsupported", fmt.Sprintf("reports for connector %s are off: its plugin cannot send", d.connector))
+	case state == senderUnknown:
+		o := linedriver.Retry("connector_down", fmt.Sprintf("connector %s is not running", d.connector), downRetry)
+		o.Uncounted = true
+		return o
+	}
+	var st jobState
+	if err := json.Unmarshal(job.State, &st); err != nil {
+		return linedriver.Fail("state", fmt.Sprintf("report job is unreadable: %v", err))
+	}
+	msg, err := d.Compose(ctx, cfg, job, &st)
+	if err != nil {
+		return linedriver.Fail("template", err.Error())
+	}
+	raw, err := msg.Bytes()
+	if err != nil {
+		return linedriver.Fail("template", err.Error())
+	}
+	report(linedriver.Progress{Step: "send", Detail: st.To})
+	res, err := snd.Send(ctx, &plugin.OutgoingMessage{From: bare(cfg.Notify.From), To: []string{st.To}, Raw: raw})
+	if err != nil {
+		var sf *plugin.SendFailure
+		switch {
+		case errors.As(err, &sf) && !sf.Temporary:
+			d.svc.count(d.connector, func(c *Counts) { c.Failed++ })
+			return linedriver.Fail(string(sf.Category), fmt.Sprintf("report to %s: %v", st.To, err))
+		case errors.Is(err, plugin.ErrSendUnsupported):
+			d.svc.count(d.connector, func(c *Counts) { c.Failed++ })
+			return linedriver.Fail("send_unsupported", fmt.Sprintf("reports for connector %s are off: %v", d.connector, err))
+		case errors.As(err, &sf):
+			return linedriver.Retry(string(sf.Category), err.Error(), backoff(job.Attempt))
+		}
+		return linedriver.Retry("send", err.Error(), backoff(job.Attempt))
+	}
+	d.svc.count(d.connector, func(c *Counts) { c.Sent++ })
+	id := res.MessageID
+	if id == "" {
+		id = msg.MessageID
+	}
+	return linedriver.Done(map[string]string{"to": st.To, "message_id": id, "report": st.Event,
+		"after": d.svc.Now().Sub(st.Time).Round(time.Millisecond).String()})
+}
+
+// Compose makes the report of a job: the same message, Message-ID and Date
+// included, on every attempt, so a receiver can drop a duplicate.
+func (d *Driver) Compose(ctx context.Context, cfg *Config, job *linedriver.Job, st *jobState) (*Message, error) {
+	rec := &job.Record
+	o := rec.Origin
+	if o == nil {
+		o = &linedriver.Origin{}
+	}
+	from := cfg.Notify.From
+	if from == "" {
+		from = o.To
+	}
+	if from == "" {
+		return nil, errors.New("report: no From address: the mail named no recipient; set notify.from")
+	}
+	data := &Data{
+		Event: st.Event, Record: rec.ID, FaxNumber: rec.Fields["fax_number"], Fields: rec.Fields,
+		Subject: o.Subject, From: o.From, Received: rec.Received.UTC(), Time: st.Time, Attempts: st.Attempts,
+		Details: st.Details, Category: st.Category, Reason: st.Reason, Field: st.Field, Formats: cfg.Notify.Formats,
+	}
+	if data.Fields == nil {
+		data.Fields = map[string]string{}
+	}
+	if data.Details == nil {
+		data.Details = map[string]string{}
+	}
+	data.Pages, data.Duration, data.Speed, data.RemoteID = st.Details["pages"], st.Details["duration"], st.Details["speed"], st.Details["remote_id"]
+	if st.Event == datamap.EventFailed {
+		e := Explain(st.Category, st.Reason)
+		data.Words, data.Advice = e.Words, e.Advice
+	}
+	var atts []Attachment
+	if st.Event == datamap.EventDelivered && cfg.Notify.AttachPages && d.PDF != nil && len(rec.Documents) > 0 {
+		pdf, err := d.PDF(ctx, rec)
+		if err != nil {
+			// The report matters more than its attachment.
+			d.log.Warn("report without its PDF: the pages could not be made", "record", rec.ID, "error", err)
+		} else {
+			atts = append(atts, Attachment{Name: "fax-" + rec.ID + ".pdf", MediaType: "application/pdf", Data: pdf})
+			data.PDF = true
+		}
+	}
+	subject, body, err := cfg.Templates.Render(data)
+	if err != nil {
+		return nil, err
+	}
+	return &Message{
+		From: from, To: st.To, ReplyTo: cfg.Notify.ReplyTo, Subject: subject, Body: body,
+		MessageID: job.ID + "@" + domainOf(from), InReplyTo: o.MessageID, References: o.References,
+		Date: st.Time, Tag: rec.ID + "/" + st.Event, Attachments: atts,
+	}, nil
+}
+
+func bare(a string) string {
+	if a == "" {
+		return ""
+	}
+	if p, err := mail.ParseAddress(a); err == nil {
+		return p.Address
+	}
+	return a
+}
+
+func domainOf(a string) string {
+	a = bare(a)
+	if i := strings.LastIndexByte(a, '@'); i >= 0 && i < len(a)-1 {
+		return a[i+1:]
+	}
+	return "mediagw.invalid"
+}
