@@ -146,7 +146,10 @@ func openSpool(t *testing.T) *spool.Spool {
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // runUntil runs the pipeline until the source has n settlements.
-func runUntil(t *testing.T, p *Pipeline, src *source, n int) {
+func runUntil(t *testing.T, p *Pipeline, src interface {
+	plugin.Connector
+	settledCount() int
+}, n int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
