@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/mediagw/mediagw/host/spool"
-	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/internal/testenv"
+	"github.com/mediagw/mediagw/linedriver"
 )
 
 // TestFollowUpsWithFinalOutcome: a final outcome's follow-up job (its
