@@ -18,8 +18,8 @@ type afterLog struct {
 }
 
 func (h *afterLog) Enabled(context.Context, slog.Level) bool { return true }
-func (h *afterLog) WithAttrs([]slog.Attr) slog.Handler        { return h }
-func (h *afterLog) WithGroup(string) slog.Handler             { return h }
+func (h *afterLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *afterLog) WithGroup(string) slog.Handler            { return h }
 
 func (h *afterLog) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != "delivered" {
