@@ -196,8 +196,9 @@ type Host struct {
 	mu        sync.Mutex
 	plan      *Plan
 	drivers   map[string]*driverUnit
-	rmu       sync.Mutex             // guards reporters (written under mu too)
-	reporters map[string]*driverUnit // per connector with notify
+	rmu       sync.Mutex                     // guards reporters and pdfMakers (written under mu too)
+	reporters map[string]*driverUnit         // per connector with notify
+	pdfMakers map[string]linedriver.PDFMaker // running drivers that make pages
 	conns     map[string]*connUnit
 	stopping  bool
 }
@@ -234,7 +235,8 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 	}
 	hub := activity.NewHub()
 	h := &Host{log: slog.New(hub.Handler(log.Handler())), spool: sp, Backoff: pluginmgr.DefaultBackoff, hub: hub, now: time.Now,
-		drivers: map[string]*driverUnit{}, reporters: map[string]*driverUnit{}, conns: map[string]*connUnit{}}
+		drivers: map[string]*driverUnit{}, reporters: map[string]*driverUnit{}, pdfMakers: map[string]linedriver.PDFMaker{},
+		conns: map[string]*connUnit{}}
 	h.reports = report.NewService(h.log.With("component", "report"))
 	h.metrics = metrics.New(h.metricsSnapshot)
 	hub.Observe(h.metrics.Observe)
@@ -358,6 +360,7 @@ func (h *Host) apply(p *Plan) {
 		// A report has its own dispatcher and slots: one that cannot be
 		// sent never holds up a fax.
 		d := report.NewDriver(name, h.reports, h.log.With("driver", report.DriverName(name)))
+		d.PDF = h.pagesPDF
 		ctx, cancel := context.WithCancel(context.Background())
 		u := &driverUnit{driver: d, cancel: cancel, done: make(chan struct{}),
 			disp: delivery.New(d, h.spool, h.log.With("driver", d.Name()), report.MaxAttempts)}
@@ -381,6 +384,14 @@ func (h *Host) apply(p *Plan) {
 		go func() { defer close(u.done); u.disp.Run(ctx) }()
 		h.log.Info("driver started", "driver", name, "type", p.Config.Drivers[name].Type, "slots", d.Slots())
 	}
+	h.rmu.Lock()
+	clear(h.pdfMakers)
+	for name, u := range h.drivers {
+		if pm, ok := u.driver.(linedriver.PDFMaker); ok {
+			h.pdfMakers[name] = pm
+		}
+	}
+	h.rmu.Unlock()
 	for name, cp := range p.Connectors {
 		if _, running := h.conns[name]; running {
 			continue
@@ -415,6 +426,18 @@ func (h *Host) pipelineFor(p *Plan, cp *ConnectorPlan) *pipeline.Pipeline {
 		pl.OnReject, pl.FollowedUp = h.reports.Rejected, u.disp.Notify
 	}
 	return pl
+}
+
+// pagesPDF makes the PDF of a delivered job's pages with the driver that
+// delivered it, when that driver makes pages.
+func (h *Host) pagesPDF(ctx context.Context, job *linedriver.Job) ([]byte, error) {
+	h.rmu.Lock()
+	d := h.pdfMakers[job.Driver]
+	h.rmu.Unlock()
+	if d == nil {
+		return nil, fmt.Errorf("driver %s makes no pages", job.Driver)
+	}
+	return d.PagesPDF(ctx, job)
 }
 
 // wakeReporters tells the report dispatchers that new reports may be due.

@@ -217,3 +217,10 @@ type StateSaver interface {
 type Previewer interface {
 	Preview(rec *Record) (string, error)
 }
+
+// PDFMaker is implemented by drivers that turn a record into pages (the fax
+// driver): the host attaches the pages of a delivered job, as one PDF, to
+// its delivery report. job is the delivered job as it was attempted.
+type PDFMaker interface {
+	PagesPDF(ctx context.Context, job *Job) ([]byte, error)
+}

@@ -22,9 +22,9 @@ type Driver struct {
 	connector string
 	svc       *Service
 	log       *slog.Logger
-	// PDF, when set, makes the PDF of a delivered record's pages for
-	// notify.attach_pages.
-	PDF func(ctx context.Context, rec *linedriver.Record) ([]byte, error)
+	// PDF, when set, makes the PDF of a delivered job's pages for
+	// notify.attach_pages; job is the delivered job, rebuilt.
+	PDF func(ctx context.Context, job *linedriver.Job) ([]byte, error)
 }
 
 var _ linedriver.Driver = (*Driver)(nil)
@@ -148,7 +148,7 @@ func (d *Driver) Compose(ctx context.Context, cfg *Config, job *linedriver.Job, 
 	}
 	var atts []Attachment
 	if st.Event == datamap.EventDelivered && cfg.Notify.AttachPages && d.PDF != nil && len(rec.Documents) > 0 {
-		pdf, err := d.PDF(ctx, rec)
+		pdf, err := d.PDF(ctx, &linedriver.Job{ID: st.JobID, Driver: st.Driver, Record: *rec, Attempt: st.Attempts, Accepted: st.Accepted})
 		if err != nil {
 			// The report matters more than its attachment.
 			d.log.Warn("report without its PDF: the pages could not be made", "record", rec.ID, "error", err)

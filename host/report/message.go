@@ -33,7 +33,8 @@ type Attachment struct {
 func (m *Message) Bytes() ([]byte, error) {
 	var h gomail.Header
 	h.SetDate(m.Date)
-	for key, v := range map[string]string{"From": m.From, "To": m.To, "Reply-To": m.ReplyTo} {
+	for _, kv := range [][2]string{{"From", m.From}, {"To", m.To}, {"Reply-To", m.ReplyTo}} {
+		key, v := kv[0], kv[1]
 		if v == "" {
 			continue
 		}

@@ -297,3 +297,63 @@ func TestTemplateErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestAttachPages: with attach_pages, a delivered report is multipart with
+// the text and the PDF the driver made of the delivered job (base64).
+func TestAttachPages(t *testing.T) {
+	s := newService(t, &datamap.NotifySpec{Events: []string{"delivered"}, AttachPages: true})
+	snd := &recSender{}
+	s.SetSender("inbox", snd, true, true)
+	fax := faxJob()
+	fax.Accepted = t0.Add(-30 * time.Second)
+	js := jobs(s.FollowUps(fax, linedriver.Done(map[string]string{"pages": "2"})))
+	if len(js[0].Record.Documents) != 1 {
+		t.Fatal("the report job does not keep the documents to make the pages of")
+	}
+	pdf := []byte("%PDF-1.4 the pages")
+	d := NewDriver("inbox", s, quiet())
+	var asked *linedriver.Job
+	d.PDF = func(_ context.Context, j *linedriver.Job) ([]byte, error) { asked = j; return pdf, nil }
+	if o := d.Deliver(context.Background(), js[0], func(linedriver.Progress) {}); o.Result != linedriver.Delivered {
+		t.Fatalf("Deliver = %+v", o)
+	}
+	if asked.ID != fax.ID || asked.Driver != "fax" || !asked.Accepted.Equal(fax.Accepted) {
+		t.Fatalf("pages asked of job %s/%s accepted %v, want the fax job as delivered", asked.ID, asked.Driver, asked.Accepted)
+	}
+	r, err := gomail.CreateReader(bytes.NewReader(snd.got[0].Raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	var att []byte
+	for {
+		p, err := r.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(p.Body)
+		switch h := p.Header.(type) {
+		case *gomail.InlineHeader:
+			text = string(b)
+		case *gomail.AttachmentHeader:
+			name, _ := h.Filename()
+			ct, _, _ := h.ContentType()
+			if ct != "application/pdf" || !strings.HasSuffix(name, ".pdf") || h.Get("Content-Transfer-Encoding") != "base64" {
+				t.Errorf("attachment %s %s %s", name, ct, h.Get("Content-Transfer-Encoding"))
+			}
+			att = b
+		}
+	}
+	if !bytes.Equal(att, pdf) || !strings.Contains(text, "attached as a PDF") {
+		t.Fatalf("attachment %q, text:\n%s", att, text)
+	}
+	// When the pages cannot be made the report goes without them.
+	d.PDF = func(context.Context, *linedriver.Job) ([]byte, error) { return nil, errors.New("gs missing") }
+	snd.got = nil
+	if o := d.Deliver(context.Background(), js[0], func(linedriver.Progress) {}); o.Result != linedriver.Delivered || bytes.Contains(snd.got[0].Raw, []byte("application/pdf")) {
+		t.Fatalf("without pages: %+v", o)
+	}
+}

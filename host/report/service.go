@@ -166,6 +166,10 @@ type jobState struct {
 	Reason   string            `json:"reason,omitempty"`
 	Field    string            `json:"field,omitempty"`
 	Details  map[string]string `json:"details,omitempty"`
+	// The delivered job, for its pages: driver, job id, when it was accepted.
+	Driver   string    `json:"driver,omitempty"`
+	JobID    string    `json:"job,omitempty"`
+	Accepted time.Time `json:"accepted,omitzero"`
 }
 
 // FollowUps returns the report job an attempt's outcome brings about, for
@@ -176,7 +180,7 @@ func (s *Service) FollowUps(job *linedriver.Job, o linedriver.Outcome) []spool.F
 	if strings.HasPrefix(job.Driver, DriverPrefix) {
 		return nil
 	}
-	st := jobState{Attempts: job.Attempt, Category: o.Category, Reason: o.Reason}
+	st := jobState{Attempts: job.Attempt, Category: o.Category, Reason: o.Reason, Driver: job.Driver, JobID: job.ID, Accepted: job.Accepted}
 	switch o.Result {
 	case linedriver.Delivered:
 		st.Event, st.Details = datamap.EventDelivered, maps.Clone(o.Details)

@@ -1,0 +1,30 @@
+package faxmodem
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/mediagw/mediagw/linedriver"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/faxpdf"
+)
+
+var _ linedriver.PDFMaker = (*Driver)(nil)
+
+// PagesPDF renders a job's pages as the driver sends them (header line
+// included) and writes them as one PDF, for the delivery report.
+func (d *Driver) PagesPDF(ctx context.Context, job *linedriver.Job) ([]byte, error) {
+	number, err := d.opts.Dial.Check(job.Record.Fields["fax_number"])
+	if err != nil {
+		return nil, fmt.Errorf("faxmodem: pages of %s: %w", job.ID, err)
+	}
+	pages, err := d.render(ctx, job, number)
+	if err != nil {
+		return nil, fmt.Errorf("faxmodem: pages of %s: %w", job.ID, err)
+	}
+	var b bytes.Buffer
+	if err := faxpdf.Write(&b, pages); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
