@@ -111,8 +111,16 @@ type statusDoc struct {
 		LastError string             `json:"last_error"`
 		Since     time.Time          `json:"since"`
 	} `json:"connectors"`
-	Queued map[string]int `json:"queued"`
-	Failed int            `json:"failed"`
+	Queued  map[string]int `json:"queued"`
+	Failed  int            `json:"failed"`
+	Reports map[string]struct {
+		Queued      int64 `json:"queued"`
+		Sent        int64 `json:"sent"`
+		Suppressed  int64 `json:"suppressed"`
+		RateLimited int64 `json:"rate_limited"`
+		Off         int64 `json:"off"`
+		Failed      int64 `json:"failed"`
+	} `json:"reports"`
 }
 
 func fetchStatus(ctx context.Context, url, token string) ([]byte, statusDoc, error) {
@@ -183,6 +191,14 @@ func printStatus(w io.Writer, st statusDoc) {
 			note = "last error: " + st.Spool.LastError
 		}
 		fmt.Fprintf(tw, "spool: %s\twrite errors %d\tdeferrals %d\t%s\n", st.Spool.Health, st.Spool.WriteErrors, st.Spool.Deferrals, note)
+	}
+	if len(st.Reports) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "REPORTS OF\tMADE\tSENT\tFAILED\tNOT MADE: LOOP RULES\tRATE LIMIT\tCANNOT SEND")
+		for _, name := range config.SortedKeys(st.Reports) {
+			r := st.Reports[name]
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", name, r.Queued, r.Sent, r.Failed, r.Suppressed, r.RateLimited, r.Off)
+		}
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nfailed for good: %d job(s)", st.Failed)

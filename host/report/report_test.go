@@ -190,9 +190,10 @@ func TestDeliverOutcomes(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := newService(t, allEvents)
+			// The job was queued before the plugin (re)started as the case says.
+			js := jobs(s.FollowUps(faxJob(), linedriver.Done(map[string]string{"pages": "1"})))
 			snd := &recSender{fail: c.fail}
 			s.SetSender("inbox", snd, c.canSend, c.running)
-			js := jobs(s.FollowUps(faxJob(), linedriver.Done(map[string]string{"pages": "1"})))
 			js[0].Attempt = 3
 			o := NewDriver("inbox", s, quiet()).Deliver(context.Background(), js[0], func(linedriver.Progress) {})
 			if o.Result != c.want || o.Uncounted != c.uncounted || o.Category != c.category {
@@ -224,11 +225,14 @@ func TestFollowUps(t *testing.T) {
 		{"auto-submitted, fixed recipient", datamap.NotifySpec{Events: []string{"delivered"}, To: "ops@example.com"}, func(j *linedriver.Job) { j.Record.Origin.AutoSubmitted = "auto-generated" }, done, "ops@example.com", Counts{Queued: 1}},
 		{"our report, fixed recipient", datamap.NotifySpec{Events: []string{"delivered"}, To: "ops@example.com"}, func(j *linedriver.Job) { j.Record.Origin.Report = "x/failed" }, done, "", Counts{Suppressed: 1}},
 		{"a report job", datamap.NotifySpec{Events: datamap.Events}, func(j *linedriver.Job) { j.Driver = DriverName("inbox") }, done, "", Counts{}},
+		{"plugin cannot send", datamap.NotifySpec{Events: []string{"delivered"}}, func(j *linedriver.Job) { j.Record.Connector = "nosend" }, done, "", Counts{Off: 1}},
 		{"rate limit", datamap.NotifySpec{Events: []string{"delivered"}, RateLimit: datamap.RateLimitSpec{Reports: 0}}, nil, done, "alice@example.org", Counts{Queued: 1}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := newService(t, &c.notify)
+			s.SetConfigs(map[string]*Config{"inbox": s.conns["inbox"].cfg, "nosend": s.conns["inbox"].cfg})
+			s.SetSender("nosend", nil, false, true)
 			j := faxJob()
 			if c.job != nil {
 				c.job(j)
@@ -251,7 +255,7 @@ func TestFollowUps(t *testing.T) {
 					t.Fatal("the report job carries the fax's documents without attach_pages")
 				}
 			}
-			if got := s.Counts()["inbox"]; got != c.counts {
+			if got := s.Counts()[j.Record.Connector]; got != c.counts {
 				t.Fatalf("counts %+v, want %+v", got, c.counts)
 			}
 		})

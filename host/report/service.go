@@ -42,6 +42,7 @@ type Counts struct {
 	Queued      int64 `json:"queued"`       // report jobs put in the spool
 	Suppressed  int64 `json:"suppressed"`   // not made: the mail came from a machine or from us
 	RateLimited int64 `json:"rate_limited"` // not made: the recipient had too many already
+	Off         int64 `json:"off"`          // not made: the connector's plugin cannot send
 	Sent        int64 `json:"sent"`         // accepted by the connector's submission server
 	Failed      int64 `json:"failed"`       // refused for good
 }
@@ -215,6 +216,11 @@ func (s *Service) followUp(rec *linedriver.Record, st jobState, key string) []sp
 	}
 	n := c.cfg.Notify
 	log := s.log.With("connector", rec.Connector, "record", rec.ID, "report", st.Event)
+	if c.state == senderOff {
+		// Said once when the plugin started; a job would only fail.
+		c.counts.Off++
+		return nil
+	}
 	if rec.Origin == nil {
 		log.Info("no report: the message had no header to answer")
 		return nil
