@@ -1,0 +1,110 @@
+package main_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	gomail "github.com/emersion/go-message/mail"
+)
+
+// notifySection asks the example fax map for reports of every event.
+const notifySection = `
+notify:
+  events: [delivered, failed, rejected]
+  from: "Fax Gateway <fax@example.com>"
+  formats: "Put the number in the subject as Fax: +1 555 123 4567."
+`
+
+// newReportSite is the fax site with reports: the map asks for them and the
+// Maildir connector sends them into an outbox Maildir.
+func newReportSite(t *testing.T, dev string) *site {
+	t.Helper()
+	s := newFaxSite(t, dev, "busy: 500ms")
+	mapFile := filepath.Join(s.dir, "maps/email-to-fax.yaml")
+	b, err := os.ReadFile(mapFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mapFile, append(b, notifySection...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.editConfig("      failed: var/failed\n", "      failed: var/failed\n      send:\n        outbox: var/outbox\n")
+	return s
+}
+
+// outbox reads the reports the connector wrote into its outbox Maildir.
+func (s *site) outbox(t *testing.T) [][]byte {
+	t.Helper()
+	var out [][]byte
+	files, _ := filepath.Glob(filepath.Join(s.dir, "var/outbox/new/*"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// TestReportSurvivesKill: the host is killed (SIGKILL) after the fax was
+// delivered and while its report is being sent (the plugin that would send
+// it is frozen); after the restart the report is sent exactly once, and the
+// fax is not sent again.
+func TestReportSurvivesKill(t *testing.T) {
+	images := [][]byte{drawing(1), drawing(2)}
+	sim := startFaxsim(t)
+	s := newReportSite(t, sim.dev)
+	s.drop("fax-1.eml", faxMail(t, "5550123", images))
+	g := s.start()
+	pid := g.pluginPid(t)
+	logs := func() string { return g.logText() + "\nfaxsim:\n" + sim.text() }
+	faxJob := regexp.MustCompile(`event=attempt job=\S+\.fax `)
+	waitFor(t, "the fax attempt", 60*time.Second, func() bool { return faxJob.MatchString(g.logText()) }, logs)
+	// Freeze the connector: the fax goes on, its report cannot be sent.
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	reportAttempt := regexp.MustCompile(`event=attempt job=\S+\.report\.delivered `)
+	waitFor(t, "the fax delivered and its report being sent", 90*time.Second, func() bool {
+		l := g.logText()
+		return regexp.MustCompile(`event=delivered job=\S+\.fax `).MatchString(l) && reportAttempt.MatchString(l)
+	}, logs)
+	g.kill()
+	syscall.Kill(pid, syscall.SIGKILL)
+	if n := len(s.outbox(t)); n != 0 {
+		t.Fatalf("%d reports in the outbox before the restart, want 0 (the plugin was frozen)", n)
+	}
+	pagesBefore := sim.count("received page")
+
+	g2 := s.start()
+	waitFor(t, "the report after the restart", 60*time.Second, func() bool { return len(s.outbox(t)) > 0 }, g2.logText)
+	// Whatever else the restart does (the mail offered again, deduplicated)
+	// must not make a second report.
+	waitFor(t, "the mail settled", 30*time.Second, func() bool { return s.count("var/Maildir/cur") == 1 }, g2.logText)
+	g2.stop(t)
+	reports := s.outbox(t)
+	if len(reports) != 1 {
+		t.Fatalf("%d reports in the outbox, want exactly 1", len(reports))
+	}
+	if n := sim.count("received page"); n != pagesBefore || n != 2 {
+		t.Errorf("the far end received %d pages (%d before the restart), want 2: the fax is not sent again", n, pagesBefore)
+	}
+	r, err := gomail.CreateReader(bytes.NewReader(reports[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, _ := r.Header.Subject()
+	irt, _ := r.Header.MsgIDList("In-Reply-To")
+	if subject != "Fax to 5550123 delivered (2 pages)" || len(irt) != 1 || irt[0] != "fax-5550123@example.com" ||
+		!strings.HasSuffix(r.Header.Get("X-Mediagw-Report"), "/delivered") || r.Header.Get("Auto-Submitted") != "auto-replied" {
+		t.Errorf("report: subject %q, In-Reply-To %v, X-Mediagw-Report %q", subject, irt, r.Header.Get("X-Mediagw-Report"))
+	}
+}
