@@ -56,7 +56,8 @@ func (s *site) outbox(t *testing.T) [][]byte {
 // TestReportSurvivesKill: the host is killed (SIGKILL) after the fax was
 // delivered and while its report is being sent (the plugin that would send
 // it is frozen); after the restart the report is sent exactly once, and the
-// fax is not sent again.
+// fax is not sent again. Then the report and its bounce come back to the
+// gateway's mailbox, and no report answers them.
 func TestReportSurvivesKill(t *testing.T) {
 	images := [][]byte{drawing(1), drawing(2)}
 	sim := startFaxsim(t)
@@ -89,10 +90,24 @@ func TestReportSurvivesKill(t *testing.T) {
 	// Whatever else the restart does (the mail offered again, deduplicated)
 	// must not make a second report.
 	waitFor(t, "the mail settled", 30*time.Second, func() bool { return s.count("var/Maildir/cur") == 1 }, g2.logText)
+
+	// The loop: the report comes back to the gateway's mailbox (a
+	// forward, an address mix-up), and so does a bounce of it. Both are
+	// rejected by the map (no fax number) and neither is answered.
+	s.drop("returned-report.eml", s.outbox(t)[0])
+	s.drop("bounce.eml", []byte("From: MAILER-DAEMON@mx.example.com\r\nTo: fax@example.com\r\nSubject: Undelivered Mail Returned to Sender\r\n"+
+		"Auto-Submitted: auto-replied\r\nMessage-ID: <bounce-1@mx.example.com>\r\n\r\nThe report could not be delivered.\r\n"))
+	waitFor(t, "the returned report and the bounce rejected", 30*time.Second, func() bool {
+		files, _ := filepath.Glob(filepath.Join(s.dir, "var/failed/*.reason"))
+		return len(files) == 2
+	}, g2.logText)
 	g2.stop(t)
+	if n := strings.Count(g2.logText(), "no report: "); n != 2 {
+		t.Errorf("%d reports declined in the log, want 2 (the returned report, the bounce)", n)
+	}
 	reports := s.outbox(t)
 	if len(reports) != 1 {
-		t.Fatalf("%d reports in the outbox, want exactly 1", len(reports))
+		t.Fatalf("%d reports in the outbox, want exactly 1 (the delivered fax's; none for the returned report or the bounce)", len(reports))
 	}
 	if n := sim.count("received page"); n != pagesBefore || n != 2 {
 		t.Errorf("the far end received %d pages (%d before the restart), want 2: the fax is not sent again", n, pagesBefore)
