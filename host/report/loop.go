@@ -28,7 +28,7 @@ func Suppressed(o *linedriver.Origin, own []string) string {
 	if o.ListID != "" {
 		return "the message came from a mailing list (List-Id)"
 	}
-	if rp := strings.TrimSpace(o.ReturnPath); rp == "<>" || rp == "" && o.ReturnPath != "" {
+	if strings.TrimSpace(o.ReturnPath) == "<>" {
 		return "the message has an empty Return-Path (a bounce)"
 	}
 	for _, a := range []string{o.From, o.ReplyTo} {

@@ -361,3 +361,17 @@ func TestAttachPages(t *testing.T) {
 		t.Fatalf("without pages: %+v", o)
 	}
 }
+
+// TestNotifyRemoved: after a reload whose map has no notify section, the
+// connector makes no more reports, though its plugin still runs.
+func TestNotifyRemoved(t *testing.T) {
+	s := newService(t, allEvents)
+	s.SetSender("inbox", &recSender{}, true, true)
+	s.SetConfigs(map[string]*Config{})
+	if f := s.FollowUps(faxJob(), linedriver.Done(nil)); len(f) != 0 {
+		t.Fatal("a report was made for a connector whose map no longer asks for them")
+	}
+	if got := s.Connectors(); len(got) != 0 {
+		t.Fatalf("connectors with notify: %v", got)
+	}
+}

@@ -86,8 +86,11 @@ func (s *Service) SetConfigs(cfgs map[string]*Config) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, c := range s.conns {
-		if _, ok := cfgs[name]; !ok && c.state == senderUnknown {
-			delete(s.conns, name)
+		if _, ok := cfgs[name]; !ok {
+			c.cfg = nil // its map no longer asks for reports
+			if c.state == senderUnknown {
+				delete(s.conns, name)
+			}
 		}
 	}
 	for name, cfg := range cfgs {
