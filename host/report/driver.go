@@ -111,7 +111,7 @@ func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(l
 	if id == "" {
 		id = msg.MessageID
 	}
-	return linedriver.Done(map[string]string{"to": st.To, "message_id": id, "report": st.Event,
+	return linedriver.Done(map[string]string{"to": st.To, "message_id": id, "report": st.Event, "subject": msg.Subject,
 		"after": d.svc.Now().Sub(st.Time).Round(time.Millisecond).String()})
 }
 
