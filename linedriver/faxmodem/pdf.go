@@ -14,11 +14,7 @@ var _ linedriver.PDFMaker = (*Driver)(nil)
 // PagesPDF renders a job's pages as the driver sends them (header line
 // included) and writes them as one PDF, for the delivery report.
 func (d *Driver) PagesPDF(ctx context.Context, job *linedriver.Job) ([]byte, error) {
-	number, err := d.opts.Dial.Check(job.Record.Fields["fax_number"])
-	if err != nil {
-		return nil, fmt.Errorf("faxmodem: pages of %s: %w", job.ID, err)
-	}
-	pages, err := d.render(ctx, job, number)
+	pages, err := d.Render(ctx, job)
 	if err != nil {
 		return nil, fmt.Errorf("faxmodem: pages of %s: %w", job.ID, err)
 	}
