@@ -62,7 +62,7 @@ func TestReportSurvivesKill(t *testing.T) {
 	images := [][]byte{drawing(1), drawing(2)}
 	sim := startFaxsim(t)
 	s := newReportSite(t, sim.dev)
-	s.drop("fax-1.eml", faxMail(t, "5550123", images))
+	s.drop("fax-1.eml", faxMail(t, "2015550123", images))
 	g := s.start()
 	pid := g.pluginPid(t)
 	logs := func() string { return g.logText() + "\nfaxsim:\n" + sim.text() }
@@ -118,7 +118,7 @@ func TestReportSurvivesKill(t *testing.T) {
 	}
 	subject, _ := r.Header.Subject()
 	irt, _ := r.Header.MsgIDList("In-Reply-To")
-	if subject != "Fax to 95550123 delivered (2 pages)" || len(irt) != 1 || irt[0] != "fax-5550123@example.com" ||
+	if subject != "Fax to +12015550123 delivered (2 pages)" || len(irt) != 1 || irt[0] != "fax-2015550123@example.com" ||
 		!strings.HasSuffix(r.Header.Get("X-Mediagw-Report"), "/delivered") || r.Header.Get("Auto-Submitted") != "auto-replied" {
 		t.Errorf("report: subject %q, In-Reply-To %v, X-Mediagw-Report %q", subject, irt, r.Header.Get("X-Mediagw-Report"))
 	}
