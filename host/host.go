@@ -543,11 +543,10 @@ func setHealth(st *pluginmgr.State, log *slog.Logger, health plugin.HealthState,
 }
 
 // setSender hands the report service the running plugin's sender, when it
-// advertises the send capability. A plugin may list it only once it is
-// configured to send, so Info is asked now, after Configure, not taken from
-// the launch.
+// advertises the send capability (in its Info after Configure: a connector
+// lists send only when it is configured to send).
 func (h *Host) setSender(name string, inst *pluginmgr.Instance) {
-	can := slices.Contains(inst.Connector.Info().Capabilities, plugin.CapabilitySend)
+	can := slices.Contains(inst.Info.Capabilities, plugin.CapabilitySend)
 	snd, _ := any(inst.Connector).(plugin.Sender)
 	if h.WrapSender != nil {
 		snd, can = h.WrapSender(name, snd), true
