@@ -368,6 +368,7 @@ func (h *Host) apply(p *Plan) {
 		h.reporters[name] = u
 		h.rmu.Unlock()
 		go func() { defer close(u.done); u.disp.Run(ctx) }()
+		h.log.Info("reports on", "connector", name, "driver", d.Name(), "events", p.Reports[name].Notify.Events, "to", p.Reports[name].Notify.To)
 	}
 	for name, d := range p.Drivers {
 		if _, running := h.drivers[name]; running {
