@@ -40,6 +40,20 @@ func drawing() []byte {
 	return b.Bytes()
 }
 
+// photo is a smooth grey gradient: dithered, it is the page G4 codes worst,
+// so the writer deflates it.
+func photo() []byte {
+	img := image.NewGray(image.Rect(0, 0, 800, 1000))
+	for y := range 1000 {
+		for x := range 800 {
+			img.SetGray(x, y, color.Gray{Y: uint8((x*255/800 + y*255/1000) / 2)})
+		}
+	}
+	var b bytes.Buffer
+	png.Encode(&b, img)
+	return b.Bytes()
+}
+
 // TestPagesPixelForPixel: the PDF opens in ghostscript and, rendered at the
 // fax's own resolution, every page equals the fax page pixel for pixel.
 func TestPagesPixelForPixel(t *testing.T) {
@@ -47,11 +61,12 @@ func TestPagesPixelForPixel(t *testing.T) {
 	docs := []render.Document{
 		{Name: "note.txt", MediaType: "text/plain", Data: []byte("Lab results for Dr. Bob\n\nAll values within range.\nPage two follows.")},
 		{Name: "chart.png", MediaType: "image/png", Data: drawing()},
+		{Name: "photo.png", MediaType: "image/png", Data: photo()},
 	}
 	hdr := &render.Header{From: "Example Lab +1 555 0100", To: "+1 555 0101", Time: time.Date(2026, 3, 4, 10, 11, 12, 0, time.UTC)}
 	for _, res := range []render.Resolution{render.Fine, render.Standard} {
 		t.Run(res.String(), func(t *testing.T) {
-			pages, err := render.Render(context.Background(), docs, render.Options{Resolution: res, Header: hdr})
+			pages, err := render.Render(context.Background(), docs, render.Options{Resolution: res, Header: hdr, Dither: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -60,8 +75,15 @@ func TestPagesPixelForPixel(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("%d pages, %d bytes of PDF", len(pages), b.Len())
-			if b.Len() > 40_000*len(pages) {
-				t.Errorf("PDF of %d pages is %d bytes: not small", len(pages), b.Len())
+			if !bytes.Contains(b.Bytes(), []byte("/CCITTFaxDecode")) || !bytes.Contains(b.Bytes(), []byte("/FlateDecode")) {
+				t.Errorf("want the text page in G4 and the photo deflated")
+			}
+			raw := 0
+			for _, pg := range pages {
+				raw += len(pg.Pix)
+			}
+			if b.Len() > raw/3 {
+				t.Errorf("PDF of %d pages is %d bytes, the pages' bits %d: not small", len(pages), b.Len(), raw)
 			}
 			dir := t.TempDir()
 			pdf := filepath.Join(dir, "fax.pdf")
