@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/datamap"
+	"github.com/mediagw/mediagw/host/activity"
 	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/plugin"
 )
@@ -92,6 +93,7 @@ func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(l
 	}
 	report(linedriver.Progress{Step: "send", Detail: st.To})
 	res, err := snd.Send(ctx, &plugin.OutgoingMessage{From: bare(cfg.Notify.From), To: []string{st.To}, Raw: raw})
+	d.sent(job, st.Event, err)
 	if err != nil {
 		var sf *plugin.SendFailure
 		switch {
@@ -113,6 +115,23 @@ func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(l
 	}
 	return linedriver.Done(map[string]string{"to": st.To, "message_id": id, "report": st.Event, "subject": msg.Subject,
 		"after": d.svc.Now().Sub(st.Time).Round(time.Millisecond).String()})
+}
+
+// sent logs the send as an activity event (report_sent, with the result:
+// ok or the failure's category), which the metrics count.
+func (d *Driver) sent(job *linedriver.Job, event string, err error) {
+	result := "ok"
+	var sf *plugin.SendFailure
+	switch {
+	case errors.As(err, &sf):
+		result = string(sf.Category)
+	case errors.Is(err, plugin.ErrSendUnsupported):
+		result = "send_unsupported"
+	case err != nil:
+		result = "error"
+	}
+	activity.Log(d.log, activity.ReportSent, slog.String("connector", d.connector), slog.String("job", job.ID),
+		slog.String("source_id", job.Record.SourceID), slog.String("report", event), slog.String("result", result))
 }
 
 // Compose makes the report of a job: the same message, Message-ID and Date

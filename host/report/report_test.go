@@ -375,3 +375,26 @@ func TestNotifyRemoved(t *testing.T) {
 		t.Fatalf("connectors with notify: %v", got)
 	}
 }
+
+// TestSentEvent: every send is an activity event with its result, which
+// the metrics count per connector and result.
+func TestSentEvent(t *testing.T) {
+	cases := []struct {
+		fail error
+		want string
+	}{
+		{nil, "result=ok"},
+		{&plugin.SendFailure{Category: plugin.SendThrottled, Temporary: true}, "result=throttled"},
+		{errors.New("reset"), "result=error"},
+	}
+	for _, c := range cases {
+		var log bytes.Buffer
+		s := newService(t, allEvents)
+		js := jobs(s.FollowUps(faxJob(), linedriver.Done(nil)))
+		s.SetSender("inbox", &recSender{fail: c.fail}, true, true)
+		NewDriver("inbox", s, slog.New(slog.NewTextHandler(&log, nil))).Deliver(context.Background(), js[0], func(linedriver.Progress) {})
+		if !strings.Contains(log.String(), "event=report_sent connector=inbox") || !strings.Contains(log.String(), c.want) {
+			t.Errorf("log lacks the report_sent event with %s:\n%s", c.want, log.String())
+		}
+	}
+}

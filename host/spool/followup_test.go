@@ -41,7 +41,7 @@ func TestCompleteWith(t *testing.T) {
 			if _, err := s.Accept("inbox", "src-a", []*linedriver.Job{job("a.fax", "fax")}); err != nil {
 				t.Fatal(err)
 			}
-			n, err := s.CompleteWith("a.fax", c.outcome, true, c.follow)
+			n, err := s.CompleteWith("a.fax", c.outcome, true, nil, c.follow)
 			if err != nil || n != c.wantAdded {
 				t.Fatalf("CompleteWith = %d, %v; want %d added", n, err, c.wantAdded)
 			}
