@@ -122,8 +122,21 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(log), "event=delivered"); n != 3 {
-		t.Errorf("gateway.log: %d deliveries, want 3", n)
+	if n := strings.Count(string(log), "driver=fax event=delivered"); n != 3 {
+		t.Errorf("gateway.log: %d faxes delivered, want 3", n)
+	}
+	// Every sender got a report in their own mailbox: the three faxed ones
+	// that it was delivered, the premium-rate one why it was not sent.
+	if n := strings.Count(string(log), "driver=report:fax-mailbox event=delivered"); n != 4 {
+		t.Errorf("gateway.log: %d reports sent, want 4", n)
+	}
+	for _, want := range []string{
+		`report    "Invoice 1001"                     → alice@contoso.example: "Fax to +12015550100 delivered (2 pages)" (in alice@contoso.example's INBOX)`,
+		`report    "Fax: 1-900-555-0199 special offer" → dave@contoso.example: "Fax not sent: Fax: 1-900-555-0199 special offer" (in dave@contoso.example's INBOX)`,
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the summary lacks %q:\n%s", want, r.stdout)
+		}
 	}
 	if n := strings.Count(string(log), "event=rejected"); n != 1 {
 		t.Errorf("gateway.log: %d rejections, want 1", n)

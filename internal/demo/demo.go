@@ -94,12 +94,23 @@ type Rejection struct {
 	InFailedFolder bool
 }
 
+// Report is a delivery report the gateway sent back to a sample's sender.
+type Report struct {
+	Sample  *Sample
+	Event   string // delivered, failed, rejected
+	To      string
+	Subject string
+	// InMailbox: the report is in the sender's INBOX on the IMAP stand-in.
+	InMailbox bool
+}
+
 // Result is what the demo did.
 type Result struct {
 	Dir      string
 	Config   string
 	Faxes    []Fax
 	Rejected []Rejection
+	Reports  []Report
 	Skipped  []string // samples left out, with why
 	Elapsed  time.Duration
 }
@@ -216,6 +227,7 @@ type run struct {
 	delivered  map[*Sample]map[string]string
 	failed     map[*Sample]string
 	rejected   map[*Sample]string
+	reports    map[*Sample][]map[string]string // the report driver's delivered events
 	dialled    map[*Sample]string
 	datamap    *datamap.Map
 	idling     bool
@@ -264,6 +276,7 @@ func (d *run) run(ctx context.Context) error {
 	d.delivered = map[*Sample]map[string]string{}
 	d.failed = map[*Sample]string{}
 	d.rejected = map[*Sample]string{}
+	d.reports = map[*Sample][]map[string]string{}
 	d.dialled = map[*Sample]string{}
 
 	if err := d.unpack(); err != nil {
@@ -397,6 +410,10 @@ func (d *run) run(ctx context.Context) error {
 	if err := d.wait(ctx, done, deadline, d.settled); err != nil {
 		return d.fail(err, "not every mail was settled")
 	}
+	d.setStatus("waiting for the delivery reports to reach the senders")
+	if err := d.wait(ctx, done, deadline, d.reported); err != nil {
+		return d.fail(err, "not every sender got a delivery report")
+	}
 	if err := stopGateway(); err != nil {
 		return fmt.Errorf("demo: gateway: %w", err)
 	}
@@ -475,8 +492,40 @@ func (d *run) settled() bool {
 	return err == nil && unseen == 0
 }
 
+// reported: every sample's sender was sent a report.
+func (d *run) reported() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, s := range d.samples {
+		if len(d.reports[s]) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 func (d *run) check() error {
 	var problems []string
+	for _, s := range d.samples {
+		d.mu.Lock()
+		reps := d.reports[s]
+		d.mu.Unlock()
+		want := "delivered"
+		if s.Reject {
+			want = "rejected"
+		}
+		if len(reps) != 1 || reps[0]["report"] != want {
+			problems = append(problems, fmt.Sprintf("%s: %d reports sent, want one %s report", s.File, len(reps), want))
+			continue
+		}
+		r := Report{Sample: s, Event: reps[0]["report"], To: reps[0]["to"], Subject: reps[0]["subject"]}
+		n, _, err := d.imap.Status(r.To, "INBOX")
+		r.InMailbox = err == nil && n > 0
+		if !r.InMailbox {
+			problems = append(problems, fmt.Sprintf("%s: the report is not in %s's mailbox", s.File, r.To))
+		}
+		d.res.Reports = append(d.res.Reports, r)
+	}
 	pages := d.rx.Pages()
 	for _, s := range d.samples {
 		d.mu.Lock()
@@ -552,6 +601,13 @@ func (r *Result) Print(w io.Writer) {
 	}
 	for _, s := range r.Skipped {
 		fmt.Fprintf(w, "  skipped   %s\n", s)
+	}
+	for _, rp := range r.Reports {
+		where := ""
+		if rp.InMailbox {
+			where = " (in " + rp.To + "'s INBOX)"
+		}
+		fmt.Fprintf(w, "  report    %-34q → %s: %q%s\n", rp.Sample.Subject, rp.To, rp.Subject, where)
 	}
 	fmt.Fprintf(w, "\nConfiguration: %s\nGateway log:   %s\nFax pages:     %s\n", r.Config, filepath.Join(r.Dir, "gateway.log"), filepath.Join(r.Dir, "received"))
 }

@@ -17,6 +17,7 @@ import (
 
 	demofiles "github.com/mediagw/mediagw/examples/demo"
 	"github.com/mediagw/mediagw/host/activity"
+	"github.com/mediagw/mediagw/host/report"
 	"github.com/mediagw/mediagw/internal/demo/faxrx"
 	"github.com/mediagw/mediagw/internal/demo/oauthimap"
 )
@@ -85,6 +86,10 @@ func (d *run) name(s *Sample) string {
 func (d *run) activity(msg string, level slog.Level, a map[string]string) {
 	ev := a["event"]
 	s := d.sampleOf(a["source_id"])
+	if strings.HasPrefix(a["driver"], report.DriverPrefix) {
+		d.reportActivity(ev, s, a)
+		return
+	}
 	if s == nil && a["job"] != "" {
 		d.mu.Lock()
 		s = d.jobs[a["job"]]
@@ -150,6 +155,23 @@ func (d *run) activity(msg string, level slog.Level, a map[string]string) {
 			}
 			d.warn(line)
 		}
+	}
+}
+
+// reportActivity narrates the delivery reports (the report driver's jobs).
+func (d *run) reportActivity(ev string, s *Sample, a map[string]string) {
+	switch ev {
+	case activity.Delivered:
+		d.mu.Lock()
+		if s != nil {
+			d.reports[s] = append(d.reports[s], a)
+		}
+		d.mu.Unlock()
+		d.say("report: the %s report on %s is sent to %s: %q", a["report"], d.name(s), a["to"], a["subject"])
+	case activity.Retried:
+		d.warn(fmt.Sprintf("report: not sent yet (%s: %s); next try in %s", a["category"], a["reason"], a["retry_after"]))
+	case activity.Failed:
+		d.warn(fmt.Sprintf("report: FAILED for %s: %s: %s", d.name(s), a["category"], a["reason"]))
 	}
 }
 
