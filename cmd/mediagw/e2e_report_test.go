@@ -2,7 +2,10 @@ package main_test
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -11,12 +14,15 @@ import (
 	"time"
 
 	gomail "github.com/emersion/go-message/mail"
+
+	"github.com/mediagw/mediagw/internal/testenv"
 )
 
 // notifySection asks the example fax map for reports of every event.
 const notifySection = `
 notify:
   events: [delivered, failed, rejected]
+  attach_pages: true
   from: "Fax Gateway <fax@example.com>"
   formats: "Put the number in the subject as Fax: +1 555 123 4567."
 `
@@ -121,5 +127,75 @@ func TestReportSurvivesKill(t *testing.T) {
 	if subject != "Fax to +12015550123 delivered (2 pages)" || len(irt) != 1 || irt[0] != "fax-2015550123@example.com" ||
 		!strings.HasSuffix(r.Header.Get("X-Mediagw-Report"), "/delivered") || r.Header.Get("Auto-Submitted") != "auto-replied" {
 		t.Errorf("report: subject %q, In-Reply-To %v, X-Mediagw-Report %q", subject, irt, r.Header.Get("X-Mediagw-Report"))
+	}
+	// The attached PDF holds the pages the far end received, pixel for pixel.
+	var pdf []byte
+	for {
+		p, err := r.NextPart()
+		if err != nil {
+			break
+		}
+		if h, ok := p.Header.(*gomail.AttachmentHeader); ok {
+			if ct, _, _ := h.ContentType(); ct == "application/pdf" {
+				pdf, _ = io.ReadAll(p.Body)
+			}
+		}
+	}
+	if pdf == nil {
+		t.Fatal("the report has no PDF of the pages")
+	}
+	pages := pdfPages(t, pdf, "204x98")
+	if len(pages) != 2 {
+		t.Fatalf("the report's PDF has %d pages, want the 2 sent", len(pages))
+	}
+	for n, page := range pages {
+		w, h, pix := sim.page(t, n+1)
+		if page.w != w || page.h != h || !bytes.Equal(page.pix, pix) {
+			t.Errorf("PDF page %d (%dx%d) differs from the page the far end received (%dx%d)", n+1, page.w, page.h, w, h)
+		}
+	}
+}
+
+type pbm struct {
+	w, h int
+	pix  []byte
+}
+
+// pdfPages renders a PDF with ghostscript at res (e.g. "204x98") into raw
+// PBM pages.
+func pdfPages(t *testing.T, pdf []byte, res string) []pbm {
+	t.Helper()
+	gs := testenv.LookPath(t, "gs")
+	dir := t.TempDir()
+	in := filepath.Join(dir, "pages.pdf")
+	if err := os.WriteFile(in, pdf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(gs, "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pbmraw", "-r"+res,
+		"-o", filepath.Join(dir, "p%d.pbm"), in).CombinedOutput(); err != nil {
+		t.Fatalf("ghostscript cannot read the report's PDF: %v\n%s", err, out)
+	}
+	var pages []pbm
+	for n := 1; ; n++ {
+		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("p%d.pbm", n)))
+		if err != nil {
+			return pages
+		}
+		// P4, # comment lines (ghostscript writes one), width and height,
+		// then the bits.
+		var p pbm
+		rest, ok := bytes.CutPrefix(b, []byte("P4\n"))
+		for ok && bytes.HasPrefix(rest, []byte("#")) {
+			_, rest, ok = bytes.Cut(rest, []byte("\n"))
+		}
+		size, pix, ok2 := bytes.Cut(rest, []byte("\n"))
+		if !ok || !ok2 {
+			t.Fatalf("page %d: not a raw PBM", n)
+		}
+		if _, err := fmt.Sscanf(string(size), "%d %d", &p.w, &p.h); err != nil {
+			t.Fatalf("page %d: PBM size %q: %v", n, size, err)
+		}
+		p.pix = pix
+		pages = append(pages, p)
 	}
 }
