@@ -153,6 +153,7 @@ func (d *Driver) Compose(ctx context.Context, cfg *Config, job *linedriver.Job, 
 		Event: st.Event, Record: rec.ID, FaxNumber: rec.Fields["fax_number"], Fields: rec.Fields,
 		Subject: o.Subject, From: o.From, Received: rec.Received.UTC(), Time: st.Time, Attempts: st.Attempts,
 		Details: st.Details, Category: st.Category, Reason: st.Reason, Field: st.Field, Formats: cfg.Notify.Formats,
+		Skipped: rec.Skipped,
 	}
 	if data.Fields == nil {
 		data.Fields = map[string]string{}

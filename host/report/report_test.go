@@ -398,3 +398,18 @@ func TestSentEvent(t *testing.T) {
 		}
 	}
 }
+
+// TestSkippedInReport: attachments the map left out are named in the
+// delivered report, so the sender knows what did not go.
+func TestSkippedInReport(t *testing.T) {
+	s := newService(t, allEvents)
+	snd := &recSender{}
+	s.SetSender("inbox", snd, true, true)
+	fax := faxJob()
+	fax.Record.Skipped = []linedriver.Skipped{{Name: "data.zip", Type: "application/zip", Reason: "archives are not faxed"}}
+	js := jobs(s.FollowUps(fax, linedriver.Done(map[string]string{"pages": "1"})))
+	NewDriver("inbox", s, quiet()).Deliver(context.Background(), js[0], func(linedriver.Progress) {})
+	if len(snd.got) != 1 || !bytes.Contains(snd.got[0].Raw, []byte("data.zip: archives are not faxed")) {
+		t.Fatalf("the report does not name the skipped attachment:\n%s", snd.got[0].Raw)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/datamap"
+	"github.com/mediagw/mediagw/linedriver"
 )
 
 //go:embed templates/*.tmpl
@@ -39,6 +40,9 @@ type Data struct {
 	Field     string            // rejected: the field that was missing or wrong
 	Formats   string            // rejected: how to write a mail the map accepts
 	PDF       bool              // the sent pages are attached as a PDF
+	// Skipped are the attachments the map left out (unsupported: skip),
+	// each with its Name, Type and Reason.
+	Skipped []linedriver.Skipped
 }
 
 // Templates are the compiled templates of one notify section, per event.
