@@ -83,7 +83,7 @@ func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(l
 	if err := json.Unmarshal(job.State, &st); err != nil {
 		return linedriver.Fail("state", fmt.Sprintf("report job is unreadable: %v", err))
 	}
-	msg, err := d.Compose(ctx, cfg, job, &st)
+	msg, err := d.compose(ctx, cfg, job, &st)
 	if err != nil {
 		return linedriver.Fail("template", err.Error())
 	}
@@ -105,6 +105,12 @@ func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(l
 			return linedriver.Fail("send_unsupported", fmt.Sprintf("reports for connector %s are off: %v", d.connector, err))
 		case errors.As(err, &sf):
 			return linedriver.Retry(string(sf.Category), err.Error(), backoff(job.Attempt))
+		case errors.Is(err, plugin.ErrStreamEnded) || errors.Is(err, plugin.ErrClosed):
+			// The plugin went away mid-send: it is relaunched; the report
+			// waits for it like one made while it was down.
+			o := linedriver.Retry("connector_down", err.Error(), downRetry)
+			o.Uncounted = true
+			return o
 		}
 		return linedriver.Retry("send", err.Error(), backoff(job.Attempt))
 	}
@@ -134,9 +140,9 @@ func (d *Driver) sent(job *linedriver.Job, event string, err error) {
 		slog.String("source_id", job.Record.SourceID), slog.String("report", event), slog.String("result", result))
 }
 
-// Compose makes the report of a job: the same message, Message-ID and Date
+// compose makes the report of a job: the same message, Message-ID and Date
 // included, on every attempt, so a receiver can drop a duplicate.
-func (d *Driver) Compose(ctx context.Context, cfg *Config, job *linedriver.Job, st *jobState) (*Message, error) {
+func (d *Driver) compose(ctx context.Context, cfg *Config, job *linedriver.Job, st *jobState) (*Message, error) {
 	rec := &job.Record
 	o := rec.Origin
 	if o == nil {

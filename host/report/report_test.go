@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -186,6 +187,7 @@ func TestDeliverOutcomes(t *testing.T) {
 		{"recipient refused", true, true, &plugin.SendFailure{Category: plugin.SendRecipientRefused, Reason: "550 no such user"}, linedriver.Permanent, false, "recipient_refused"},
 		{"unsupported at the plugin", true, true, plugin.ErrSendUnsupported, linedriver.Permanent, false, "send_unsupported"},
 		{"untyped error", true, true, errors.New("connection reset"), linedriver.Temporary, false, "send"},
+		{"plugin gone mid-send", true, true, fmt.Errorf("send: %w", plugin.ErrStreamEnded), linedriver.Temporary, true, "connector_down"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
