@@ -119,8 +119,12 @@ func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(l
 	if id == "" {
 		id = msg.MessageID
 	}
-	return linedriver.Done(map[string]string{"to": st.To, "message_id": id, "report": st.Event, "subject": msg.Subject,
-		"after": d.svc.Now().Sub(st.Time).Round(time.Millisecond).String()})
+	details := map[string]string{"to": st.To, "message_id": id, "report": st.Event, "subject": msg.Subject,
+		"after": d.svc.Now().Sub(st.Time).Round(time.Millisecond).String()}
+	if st.Reason != "" {
+		details["why"] = st.Reason // what the report told the sender went wrong
+	}
+	return linedriver.Done(details)
 }
 
 // sent logs the send as an activity event (report_sent, with the result:

@@ -167,7 +167,11 @@ func (d *run) reportActivity(ev string, s *Sample, a map[string]string) {
 			d.reports[s] = append(d.reports[s], a)
 		}
 		d.mu.Unlock()
-		d.say("report: the %s report on %s is sent to %s: %q", a["report"], d.name(s), a["to"], a["subject"])
+		why := ""
+		if a["why"] != "" {
+			why = " — it tells why: " + a["why"]
+		}
+		d.say("report: the %s report on %s is sent to %s: %q%s", a["report"], d.name(s), a["to"], a["subject"], why)
 	case activity.Retried:
 		d.warn(fmt.Sprintf("report: not sent yet (%s: %s); next try in %s", a["category"], a["reason"], a["retry_after"]))
 	case activity.Failed:
