@@ -67,8 +67,8 @@ type Spool struct {
 	compactHook func(step string)
 	// drained is true while no job is queued; onDrained is called when a
 	// write empties the queue.
-	drained   atomic.Bool
-	onDrained atomic.Pointer[func()]
+	drained        atomic.Bool
+	onDrained      atomic.Pointer[func()]
 	lastCompaction atomic.Pointer[Compaction]
 }
 
