@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mediagw/mediagw/datamap"
@@ -174,6 +175,14 @@ type Host struct {
 	metrics *metrics.Metrics
 	now     func() time.Time // the clock of pruning (tests move it)
 
+	// drained wakes Run when the spool's queue became empty (a moment to
+	// compact); compactions counts compactions, lastAuto is the last
+	// automatic check that compacted.
+	drained     chan struct{}
+	compactMu   sync.Mutex
+	compactions atomic.Int64
+	lastAuto    time.Time
+
 	mu       sync.Mutex
 	plan     *Plan
 	drivers  map[string]*driverUnit
@@ -213,9 +222,15 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 	}
 	hub := activity.NewHub()
 	h := &Host{log: slog.New(hub.Handler(log.Handler())), spool: sp, Backoff: pluginmgr.DefaultBackoff, hub: hub, now: time.Now,
-		drivers: map[string]*driverUnit{}, conns: map[string]*connUnit{}}
+		drivers: map[string]*driverUnit{}, conns: map[string]*connUnit{}, drained: make(chan struct{}, 1)}
 	h.metrics = metrics.New(h.metricsSnapshot)
 	hub.Observe(h.metrics.Observe)
+	sp.OnDrained(func() {
+		select {
+		case h.drained <- struct{}{}:
+		default:
+		}
+	})
 	slog := h.log.With("component", "spool")
 	sp.OnHealthChange(func(old, new spool.Health) {
 		if new.Health == spool.Healthy {
@@ -252,6 +267,8 @@ func (h *Host) Run(ctx context.Context, p *Plan) error {
 		case <-ctx.Done():
 			h.stopAll()
 			return h.spool.Close()
+		case <-h.drained:
+			h.autoCompact(ctx, "queue empty")
 		case <-ticker.C:
 			h.mu.Lock()
 			keep := time.Duration(h.plan.Config.Spool.ForgetAfter) // as last reloaded
@@ -263,6 +280,7 @@ func (h *Host) Run(ctx context.Context, p *Plan) error {
 				h.log.Info("forgot old source ids", "count", n)
 			}
 			h.prune()
+			h.autoCompact(ctx, "hourly")
 		}
 	}
 }
