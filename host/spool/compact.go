@@ -27,7 +27,7 @@ type Compaction struct {
 	At     time.Time `json:"at"`
 	// Paused is how long writes (accepts, outcomes, state saves) and reads
 	// waited: the copy and the swap.
-	Paused time.Duration `json:"paused"`
+	Paused time.Duration `json:"paused_ns"`
 }
 
 // Reclaimed is the disk space the compaction gave back.
