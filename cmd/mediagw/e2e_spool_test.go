@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,9 @@ func TestSpoolCompactCommand(t *testing.T) {
 	}
 	if c.After.FileBytes >= c.Before.FileBytes/2 {
 		t.Errorf("running gateway: spool file %d → %d bytes; want it halved at least", c.Before.FileBytes, c.After.FileBytes)
+	}
+	if out, _ := mediagw(t, s, "status", "--url", url+"/status"); !regexp.MustCompile(`spool: healthy .*file \d+\.\d MiB \(live \d+\.\d MiB, free \d+\.\d MiB\)`).MatchString(out) {
+		t.Errorf("mediagw status does not show the spool's size:\n%s", out)
 	}
 	// With status.listen on a free port the CLI cannot find the running
 	// gateway from the config: it says so instead of touching the file.
