@@ -150,6 +150,8 @@ func TestStatusSecurity(t *testing.T) {
 			}
 		})
 	}
+}
+
 func TestSpoolCompactSettings(t *testing.T) {
 	for _, tc := range []struct {
 		src     string
