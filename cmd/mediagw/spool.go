@@ -65,10 +65,14 @@ func runSpoolCompact(args []string) int {
 // the running gateway.
 func compactSpool(ctx context.Context, cfgPath, apiURL string, timeout time.Duration) (spool.Compaction, string, error) {
 	var c spool.Compaction
-	if apiURL != "" {
-		return askCompact(apiURL, timeout)
-	}
 	cfg, err := config.Load(cfgPath)
+	if apiURL != "" {
+		token := ""
+		if err == nil {
+			token = statusToken(cfg) // --url with -c: the token still comes from the config
+		}
+		return askCompact(apiURL, token, timeout)
+	}
 	if err != nil {
 		return c, "", err
 	}
@@ -82,7 +86,7 @@ func compactSpool(ctx context.Context, cfgPath, apiURL string, timeout time.Dura
 		if uerr != nil {
 			return c, "", fmt.Errorf("spool compact: a running gateway holds %s, and it cannot be asked: %w", path, uerr)
 		}
-		return askCompact(u, timeout)
+		return askCompact(u, statusToken(cfg), timeout)
 	}
 	if err != nil {
 		return c, "", err
@@ -92,9 +96,9 @@ func compactSpool(ctx context.Context, cfgPath, apiURL string, timeout time.Dura
 	return c, "gateway stopped, " + path, err
 }
 
-func askCompact(u string, timeout time.Duration) (spool.Compaction, string, error) {
+func askCompact(u, token string, timeout time.Duration) (spool.Compaction, string, error) {
 	base := strings.TrimSuffix(strings.TrimSuffix(u, "/"), "/status")
-	cl := &jobsClient{base: base, timeout: timeout}
+	cl := &jobsClient{base: base, token: token, timeout: timeout}
 	var c spool.Compaction
 	if _, err := cl.call(http.MethodPost, "/api/spool/compact", &c); err != nil {
 		return c, "", err
