@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mediagw/mediagw/datamap"
@@ -193,6 +194,14 @@ type Host struct {
 	now     func() time.Time // the clock of pruning (tests move it)
 	reports *report.Service
 
+	// drained wakes Run when the spool's queue became empty (a moment to
+	// compact); compactions counts compactions, lastAuto is the last
+	// automatic check that compacted.
+	drained     chan struct{}
+	compactMu   sync.Mutex
+	compactions atomic.Int64
+	lastAuto    time.Time
+
 	mu        sync.Mutex
 	plan      *Plan
 	drivers   map[string]*driverUnit
@@ -236,10 +245,16 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 	hub := activity.NewHub()
 	h := &Host{log: slog.New(hub.Handler(log.Handler())), spool: sp, Backoff: pluginmgr.DefaultBackoff, hub: hub, now: time.Now,
 		drivers: map[string]*driverUnit{}, reporters: map[string]*driverUnit{}, pdfMakers: map[string]linedriver.PDFMaker{},
-		conns: map[string]*connUnit{}}
+		conns: map[string]*connUnit{}, drained: make(chan struct{}, 1)}
 	h.reports = report.NewService(h.log.With("component", "report"))
 	h.metrics = metrics.New(h.metricsSnapshot)
 	hub.Observe(h.metrics.Observe)
+	sp.OnDrained(func() {
+		select {
+		case h.drained <- struct{}{}:
+		default:
+		}
+	})
 	slog := h.log.With("component", "spool")
 	sp.OnHealthChange(func(old, new spool.Health) {
 		if new.Health == spool.Healthy {
@@ -279,6 +294,8 @@ func (h *Host) Run(ctx context.Context, p *Plan) error {
 		case <-ctx.Done():
 			h.stopAll()
 			return h.spool.Close()
+		case <-h.drained:
+			h.autoCompact(ctx, "queue empty")
 		case <-ticker.C:
 			h.mu.Lock()
 			keep := time.Duration(h.plan.Config.Spool.ForgetAfter) // as last reloaded
@@ -290,6 +307,7 @@ func (h *Host) Run(ctx context.Context, p *Plan) error {
 				h.log.Info("forgot old source ids", "count", n)
 			}
 			h.prune()
+			h.autoCompact(ctx, "hourly")
 		}
 	}
 }

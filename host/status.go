@@ -45,7 +45,9 @@ type Status struct {
 	Health     string                     `json:"health"`
 	Connectors map[string]pluginmgr.State `json:"connectors"`
 	Drivers    map[string]DriverStatus    `json:"drivers"`
-	Spool      spool.Health               `json:"spool"`
+	// Spool is the spool's health, its file's size (live and free bytes)
+	// and its last compaction.
+	Spool spool.Health `json:"spool"`
 	// Queued counts every job in a driver's queue (waiting, retrying or in
 	// an attempt); Failed the jobs that failed for good.
 	Queued map[string]int `json:"queued"`
@@ -151,6 +153,11 @@ func (h *Host) metricsSnapshot() metrics.Snapshot {
 	}
 	s.SpoolHealthy = st.Spool.Health == spool.Healthy
 	s.SpoolWriteErrors, s.SpoolDeferrals = st.Spool.WriteErrors, st.Spool.Deferrals
+	s.SpoolFileBytes, s.SpoolLiveBytes, s.SpoolFreeBytes = st.Spool.FileBytes, st.Spool.LiveBytes, st.Spool.FreeBytes
+	s.SpoolCompactions = int(h.compactions.Load())
+	if c := st.Spool.LastCompaction; c != nil {
+		s.SpoolLastPause = c.Paused
+	}
 	s.Subscribers, s.Dropped = h.hub.Subscribers(), h.hub.Dropped()
 	return s
 }

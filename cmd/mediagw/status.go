@@ -102,6 +102,9 @@ type statusDoc struct {
 		Deferrals   int       `json:"deferrals"`
 		LastError   string    `json:"last_error"`
 		Since       time.Time `json:"since"`
+		FileBytes   int64     `json:"file_bytes"`
+		LiveBytes   int64     `json:"live_bytes"`
+		FreeBytes   int64     `json:"free_bytes"`
 	} `json:"spool"`
 	Connectors map[string]struct {
 		Health    plugin.HealthState `json:"health"`
@@ -190,7 +193,8 @@ func printStatus(w io.Writer, st statusDoc) {
 		if st.Spool.Health != "healthy" && st.Spool.LastError != "" {
 			note = "last error: " + st.Spool.LastError
 		}
-		fmt.Fprintf(tw, "spool: %s\twrite errors %d\tdeferrals %d\t%s\n", st.Spool.Health, st.Spool.WriteErrors, st.Spool.Deferrals, note)
+		fmt.Fprintf(tw, "spool: %s\twrite errors %d\tdeferrals %d\tfile %s (live %s, free %s)\t%s\n", st.Spool.Health,
+			st.Spool.WriteErrors, st.Spool.Deferrals, mib(st.Spool.FileBytes), mib(st.Spool.LiveBytes), mib(st.Spool.FreeBytes), note)
 	}
 	if len(st.Reports) > 0 {
 		fmt.Fprintln(tw)

@@ -47,6 +47,41 @@ type Spool struct {
 	// FailedRetention is how long jobs that failed for good are kept (with
 	// their documents) for the operator to retry or purge.
 	FailedRetention Duration `yaml:"failed_retention"`
+	// Compact gives the file's free pages back to the disk after a burst.
+	Compact Compact `yaml:"compact"`
+}
+
+// Compact is the automatic compaction of the spool file: when the queue
+// becomes empty and every hour, a file of at least MinSize whose free
+// pages are more than half of it is compacted.
+type Compact struct {
+	Auto    bool     `yaml:"auto"`
+	MinSize ByteSize `yaml:"min_size"`
+}
+
+// ByteSize reads "64MiB", "512KiB", "1GiB", "100MB" or a number of bytes.
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+
+// UnmarshalYAML parses a size with an optional unit.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, unit := strings.TrimSpace(n.Value), int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(v, u.suffix) {
+			v, unit = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.n
+			break
+		}
+	}
+	x, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || x < 0 || x > (1<<62)/unit {
+		return fmt.Errorf("line %d: %q is not a size (write e.g. 64MiB, 512KiB, 1GiB)", n.Line, n.Value)
+	}
+	*b = ByteSize(x * unit)
+	return nil
 }
 
 // Log configures the gateway's log.
@@ -115,8 +150,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // Defaults are the values of keys the file leaves out.
 var Defaults = Config{
-	Spool: Spool{Dir: "spool", ForgetAfter: Duration(14 * 24 * time.Hour), FailedRetention: Duration(30 * 24 * time.Hour)},
-	Log:   Log{Level: "info", Format: "text"},
+	Spool: Spool{Dir: "spool", ForgetAfter: Duration(14 * 24 * time.Hour), FailedRetention: Duration(30 * 24 * time.Hour),
+		Compact: Compact{Auto: true, MinSize: 64 << 20}},
+	Log: Log{Level: "info", Format: "text"},
 }
 
 // DefaultMaxInFlight is a connector's in-flight bound when none is set.

@@ -48,6 +48,7 @@ func TestParseProblems(t *testing.T) {
 		{"bad level and route", "log:\n  level: loud\nconnectors:\n  inbox:\n    routes: [pager]\n",
 			[]string{cfgFile + ":1: log.level \"loud\"", `route "pager" is not defined under drivers:`}},
 		{"bad duration", "spool:\n  forget_after: two weeks\n", []string{cfgFile + `:2: "two weeks" is not a duration`}},
+		{"bad size", "spool:\n  compact:\n    min_size: 64 megs\n", []string{cfgFile + `:3: "64 megs" is not a size`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -148,5 +149,29 @@ func TestStatusSecurity(t *testing.T) {
 				t.Errorf("a problem repeats the password hash:\n%s", joined)
 			}
 		})
+	}
+}
+
+func TestSpoolCompactSettings(t *testing.T) {
+	for _, tc := range []struct {
+		src     string
+		auto    bool
+		minSize ByteSize
+	}{
+		{"", true, 64 << 20},
+		{"spool:\n  compact:\n    auto: false\n", false, 64 << 20},
+		{"spool:\n  compact:\n    min_size: 512KiB\n", true, 512 << 10},
+		{"spool:\n  compact:\n    min_size: 1GiB\n", true, 1 << 30},
+		{"spool:\n  compact:\n    min_size: 100MB\n", true, 100e6},
+		{"spool:\n  compact:\n    min_size: 4096\n", true, 4096},
+	} {
+		var cfg Config
+		cfg.Spool = Defaults.Spool
+		if err := yaml.Unmarshal([]byte(tc.src), &cfg); err != nil {
+			t.Fatalf("%q: %v", tc.src, err)
+		}
+		if cfg.Spool.Compact.Auto != tc.auto || cfg.Spool.Compact.MinSize != tc.minSize {
+			t.Errorf("%q: compact = %+v, want auto %v, min_size %d", tc.src, cfg.Spool.Compact, tc.auto, tc.minSize)
+		}
 	}
 }

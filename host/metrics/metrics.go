@@ -33,6 +33,15 @@ type Snapshot struct {
 	SpoolHealthy     bool
 	SpoolWriteErrors int
 	SpoolDeferrals   int
+	// The spool file's size, the bytes of it that hold data and the bytes
+	// free for reuse (given back to the disk by a compaction).
+	SpoolFileBytes int64
+	SpoolLiveBytes int64
+	SpoolFreeBytes int64
+	// SpoolCompactions counts compactions since start; SpoolLastPause is
+	// how long the last one held the spool.
+	SpoolCompactions int
+	SpoolLastPause   time.Duration
 	Subscribers      int
 	Dropped          uint64
 }
@@ -144,6 +153,11 @@ var (
 	descSpoolUp    = prometheus.NewDesc("mediagw_spool_healthy", "1 when the last spool write succeeded and nothing was deferred since.", nil, nil)
 	descWriteErrs  = prometheus.NewDesc("mediagw_spool_write_errors_total", "Spool writes that failed (full disk, I/O error).", nil, nil)
 	descDeferrals  = prometheus.NewDesc("mediagw_spool_deferrals_total", "Messages deferred because the spool could not take them.", nil, nil)
+	descFileBytes  = prometheus.NewDesc("mediagw_spool_file_bytes", "Size of the spool file.", nil, nil)
+	descLiveBytes  = prometheus.NewDesc("mediagw_spool_live_bytes", "Bytes of the spool file that hold data.", nil, nil)
+	descFreeBytes  = prometheus.NewDesc("mediagw_spool_free_bytes", "Bytes of the spool file free for reuse; a compaction gives them back to the disk.", nil, nil)
+	descCompacts   = prometheus.NewDesc("mediagw_spool_compactions_total", "Compactions of the spool file since the gateway started.", nil, nil)
+	descPause      = prometheus.NewDesc("mediagw_spool_last_compaction_pause_seconds", "How long the last compaction held spool writes (accepts, outcomes).", nil, nil)
 	descSubs       = prometheus.NewDesc("mediagw_activity_subscribers", "Open live activity streams.", nil, nil)
 	descDropped    = prometheus.NewDesc("mediagw_activity_dropped_events_total", "Activity events slow live streams missed.", nil, nil)
 )
@@ -152,7 +166,8 @@ type gauges struct{ snap func() Snapshot }
 
 func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueued, descInProgress, descFailed, descOldest, descDriverUp, descConnUp,
-		descConnState, descRestarts, descSpoolUp, descWriteErrs, descDeferrals, descSubs, descDropped} {
+		descConnState, descRestarts, descSpoolUp, descWriteErrs, descDeferrals, descFileBytes, descLiveBytes, descFreeBytes,
+		descCompacts, descPause, descSubs, descDropped} {
 		ch <- d
 	}
 }
@@ -201,6 +216,11 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	gauge(descSpoolUp, b2f(s.SpoolHealthy))
 	counter(descWriteErrs, float64(s.SpoolWriteErrors))
 	counter(descDeferrals, float64(s.SpoolDeferrals))
+	gauge(descFileBytes, float64(s.SpoolFileBytes))
+	gauge(descLiveBytes, float64(s.SpoolLiveBytes))
+	gauge(descFreeBytes, float64(s.SpoolFreeBytes))
+	counter(descCompacts, float64(s.SpoolCompactions))
+	gauge(descPause, s.SpoolLastPause.Seconds())
 	gauge(descSubs, float64(s.Subscribers))
 	counter(descDropped, float64(s.Dropped))
 }

@@ -17,7 +17,8 @@ import (
 func TestEventsCount(t *testing.T) {
 	m := metrics.New(func() metrics.Snapshot {
 		return metrics.Snapshot{Queued: map[string]int{"fax": 3}, OldestAge: map[string]time.Duration{"fax": 90 * time.Second},
-			ConnectorHealth: map[string]string{"inbox": "degraded"}, SpoolHealthy: false, SpoolWriteErrors: 2, SpoolDeferrals: 5}
+			ConnectorHealth: map[string]string{"inbox": "degraded"}, SpoolHealthy: false, SpoolWriteErrors: 2, SpoolDeferrals: 5,
+			SpoolFileBytes: 8 << 20, SpoolLiveBytes: 1 << 20, SpoolFreeBytes: 7 << 20, SpoolCompactions: 1, SpoolLastPause: 250 * time.Millisecond}
 	})
 	fax := func(kind string, fields map[string]string) activity.Event {
 		return activity.Event{Kind: kind, Driver: "fax", JobID: "r1.fax", Fields: fields}
@@ -89,6 +90,11 @@ func TestEventsCount(t *testing.T) {
 		{"mediagw_spool_healthy", nil, 0},
 		{"mediagw_spool_write_errors_total", nil, 2},
 		{"mediagw_spool_deferrals_total", nil, 5},
+		{"mediagw_spool_file_bytes", nil, 8 << 20},
+		{"mediagw_spool_live_bytes", nil, 1 << 20},
+		{"mediagw_spool_free_bytes", nil, 7 << 20},
+		{"mediagw_spool_compactions_total", nil, 1},
+		{"mediagw_spool_last_compaction_pause_seconds", nil, 0.25},
 	} {
 		if got := get(tc.name, tc.labels); got != tc.want {
 			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)

@@ -24,6 +24,10 @@ type Health struct {
 	Deferrals   int       `json:"deferrals"`
 	LastError   string    `json:"last_error,omitempty"`
 	Since       time.Time `json:"since"`
+	// Size is the file's use when Health was asked (zero in the change
+	// hook); LastCompaction the last compaction since the spool opened.
+	Size
+	LastCompaction *Compaction `json:"last_compaction,omitempty"`
 }
 
 type healthTracker struct {
@@ -64,11 +68,16 @@ func (t *healthTracker) note(err error, deferral bool) {
 	}
 }
 
-// Health returns the spool's health.
+// Health returns the spool's health, its size and its last compaction.
 func (s *Spool) Health() Health {
 	s.health.mu.Lock()
-	defer s.health.mu.Unlock()
-	return s.health.h
+	h := s.health.h
+	s.health.mu.Unlock()
+	if sz, err := s.Size(); err == nil {
+		h.Size = sz
+	}
+	h.LastCompaction = s.LastCompaction()
+	return h
 }
 
 // OnHealthChange sets a function called once for every change of the
@@ -98,7 +107,7 @@ func (s *Spool) update(fn func(*bolt.Tx) error) error {
 			return err
 		}
 	}
-	err := s.db.Update(fn)
+	err := s.write(fn)
 	switch {
 	case err == nil:
 		s.health.note(nil, false)
@@ -111,5 +120,5 @@ func (s *Spool) update(fn func(*bolt.Tx) error) error {
 }
 
 func isLogical(err error) bool {
-	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotFailed) || errors.Is(err, ErrActive)
+	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotFailed) || errors.Is(err, ErrActive) || errors.Is(err, ErrClosed)
 }

@@ -146,7 +146,7 @@ func (s *Spool) Jobs(q Query) ([]JobInfo, error) {
 	}
 	out := []JobInfo{}
 	full := func() bool { return q.Limit > 0 && len(out) >= q.Limit }
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if q.State != StateFailed {
 			err := tx.Bucket(bucketDue).ForEach(func(k, _ []byte) error {
 				if full() {
@@ -230,7 +230,7 @@ func (s *Spool) Jobs(q Query) ([]JobInfo, error) {
 // active tells whether an attempt is in progress (nil: none).
 func (s *Spool) Job(id string, active map[string]bool) (*JobDetail, error) {
 	var d *JobDetail
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var ji JobInfo
 		if e, err := getEntry(tx, id); err == nil {
 			ji = info(e, queuedState(tx, id, active))
@@ -261,7 +261,7 @@ func (s *Spool) Job(id string, active map[string]bool) (*JobDetail, error) {
 // that shows them).
 func (s *Spool) Entry(id string) (*Entry, error) {
 	var out *Entry
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		e, err := getEntry(tx, id)
 		if errors.Is(err, ErrNotFound) {
 			v := tx.Bucket(bucketFailed).Get([]byte(id))

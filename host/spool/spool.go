@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -46,24 +48,51 @@ type sourceEntry struct {
 	Accepted time.Time `json:"accepted"`
 }
 
+// ErrLocked is returned by Open when another process (a running gateway)
+// holds the spool file.
+var ErrLocked = errors.New("spool: the file is locked by another running gateway")
+
 // Spool is safe for concurrent use.
 type Spool struct {
+	path string
+	// mu guards db: every transaction holds it for reading (see view and
+	// write, the only ways to the file); Compact and Close hold it for
+	// writing while they swap or close the file.
+	mu     sync.RWMutex
 	db     *bolt.DB
 	health healthTracker
 	// faultHook, when set (tests only), fails writes before they reach the file.
 	faultHook func() error
+	// compactHook, when set (tests only), is called at each step of Compact.
+	compactHook func(step string)
+	// drained is true while no job is queued; onDrained is called when a
+	// write empties the queue.
+	drained        atomic.Bool
+	onDrained      atomic.Pointer[func()]
+	lastCompaction atomic.Pointer[Compaction]
 }
 
-// Open opens (or creates) the spool file.
+// openLockTimeout is how long Open waits for another process's lock.
+var openLockTimeout = 2 * time.Second
+
+// Open opens (or creates) the spool file. A leftover copy of a compaction
+// that was cut off is removed. ErrLocked: a running gateway holds it.
 func Open(path string) (*Spool, error) {
 	_, statErr := os.Stat(path)
 	created := errors.Is(statErr, fs.ErrNotExist)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: openLockTimeout})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("spool: %s is locked by another running gateway", path)
+			return nil, fmt.Errorf("%w: %s", ErrLocked, path)
 		}
 		return nil, fmt.Errorf("spool: open %s: %w", path, err)
+	}
+	// A compaction cut off before its rename leaves its copy behind: the
+	// live file is whole, the copy is dropped. Only the holder of the
+	// file's lock may do this (a running compaction owns its copy).
+	if err := os.Remove(compactPath(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		db.Close()
+		return nil, fmt.Errorf("spool: remove the copy of an unfinished compaction: %w", err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketJobs, bucketDue, bucketSources, bucketFailed, bucketHistory, bucketRetry} {
@@ -85,10 +114,64 @@ func Open(path string) (*Spool, error) {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 	}
-	s := &Spool{db: db}
+	s := &Spool{path: path, db: db}
 	s.health.init(time.Now)
+	_ = db.View(func(tx *bolt.Tx) error {
+		s.drained.Store(queueEmpty(tx))
+		return nil
+	})
 	return s, nil
 }
+
+// ErrClosed is returned by every call after Close.
+var ErrClosed = errors.New("spool: closed")
+
+// view runs a read-only transaction; write runs a read-write one (through
+// update, which feeds the health tracker). They are the only ways to the
+// file: Compact swaps the file under them.
+func (s *Spool) view(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	return s.db.View(fn)
+}
+
+func (s *Spool) write(fn func(*bolt.Tx) error) error {
+	empty, err := s.writeLocked(fn)
+	if err == nil && empty != s.drained.Swap(empty) && empty {
+		if f := s.onDrained.Load(); f != nil {
+			(*f)()
+		}
+	}
+	return err
+}
+
+func (s *Spool) writeLocked(fn func(*bolt.Tx) error) (empty bool, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return false, ErrClosed
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		empty = queueEmpty(tx)
+		return nil
+	})
+	return empty, err
+}
+
+func queueEmpty(tx *bolt.Tx) bool {
+	k, _ := tx.Bucket(bucketDue).Cursor().First()
+	return k == nil
+}
+
+// OnDrained sets a function called when a write leaves no job queued (the
+// moment to think of compacting). It must not block.
+func (s *Spool) OnDrained(f func()) { s.onDrained.Store(&f) }
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
@@ -102,8 +185,17 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// Close closes the file.
-func (s *Spool) Close() error { return s.db.Close() }
+// Close closes the file. Calls after Close return ErrClosed.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}
 
 func sourceKey(connector, sourceID string) []byte {
 	return []byte(connector + "\x00" + sourceID)
@@ -121,7 +213,7 @@ func dueKey(driver string, due time.Time, id string) []byte {
 // Seen reports whether a message with this source id was accepted before.
 func (s *Spool) Seen(connector, sourceID string) (bool, error) {
 	var seen bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		seen = tx.Bucket(bucketSources).Get(sourceKey(connector, sourceID)) != nil
 		return nil
 	})
@@ -197,7 +289,7 @@ func removeEntry(tx *bolt.Tx, e *Entry) error {
 // A returned job may be due in the future: the caller waits until then.
 func (s *Spool) Next(driver string, skip map[string]bool) (*Entry, error) {
 	var out *Entry
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDue).Cursor()
 		prefix := append([]byte(driver), 0)
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
@@ -373,7 +465,7 @@ type Stats struct {
 // Stats counts jobs per driver, failed jobs and remembered source ids.
 func (s *Spool) Stats() (Stats, error) {
 	st := Stats{Queued: map[string]int{}, Retrying: map[string]int{}, FailedBy: map[string]int{}, Oldest: map[string]time.Time{}}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		// Every queued job has one key in due, led by its driver's name:
 		// counting keys spares decoding every job and its documents. A
 		// job id starts with the time its record arrived.
@@ -417,7 +509,7 @@ func (s *Spool) Stats() (Stats, error) {
 // Failed lists the jobs that failed for good.
 func (s *Spool) Failed() ([]Entry, error) {
 	var out []Entry
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFailed).ForEach(func(_, v []byte) error {
 			var e Entry
 			if err := json.Unmarshal(v, &e); err != nil {

@@ -37,6 +37,7 @@ type TestResult struct {
 //	POST /api/jobs/{id}/retry         a failed job back to the queue
 //	POST /api/jobs/{id}/purge         a failed or queued job removed
 //	POST /api/connectors/{name}/test  TestResult
+//	POST /api/spool/compact           spool.Compaction (writes wait while it copies)
 //	GET  /metrics                     Prometheus text format
 //
 // Errors are {"error": "..."} with 400, 404, 409 or 500.
@@ -107,6 +108,14 @@ func Handler(h *host.Host) http.Handler {
 			return
 		}
 		reply(w, http.StatusOK, TestResult{Connector: name, Category: string(res.Category), Hint: res.Hint, Detail: res.Detail})
+	})
+	mux.HandleFunc("POST /api/spool/compact", func(w http.ResponseWriter, r *http.Request) {
+		c, err := h.CompactSpool(r.Context())
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, http.StatusOK, c)
 	})
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		replyError(w, http.StatusNotFound, "no such API: "+r.Method+" "+r.URL.Path)

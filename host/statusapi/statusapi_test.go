@@ -397,3 +397,52 @@ func TestPluginKilled(t *testing.T) {
 		t.Errorf("mediagw_plugin_restarts_total = %v, want 1", v)
 	}
 }
+
+// TestSpoolCompactAPI: after a burst of mails went through, the operator
+// compacts the spool through the API; the status and the scrape show the
+// smaller file.
+func TestSpoolCompactAPI(t *testing.T) {
+	g := startGateway(t)
+	const n = 120
+	for i := range n {
+		g.drop(fmt.Sprintf("m%d", i), goodMail(i)+strings.Repeat("Filler line of a long mail body.\r\n", 100))
+	}
+	g.waitFor("every mail delivered", func() bool {
+		return g.kinds()[activity.Delivered] == n
+	})
+	var before host.Status
+	g.call("GET", "/status", &before)
+	var c spool.Compaction
+	if code, _ := g.call("POST", "/api/spool/compact", &c); code != 200 {
+		t.Fatalf("POST /api/spool/compact: %d", code)
+	}
+	if c.Before.FileBytes != before.Spool.FileBytes || c.After.FileBytes >= c.Before.FileBytes/2 || c.Paused <= 0 {
+		t.Fatalf("compaction %+v; the status before said %+v", c, before.Spool.Size)
+	}
+	var after host.Status
+	g.call("GET", "/status", &after)
+	if after.Spool.FileBytes != c.After.FileBytes || after.Spool.LiveBytes+after.Spool.FreeBytes != after.Spool.FileBytes ||
+		after.Spool.LastCompaction == nil {
+		t.Fatalf("status after compaction: %+v", after.Spool)
+	}
+	fams := g.scrape()
+	for _, tc := range []struct {
+		name string
+		want float64
+	}{
+		{"mediagw_spool_file_bytes", float64(after.Spool.FileBytes)},
+		{"mediagw_spool_compactions_total", 1},
+	} {
+		if v, ok := value(fams, tc.name); !ok || v != tc.want {
+			t.Errorf("%s = %v (found %v), want %v", tc.name, v, ok, tc.want)
+		}
+	}
+	for _, name := range []string{"mediagw_spool_live_bytes", "mediagw_spool_free_bytes", "mediagw_spool_last_compaction_pause_seconds"} {
+		if v, ok := value(fams, name); !ok || v <= 0 {
+			t.Errorf("%s = %v (found %v), want > 0", name, v, ok)
+		}
+	}
+	if !strings.Contains(g.log.String(), `reason=operator`) {
+		t.Errorf("no log line of the operator's compaction:\n%s", g.log.String())
+	}
+}
