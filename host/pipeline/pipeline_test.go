@@ -197,7 +197,7 @@ func TestSettlement(t *testing.T) {
 		{name: "route to an unknown driver", mapper: routeTo("pager"), kind: plugin.Reject, reason: `"pager", which is not configured`},
 		{name: "driver Check refuses", mapper: routeTo("fax"), refuse: "fax", kind: plugin.Reject, reason: "fax: no fax number"},
 		{name: "second driver refuses: nothing spooled", mapper: routeTo("file", "fax"), refuse: "fax", kind: plugin.Reject, reason: "fax: no fax number"},
-		{name: "spool fails: retry later", mapper: routeTo("fax"), closeSp: true, kind: plugin.Retry, reason: "database not open"},
+		{name: "spool fails: retry later", mapper: routeTo("fax"), closeSp: true, kind: plugin.Retry, reason: "spool: closed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
