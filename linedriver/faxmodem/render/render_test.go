@@ -154,7 +154,7 @@ func TestText(t *testing.T) {
 		if n := blackCount(pages[0], margin+8*cellWidth, y0, margin+11*cellWidth, y1); n == 0 {
 			t.Errorf("nothing at column 9 of the tab line")
 		}
-		y0, y1 = lineRows(1)
+		y0, _ = lineRows(1)
 		if n := blackCount(pages[1], 0, y0, Width, pages[1].Height); n != 0 {
 			t.Errorf("page 2 has ink below its first line")
 		}
