@@ -21,7 +21,7 @@ proto-check: proto
 	git diff --exit-code -- proto/ || (echo "generated code differs from proto/: run make proto and commit" >&2; exit 1)
 
 demo: build
-	$(BIN)/mediagw demo
+	$(BIN)/mediagw-demo
 
 test: build
 	$(GO) vet ./...

@@ -1,5 +1,5 @@
 // Package examples holds the runnable example configurations, data maps and
-// sample mails. They are embedded so that `mediagw demo` runs on a fresh
+// sample mails. They are embedded so that `mediagw-demo` runs on a fresh
 // machine with nothing else in place.
 package examples
 

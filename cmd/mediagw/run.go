@@ -26,16 +26,6 @@ func init() {
 	register(command{Name: "run", Usage: "-c FILE", Short: "run the gateway (SIGHUP reloads the config, SIGTERM stops)", Run: runRun})
 }
 
-func newLogger(w io.Writer, c config.Log) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
 // loadPlan reads a config and builds its plan, printing every problem.
 func loadPlan(path string, stderr io.Writer) (*host.Plan, *slog.Logger, bool) {
 	cfg, err := config.Load(path)
@@ -43,7 +33,7 @@ func loadPlan(path string, stderr io.Writer) (*host.Plan, *slog.Logger, bool) {
 		fmt.Fprintln(stderr, err)
 		return nil, nil, false
 	}
-	log := newLogger(stderr, cfg.Log)
+	log := host.NewLogger(stderr, cfg.Log)
 	plan, err := host.Prepare(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -67,7 +57,7 @@ func runRun(args []string) int {
 		return 1
 	}
 	// Every connector must accept its settings before anything starts.
-	if problems, _ := checkConnectors(plan); len(problems) > 0 {
+	if problems, _ := host.CheckConnectors(plan); len(problems) > 0 {
 		fmt.Fprintln(os.Stderr, strings.Join(problems, "\n"))
 		plan.Close()
 		return 1

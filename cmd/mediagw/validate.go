@@ -4,16 +4,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/mediagw/mediagw/host"
 	"github.com/mediagw/mediagw/host/config"
-	"github.com/mediagw/mediagw/host/pluginmgr"
 	"github.com/mediagw/mediagw/plugin"
 )
 
@@ -37,7 +33,7 @@ func runValidate(args []string) int {
 		return 1
 	}
 	defer plan.Close()
-	problems, warnings := checkConnectors(plan)
+	problems, warnings := host.CheckConnectors(plan)
 	for _, w := range warnings {
 		fmt.Fprintln(os.Stderr, "warning:", w)
 	}
@@ -47,37 +43,6 @@ func runValidate(args []string) int {
 	}
 	fmt.Printf("%s: ok (%d connector(s), %d map(s), %d driver(s))\n", *cfgPath, len(plan.Connectors), len(plan.Maps), len(plan.Drivers))
 	return 0
-}
-
-// checkConnectors starts each connector plugin once, hands it its config and
-// stops it: the plugin's own checks of its settings, with file:line. Problems
-// stop the gateway; warnings do not.
-func checkConnectors(plan *host.Plan) (problems, warnings []string) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	for _, name := range config.SortedKeys(plan.Connectors) {
-		inst, err := launch(plan, name, quiet)
-		if err != nil {
-			problems = append(problems, err.Error())
-			continue
-		}
-		warnings = append(warnings, inst.Warnings...)
-		inst.Kill()
-	}
-	return problems, warnings
-}
-
-func launch(plan *host.Plan, name string, log *slog.Logger) (*pluginmgr.Instance, error) {
-	cp := plan.Connectors[name]
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	inst, err := pluginmgr.Launch(ctx, pluginmgr.Spec{
-		Name: name, Path: cp.Config.PluginPath, Dir: filepath.Dir(plan.Config.File), Checksum: cp.Config.Checksum, ConfigJSON: cp.JSON,
-		MaxInFlight: cp.Config.MaxInFlight, Log: log, ConfigError: host.ConfigError(plan.Config, name),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), pluginmgr.ErrConfig.Error()+": "))
-	}
-	return inst, nil
 }
 
 func runTest(args []string) int {
@@ -105,7 +70,7 @@ func runTest(args []string) int {
 		fmt.Fprintf(os.Stderr, "%s: no connector named %q (have: %s)\n", *cfgPath, name, strings.Join(config.SortedKeys(plan.Connectors), ", "))
 		return 2
 	}
-	inst, err := launch(plan, name, log)
+	inst, err := host.LaunchConnector(plan, name, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -1,4 +1,4 @@
-// Package demo holds the files of `mediagw demo`: its configuration, its
+// Package demo holds the files of `mediagw-demo`: its configuration, its
 // data map and the sample mails it puts into the mailbox.
 package demo
 

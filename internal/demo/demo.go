@@ -3,7 +3,7 @@
 // accepts only the tokens it issues (XOAUTH2), and an emulated fax line on a
 // pty; then the real gateway with the real O365 connector plugin and the
 // real fax-modem driver takes the sample mails from the mailbox to the fax
-// line. It narrates each step and checks the result. `mediagw demo` runs it.
+// line. It narrates each step and checks the result. `mediagw-demo` runs it.
 package demo
 
 import (
@@ -175,11 +175,11 @@ func FindPlugin() (string, error) {
 	if p, err := exec.LookPath(PluginName); err == nil {
 		return p, nil
 	}
-	where := "beside mediagw"
+	where := "beside mediagw-demo"
 	if self != "" {
 		where = "in " + filepath.Dir(self)
 	}
-	return "", fmt.Errorf("demo: the O365 connector plugin %s is not %s nor in PATH: run `make build` (or `make demo`), which builds it into bin/ beside mediagw", PluginName, where)
+	return "", fmt.Errorf("demo: the O365 connector plugin %s is not %s nor in PATH: run `make build` (or `make demo`), which builds it into bin/ beside mediagw-demo", PluginName, where)
 }
 
 // Run runs the demo and checks its outcome: the error says what went wrong.

@@ -1,4 +1,4 @@
-// Package faxrx is the receiving fax machine of `mediagw demo`: the
+// Package faxrx is the receiving fax machine of `mediagw-demo`: the
 // project's modem emulator (modemsim) on a pty, answering calls like a fax
 // machine and writing every page it confirms as a TIFF Class F file and a
 // PNG image.

@@ -2,7 +2,7 @@
 // client in only with SASL XOAUTH2 and a bearer token it verifies itself: an
 // RS256 signature by a known key (by kid), the audience, the issuer, the
 // expiry, and an "email" claim equal to the login name. It is the Office 365
-// mailbox of `mediagw demo`, built on go-imap v2's imapserver and its
+// mailbox of `mediagw-demo`, built on go-imap v2's imapserver and its
 // in-memory backend (IDLE, MOVE, UIDPLUS).
 package oauthimap
 

@@ -1,7 +1,12 @@
+// Command mediagw-demo runs the whole gateway on this machine with no tenant
+// and no modem: stand-ins of the Microsoft identity platform and of an
+// Office 365 mailbox, and an emulated fax line. It ships apart from mediagw,
+// so that none of its stand-ins link into the production binary.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,18 +21,18 @@ import (
 	"github.com/mediagw/mediagw/internal/demo"
 )
 
-func init() {
-	register(command{Name: "demo", Usage: "[--dir DIR] [-v] [--example o365|maildir|alarm]", Short: "the whole job on this machine: an Office 365 mailbox (stand-in) → data map → fax modem (emulated)", Run: runDemo})
-}
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-func runDemo(args []string) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+// run is the whole command, writing to stdout and stderr.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mediagw-demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "where to put the demo's files (default: a new temporary folder, kept)")
 	verbose := fs.Bool("v", false, "also show the gateway's log")
 	timeout := fs.Duration("timeout", 2*time.Minute, "fail when the mails are not all settled by then")
 	example := fs.String("example", "o365", "o365 (mailbox → fax), maildir (the Maildir → file example) or alarm (alarm mail → DC-09 receivers)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `Usage: mediagw demo [--dir DIR] [-v] [--example o365|maildir|alarm]
+		fmt.Fprintln(fs.Output(), `Usage: mediagw-demo [--dir DIR] [-v] [--example o365|maildir|alarm]
 
 Runs the whole gateway on this machine, with no tenant and no modem: a
 stand-in of the Microsoft identity platform, an IMAP mailbox that accepts
@@ -40,45 +45,48 @@ Exit code 0 only when every fax arrived and the bad mail was rejected.`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	switch *example {
 	case "alarm":
-		if err := demoAlarm(*dir, *verbose, *timeout); err != nil {
-			fmt.Fprintln(os.Stderr, "demo failed:", err)
+		if err := demoAlarm(stdout, stderr, *dir, *verbose, *timeout); err != nil {
+			fmt.Fprintln(stderr, "demo failed:", err)
 			return 1
 		}
 		return 0
 	case "maildir":
-		if err := demoMaildir(*dir, *verbose, *timeout); err != nil {
-			fmt.Fprintln(os.Stderr, "demo failed:", err)
+		if err := demoMaildir(stdout, stderr, *dir, *verbose, *timeout); err != nil {
+			fmt.Fprintln(stderr, "demo failed:", err)
 			return 1
 		}
 		return 0
 	case "o365":
 	default:
-		fmt.Fprintf(os.Stderr, "demo: unknown example %q (want o365, maildir or alarm)\n", *example)
+		fmt.Fprintf(stderr, "demo: unknown example %q (want o365, maildir or alarm)\n", *example)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	opts := demo.Options{Dir: *dir, Out: os.Stdout, Timeout: *timeout, CheckConnectors: func(p *host.Plan) []string { problems, _ := checkConnectors(p); return problems }}
+	opts := demo.Options{Dir: *dir, Out: stdout, Timeout: *timeout, CheckConnectors: func(p *host.Plan) []string { problems, _ := host.CheckConnectors(p); return problems }}
 	if *verbose {
-		opts.Log = os.Stderr
+		opts.Log = stderr
 	}
-	if isTerminal(os.Stdout) {
-		opts.Tick = progressLine(os.Stdout)
+	if f, ok := stdout.(*os.File); ok && isTerminal(f) {
+		opts.Tick = progressLine(stdout)
 	}
-	fmt.Println("mediagw demo: Office 365 mailbox (stand-in) → gateway → fax line (emulated), all on 127.0.0.1")
+	fmt.Fprintln(stdout, "mediagw-demo: Office 365 mailbox (stand-in) → gateway → fax line (emulated), all on 127.0.0.1")
 	res, err := demo.Run(ctx, opts)
 	if res != nil && (len(res.Faxes) > 0 || len(res.Rejected) > 0) {
-		res.Print(os.Stdout)
+		res.Print(stdout)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "\ndemo failed:", err)
+		fmt.Fprintln(stderr, "\ndemo failed:", err)
 		return 1
 	}
-	fmt.Printf("\nOK: %d faxes arrived, %d mail rejected with its reason. Look at the PNG pages above.\n", len(res.Faxes), len(res.Rejected))
+	fmt.Fprintf(stdout, "\nOK: %d faxes arrived, %d mail rejected with its reason. Look at the PNG pages above.\n", len(res.Faxes), len(res.Rejected))
 	return 0
 }
 

@@ -4,7 +4,7 @@ package main
 // dc09 driver → two DC-09 receivers on 127.0.0.1 (the test receivers of
 // linedriver/dc09/dc09rx), encrypted with a key made for the run. The
 // primary hangs up on the first message, so the backup takes it over.
-// Run by `mediagw demo --example alarm`.
+// Run by `mediagw-demo --example alarm`.
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 	"github.com/mediagw/mediagw/linedriver/dc09/dc09rx"
 )
 
-func demoAlarm(dir string, verbose bool, timeout time.Duration) error {
+func demoAlarm(stdout, stderr io.Writer, dir string, verbose bool, timeout time.Duration) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "mediagw-demo-alarm-")
 		if err != nil {
@@ -32,7 +32,7 @@ func demoAlarm(dir string, verbose bool, timeout time.Duration) error {
 		}
 		dir = d
 	}
-	step := func(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
+	step := func(format string, args ...any) { fmt.Fprintf(stdout, "==> "+format+"\n", args...) }
 	step("unpacking the alarm example into %s", dir)
 	if err := demoMaildirUnpack(dir); err != nil {
 		return err
@@ -91,18 +91,18 @@ func demoAlarm(dir string, verbose bool, timeout time.Duration) error {
 
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
-		return fmt.Errorf("%w\n(the demo needs the plugin binaries beside mediagw: run `make build` or `make demo`)", err)
+		return fmt.Errorf("%w\n(the demo needs the plugin binaries beside mediagw-demo: run `make build` or `make demo`)", err)
 	}
 	var logOut io.Writer = io.Discard
 	if verbose {
-		logOut = os.Stderr
+		logOut = stderr
 	}
-	log := newLogger(logOut, cfg.Log)
+	log := host.NewLogger(logOut, cfg.Log)
 	plan, err := host.Prepare(cfg, log)
 	if err != nil {
 		return err
 	}
-	if problems, _ := checkConnectors(plan); len(problems) > 0 {
+	if problems, _ := host.CheckConnectors(plan); len(problems) > 0 {
 		plan.Close()
 		return fmt.Errorf("%s", strings.Join(problems, "\n"))
 	}
@@ -154,7 +154,7 @@ func demoAlarm(dir string, verbose bool, timeout time.Duration) error {
 		b, _ := os.ReadFile(r)
 		step("rejected %s: %s", strings.TrimSuffix(filepath.Base(r), ".reason"), strings.TrimSpace(string(b)))
 	}
-	fmt.Printf("\nAll %d alarm mails settled: %d signals acknowledged (%d by the backup after the primary hung up), %d rejected with its reason. Files are in %s\n",
+	fmt.Fprintf(stdout, "\nAll %d alarm mails settled: %d signals acknowledged (%d by the backup after the primary hung up), %d rejected with its reason. Files are in %s\n",
 		len(mails), want, shown["backup"], len(rejected), dir)
 	return nil
 }

@@ -1,7 +1,7 @@
 package main_test
 
-// Black-box tests of `mediagw demo`: the built binary with the built O365
-// connector plugin beside it, as `make demo` runs it.
+// Black-box tests of `mediagw-demo`: the built binary with the built
+// connector plugins beside it, as `make demo` runs it.
 
 import (
 	"bytes"
@@ -19,6 +19,16 @@ import (
 	"github.com/mediagw/mediagw/internal/testenv"
 )
 
+func TestMain(m *testing.M) { testenv.RunMain(m) }
+
+// binaries builds the demo and the connector plugins into one folder.
+func binaries(t testing.TB) string {
+	t.Helper()
+	return testenv.Binaries(t, "github.com/mediagw/mediagw/cmd/mediagw-demo",
+		"github.com/mediagw/mediagw/plugin/maildir/cmd/mediagw-connector-maildir",
+		"github.com/mediagw/mediagw/plugin/o365/cmd/mediagw-connector-o365")
+}
+
 type demoRun struct {
 	code           int
 	stdout, stderr string
@@ -28,7 +38,7 @@ func runDemoBinary(t *testing.T, bin string, env []string, args ...string) demoR
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"demo"}, args...)...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	if env != nil {
 		cmd.Env = env
 	}
@@ -70,11 +80,11 @@ func inkOf(t *testing.T, path string) (image.Rectangle, float64) {
 
 func TestDemo(t *testing.T) {
 	testenv.LookPath(t, "gs") // the PDF sample needs ghostscript
-	bin := filepath.Join(binaries(t), "mediagw")
+	bin := filepath.Join(binaries(t), "mediagw-demo")
 	dir := filepath.Join(t.TempDir(), "demo")
 	r := runDemoBinary(t, bin, nil, "--dir", dir)
 	if r.code != 0 {
-		t.Fatalf("mediagw demo: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		t.Fatalf("mediagw-demo: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 	// Every step is narrated.
 	for _, step := range []string{
@@ -148,8 +158,8 @@ func TestDemo(t *testing.T) {
 }
 
 func TestDemoWithoutPluginFailsClearly(t *testing.T) {
-	src := filepath.Join(binaries(t), "mediagw")
-	alone := filepath.Join(t.TempDir(), "mediagw")
+	src := filepath.Join(binaries(t), "mediagw-demo")
+	alone := filepath.Join(t.TempDir(), "mediagw-demo")
 	b, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +184,7 @@ func TestDemoWithoutPluginFailsClearly(t *testing.T) {
 }
 
 func TestDemoMaildirExample(t *testing.T) {
-	bin := filepath.Join(binaries(t), "mediagw")
+	bin := filepath.Join(binaries(t), "mediagw-demo")
 	r := runDemoBinary(t, bin, nil, "--example", "maildir", "--dir", t.TempDir())
 	if r.code != 0 || !strings.Contains(r.stdout, "2 archived, 1 rejected") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
@@ -184,7 +194,7 @@ func TestDemoMaildirExample(t *testing.T) {
 // TestDemoAlarmExample: the alarm demo ends with both alarms acknowledged by
 // a DC-09 receiver (one by the backup) and the unknown code rejected.
 func TestDemoAlarmExample(t *testing.T) {
-	bin := filepath.Join(binaries(t), "mediagw")
+	bin := filepath.Join(binaries(t), "mediagw-demo")
 	r := runDemoBinary(t, bin, nil, "--example", "alarm", "--dir", t.TempDir())
 	if r.code != 0 || !strings.Contains(r.stdout, "2 signals acknowledged (1 by the backup after the primary hung up), 1 rejected") ||
 		!strings.Contains(r.stdout, "[#123588|1130 01 001], decrypted") {

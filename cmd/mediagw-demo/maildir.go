@@ -1,7 +1,7 @@
 package main
 
 // The first demo: the embedded maildir example (sample mails in a Maildir →
-// data map → file driver), run by `mediagw demo --example maildir`.
+// data map → file driver), run by `mediagw-demo --example maildir`.
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 	"github.com/mediagw/mediagw/host/config"
 )
 
-func demoMaildir(dir string, verbose bool, timeout time.Duration) error {
+func demoMaildir(stdout, stderr io.Writer, dir string, verbose bool, timeout time.Duration) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "mediagw-demo-")
 		if err != nil {
@@ -27,7 +27,7 @@ func demoMaildir(dir string, verbose bool, timeout time.Duration) error {
 		}
 		dir = d
 	}
-	step := func(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
+	step := func(format string, args ...any) { fmt.Fprintf(stdout, "==> "+format+"\n", args...) }
 	step("unpacking the example into %s", dir)
 	if err := demoMaildirUnpack(dir); err != nil {
 		return err
@@ -55,18 +55,18 @@ func demoMaildir(dir string, verbose bool, timeout time.Duration) error {
 	cfgPath := filepath.Join(dir, "maildir-to-file.yaml")
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
-		return fmt.Errorf("%w\n(the demo needs the plugin binaries beside mediagw: run `make build` or `make demo`)", err)
+		return fmt.Errorf("%w\n(the demo needs the plugin binaries beside mediagw-demo: run `make build` or `make demo`)", err)
 	}
 	var logOut io.Writer = io.Discard
 	if verbose {
-		logOut = os.Stderr
+		logOut = stderr
 	}
-	log := newLogger(logOut, cfg.Log)
+	log := host.NewLogger(logOut, cfg.Log)
 	plan, err := host.Prepare(cfg, log)
 	if err != nil {
 		return err
 	}
-	if problems, _ := checkConnectors(plan); len(problems) > 0 {
+	if problems, _ := host.CheckConnectors(plan); len(problems) > 0 {
 		plan.Close()
 		return fmt.Errorf("%s", strings.Join(problems, "\n"))
 	}
@@ -98,7 +98,7 @@ func demoMaildir(dir string, verbose bool, timeout time.Duration) error {
 	if err := <-done; err != nil {
 		return err
 	}
-	return demoMaildirSummary(dir, want)
+	return demoMaildirSummary(stdout, dir, want)
 }
 
 func spoolEmpty(h *host.Host) bool {
@@ -114,8 +114,8 @@ func spoolEmpty(h *host.Host) bool {
 	return true
 }
 
-func demoMaildirSummary(dir string, want int) error {
-	fmt.Println("\nSummary")
+func demoMaildirSummary(w io.Writer, dir string, want int) error {
+	fmt.Fprintln(w, "\nSummary")
 	recs, _ := filepath.Glob(filepath.Join(dir, "var", "archive", "*", "record.json"))
 	for _, r := range recs {
 		b, err := os.ReadFile(r)
@@ -132,18 +132,18 @@ func demoMaildirSummary(dir string, want int) error {
 		if err := json.Unmarshal(b, &rec); err != nil {
 			return fmt.Errorf("%s: %w", r, err)
 		}
-		fmt.Printf("  archived  %-26s sender=%s reference=%q documents=%d\n            %s\n",
+		fmt.Fprintf(w, "  archived  %-26s sender=%s reference=%q documents=%d\n            %s\n",
 			rec.SourceID, rec.Fields["sender"], rec.Fields["reference"], len(rec.Documents), filepath.Dir(r))
 	}
 	reasons, _ := filepath.Glob(filepath.Join(dir, "var", "failed", "*.reason"))
 	for _, r := range reasons {
 		b, _ := os.ReadFile(r)
-		fmt.Printf("  rejected  %-26s %s\n", strings.TrimSuffix(filepath.Base(r), ".reason"), strings.TrimSpace(string(b)))
+		fmt.Fprintf(w, "  rejected  %-26s %s\n", strings.TrimSuffix(filepath.Base(r), ".reason"), strings.TrimSpace(string(b)))
 	}
 	if len(recs) != 2 || len(reasons) != 1 || len(recs)+len(reasons) != want {
 		return fmt.Errorf("expected 2 archived and 1 rejected mail, got %d archived and %d rejected", len(recs), len(reasons))
 	}
-	fmt.Printf("\nAll %d mails settled: 2 archived, 1 rejected with its reason. Files are in %s\n", want, dir)
+	fmt.Fprintf(w, "\nAll %d mails settled: 2 archived, 1 rejected with its reason. Files are in %s\n", want, dir)
 	return nil
 }
 
