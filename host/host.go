@@ -202,6 +202,10 @@ type Host struct {
 	compactions atomic.Int64
 	lastAuto    time.Time
 
+	// applyMu serialises apply and stopAll, which wait for units to stop;
+	// mu guards the fields below and is never held while waiting, so that
+	// Status answers during a reload or a stop.
+	applyMu   sync.Mutex
 	mu        sync.Mutex
 	plan      *Plan
 	drivers   map[string]*driverUnit
@@ -332,44 +336,69 @@ func (h *Host) prune() {
 // running; changed, new and removed ones are restarted, started, stopped.
 func (h *Host) Reload(p *Plan) { h.apply(p) }
 
+// apply runs in three steps so that the status never waits for a unit to
+// wind down: the units to replace are detached under h.mu, waited for
+// without it (connectors first, so no message is routed to a driver being
+// replaced), and then the new ones start under h.mu again. applyMu keeps
+// two applies (a reload and the stop) from interleaving.
 func (h *Host) apply(p *Plan) {
+	// A reload that comes while the gateway stops must not start anything
+	// on a spool that is closing, nor wait for the stop.
+	if h.isStopping() {
+		p.Close()
+		return
+	}
+	h.applyMu.Lock()
+	defer h.applyMu.Unlock()
+
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.stopping {
-		// A reload that comes while the gateway stops must not start
-		// anything on a spool that is closing.
+		h.mu.Unlock()
 		p.Close()
 		return
 	}
 	h.plan = p
-	// Connectors that changed or went away stop first, so that no message
-	// is routed to a driver that is being replaced.
+	var conns []*connUnit
 	for name, u := range h.conns {
 		if np, ok := p.Connectors[name]; !ok || np.FP != u.fp {
 			h.log.Info("stopping connector", "connector", name, "why", why(ok))
 			u.cancel()
-			<-u.done
+			conns = append(conns, u)
 			delete(h.conns, name)
 		}
 	}
+	var drivers []*driverUnit
 	for name, u := range h.drivers {
 		if fp, ok := p.DriverFP[name]; !ok || fp != u.fp {
 			h.log.Info("stopping driver", "driver", name, "why", why(ok))
-			u.cancel()
-			<-u.done
-			u.driver.Close()
+			drivers = append(drivers, u)
 			delete(h.drivers, name)
 		}
 	}
 	h.reports.SetConfigs(p.Reports)
+	var reporters []*driverUnit
 	for name, u := range h.reporters {
 		if _, ok := p.Reports[name]; !ok {
-			u.cancel()
-			<-u.done
+			reporters = append(reporters, u)
 			h.rmu.Lock()
 			delete(h.reporters, name)
 			h.rmu.Unlock()
 		}
+	}
+	h.mu.Unlock()
+
+	stopUnits(conns, drivers, reporters)
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopping {
+		// The gateway began to stop while the old units wound down.
+		for name, d := range p.Drivers {
+			if u, running := h.drivers[name]; !running || u.driver != d {
+				d.Close()
+			}
+		}
+		return
 	}
 	for name := range p.Reports {
 		if _, running := h.reporters[name]; running {
@@ -424,6 +453,34 @@ func (h *Host) apply(p *Plan) {
 }
 
 func dirOf(p *Plan) string { return filepath.Dir(p.Config.File) }
+
+func (h *Host) isStopping() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.stopping
+}
+
+// stopUnits stops detached units, the caller holding no lock: the
+// connectors first (they were cancelled already, so no new message comes),
+// then the drivers, whose attempts in progress end and are recorded, then
+// the report drivers of connectors that no longer send reports.
+func stopUnits(conns []*connUnit, drivers, reporters []*driverUnit) {
+	for _, u := range conns {
+		u.cancel()
+		<-u.done
+	}
+	for _, u := range drivers {
+		u.cancel()
+	}
+	for _, u := range drivers {
+		<-u.done
+		u.driver.Close()
+	}
+	for _, u := range reporters {
+		u.cancel()
+		<-u.done
+	}
+}
 
 func why(stillConfigured bool) string {
 	if stillConfigured {
@@ -582,26 +639,35 @@ func (h *Host) watchHealth(ctx context.Context, c plugin.HealthReporter, st *plu
 	}
 }
 
+// stopAll stops every unit. From its first step on, no apply starts
+// anything; it waits for an apply under way to finish, then detaches the
+// units under h.mu and waits for them without it.
 func (h *Host) stopAll() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.stopping = true
+	h.mu.Unlock()
+
+	h.applyMu.Lock()
+	defer h.applyMu.Unlock()
+	h.mu.Lock()
+	var conns []*connUnit
 	for name, u := range h.conns {
 		u.cancel()
-		<-u.done
+		conns = append(conns, u)
 		delete(h.conns, name)
 	}
+	var drivers []*driverUnit
 	for name, u := range h.drivers {
-		u.cancel()
-		<-u.done
-		u.driver.Close()
+		drivers = append(drivers, u)
 		delete(h.drivers, name)
 	}
+	var reporters []*driverUnit
+	h.rmu.Lock()
 	for name, u := range h.reporters {
-		u.cancel()
-		<-u.done
-		h.rmu.Lock()
+		reporters = append(reporters, u)
 		delete(h.reporters, name)
-		h.rmu.Unlock()
 	}
+	h.rmu.Unlock()
+	h.mu.Unlock()
+	stopUnits(conns, drivers, reporters)
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,126 @@ import (
 	"github.com/mediagw/mediagw/host/config"
 	"github.com/mediagw/mediagw/linedriver"
 )
+
+// waitRunning waits until Run has applied its first plan.
+func waitRunning(t *testing.T, h *Host) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.mu.Lock()
+		started := h.plan != nil
+		h.mu.Unlock()
+		if started {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not apply its plan within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// windingDriver is a line driver whose attempt, once cancelled, winds down
+// only when the test releases it (as a fax attempt finishes its page).
+type windingDriver struct {
+	idleDriver
+	entered, cancelled, release chan struct{}
+	once                        sync.Once
+}
+
+func newWindingDriver() *windingDriver {
+	return &windingDriver{entered: make(chan struct{}), cancelled: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (d *windingDriver) Deliver(ctx context.Context, _ *linedriver.Job, _ func(linedriver.Progress)) linedriver.Outcome {
+	d.once.Do(func() { close(d.entered) })
+	<-ctx.Done()
+	close(d.cancelled)
+	<-d.release
+	return linedriver.Outcome{Result: linedriver.Temporary, Category: "interrupted", Uncounted: true}
+}
+
+// within fails the test unless ch closes before the deadline.
+func within(t *testing.T, ch <-chan struct{}, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(d):
+		t.Fatalf("%s: not within %s", what, d)
+	}
+}
+
+// TestStatusWhileUnitsStop: while a stop or a reload waits for a driver's
+// attempt to wind down, Status still answers at once.
+func TestStatusWhileUnitsStop(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// stop begins the stop or the reload; the channel closes when it ends.
+		stop func(h *Host, cancel context.CancelFunc, ran <-chan struct{}, dir string) <-chan struct{}
+	}{
+		{"stop", func(_ *Host, cancel context.CancelFunc, ran <-chan struct{}, _ string) <-chan struct{} {
+			cancel()
+			return ran
+		}},
+		{"reload", func(h *Host, _ context.CancelFunc, _ <-chan struct{}, dir string) <-chan struct{} {
+			done := make(chan struct{})
+			go func() { defer close(done); h.Reload(planWith(dir, &idleDriver{}, "b")) }()
+			return done
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			d := newWindingDriver()
+			h, err := New(planWith(dir, d, "a"), slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			job := &linedriver.Job{ID: "r1.fax", Driver: "fax", Record: linedriver.Record{ID: "r1"}}
+			if _, err := h.Spool().Accept("inbox", "src-1", []*linedriver.Job{job}); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ran := make(chan struct{})
+			go func() { defer close(ran); _ = h.Run(ctx, planWith(dir, d, "a")) }()
+			within(t, d.entered, 10*time.Second, "the driver's attempt starting")
+
+			stopped := tc.stop(h, cancel, ran, dir)
+			within(t, d.cancelled, 10*time.Second, "the attempt being cancelled")
+
+			answered := make(chan struct{})
+			go func() { defer close(answered); _, _ = h.Status() }()
+			within(t, answered, 2*time.Second, "Status while the attempt winds down")
+			select {
+			case <-stopped:
+				t.Fatal("the " + tc.name + " ended before the attempt wound down")
+			default:
+			}
+
+			if tc.name == "stop" {
+				// A reload during the stop starts nothing and frees its plan.
+				late := &idleDriver{}
+				reloaded := make(chan struct{})
+				go func() { defer close(reloaded); h.Reload(planWith(dir, late, "c")) }()
+				within(t, reloaded, 2*time.Second, "a reload during the stop")
+				if late.closed.Load() != 1 {
+					t.Errorf("the reload's driver was closed %d times, want 1", late.closed.Load())
+				}
+			}
+
+			close(d.release)
+			within(t, stopped, 10*time.Second, "the "+tc.name+" after the attempt ended")
+			cancel()
+			within(t, ran, 10*time.Second, "Run returning")
+			h.mu.Lock()
+			running := len(h.drivers) + len(h.conns)
+			h.mu.Unlock()
+			if running != 0 {
+				t.Errorf("%d units still running after Run returned", running)
+			}
+		})
+	}
+}
 
 // idleDriver is a line driver with no work that counts its Close calls.
 type idleDriver struct{ closed atomic.Int32 }
@@ -43,11 +164,7 @@ func TestReloadWhileStopping(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx, planWith(dir, first, "a")) }()
-	for started := false; !started; time.Sleep(time.Millisecond) {
-		h.mu.Lock()
-		started = h.plan != nil
-		h.mu.Unlock()
-	}
+	waitRunning(t, h)
 	// A reload with changed driver settings replaces the running driver.
 	second := &idleDriver{}
 	h.Reload(planWith(dir, second, "b"))
