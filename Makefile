@@ -2,7 +2,7 @@ GO ?= go
 BIN := bin
 PROTO := proto/mediagw/connector/v1/connector.proto
 
-.PHONY: all build demo test test-short bench proto proto-check clean
+.PHONY: all build demo lint test test-short bench proto proto-check clean
 
 all: build
 
@@ -22,6 +22,15 @@ proto-check: proto
 
 demo: build
 	$(BIN)/mediagw-demo
+
+# lint: formatting, vet, staticcheck, a tidy go.mod and known vulnerabilities
+# (staticcheck and govulncheck are pinned in go.mod as tools).
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: not formatted (run gofmt -w):" >&2; echo "$$out" >&2; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	$(GO) mod tidy -diff
+	GO=$(GO) .ci/vulncheck
 
 test: build
 	$(GO) vet ./...
