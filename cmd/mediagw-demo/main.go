@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -26,7 +27,6 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 // run is the whole command, writing to stdout and stderr.
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mediagw-demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "where to put the demo's files (default: a new temporary folder, kept)")
 	verbose := fs.Bool("v", false, "also show the gateway's log")
 	timeout := fs.Duration("timeout", 2*time.Minute, "fail when the mails are not all settled by then")
@@ -44,10 +44,15 @@ shown as it happens; the received pages are written as TIFF and PNG.
 Exit code 0 only when every fax arrived and the bad mail was rejected.`)
 		fs.PrintDefaults()
 	}
+	// --help prints the usage to stdout and exits 0; a bad flag, to stderr.
+	var usage bytes.Buffer
+	fs.SetOutput(&usage)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			stdout.Write(usage.Bytes()) //nolint:errcheck // nothing to tell
 			return 0
 		}
+		stderr.Write(usage.Bytes()) //nolint:errcheck
 		return 2
 	}
 	switch *example {

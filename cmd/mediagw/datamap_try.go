@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/mediagw/mediagw/datamap"
@@ -17,7 +16,7 @@ func init() {
 	register(command{Name: "datamap try", Usage: "-c FILE MAP < mail.eml", Short: "show what a data map makes of one email", Run: runDatamapTry})
 }
 
-func runDatamapTry(args []string) int {
+func runDatamapTry(args []string, std stdio) int {
 	fs := flag.NewFlagSet("datamap try", flag.ContinueOnError)
 	cfgPath := fs.String("c", "", "gateway config naming the map (or give a map file with -f)")
 	mapFile := fs.String("f", "", "a data-map file, instead of -c and MAP")
@@ -25,8 +24,8 @@ func runDatamapTry(args []string) int {
 		fmt.Fprintln(fs.Output(), "Usage: mediagw datamap try -c FILE MAP < mail.eml\n       mediagw datamap try -f MAPFILE < mail.eml\n\nPrints every field with its value and where it came from, the documents\nand the route, or the reason the mail would be rejected (exit code 1).")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if exit, code := parseFlags(fs, args, std); exit {
+		return code
 	}
 	var file, name string
 	var cfg *config.Config
@@ -37,13 +36,13 @@ func runDatamapTry(args []string) int {
 		var err error
 		cfg, err = config.Load(*cfgPath)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(std.err, err)
 			return 1
 		}
 		name = fs.Arg(0)
 		f, ok := cfg.Maps[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "%s: no map named %q (have: %s)\n", *cfgPath, name, strings.Join(config.SortedKeys(cfg.Maps), ", "))
+			fmt.Fprintf(std.err, "%s: no map named %q (have: %s)\n", *cfgPath, name, strings.Join(config.SortedKeys(cfg.Maps), ", "))
 			return 2
 		}
 		file = cfg.Resolve(f)
@@ -53,28 +52,28 @@ func runDatamapTry(args []string) int {
 	}
 	spec, err := datamap.LoadFile(file)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(std.err, err)
 		return 1
 	}
 	m, err := datamap.Compile(name, spec)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(std.err, err)
 		return 1
 	}
-	raw, err := io.ReadAll(os.Stdin)
+	raw, err := io.ReadAll(std.in)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "read mail from stdin:", err)
+		fmt.Fprintln(std.err, "read mail from stdin:", err)
 		return 1
 	}
 	// Try prints every field it found, then OK or REJECTED with the reason.
-	if err := datamap.Try(os.Stdout, m, raw); err != nil {
+	if err := datamap.Try(std.out, m, raw); err != nil {
 		var rej *datamap.Rejection
 		if !errors.As(err, &rej) {
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(std.err, err)
 		}
 		return 1
 	}
-	if cfg != nil && !previewDrivers(os.Stdout, cfg, m, raw) {
+	if cfg != nil && !previewDrivers(std.out, cfg, m, raw) {
 		return 1
 	}
 	return 0

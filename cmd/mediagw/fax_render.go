@@ -25,7 +25,7 @@ func init() {
 	})
 }
 
-func runFaxRender(args []string) int {
+func runFaxRender(args []string, std stdio) int {
 	fs := flag.NewFlagSet("fax render", flag.ContinueOnError)
 	res := fs.String("resolution", "fine", "vertical resolution: standard (98 dpi) or fine (196 dpi)")
 	enc := fs.String("encoding", "mh", "coding of the TIFF pages: mh, mr or mmr")
@@ -41,14 +41,11 @@ func runFaxRender(args []string) int {
 		fmt.Fprintln(fs.Output(), "Usage: mediagw fax render [flags] FILE...\n\nRenders text, PNG/JPEG/GIF/BMP, TIFF, PDF and Office files into fax pages, exactly as they would be sent.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	if exit, code := parseFlags(fs, args, std); exit {
+		return code
 	}
 	fail := func(format string, a ...any) int {
-		fmt.Fprintf(os.Stderr, "mediagw fax render: "+format+"\n", a...)
+		fmt.Fprintf(std.err, "mediagw fax render: "+format+"\n", a...)
 		return 2
 	}
 	if fs.NArg() == 0 {
@@ -58,7 +55,7 @@ func runFaxRender(args []string) int {
 		return fail("give -o out.tif and/or --png DIR")
 	}
 	opts := render.Options{Dither: *dither, MaxPages: *maxPages, Timeout: *timeout,
-		Warn: func(w string) { fmt.Fprintf(os.Stderr, "mediagw fax render: warning: %s\n", w) }}
+		Warn: func(w string) { fmt.Fprintf(std.err, "mediagw fax render: warning: %s\n", w) }}
 	switch strings.ToLower(*res) {
 	case "standard", "std", "normal":
 		opts.Resolution = render.Standard
@@ -98,12 +95,12 @@ func runFaxRender(args []string) int {
 	defer stop()
 	pages, err := render.Render(ctx, docs, opts)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "mediagw fax render: %v\n", err)
+		fmt.Fprintf(std.err, "mediagw fax render: %v\n", err)
 		return 1
 	}
 	if *out != "" {
 		if err := writeTIFF(*out, pages, encoding); err != nil {
-			fmt.Fprintf(os.Stderr, "mediagw fax render: %v\n", err)
+			fmt.Fprintf(std.err, "mediagw fax render: %v\n", err)
 			return 1
 		}
 	}
@@ -126,7 +123,7 @@ func runFaxRender(args []string) int {
 			}
 		}
 	}
-	fmt.Printf("%d page(s), %s resolution, %s, %s\n", len(pages), opts.Resolution, opts.Paper, encoding)
+	fmt.Fprintf(std.out, "%d page(s), %s resolution, %s, %s\n", len(pages), opts.Resolution, opts.Paper, encoding)
 	return 0
 }
 

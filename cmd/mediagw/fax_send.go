@@ -48,7 +48,7 @@ func mediaTypeOf(name string) string {
 	return "" // sniffed
 }
 
-func runFaxSend(args []string) int {
+func runFaxSend(args []string, std stdio) int {
 	fs := flag.NewFlagSet("fax send", flag.ContinueOnError)
 	device := fs.String("device", "", "serial device of the fax modem (e.g. /dev/ttyUSB0)")
 	class := fs.String("class", "auto", "fax class: auto, 1, 1.0, 2 or 2.0")
@@ -74,8 +74,8 @@ func runFaxSend(args []string) int {
 		fmt.Fprintln(fs.Output(), "Usage: mediagw fax send --device DEV --region CC [--class auto] --to NUMBER [-v] FILE...")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if exit, code := parseFlags(fs, args, std); exit {
+		return code
 	}
 	if *device == "" || *to == "" || *region == "" || fs.NArg() == 0 {
 		fs.Usage()
@@ -99,7 +99,7 @@ func runFaxSend(args []string) int {
 	raw, _ := json.Marshal(opts)
 	drv, err := faxmodem.New("fax-send", raw, nil)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "mediagw fax send:", err)
+		fmt.Fprintln(std.err, "mediagw fax send:", err)
 		return 2
 	}
 	defer drv.Close()
@@ -107,13 +107,13 @@ func runFaxSend(args []string) int {
 	for _, f := range fs.Args() {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "mediagw fax send:", err)
+			fmt.Fprintln(std.err, "mediagw fax send:", err)
 			return 1
 		}
 		rec.Documents = append(rec.Documents, linedriver.Document{Name: filepath.Base(f), MediaType: mediaTypeOf(f), Data: data})
 	}
 	if err := drv.Check(&rec); err != nil {
-		fmt.Fprintln(os.Stderr, "mediagw fax send:", err)
+		fmt.Fprintln(std.err, "mediagw fax send:", err)
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -124,16 +124,16 @@ func runFaxSend(args []string) int {
 	job := &linedriver.Job{ID: "manual", Driver: "fax-send", Record: rec, Attempt: 1, Accepted: start}
 	out := drv.Deliver(ctx, job, func(p linedriver.Progress) {
 		if *verbose {
-			fmt.Printf("%8.3fs  %-8s %s\n", time.Since(start).Seconds(), p.Step, p.Detail)
+			fmt.Fprintf(std.out, "%8.3fs  %-8s %s\n", time.Since(start).Seconds(), p.Step, p.Detail)
 		}
 	})
 	if out.Result == linedriver.Delivered {
-		fmt.Printf("sent %s pages to %s (remote %q) at %s, %s, %s in %s\n", out.Details["pages"], *to,
+		fmt.Fprintf(std.out, "sent %s pages to %s (remote %q) at %s, %s, %s in %s\n", out.Details["pages"], *to,
 			out.Details["remote_id"], out.Details["speed"], out.Details["resolution"], out.Details["encoding"], out.Details["duration"])
 		return 0
 	}
 	var st faxmodem.State
 	json.Unmarshal(out.State, &st) //nolint:errcheck // empty state is fine
-	fmt.Fprintf(os.Stderr, "mediagw fax send: not sent (%s): %s; %d pages were confirmed\n", out.Category, out.Reason, st.Confirmed)
+	fmt.Fprintf(std.err, "mediagw fax send: not sent (%s): %s; %d pages were confirmed\n", out.Category, out.Reason, st.Confirmed)
 	return 1
 }

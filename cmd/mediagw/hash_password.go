@@ -19,40 +19,42 @@ func init() {
 
 // runHashPassword reads a password (asked twice, without echo, on a
 // terminal; else the first line of stdin) and prints its bcrypt hash.
-func runHashPassword(args []string) int {
+func runHashPassword(args []string, std stdio) int {
 	fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: mediagw hash-password\n\nAsks for a password (or reads the first line of stdin) and prints a bcrypt\nhash to put under status.users[].password_hash in the gateway's config.")
 	}
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
-		if err == nil {
-			fs.Usage()
-		}
+	if exit, code := parseFlags(fs, args, std); exit {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
 		return 2
 	}
-	pw, err := readPassword(os.Stdin, os.Stderr)
+	pw, err := readPassword(std.in, std.err)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "hash-password:", err)
+		fmt.Fprintln(std.err, "hash-password:", err)
 		return 1
 	}
 	h, err := passwd.Hash(pw)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "hash-password:", err)
+		fmt.Fprintln(std.err, "hash-password:", err)
 		return 1
 	}
-	fmt.Println(h)
+	fmt.Fprintln(std.out, h)
 	return 0
 }
 
-func readPassword(in *os.File, prompt io.Writer) (string, error) {
-	fd := int(in.Fd())
-	if !term.IsTerminal(fd) {
+func readPassword(in io.Reader, prompt io.Writer) (string, error) {
+	f, isFile := in.(*os.File)
+	if !isFile || !term.IsTerminal(int(f.Fd())) {
 		line, err := bufio.NewReader(in).ReadString('\n')
 		if err != nil && line == "" {
 			return "", fmt.Errorf("read the password from stdin: %w", err)
 		}
 		return strings.TrimRight(line, "\r\n"), nil
 	}
+	fd := int(f.Fd())
 	fmt.Fprint(prompt, "Password: ")
 	a, err := term.ReadPassword(fd)
 	fmt.Fprintln(prompt)

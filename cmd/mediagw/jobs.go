@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -58,16 +57,16 @@ func newJobsFlags(name, usage string) *jobsFlags {
 	return f
 }
 
-// parse reads flags before and after positional arguments.
-func (f *jobsFlags) parse(args []string) ([]string, bool) {
-	var pos []string
+// parse reads flags before and after positional arguments. With --help it
+// prints the usage to stdout and the command exits 0.
+func (f *jobsFlags) parse(args []string, std stdio) (pos []string, exit bool, code int) {
 	for {
-		if err := f.fs.Parse(args); err != nil {
-			return nil, false
+		if exit, code := parseFlags(f.fs, args, std); exit {
+			return nil, true, code
 		}
 		args = f.fs.Args()
 		if len(args) == 0 {
-			return pos, true
+			return pos, false, 0
 		}
 		pos = append(pos, args[0])
 		args = args[1:]
@@ -138,29 +137,29 @@ func (c *jobsClient) call(method, path string, out any) ([]byte, error) {
 	return body, nil
 }
 
-func printRaw(b []byte) {
+func printRaw(w io.Writer, b []byte) {
 	if !bytes.HasSuffix(b, []byte("\n")) {
 		b = append(b, '\n')
 	}
-	os.Stdout.Write(b)
+	w.Write(b) //nolint:errcheck // nothing to tell
 }
 
-func runJobsList(args []string) int {
+func runJobsList(args []string, std stdio) int {
 	f := newJobsFlags("list", "[--driver D] [--state queued|active|retrying|failed] [--limit N] [--json]")
 	driver := f.fs.String("driver", "", "only the jobs of this driver")
 	state := f.fs.String("state", "", "only jobs in this state: queued, active, retrying, failed")
 	limit := f.fs.Int("limit", 100, "at most this many jobs (0: all)")
-	pos, ok := f.parse(args)
-	if !ok {
-		return 2
+	pos, exit, code := f.parse(args, std)
+	if exit {
+		return code
 	}
 	if len(pos) > 0 {
-		fmt.Fprintf(os.Stderr, "jobs list: unexpected argument %q\n", pos[0])
+		fmt.Fprintf(std.err, "jobs list: unexpected argument %q\n", pos[0])
 		return 2
 	}
 	c, err := f.client()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(std.err, err)
 		return 1
 	}
 	q := url.Values{}
@@ -174,14 +173,14 @@ func runJobsList(args []string) int {
 	var jobs []spool.JobInfo
 	body, err := c.call(http.MethodGet, "/api/jobs?"+q.Encode(), &jobs)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(std.err, err)
 		return 1
 	}
 	if c.asJSON {
-		printRaw(body)
+		printRaw(std.out, body)
 		return 0
 	}
-	printJobs(os.Stdout, jobs, time.Now())
+	printJobs(std.out, jobs, time.Now())
 	return 0
 }
 
@@ -222,11 +221,11 @@ func oneLine(s string, n int) string {
 	return s
 }
 
-func oneJob(name string, args []string) (*jobsClient, string, int) {
+func oneJob(name string, args []string, std stdio) (*jobsClient, string, int) {
 	f := newJobsFlags(name, "[-c FILE | --url URL] JOB")
-	pos, ok := f.parse(args)
-	if !ok {
-		return nil, "", 2
+	pos, exit, code := f.parse(args, std)
+	if exit {
+		return nil, "", code
 	}
 	if len(pos) != 1 {
 		f.fs.Usage()
@@ -234,28 +233,28 @@ func oneJob(name string, args []string) (*jobsClient, string, int) {
 	}
 	c, err := f.client()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(std.err, err)
 		return nil, "", 1
 	}
 	return c, pos[0], 0
 }
 
-func runJobsShow(args []string) int {
-	c, id, rc := oneJob("show", args)
+func runJobsShow(args []string, std stdio) int {
+	c, id, rc := oneJob("show", args, std)
 	if c == nil {
 		return rc
 	}
 	var d spool.JobDetail
 	body, err := c.call(http.MethodGet, "/api/jobs/"+url.PathEscape(id), &d)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(std.err, err)
 		return 1
 	}
 	if c.asJSON {
-		printRaw(body)
+		printRaw(std.out, body)
 		return 0
 	}
-	printJob(os.Stdout, &d)
+	printJob(std.out, &d)
 	return 0
 }
 
@@ -315,25 +314,25 @@ func printJob(w io.Writer, d *spool.JobDetail) {
 	}
 }
 
-func runJobsRetry(args []string) int {
-	return jobAction("retry", "requeued: due now, attempts from zero", args)
+func runJobsRetry(args []string, std stdio) int {
+	return jobAction("retry", "requeued: due now, attempts from zero", args, std)
 }
-func runJobsPurge(args []string) int { return jobAction("purge", "purged", args) }
+func runJobsPurge(args []string, std stdio) int { return jobAction("purge", "purged", args, std) }
 
-func jobAction(action, done string, args []string) int {
-	c, id, rc := oneJob(action, args)
+func jobAction(action, done string, args []string, std stdio) int {
+	c, id, rc := oneJob(action, args, std)
 	if c == nil {
 		return rc
 	}
 	body, err := c.call(http.MethodPost, "/api/jobs/"+url.PathEscape(id)+"/"+action, nil)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(std.err, err)
 		return 1
 	}
 	if c.asJSON {
-		printRaw(body)
+		printRaw(std.out, body)
 		return 0
 	}
-	fmt.Printf("%s: %s\n", id, done)
+	fmt.Fprintf(std.out, "%s: %s\n", id, done)
 	return 0
 }

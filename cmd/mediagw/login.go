@@ -25,7 +25,7 @@ func init() {
 // runLogin starts the connector's plugin as `<plugin> login` in the config
 // file's folder, hands it the connector's settings on stdin, and leaves the
 // terminal to it: it prints the sign-in URL and code and waits.
-func runLogin(args []string) int {
+func runLogin(args []string, std stdio) int {
 	fs := flag.NewFlagSet("login", flag.ContinueOnError)
 	cfgPath := fs.String("c", "mediagw.yaml", "config file")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long")
@@ -33,22 +33,22 @@ func runLogin(args []string) int {
 		fmt.Fprintln(fs.Output(), "Usage: mediagw login -c FILE CONNECTOR\n\nSigns the connector in as a user (an o365 connector with auth: delegated):\nprints a URL and a code to enter there, waits for the sign-in, and keeps the\nrefresh token in the connector's state_dir. Run it again when mediagw test\nsays consent_required or interaction_required.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if exit, code := parseFlags(fs, args, std); exit {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return 2
 	}
 	name := fs.Arg(0)
-	plan, _, ok := loadPlan(*cfgPath, os.Stderr)
+	plan, _, ok := loadPlan(*cfgPath, std.err)
 	if !ok {
 		return 1
 	}
 	defer plan.Close()
 	cp, ok := plan.Connectors[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "%s: no connector named %q (have: %s)\n", *cfgPath, name, strings.Join(config.SortedKeys(plan.Connectors), ", "))
+		fmt.Fprintf(std.err, "%s: no connector named %q (have: %s)\n", *cfgPath, name, strings.Join(config.SortedKeys(plan.Connectors), ", "))
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -58,13 +58,13 @@ func runLogin(args []string) int {
 	cmd := exec.CommandContext(ctx, cp.Config.PluginPath, plugin.LoginCommand)
 	cmd.Dir = filepath.Dir(plan.Config.File)
 	cmd.Stdin = bytes.NewReader(cp.JSON)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Stdout, cmd.Stderr = std.out, std.err
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			return ee.ExitCode()
 		}
-		fmt.Fprintf(os.Stderr, "login: %s: %v\n", name, err)
+		fmt.Fprintf(std.err, "login: %s: %v\n", name, err)
 		return 1
 	}
 	return 0

@@ -42,29 +42,29 @@ func loadPlan(path string, stderr io.Writer) (*host.Plan, *slog.Logger, bool) {
 	return plan, log, true
 }
 
-func runRun(args []string) int {
+func runRun(args []string, std stdio) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	cfgPath := fs.String("c", "mediagw.yaml", "config file")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: mediagw run -c FILE\n\nRuns the gateway until SIGTERM or SIGINT; SIGHUP reloads the config\nand restarts only the connectors and drivers whose settings changed.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if exit, code := parseFlags(fs, args, std); exit {
+		return code
 	}
-	plan, log, ok := loadPlan(*cfgPath, os.Stderr)
+	plan, log, ok := loadPlan(*cfgPath, std.err)
 	if !ok {
 		return 1
 	}
 	// Every connector must accept its settings before anything starts.
 	if problems, _ := host.CheckConnectors(plan); len(problems) > 0 {
-		fmt.Fprintln(os.Stderr, strings.Join(problems, "\n"))
+		fmt.Fprintln(std.err, strings.Join(problems, "\n"))
 		plan.Close()
 		return 1
 	}
 	h, err := host.New(plan, log)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(std.err, err)
 		plan.Close()
 		return 1
 	}
@@ -77,7 +77,7 @@ func runRun(args []string) int {
 		for range hup {
 			log.Info("reloading config", "file", *cfgPath)
 			// Log settings take effect at the next start; the rest now.
-			np, _, ok := loadPlan(*cfgPath, os.Stderr)
+			np, _, ok := loadPlan(*cfgPath, std.err)
 			if !ok {
 				log.Error("config not reloaded: it has errors; the running configuration stays")
 				continue
@@ -89,7 +89,7 @@ func runRun(args []string) int {
 	}()
 	if plan.Config.Status.Listen != "" {
 		if err := serveStatus(ctx, plan.Config, h, cb, log); err != nil {
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(std.err, err)
 			return 1
 		}
 	}

@@ -22,7 +22,7 @@ func init() {
 		Short: "give the spool file's free space back to the disk", Run: runSpoolCompact})
 }
 
-func runSpoolCompact(args []string) int {
+func runSpoolCompact(args []string, std stdio) int {
 	fs := flag.NewFlagSet("spool compact", flag.ContinueOnError)
 	cfgPath := fs.String("c", "mediagw.yaml", "config file (its spool.dir, or its status.listen when the gateway runs)")
 	apiURL := fs.String("url", "", "ask the running gateway at this status URL, e.g. http://127.0.0.1:8025 (instead of -c)")
@@ -37,26 +37,26 @@ func runSpoolCompact(args []string) int {
 			"outcomes wait while the live data is copied.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if exit, code := parseFlags(fs, args, std); exit {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "spool compact: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(std.err, "spool compact: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	c, where, err := compactSpool(ctx, *cfgPath, *apiURL, *timeout)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(std.err, err)
 		return 1
 	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(c, "", "  ")
-		printRaw(b)
+		printRaw(std.out, b)
 		return 0
 	}
-	fmt.Printf("spool compacted (%s): %s → %s, %s reclaimed; live data %s; writes paused %s\n", where,
+	fmt.Fprintf(std.out, "spool compacted (%s): %s → %s, %s reclaimed; live data %s; writes paused %s\n", where,
 		mib(c.Before.FileBytes), mib(c.After.FileBytes), mib(c.Reclaimed()), mib(c.After.LiveBytes), c.Paused.Round(time.Millisecond))
 	return 0
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,7 +19,7 @@ func init() {
 	register(command{Name: "status", Usage: "[-c FILE | --url URL] [--json]", Short: "show a running gateway's connectors and queues", Run: runStatus})
 }
 
-func runStatus(args []string) int {
+func runStatus(args []string, std stdio) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	cfgPath := fs.String("c", "mediagw.yaml", "config file (its status.listen is asked)")
 	url := fs.String("url", "", "status URL, e.g. http://127.0.0.1:8025/status (instead of -c)")
@@ -30,20 +29,20 @@ func runStatus(args []string) int {
 		fmt.Fprintln(fs.Output(), "Usage: mediagw status [-c FILE | --url URL] [--json]\n\nAsks a running gateway's status endpoint (status.listen in its config) for\neach connector's health, process and restarts and the jobs queued per driver.\nExit code 0 when the gateway is healthy now (every connector and driver,\nand the spool), 1 when something is degraded or down now, or the gateway\ncannot be reached. Jobs that failed for good are reported apart: they do\nnot change the exit code (see mediagw jobs list --state failed).")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if exit, code := parseFlags(fs, args, std); exit {
+		return code
 	}
 	target, token := *url, ""
 	if target == "" {
 		cfg, err := config.Load(*cfgPath)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(std.err, err)
 			return 1
 		}
 		token = statusToken(cfg)
 		target, err = statusURL(cfg.Status.Listen, *cfgPath)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(std.err, err)
 			return 1
 		}
 	} else if cfg, err := config.Load(*cfgPath); err == nil {
@@ -53,13 +52,13 @@ func runStatus(args []string) int {
 	defer cancel()
 	body, st, err := fetchStatus(ctx, target, token)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(std.err, err)
 		return 1
 	}
 	if *asJSON {
-		os.Stdout.Write(body)
+		std.out.Write(body) //nolint:errcheck // nothing to tell
 	} else {
-		printStatus(os.Stdout, st)
+		printStatus(std.out, st)
 	}
 	if !statusGood(st) {
 		return 1

@@ -4,7 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
+	"io"
 	"strings"
 	"time"
 
@@ -18,34 +18,34 @@ func init() {
 	register(command{Name: "test", Usage: "-c FILE CONNECTOR", Short: "run a connector's Test (credentials, reachability, mailbox access)", Run: runTest})
 }
 
-func runValidate(args []string) int {
+func runValidate(args []string, std stdio) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	cfgPath := fs.String("c", "mediagw.yaml", "config file")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: mediagw validate -c FILE\n\nReports every problem in the config with file:line, including the\nsettings each connector plugin rejects. Exit code 0 only when all is well.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if exit, code := parseFlags(fs, args, std); exit {
+		return code
 	}
-	plan, _, ok := loadPlan(*cfgPath, os.Stderr)
+	plan, _, ok := loadPlan(*cfgPath, std.err)
 	if !ok {
 		return 1
 	}
 	defer plan.Close()
 	problems, warnings := host.CheckConnectors(plan)
 	for _, w := range warnings {
-		fmt.Fprintln(os.Stderr, "warning:", w)
+		fmt.Fprintln(std.err, "warning:", w)
 	}
 	if len(problems) > 0 {
-		fmt.Fprintln(os.Stderr, strings.Join(problems, "\n"))
+		fmt.Fprintln(std.err, strings.Join(problems, "\n"))
 		return 1
 	}
-	fmt.Printf("%s: ok (%d connector(s), %d map(s), %d driver(s))\n", *cfgPath, len(plan.Connectors), len(plan.Maps), len(plan.Drivers))
+	fmt.Fprintf(std.out, "%s: ok (%d connector(s), %d map(s), %d driver(s))\n", *cfgPath, len(plan.Connectors), len(plan.Maps), len(plan.Drivers))
 	return 0
 }
 
-func runTest(args []string) int {
+func runTest(args []string, std stdio) int {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	cfgPath := fs.String("c", "mediagw.yaml", "config file")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
@@ -53,35 +53,35 @@ func runTest(args []string) int {
 		fmt.Fprintln(fs.Output(), "Usage: mediagw test -c FILE CONNECTOR\n\nRuns the connector's Test, prints its category and a one-line fix, and\nthe same for its send path when it sends mail (a second line, NAME (send)).\nExit code 0 only when every category is ok.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if exit, code := parseFlags(fs, args, std); exit {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return 2
 	}
 	name := fs.Arg(0)
-	plan, log, ok := loadPlan(*cfgPath, os.Stderr)
+	plan, log, ok := loadPlan(*cfgPath, std.err)
 	if !ok {
 		return 1
 	}
 	defer plan.Close()
 	if _, ok := plan.Connectors[name]; !ok {
-		fmt.Fprintf(os.Stderr, "%s: no connector named %q (have: %s)\n", *cfgPath, name, strings.Join(config.SortedKeys(plan.Connectors), ", "))
+		fmt.Fprintf(std.err, "%s: no connector named %q (have: %s)\n", *cfgPath, name, strings.Join(config.SortedKeys(plan.Connectors), ", "))
 		return 2
 	}
 	inst, err := host.LaunchConnector(plan, name, log)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(std.err, err)
 		return 1
 	}
 	defer inst.Kill()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	r := inst.Connector.Test(ctx)
-	printTestResult(name, r)
+	printTestResult(std.out, name, r)
 	if r.Send != nil {
-		printTestResult(name+" (send)", *r.Send)
+		printTestResult(std.out, name+" (send)", *r.Send)
 	}
 	if r.Category != plugin.TestOK || r.Send != nil && r.Send.Category != plugin.TestOK {
 		return 1
@@ -91,12 +91,12 @@ func runTest(args []string) int {
 
 // printTestResult prints one result line of `mediagw test`, its fix and
 // what was seen.
-func printTestResult(label string, r plugin.TestResult) {
-	fmt.Printf("%s: %s\n", label, r.Category)
+func printTestResult(w io.Writer, label string, r plugin.TestResult) {
+	fmt.Fprintf(w, "%s: %s\n", label, r.Category)
 	if r.Hint != "" {
-		fmt.Printf("  fix:    %s\n", r.Hint)
+		fmt.Fprintf(w, "  fix:    %s\n", r.Hint)
 	}
 	if r.Detail != "" {
-		fmt.Printf("  detail: %s\n", r.Detail)
+		fmt.Fprintf(w, "  detail: %s\n", r.Detail)
 	}
 }

@@ -10,16 +10,17 @@ import (
 var version = "dev"
 
 func init() {
-	register(command{Name: "version", Short: "print the version", Run: func(args []string) int {
+	register(command{Name: "version", Short: "print the version", Run: func(args []string, std stdio) int {
 		fs := flag.NewFlagSet("version", flag.ContinueOnError)
-		if err := fs.Parse(args); err != nil {
-			return 2
+		fs.Usage = func() { fmt.Fprintln(fs.Output(), "Usage: mediagw version\n\nPrints the version of mediagw.") }
+		if exit, code := parseFlags(fs, args, std); exit {
+			return code
 		}
 		v := version
 		if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" {
 			v = "dev (" + bi.GoVersion + ")"
 		}
-		fmt.Println("mediagw", v)
+		fmt.Fprintln(std.out, "mediagw", v)
 		return 0
 	}})
 }
