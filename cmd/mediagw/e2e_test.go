@@ -363,7 +363,7 @@ func TestConfigErrorsStopBeforeStart(t *testing.T) {
 		edit func(s *site)
 		want string
 	}{
-		{"unknown key", func(s *site) { s.editConfig("    max_in_flight: 16", "    max_in_flight: 16\n    max_inflight: 3") }, "mediagw.yaml:21: field max_inflight not found in type config.Connector"},
+		{"unknown key", func(s *site) { s.editConfig("    max_in_flight: 16", "    max_in_flight: 16\n    max_inflight: 3") }, `mediagw.yaml:21: connectors.inbox: unknown key "max_inflight" (valid keys: checksum, config, map, max_in_flight, plugin, routes)`},
 		{"wrong type", func(s *site) { s.editConfig("max_in_flight: 16", "max_in_flight: lots") }, "mediagw.yaml:20: cannot unmarshal !!str `lots` into int"},
 		{"missing plugin", func(s *site) { s.editConfig("plugin: mediagw-connector-maildir", "plugin: ./no-such-plugin") }, "connector inbox: plugin binary"},
 		{"wrong checksum", func(s *site) {
@@ -371,6 +371,7 @@ func TestConfigErrorsStopBeforeStart(t *testing.T) {
 		}, "refusing to run it"},
 		{"plugin rejects its config", func(s *site) { s.editConfig("      path: var/Maildir", "      colour: blue\n      path: var/Maildir") }, "mediagw.yaml:22: connector inbox: config.colour: unknown key"},
 		{"unknown driver type", func(s *site) { s.editConfig("type: file", "type: teletype") }, `driver archive: unknown type "teletype"`},
+		{"unknown driver option", func(s *site) { s.editConfig("      dir: var/archive", "      dir: var/archive\n      dri: x") }, "mediagw.yaml:34: file driver archive: options: dri: unknown key (valid keys: dir, require)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -185,9 +186,14 @@ func Parse(path string, b []byte) (*Config, error) {
 	cfg := Defaults
 	cfg.File = path
 	e := &Error{}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+	// Unknown keys are found by walking the tree beside the types, so that
+	// each names its own line and the keys valid there; the decoder then
+	// reports values of the wrong type.
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err == nil && len(root.Content) > 0 {
+		unknownKeys(root.Content[0], reflect.TypeFor[Config](), "", path, e)
+	}
+	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
 			for _, m := range te.Errors {
@@ -196,6 +202,8 @@ func Parse(path string, b []byte) (*Config, error) {
 		} else {
 			e.add("%s:%s", path, fileLine(strings.TrimPrefix(err.Error(), "yaml: ")))
 		}
+	}
+	if len(e.Problems) > 0 {
 		return nil, e
 	}
 	cfg.lines = sectionLines(b)
@@ -253,12 +261,12 @@ func (c *Config) check(e *Error) {
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		e.add("%s: log.level %q: want debug, info, warn or error", c.At("log"), c.Log.Level)
+		e.add("%s: log.level %q: want debug, info, warn or error", c.At("log.level"), c.Log.Level)
 	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		e.add("%s: log.format %q: want text or json", c.At("log"), c.Log.Format)
+		e.add("%s: log.format %q: want text or json", c.At("log.format"), c.Log.Format)
 	}
 	c.checkStatus(e)
 	if len(c.Connectors) == 0 {

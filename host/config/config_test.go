@@ -39,16 +39,30 @@ func TestParseProblems(t *testing.T) {
 		name string
 		src  string
 		want []string
+		not  []string // must not be in the error
 	}{
 		{"connector and driver with nothing under them",
 			"connectors:\n  inbox:\ndrivers:\n  fax:\n",
-			[]string{cfgFile + ":4: driver fax: type is missing", cfgFile + ":2: connector inbox: map is missing", cfgFile + ":2: connector inbox: plugin is missing"}},
-		{"no connectors", "log:\n  level: info\n", []string{"no connectors"}},
-		{"unknown key", "connectors:\n  inbox:\n    plugn: x\n", []string{cfgFile + ":3: field plugn not found"}},
+			[]string{cfgFile + ":4: driver fax: type is missing", cfgFile + ":2: connector inbox: map is missing", cfgFile + ":2: connector inbox: plugin is missing"}, nil},
+		{"no connectors", "log:\n  level: info\n", []string{"no connectors"}, nil},
+		{"unknown key", "connectors:\n  inbox:\n    plugn: x\n",
+			[]string{cfgFile + `:3: connectors.inbox: unknown key "plugn" (valid keys: checksum, config, map, max_in_flight, plugin, routes)`}, nil},
+		{"misspelt log level", "connectors:\n  inbox:\n    plugin: x\nlog:\n  format: text\n  levle: debug\n",
+			[]string{cfgFile + `:6: log: unknown key "levle" (valid keys: format, level)`}, nil},
+		{"unknown keys everywhere, each at its line", "spool:\n  dir: s\n  forget: 1h\nconector:\n  x: 1\ndrivers:\n  fax:\n    type: faxmodem\n    option: {}\n",
+			[]string{
+				cfgFile + `:3: spool: unknown key "forget" (valid keys: dir, forget_after)`,
+				cfgFile + `:4: top level: unknown key "conector" (valid keys: connectors, drivers, log, maps, spool, status)`,
+				cfgFile + `:9: drivers.fax: unknown key "option" (valid keys: max_attempts, options, type)`,
+			}, nil},
+		{"unknown key and wrong type together", "log:\n  levle: debug\nconnectors:\n  inbox:\n    max_in_flight: many\n",
+			[]string{cfgFile + `:2: log: unknown key "levle"`, cfgFile + ":5: cannot unmarshal"}, nil},
+		{"plugin config and driver options are left to their owners", "connectors:\n  inbox:\n    config: {anything: 1}\ndrivers:\n  fax:\n    type: file\n    options: {whatever: 2}\n",
+			[]string{"connector inbox: map is missing"}, []string{"unknown key"}},
 		{"bad level and route", "log:\n  level: loud\nconnectors:\n  inbox:\n    routes: [pager]\n",
-			[]string{cfgFile + ":1: log.level \"loud\"", `route "pager" is not defined under drivers:`}},
-		{"bad duration", "spool:\n  forget_after: two weeks\n", []string{cfgFile + `:2: "two weeks" is not a duration`}},
-		{"bad size", "spool:\n  compact:\n    min_size: 64 megs\n", []string{cfgFile + `:3: "64 megs" is not a size`}},
+			[]string{cfgFile + ":2: log.level \"loud\"", `route "pager" is not defined under drivers:`}, nil},
+		{"bad duration", "spool:\n  forget_after: two weeks\n", []string{cfgFile + `:2: "two weeks" is not a duration`}, nil},
+		{"bad size", "spool:\n  compact:\n    min_size: 64 megs\n", []string{cfgFile + `:3: "64 megs" is not a size`}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,6 +74,11 @@ func TestParseProblems(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error lacks %q:\n%s", w, err)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("error has %q:\n%s", w, err)
 				}
 			}
 		})

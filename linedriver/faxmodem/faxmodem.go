@@ -82,12 +82,8 @@ type Options struct {
 // ParseOptions decodes options strictly and fills in defaults.
 func ParseOptions(raw json.RawMessage) (Options, error) {
 	var o Options
-	if len(bytes.TrimSpace(raw)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&o); err != nil {
-			return o, fmt.Errorf("faxmodem: options: %w", err)
-		}
+	if err := linedriver.DecodeOptions(raw, &o); err != nil {
+		return o, fmt.Errorf("faxmodem: options: %w", err)
 	}
 	if len(o.Devices) == 0 {
 		return o, errors.New("faxmodem: options: at least one device is needed")

@@ -8,7 +8,6 @@
 package file
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,13 +43,11 @@ var _ linedriver.Driver = (*Driver)(nil)
 // New decodes options strictly. It creates nothing.
 func New(name string, options json.RawMessage, logger *slog.Logger) (linedriver.Driver, error) {
 	var o Options
-	dec := json.NewDecoder(bytes.NewReader(options))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&o); err != nil {
+	if err := linedriver.DecodeOptions(options, &o); err != nil {
 		return nil, fmt.Errorf("file driver %s: options: %w", name, err)
 	}
 	if o.Dir == "" {
-		return nil, fmt.Errorf("file driver %s: options: dir is missing", name)
+		return nil, fmt.Errorf("file driver %s: options: %w", name, &linedriver.OptionError{Key: "dir", Err: errors.New("missing (the folder to write records to)")})
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -41,9 +41,9 @@ func TestNewOptions(t *testing.T) {
 		name, options, wantErr string
 	}{
 		{"ok", `{"dir":"out"}`, ""},
-		{"missing dir", `{}`, "dir is missing"},
-		{"unknown key", `{"dir":"out","dirr":"x"}`, `unknown field "dirr"`},
-		{"wrong type", `{"dir":7}`, "cannot unmarshal number"},
+		{"missing dir", `{}`, "dir: missing"},
+		{"unknown key", `{"dir":"out","dirr":"x"}`, `dirr: unknown key (valid keys: dir, require)`},
+		{"wrong type", `{"dir":7}`, "dir: got a number, want a string"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New("archive", json.RawMessage(tc.options), nil)
