@@ -111,7 +111,10 @@ func connect(t *testing.T, impl Connector) *GRPCClient { return connectB(t, impl
 
 func connectB(t testing.TB, impl Connector) *GRPCClient {
 	t.Helper()
-	client, _ := goplugin.TestPluginGRPCConn(t, false, map[string]goplugin.Plugin{PluginName: &grpcPlugin{impl: impl}})
+	var client *goplugin.GRPCClient
+	withTestLog(t, func() {
+		client, _ = goplugin.TestPluginGRPCConn(t, false, map[string]goplugin.Plugin{PluginName: &grpcPlugin{impl: impl}})
+	})
 	t.Cleanup(func() { client.Close() })
 	raw, err := client.Dispense(PluginName)
 	if err != nil {

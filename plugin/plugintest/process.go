@@ -41,7 +41,7 @@ func ProcessWrap(t testing.TB, bin string) func(plugin.Connector) plugin.Connect
 		mu      sync.Mutex
 		clients []*goplugin.Client
 	)
-	logw := &testWriter{t: t}
+	logw := testenv.LogWriter(t)
 	t.Cleanup(func() {
 		mu.Lock()
 		cs := clients
@@ -49,7 +49,6 @@ func ProcessWrap(t testing.TB, bin string) func(plugin.Connector) plugin.Connect
 		for _, c := range cs {
 			c.Kill()
 		}
-		logw.stop()
 	})
 	return func(inproc plugin.Connector) plugin.Connector {
 		_ = inproc.Close()
@@ -104,27 +103,4 @@ func (p *processConnector) Close() error {
 	err := p.Connector.Close()
 	p.once.Do(p.client.Kill)
 	return err
-}
-
-// testWriter sends the go-plugin client's log to the test log until the
-// test's cleanup stops it.
-type testWriter struct {
-	mu      sync.Mutex
-	t       testing.TB
-	stopped bool
-}
-
-func (w *testWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.stopped {
-		w.t.Log(string(b))
-	}
-	return len(b), nil
-}
-
-func (w *testWriter) stop() {
-	w.mu.Lock()
-	w.stopped = true
-	w.mu.Unlock()
 }
