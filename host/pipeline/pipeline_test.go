@@ -333,9 +333,7 @@ func TestBoundedInFlight(t *testing.T) {
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { done <- p.Run(ctx, src) }()
-			for inMap.Load() < int32(limit) {
-				time.Sleep(time.Millisecond)
-			}
+			waitUntil(t, "the bound's worth of messages in the map", func() bool { return inMap.Load() >= int32(limit) })
 			time.Sleep(30 * time.Millisecond) // room for a read beyond the bound
 			src.mu.Lock()
 			reads := src.reads
@@ -344,9 +342,7 @@ func TestBoundedInFlight(t *testing.T) {
 				t.Fatalf("%d messages read while %d were unsettled, want %d", reads, limit, limit)
 			}
 			close(gate)
-			for src.settledCount() < 20 {
-				time.Sleep(time.Millisecond)
-			}
+			waitUntil(t, "every message settled", func() bool { return src.settledCount() >= 20 })
 			cancel()
 			<-done
 			if src.maxOpen > limit {
@@ -372,15 +368,11 @@ func TestSourceFails(t *testing.T) {
 		Spool: sp, Log: discard(), MaxInFlight: 4}
 	done := make(chan error, 1)
 	go func() { done <- p.Run(context.Background(), src) }()
-	for {
+	waitUntil(t, "both messages read", func() bool {
 		src.mu.Lock()
-		r := src.reads
-		src.mu.Unlock()
-		if r == 2 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer src.mu.Unlock()
+		return src.reads == 2
+	})
 	close(src.fail)
 	select {
 	case err := <-done:
