@@ -176,7 +176,7 @@ func TestReloadRestartsOnlyWhatChanged(t *testing.T) {
 	s.editConfig("    max_in_flight: 8\n    config:\n      path: var/Maildir\n", "    max_in_flight: 8\n    max_inflight: 2\n    config:\n      path: var/Maildir\n")
 	g.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "the refused reload", 30*time.Second, func() bool { return strings.Contains(g.logText(), "config not reloaded") }, g.logText)
-	if !strings.Contains(g.logText(), "mediagw.yaml:13: field max_inflight not found") {
+	if !strings.Contains(g.logText(), `mediagw.yaml:13: connectors.inbox: unknown key "max_inflight"`) {
 		t.Errorf("the refused reload does not name the file and line:\n%s", tail(g.logText(), 10))
 	}
 	batch("4")
