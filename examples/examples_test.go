@@ -172,10 +172,10 @@ func TestValidateNamesTheMistake(t *testing.T) {
 		{name: "outside line as a list, as before", file: "maildir-to-fax.yaml", from: `outside_line: "9"               # the PBX's code`, to: `outside_line: ["9"]               # the PBX's code`,
 			line: "  fax:", want: `dial.outside_line is one code now, not a list (outside_line: "9")`},
 		{name: "dial_prefix, as before", file: "maildir-to-fax.yaml", from: `init: ["+FLO=1"]              # XON/XOFF flow control (T.31); &K4 on some modems`, to: `dial_prefix: "T9,"`,
-			line: "  fax:", want: `dial_prefix was removed: the outside-line code goes in the driver's dial.outside_line, the modem's dial modifiers (T, P, W, ',') in dial_modifiers`},
+			line: `dial_prefix: "T9,"`, want: `devices.0.dial_prefix: dial_prefix was removed: the outside-line code goes in the driver's dial.outside_line, the modem's dial modifiers (T, P, W, ',') in dial_modifiers`},
 		{name: "premium list, as before", file: "maildir-to-fax.yaml", from: `        region: US                      # the line is in the US`, to: `        premium: ["900*"]
         region: US                      # the line is in the US`,
-			line: "  fax:", want: `dial.premium was removed: number types come from the numbering plan now`},
+			line: `premium: ["900*"]`, want: `dial.premium: dial.premium was removed: number types come from the numbering plan now`},
 		{name: "route to a missing driver", file: "alarm-email-to-file.yaml", from: "  alarm-backup:", to: "  alarm-spare:",
 			line: "alarms:", want: `map alarm routes to driver "alarm-backup", which is not defined under drivers:`},
 	}

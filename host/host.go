@@ -98,7 +98,7 @@ func Prepare(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 			// A problem with one option points at that option's line.
 			at := cfg.At("drivers." + name)
 			var oe *linedriver.OptionError
-			if errors.As(err, &oe) && dc.Options.Kind != 0 {
+			if errors.As(err, &oe) && oe.Key != "" && dc.Options.Kind != 0 {
 				at = fmt.Sprintf("%s:%d", cfg.File, config.KeyLine(&dc.Options, oe.Key))
 			}
 			e.Problems = append(e.Problems, fmt.Sprintf("%s: %v", at, err))

@@ -34,7 +34,9 @@ func TestPrepareDriverOptionLines(t *testing.T) {
 		{"missing key of the file driver", "  archive:\n    type: file\n    options:\n      require: [sender]\n",
 			[]string{":11: file driver archive: options: dir: missing"}},
 		{"unknown key deep in the fax driver's options", "  fax:\n    type: faxmodem\n    options:\n      local_id: X\n      devices:\n        - device: /dev/null\n        - device: /dev/zero\n          clas: \"1\"\n",
-			[]string{":15: faxmodem: options: devices.1.clas: unknown key (valid keys: "}},
+			[]string{`:15: faxmodem: options: devices.1.clas: json: unknown field "clas" (valid keys: class, device, `}},
+		{"removed key of the fax driver, with its replacement", "  fax:\n    type: faxmodem\n    options:\n      devices:\n        - device: /dev/null\n          dial_prefix: \"9\"\n",
+			[]string{":13: faxmodem: options: devices.0.dial_prefix: dial_prefix was removed: the outside-line code goes in the driver's dial.outside_line"}},
 		{"wrong type in the fax driver's options", "  fax:\n    type: faxmodem\n    options:\n      devices: []\n      max_speed: fast\n",
 			[]string{":12: faxmodem: options: max_speed: got a string, want a whole number"}},
 	} {

@@ -44,6 +44,10 @@ func (e *OptionError) Unwrap() error { return e.Err }
 // DecodeOptions decodes a driver's JSON options strictly into v, a pointer
 // to a struct with json tags. An unknown key or a value of the wrong type is
 // an *OptionError naming the key; an unknown key also lists the valid ones.
+//
+// A struct type that decodes itself (UnmarshalJSON) has the last word on
+// its keys: a key it does not know is reported with the type's own error
+// (e.g. one naming what replaced a removed key), at that key's path.
 func DecodeOptions(raw json.RawMessage, v any) error {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil
@@ -52,15 +56,19 @@ func DecodeOptions(raw json.RawMessage, v any) error {
 	if err := json.Unmarshal(raw, &tree); err != nil {
 		return &OptionError{Err: err}
 	}
-	if err := unknownKey(tree, reflect.TypeOf(v), ""); err != nil {
-		return err
+	unknown := unknownKey(tree, reflect.TypeOf(v), "", false)
+	if unknown != nil && !unknown.selfDecoded {
+		return &OptionError{Key: unknown.key, Valid: unknown.valid, Err: ErrUnknownOption}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
+		switch {
+		case errors.As(err, &te):
 			return &OptionError{Key: te.Field, Err: fmt.Errorf("got a %s, want %s", te.Value, kindName(te.Type))}
+		case unknown != nil:
+			return &OptionError{Key: unknown.key, Valid: unknown.valid, Err: err}
 		}
 		return &OptionError{Err: err}
 	}
@@ -72,14 +80,25 @@ var (
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
+// unknownOption is a key a struct has no field for.
+type unknownOption struct {
+	key   string
+	valid []string
+	// selfDecoded: the key is inside a struct that decodes itself.
+	selfDecoded bool
+}
+
 // unknownKey walks a decoded JSON value beside the Go type it is meant for
 // and returns the first key the type has no field for.
-func unknownKey(v any, t reflect.Type, path string) error {
+func unknownKey(v any, t reflect.Type, path string, selfDecoded bool) *unknownOption {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if reflect.PointerTo(t).Implements(jsonUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler) {
-		return nil // the type decodes itself
+		if t.Kind() != reflect.Struct {
+			return nil // a value that decodes itself (a duration, …)
+		}
+		selfDecoded = true
 	}
 	switch t.Kind() {
 	case reflect.Struct:
@@ -105,25 +124,25 @@ func unknownKey(v any, t reflect.Type, path string) error {
 					valid = append(valid, name)
 				}
 				sort.Strings(valid)
-				return &OptionError{Key: join(path, k), Valid: valid, Err: ErrUnknownOption}
+				return &unknownOption{key: join(path, k), valid: valid, selfDecoded: selfDecoded}
 			}
-			if err := unknownKey(obj[k], ft, join(path, k)); err != nil {
-				return err
+			if u := unknownKey(obj[k], ft, join(path, k), selfDecoded); u != nil {
+				return u
 			}
 		}
 	case reflect.Map:
 		if obj, ok := v.(map[string]any); ok {
 			for _, k := range sortedKeys(obj) {
-				if err := unknownKey(obj[k], t.Elem(), join(path, k)); err != nil {
-					return err
+				if u := unknownKey(obj[k], t.Elem(), join(path, k), selfDecoded); u != nil {
+					return u
 				}
 			}
 		}
 	case reflect.Slice, reflect.Array:
 		if arr, ok := v.([]any); ok {
 			for i, x := range arr {
-				if err := unknownKey(x, t.Elem(), join(path, strconv.Itoa(i))); err != nil {
-					return err
+				if u := unknownKey(x, t.Elem(), join(path, strconv.Itoa(i)), selfDecoded); u != nil {
+					return u
 				}
 			}
 		}
