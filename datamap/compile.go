@@ -498,13 +498,6 @@ func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
-}
-
 // quoteRule quotes a pattern or expression for the preview, in backquotes
 // when possible so that regex backslashes read as written.
 func quoteRule(s string) string {
