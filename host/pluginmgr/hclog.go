@@ -26,14 +26,10 @@ type slogAdapter struct {
 	relay  string
 }
 
-func newHclog(l *slog.Logger, level hclog.Level) hclog.Logger {
-	return &slogAdapter{l: l, level: level}
-}
-
-// newPluginHclog is newHclog for one plugin binary: the plugin's stderr
-// lines that are not hclog JSON (a panic, "fatal: cannot start", a
-// missing library) are shown at warn, whatever log.level, and the last
-// of them are kept in tail for the launch error.
+// newPluginHclog makes the hclog logger of one plugin binary: the plugin's
+// stderr lines that are not hclog JSON (a panic, "fatal: cannot start", a
+// missing library) are shown at warn, whatever log.level, and the last of
+// them are kept in tail for the launch error.
 func newPluginHclog(l *slog.Logger, level hclog.Level, binary string, tail *stderrTail) hclog.Logger {
 	return &slogAdapter{l: l, level: level, stderr: tail, relay: filepath.Base(binary)}
 }

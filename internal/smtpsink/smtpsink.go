@@ -65,7 +65,6 @@ type Sink struct {
 
 	mu   sync.Mutex
 	msgs []Message
-	n    int
 }
 
 // Start listens on 127.0.0.1 (a free port) and serves until Close.
