@@ -20,6 +20,7 @@ var shipsNot = []string{
 	"github.com/mediagw/mediagw/linedriver/faxmodem/modemsim",  // the modem emulator
 	"github.com/mediagw/mediagw/linedriver/faxmodem/t4/t4test", // codec test helpers
 	"github.com/mediagw/mediagw/linedriver/dc09/dc09rx",        // the DC-09 test receivers
+	"github.com/mediagw/mediagw/linedriver/surgard/surgardrx",  // the Surgard test receiver
 	"github.com/mediagw/mediagw/internal/smtpsink",             // the SMTP sink of the tests and the demo
 	"github.com/golang-jwt/jwt/v5",                             // only the identity stand-in mints tokens
 	"github.com/emersion/go-imap/v2/imapserver",                // the in-memory IMAP server (imapmemserver below it)

@@ -89,9 +89,7 @@ var (
 // New decodes options strictly. It opens no connection.
 func New(name string, options json.RawMessage, logger *slog.Logger) (linedriver.Driver, error) {
 	var o Options
-	dec := json.NewDecoder(bytes.NewReader(options))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&o); err != nil {
+	if err := linedriver.DecodeOptions(options, &o); err != nil {
 		return nil, fmt.Errorf("dc09 driver %s: options: %w", name, err)
 	}
 	if logger == nil {

@@ -6,7 +6,6 @@
 package surgard
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -86,9 +85,7 @@ func (d *Driver) Preview(rec *linedriver.Record) (string, error) { return d.line
 // New decodes options strictly. It opens nothing.
 func New(name string, options json.RawMessage, logger *slog.Logger) (linedriver.Driver, error) {
 	var o Options
-	dec := json.NewDecoder(bytes.NewReader(options))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&o); err != nil {
+	if err := linedriver.DecodeOptions(options, &o); err != nil {
 		return nil, fmt.Errorf("surgard driver %s: options: %w", name, err)
 	}
 	if logger == nil {
