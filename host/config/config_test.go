@@ -140,7 +140,7 @@ func TestStatusSecurity(t *testing.T) {
 		{"plain-text password", "  users:\n    - name: bob\n      password_hash: hunter2hunter2\n      role: viewer\n",
 			[]string{"status.users[0] (bob): password_hash: passwd: not a bcrypt or argon2id hash"}},
 		{"bad role", "  users:\n    - name: bob\n      password_hash: \"" + hash + "\"\n      role: admin\n", []string{`role "admin": want viewer or operator`}},
-		{"unknown key", "  listen: 127.0.0.1:8025\n  passwrd: x\n", []string{"field passwrd not found"}},
+		{"unknown key", "  listen: 127.0.0.1:8025\n  passwrd: x\n", []string{`:5: status: unknown key "passwrd" (valid keys: behind_proxy, listen, `}},
 		{"bad listen", "  listen: 8025\n", []string{`status.listen "8025": want host:port`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
