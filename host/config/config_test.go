@@ -51,7 +51,7 @@ func TestParseProblems(t *testing.T) {
 			[]string{cfgFile + `:6: log: unknown key "levle" (valid keys: format, level)`}, nil},
 		{"unknown keys everywhere, each at its line", "spool:\n  dir: s\n  forget: 1h\nconector:\n  x: 1\ndrivers:\n  fax:\n    type: faxmodem\n    option: {}\n",
 			[]string{
-				cfgFile + `:3: spool: unknown key "forget" (valid keys: dir, `, "forget_after)",
+				cfgFile + `:3: spool: unknown key "forget" (valid keys: `, " dir, ", " forget_after)",
 				cfgFile + `:4: top level: unknown key "conector" (valid keys: connectors, drivers, log, maps, spool, status)`,
 				cfgFile + `:9: drivers.fax: unknown key "option" (valid keys: max_attempts, options, type)`,
 			}, nil},
