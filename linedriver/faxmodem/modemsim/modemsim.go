@@ -55,6 +55,21 @@ type Remote struct {
 	// CloseInPage makes the emulator close the port in the middle of this
 	// page (1-based; 0: never).
 	CloseInPage int
+	// HangupInPage makes the far end hang up in the middle of this page
+	// (1-based; 0: never): the modem sends XOFF, then NO CARRIER, and is
+	// back in command mode; the rest of the page data is junk to it.
+	HangupInPage int
+	// Mute makes the far end answer the call and send nothing: the modem
+	// says CONNECT and waits for a frame that never comes. As a real
+	// (spandsp) modem does, it takes the next character from the host as
+	// an abort, answers DLE ETX and OK, and drops the rest of that line.
+	Mute bool
+	// FirstFrameDelay is how long the far end takes after answering
+	// before its first frame (CSI, DIS).
+	FirstFrameDelay time.Duration
+	// SilentAfterConnect makes the modem stop answering anything once
+	// ATD's CONNECT is out (a modem that died mid-call).
+	SilentAfterConnect bool
 	// Classes answers AT+FCLASS=? (default "0,1,1.0,2,2.0").
 	Classes string
 	// XOFFEvery sends XOFF, then XON 20 ms later, every so many bytes of
@@ -87,6 +102,8 @@ type Call struct {
 	Pages    []Page       // confirmed pages
 	Frames   []string     // frames from the sender, in order
 	Ended    bool         // the sender sent DCN
+	OnHook   bool         // the modem hung up on the host's ATH0 / ATZ
+	Hangup   bool         // the far end hung up mid-call
 	Dropped  bool         // the sender closed the port (DTR dropped) before DCN
 }
 
@@ -118,6 +135,13 @@ type Modem struct {
 	closed bool
 	pty    bool // rw is a pty master: EIO means nobody has the tty open
 	dials  int  // ATD commands so far
+	inCall bool // off hook in a call
+	// listening: after CONNECT the modem waits for a frame; the next
+	// character is an abort.
+	listening bool
+	// junk: page data after the far end hung up may precede the next
+	// command on its line.
+	junk bool
 
 	lastPage      []byte
 	lastPPMAnswer *t30.Frame
@@ -347,6 +371,19 @@ func (m *Modem) dropped() {
 
 func (m *Modem) readCommand(ctx context.Context) (string, error) {
 	for {
+		if m.listening && len(m.pending) > 0 {
+			// any character aborts the reception; the rest of what came
+			// with it, up to the end of its line, goes with it
+			m.listening = false
+			if i := bytes.IndexByte(m.pending, '\r'); i >= 0 {
+				m.pending = m.pending[i+1:]
+			} else {
+				m.pending = m.pending[:0]
+			}
+			m.write(string([]byte{at.DLE, at.ETX}))
+			m.result("OK")
+			continue
+		}
 		if i := bytes.IndexByte(m.pending, '\r'); i >= 0 {
 			line := strings.TrimSpace(string(m.pending[:i]))
 			m.pending = m.pending[i+1:]
@@ -354,7 +391,12 @@ func (m *Modem) readCommand(ctx context.Context) (string, error) {
 				m.write(line + "\r")
 			}
 			// any junk before AT (an abort byte) is dropped
-			if j := strings.Index(strings.ToUpper(line), "AT"); j >= 0 {
+			j := strings.Index(strings.ToUpper(line), "AT")
+			if m.junk {
+				j = strings.LastIndex(strings.ToUpper(line), "AT")
+			}
+			if j >= 0 {
+				m.junk = false
 				return line[j:], nil
 			}
 			continue
@@ -540,6 +582,13 @@ func (m *Modem) hangupState() {
 	if m.call != nil && m.state != stIdle {
 		m.state = stIdle
 	}
+	if m.inCall && m.call != nil {
+		m.mu.Lock()
+		m.call.OnHook = true
+		m.mu.Unlock()
+	}
+	m.inCall = false
+	m.listening = false
 	m.out = nil
 }
 
@@ -573,6 +622,22 @@ func (m *Modem) dial(ctx context.Context, number string) error {
 		return m.class2Dial(ctx)
 	}
 	m.result("CONNECT")
+	m.inCall = true
+	if m.remote.SilentAfterConnect {
+		m.silent = true
+		return nil
+	}
+	if m.remote.Mute {
+		m.listening = true
+		return nil
+	}
+	if m.remote.FirstFrameDelay > 0 {
+		select {
+		case <-time.After(m.remote.FirstFrameDelay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	m.out = []t30.Frame{
 		{FCF: t30.CSI, Info: t30.EncodeID(m.remote.CSI)},
 		{FCF: t30.DIS, Final: true, Info: m.remote.Caps.Bytes()},
@@ -744,7 +809,17 @@ func (m *Modem) transmitData(ctx context.Context, code int) error {
 		m.page++
 		n := m.page
 		xoffAt := m.remote.XOFFEvery
+		gone := false
 		data, err := m.readData(ctx, func(count int) bool {
+			if n == m.remote.HangupInPage && count > 0 {
+				m.rw.Write([]byte{at.XOFF})
+				m.result("NO CARRIER")
+				m.mu.Lock()
+				m.call.Hangup = true
+				m.mu.Unlock()
+				m.state, m.inCall, m.junk, gone = stIdle, false, true, true
+				return false
+			}
 			if n == m.remote.CloseInPage && count > 0 {
 				m.closed = true
 				if c, ok := m.rw.(io.Closer); ok {
@@ -764,7 +839,7 @@ func (m *Modem) transmitData(ctx context.Context, code int) error {
 			return true
 		})
 		if err != nil {
-			if m.closed {
+			if m.closed || gone {
 				return nil
 			}
 			return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mediagw/mediagw/internal/testenv"
@@ -48,10 +49,11 @@ func TestClass1Paths(t *testing.T) {
 		confirmed int    // pages the far end confirmed
 		speed     int    // bit rate of the last DCS, for successes
 		check     func(t *testing.T, calls []modemsim.Call)
+		within    time.Duration // the send ends within this (0: no bound)
 	}{
 		{name: "success", pages: 3, confirmed: 3, speed: 14400, check: func(t *testing.T, calls []modemsim.Call) {
 			c := calls[0]
-			if c.TSI != "+1 555 0001" || !c.Ended || c.Number != "5550100" {
+			if c.TSI != "+1 555 0001" || !c.Ended || !c.OnHook || c.Number != "5550100" {
 				t.Errorf("call %+v", c)
 			}
 			if !c.DCS[0].Fine || !c.DCS[0].MR {
@@ -81,6 +83,18 @@ func TestClass1Paths(t *testing.T) {
 		{name: "remote never answers DCS", remote: modemsim.Remote{IgnoreDCS: true}, pages: 2, category: t30.CatTraining},
 		{name: "modem silent mid-page", remote: modemsim.Remote{SilentInPage: 2}, pages: 3, category: t30.CatModem, confirmed: 1},
 		{name: "line closes mid-page", remote: modemsim.Remote{CloseInPage: 2}, pages: 3, category: t30.CatModem, confirmed: 1},
+		// The far end answers and sends nothing: after T1 it is no_answer
+		// (not our modem's fault), and the modem is on hook: the pending
+		// reception was aborted before ATH0, so ATH0 was not eaten.
+		{name: "far end answers with nothing behind it", remote: modemsim.Remote{Mute: true}, pages: 1, category: t30.CatNoAnswer,
+			check: onHook},
+		{name: "modem dies after CONNECT", remote: modemsim.Remote{SilentAfterConnect: true}, pages: 1, category: t30.CatModem},
+		{name: "far end hangs up mid-page", remote: modemsim.Remote{HangupInPage: 2}, pages: 3, category: t30.CatHangup, confirmed: 1,
+			within: 2 * time.Second, check: func(t *testing.T, calls []modemsim.Call) {
+				if !calls[0].Hangup {
+					t.Errorf("the far end did not hang up")
+				}
+			}},
 		{name: "modem silent on dial", remote: modemsim.Remote{Dial: "silent"}, pages: 1, category: t30.CatNoAnswer},
 		{name: "resume from page 2", cfg: func(c *t30.Config) { c.FirstPage = 1 }, pages: 3, confirmed: 2, speed: 14400,
 			check: func(t *testing.T, calls []modemsim.Call) {
@@ -105,7 +119,11 @@ func TestClass1Paths(t *testing.T) {
 			if tt.cfg != nil {
 				tt.cfg(&cfg)
 			}
+			start := time.Now()
 			res, err := t30.Send(ctx, ch, "5550100", fakePages(tt.pages), cfg)
+			if took := time.Since(start); tt.within > 0 && took > tt.within {
+				t.Errorf("the send took %v, want at most %v", took, tt.within)
+			}
 			defer func() {
 				if t.Failed() {
 					t.Log(log.String())
@@ -142,6 +160,59 @@ func TestClass1Paths(t *testing.T) {
 			if tt.check != nil {
 				tt.check(t, calls)
 			}
+		})
+	}
+}
+
+func onHook(t *testing.T, calls []modemsim.Call) {
+	t.Helper()
+	if len(calls) == 0 || !calls[0].OnHook {
+		t.Errorf("the modem was left off hook: %+v", calls)
+	}
+}
+
+// TestClass1WaitsT1 runs on a fake clock: the far end's first frame may
+// come late, up to T1 (35 s), and only silence beyond T1 fails the call,
+// as no_answer. The modem answers the abort, so it is not blamed.
+func TestClass1WaitsT1(t *testing.T) {
+	tests := []struct {
+		name     string
+		remote   modemsim.Remote
+		category string
+		took     time.Duration // fake time the send takes, at least
+	}{
+		{name: "first frame after 20 s", remote: modemsim.Remote{FirstFrameDelay: 20 * time.Second}, took: 20 * time.Second},
+		{name: "no frame at all", remote: modemsim.Remote{Mute: true}, category: t30.CatNoAnswer, took: 35 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				port, sim := modemsim.Pipe(ctx, tt.remote)
+				ch := at.New(port, at.Options{})
+				defer ch.Close()
+				cfg := fastConfig()
+				cfg.T1 = 0 // T.30's 35 s
+				start := time.Now()
+				res, err := t30.Send(ctx, ch, "5550100", fakePages(1), cfg)
+				took := time.Since(start)
+				var e *t30.Error
+				switch {
+				case tt.category == "" && err != nil:
+					t.Fatalf("send: %v", err)
+				case tt.category != "" && (!errors.As(err, &e) || e.Category != tt.category):
+					t.Fatalf("got %v, want %s", err, tt.category)
+				case tt.category == "" && res.Pages != 1:
+					t.Fatalf("%d pages confirmed", res.Pages)
+				}
+				if took < tt.took || took > tt.took+10*time.Second {
+					t.Errorf("the send took %v, want %v and a little", took, tt.took)
+				}
+				onHook(t, sim.Calls())
+				cancel()
+				port.Close()
+			})
 		})
 	}
 }
