@@ -151,6 +151,32 @@ func (l *Line) Log() string {
 	return b.String()
 }
 
+// HangUpB hangs up modem B's call, as a modem does when DTR falls because
+// the program behind it died (iaxmodem ignores its pty closing). It opens
+// B's tty, so whatever used it must have closed it; B may be receiving,
+// so it aborts that first.
+func (l *Line) HangUpB(ctx context.Context) error {
+	f, err := os.OpenFile(l.DevB, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return fmt.Errorf("faxline: open %s: %w", l.DevB, err)
+	}
+	defer f.Close()
+	if err := rawTTY(f); err != nil {
+		return err
+	}
+	for _, c := range []string{"\x18", "ATH0\r"} {
+		if _, err := f.WriteString(c); err != nil {
+			return fmt.Errorf("faxline: hang up B: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // Close stops the modems.
 func (l *Line) Close() error {
 	l.cancel()
