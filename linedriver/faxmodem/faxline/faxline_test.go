@@ -67,6 +67,12 @@ func decodeEfax(t *testing.T, path string) [][]byte {
 	if err != nil {
 		t.Fatalf("efix %s: %v", path, err)
 	}
+	return parsePBM(t, out)
+}
+
+// parsePBM splits a raw PBM (P4) of the fax width into rows.
+func parsePBM(t *testing.T, out []byte) [][]byte {
+	t.Helper()
 	var w, h int
 	var hdrLen int
 	// P4\n<w> <h>\n<data>
@@ -91,7 +97,7 @@ func decodeEfax(t *testing.T, path string) [][]byte {
 	}
 	hdrLen = i + 1
 	if w != width {
-		t.Fatalf("efix gave width %d", w)
+		t.Fatalf("PBM of width %d", w)
 	}
 	data := out[hdrLen:]
 	rows := make([][]byte, 0, h)
