@@ -384,7 +384,10 @@ func Pages(pages []*render.Page) []t30.Page {
 // modem carries it (first bit in the least significant bit).
 func EncodePage(pg *render.Page, p t30.Params) ([]byte, error) {
 	opts := t4.Options{Encoding: t4.MH, EndOfPage: true, LSBFirst: true, MinLineBits: p.MinLineBits()}
-	if p.MR {
+	switch {
+	case p.MMR:
+		opts.Encoding, opts.AutoMH = t4.MMR, false
+	case p.MR:
 		opts.Encoding, opts.K, opts.AutoMH = t4.MR, p.K(), false
 	}
 	rows, height := pg.Row, pg.Height

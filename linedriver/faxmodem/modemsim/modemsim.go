@@ -67,6 +67,14 @@ type Remote struct {
 	// FirstFrameDelay is how long the far end takes after answering
 	// before its first frame (CSI, DIS).
 	FirstFrameDelay time.Duration
+	// CorruptFrames maps an ECM frame number (within a block) to how many
+	// of its transmissions arrive in error (the FCS fails), so the remote
+	// asks for it again with PPR.
+	CorruptFrames map[int]int
+	// NotReady makes the remote answer the first complete ECM block of a
+	// call with RNR, and RR with RNR, this many times in all before it
+	// answers.
+	NotReady int
 	// SilentAfterConnect makes the modem stop answering anything once
 	// ATD's CONNECT is out (a modem that died mid-call).
 	SilentAfterConnect bool
@@ -104,6 +112,10 @@ type Call struct {
 	Ended    bool         // the sender sent DCN
 	OnHook   bool         // the modem hung up on the host's ATH0 / ATZ
 	Hangup   bool         // the far end hung up mid-call
+	PPR      int          // ECM: partial page requests sent
+	Resent   []int        // ECM: frame numbers received more than once, in order
+	CTC      []int        // ECM: bit rates the sender moved to with CTC
+	RR       int          // ECM: RR received`
 	Dropped  bool         // the sender closed the port (DTR dropped) before DCN
 }
 
@@ -144,6 +156,13 @@ type Modem struct {
 	junk bool
 
 	lastPage      []byte
+
+	// error correction mode
+	ecmFrames  map[int][]byte
+	ecmSeen    map[int]int
+	ecmCorrupt map[int]int
+	ecmPage    []byte
+	notReady   int
 	lastPPMAnswer *t30.Frame
 
 	// class 2
@@ -695,6 +714,7 @@ func (m *Modem) remoteFrame(f t30.Frame) {
 			return
 		}
 		m.params = p
+		m.notReady = m.remote.NotReady
 		m.mu.Lock()
 		m.call.DCS = append(m.call.DCS, p)
 		m.mu.Unlock()
@@ -708,6 +728,28 @@ func (m *Modem) remoteFrame(f t30.Frame) {
 			return
 		}
 		m.ppm()
+	case t30.PPS:
+		m.pps(f)
+	case t30.RR:
+		m.mu.Lock()
+		m.call.RR++
+		m.mu.Unlock()
+		if m.notReady > 0 {
+			m.notReady--
+			m.out = []t30.Frame{{FCF: t30.RNR, Final: true}}
+			return
+		}
+		if m.lastPPMAnswer != nil {
+			m.out = []t30.Frame{*m.lastPPMAnswer}
+		}
+	case t30.CTC:
+		if p, err := t30.ParseDCS(append(append([]byte(nil), f.Info...), 0)); err == nil {
+			m.params.Speed = p.Speed
+			m.mu.Lock()
+			m.call.CTC = append(m.call.CTC, p.Speed.Bits)
+			m.mu.Unlock()
+		}
+		m.out = []t30.Frame{{FCF: t30.CTR, Final: true}}
 	case t30.DCN:
 		m.mu.Lock()
 		m.call.Ended = true
@@ -717,6 +759,84 @@ func (m *Modem) remoteFrame(f t30.Frame) {
 		if m.lastPPMAnswer != nil {
 			m.out = []t30.Frame{*m.lastPPMAnswer}
 		}
+	}
+}
+
+// pps is the end of an ECM block: PPR for frames missing, else the block
+// joins the page, and at the page's end the page is confirmed.
+func (m *Modem) pps(f t30.Frame) {
+	if len(f.Info) < 4 || !m.params.ECM {
+		m.out = []t30.Frame{{FCF: t30.CRP, Final: true}}
+		return
+	}
+	count := int(f.Info[3]) + 1
+	ppr := make([]byte, 32)
+	missing := false
+	for n := range count {
+		if _, ok := m.ecmFrames[n]; !ok {
+			ppr[n/8] |= 1 << (n % 8)
+			missing = true
+		}
+	}
+	if missing {
+		m.mu.Lock()
+		m.call.PPR++
+		m.mu.Unlock()
+		ans := t30.Frame{FCF: t30.PPR, Final: true, Info: ppr}
+		m.lastPPMAnswer = &ans
+		m.out = []t30.Frame{ans}
+		return
+	}
+	if m.notReady > 0 {
+		m.notReady--
+		m.out = []t30.Frame{{FCF: t30.RNR, Final: true}}
+		m.lastPPMAnswer = &t30.Frame{FCF: t30.MCF, Final: true}
+	}
+	for n := range count {
+		m.ecmPage = append(m.ecmPage, m.ecmFrames[n]...)
+	}
+	m.ecmFrames, m.ecmSeen, m.ecmCorrupt = nil, nil, nil
+	if f.Info[0] == 0 { // PPS-NULL: more of this page to come
+		ans := t30.Frame{FCF: t30.MCF, Final: true}
+		m.lastPPMAnswer = &ans
+		if len(m.out) == 0 {
+			m.out = []t30.Frame{ans}
+		}
+		return
+	}
+	m.lastPage, m.ecmPage = m.ecmPage, nil
+	m.page++
+	held := m.out
+	m.ppm()
+	if len(held) > 0 { // RNR first
+		m.out = held
+	}
+}
+
+// ecmData takes in one transmission of ECM frames.
+func (m *Modem) ecmData(data []byte) {
+	if m.ecmFrames == nil {
+		m.ecmFrames, m.ecmSeen, m.ecmCorrupt = map[int][]byte{}, map[int]int{}, map[int]int{}
+		for k, v := range m.remote.CorruptFrames {
+			m.ecmCorrupt[k] = v
+		}
+	}
+	for _, f := range t30.HDLCDecode(data) {
+		if len(f) < 4 || f[2] != t30.FCD {
+			continue
+		}
+		n := int(f[3])
+		m.ecmSeen[n]++
+		if m.ecmSeen[n] > 1 {
+			m.mu.Lock()
+			m.call.Resent = append(m.call.Resent, n)
+			m.mu.Unlock()
+		}
+		if m.ecmCorrupt[n] > 0 {
+			m.ecmCorrupt[n]--
+			continue
+		}
+		m.ecmFrames[n] = append([]byte(nil), f[4:]...)
 	}
 }
 
@@ -806,6 +926,17 @@ func (m *Modem) transmitData(ctx context.Context, code int) error {
 		}
 		return nil
 	case stWaitPage:
+		if m.params.ECM {
+			data, err := m.readData(ctx, nil)
+			if err != nil {
+				return err
+			}
+			m.result("OK")
+			if sp.Bits == m.params.Speed.Bits {
+				m.ecmData(data)
+			}
+			return nil
+		}
 		m.page++
 		n := m.page
 		xoffAt := m.remote.XOFFEvery

@@ -63,6 +63,14 @@ type Config struct {
 	// sent again after retraining; 0 gives up at once.
 	RTNRetries int
 	FirstPage  int  // index of the first page to send (resume)
+	// ECM is error correction mode: "auto" or "" (when the far end's DIS
+	// offers it), "on" (the same, logged when the far end lacks it), "off".
+	ECM string
+	// Encoding forces a coding: "mh", "mr", "mmr", or "" for the best the
+	// far end takes (MMR over ECM, else MR when MR is set, else MH).
+	Encoding string
+	// FrameSize is the ECM frame size, 256 (default) or 64.
+	FrameSize int
 	Pace       bool // pace page data to the line rate
 
 	T1       time.Duration // time to identify the far end after dialing (35 s)
@@ -503,10 +511,11 @@ func (s *Session) phaseB(ctx context.Context, pages []Page) error {
 	if err := s.identify(ctx); err != nil {
 		return err
 	}
-	params := Choose(s.caps, s.dis, s.cfg.Fine, s.cfg.MR, s.usable)
+	params := Choose(s.caps, s.dis, s.cfg.Fine, s.cfg.MR && s.cfg.Encoding != "mh", s.usable)
 	if len(params) == 0 {
 		return &Error{Category: CatProtocol, Reason: "no common modulation with the far end"}
 	}
+	s.chooseECM(params)
 	idx := 0
 	if err := s.train(ctx, params, &idx); err != nil {
 		return err
@@ -517,6 +526,19 @@ func (s *Session) phaseB(ctx context.Context, pages []Page) error {
 		data, err := pages[i].Encode(p)
 		if err != nil {
 			return &Error{Category: CatProtocol, Reason: fmt.Sprintf("encoding page %d", i+1), Err: err}
+		}
+		ppm := byte(MPS)
+		if i == len(pages)-1 {
+			ppm = EOP
+		}
+		if p.ECM {
+			if err := s.sendECMPage(ctx, data, i, ppm, params, &idx); err != nil {
+				return err
+			}
+			s.res.Pages++
+			i++
+			s.confirmed(i)
+			continue
 		}
 		s.silence(ctx)
 		r, err := s.ch.Command(ctx, fmt.Sprintf("+FTM=%d", p.Speed.DataCode), 5*time.Second)
@@ -540,10 +562,6 @@ func (s *Session) phaseB(ctx context.Context, pages []Page) error {
 				err = &at.ResultError{Result: r.Result}
 			}
 			return pageError(err, i+1)
-		}
-		ppm := byte(MPS)
-		if i == len(pages)-1 {
-			ppm = EOP
 		}
 		var f Frame
 		got := false

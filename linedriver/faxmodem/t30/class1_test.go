@@ -29,8 +29,14 @@ func fakePages(n int) []t30.Page {
 }
 
 func pageData(i int, p t30.Params) []byte {
-	return bytes.Repeat([]byte(fmt.Sprintf("page %d %s \x10\x03|", i+1, p)), 40)
+	reps := 40
+	if p.ECM && p.FrameSize == 64 {
+		reps = 400 // more than one block of 256 frames
+	}
+	return bytes.Repeat([]byte(fmt.Sprintf("page %d %s \x10\x03|", i+1, p)), reps)
 }
+
+var ecmCaps = &t30.Caps{CanReceive: true, V17: true, V29: true, V27ter: true, Fine: true, MR: true, ECM: true, MMR: true}
 
 func fastConfig() t30.Config {
 	return t30.Config{
@@ -95,6 +101,59 @@ func TestClass1Paths(t *testing.T) {
 					t.Errorf("the far end did not hang up")
 				}
 			}},
+		{name: "ECM with MMR", remote: modemsim.Remote{Caps: ecmCaps}, pages: 2, confirmed: 2, speed: 14400,
+			check: func(t *testing.T, calls []modemsim.Call) {
+				p := calls[0].DCS[0]
+				if !p.ECM || !p.MMR || p.MR || p.FrameSize != 256 || calls[0].PPR != 0 {
+					t.Errorf("DCS %v, %d PPR", p, calls[0].PPR)
+				}
+			}},
+		{name: "ECM off", remote: modemsim.Remote{Caps: ecmCaps}, cfg: func(c *t30.Config) { c.ECM = "off" }, pages: 1, confirmed: 1, speed: 14400,
+			check: func(t *testing.T, calls []modemsim.Call) {
+				if p := calls[0].DCS[0]; p.ECM || p.MMR || !p.MR {
+					t.Errorf("DCS %v", p)
+				}
+			}},
+		{name: "ECM with MR by choice", remote: modemsim.Remote{Caps: ecmCaps}, cfg: func(c *t30.Config) { c.Encoding = "mr" }, pages: 1, confirmed: 1, speed: 14400,
+			check: func(t *testing.T, calls []modemsim.Call) {
+				if p := calls[0].DCS[0]; !p.ECM || p.MMR || !p.MR {
+					t.Errorf("DCS %v", p)
+				}
+			}},
+		{name: "ECM asked, far end without it", cfg: func(c *t30.Config) { c.ECM = "on" }, pages: 1, confirmed: 1, speed: 14400,
+			check: func(t *testing.T, calls []modemsim.Call) {
+				if p := calls[0].DCS[0]; p.ECM {
+					t.Errorf("DCS %v", p)
+				}
+			}},
+		{name: "ECM frames in error are sent again, alone", remote: modemsim.Remote{Caps: ecmCaps, CorruptFrames: map[int]int{2: 1, 5: 2}},
+			pages: 2, confirmed: 2, speed: 14400, check: func(t *testing.T, calls []modemsim.Call) {
+				// page 1: PPR for 2 and 5, then for 5; page 2 the same
+				if got := fmt.Sprint(calls[0].Resent); got != "[2 5 5 2 5 5]" || calls[0].PPR != 4 {
+					t.Errorf("resent %s after %d PPR", got, calls[0].PPR)
+				}
+			}},
+		{name: "ECM four PPRs then CTC to a lower speed", remote: modemsim.Remote{Caps: ecmCaps, CorruptFrames: map[int]int{3: 4}},
+			pages: 1, confirmed: 1, speed: 12000, check: func(t *testing.T, calls []modemsim.Call) {
+				if got := fmt.Sprint(calls[0].CTC); got != "[12000]" || calls[0].PPR != 4 {
+					t.Errorf("CTC %s after %d PPR", got, calls[0].PPR)
+				}
+			}},
+		{name: "ECM 64-octet frames, two blocks", remote: modemsim.Remote{Caps: ecmCaps}, cfg: func(c *t30.Config) { c.FrameSize = 64 },
+			pages: 1, confirmed: 1, speed: 14400, check: func(t *testing.T, calls []modemsim.Call) {
+				if p := calls[0].DCS[0]; p.FrameSize != 64 {
+					t.Errorf("DCS %v", p)
+				}
+				if n := strings.Count(strings.Join(calls[0].Frames, ","), "PPS"); n != 2 {
+					t.Errorf("%d PPS, want 2 (a block of 256 frames, then the rest): %v", n, calls[0].Frames)
+				}
+			}},
+		{name: "ECM receiver not ready", remote: modemsim.Remote{Caps: ecmCaps, NotReady: 2}, pages: 2, confirmed: 2, speed: 14400,
+			check: func(t *testing.T, calls []modemsim.Call) {
+				if calls[0].RR != 2 {
+					t.Errorf("%d RR, want 2", calls[0].RR)
+				}
+			}},
 		{name: "modem silent on dial", remote: modemsim.Remote{Dial: "silent"}, pages: 1, category: t30.CatNoAnswer},
 		{name: "resume from page 2", cfg: func(c *t30.Config) { c.FirstPage = 1 }, pages: 3, confirmed: 2, speed: 14400,
 			check: func(t *testing.T, calls []modemsim.Call) {
@@ -152,8 +211,17 @@ func TestClass1Paths(t *testing.T) {
 				t.Fatalf("remote confirmed %d pages, driver says %d", len(got), tt.confirmed)
 			}
 			for i, p := range got {
-				want := pageData(cfg.FirstPage+i, p.Params)
-				if !bytes.Equal(p.Data, want) {
+				ref := p.Params
+				data := p.Data
+				if p.Params.ECM {
+					// the page was coded for the DCS; CTC changed only the speed
+					dcs := calls[0].DCS
+					ref = dcs[len(dcs)-1]
+					// the last frame is padded with zeros
+					data = bytes.TrimRight(data, "\x00")
+				}
+				want := pageData(cfg.FirstPage+i, ref)
+				if !bytes.Equal(data, want) {
 					t.Errorf("page %d differs", i+1)
 				}
 			}
