@@ -49,7 +49,10 @@ func encodePages(pages [][][]byte) []t30.Page {
 	for i, rows := range pages {
 		out[i] = t30.Page{Encode: func(p t30.Params) ([]byte, error) {
 			opts := t4.Options{Encoding: t4.MH, EndOfPage: true, LSBFirst: true, MinLineBits: p.MinLineBits()}
-			if p.MR {
+			switch {
+			case p.MMR:
+				opts.Encoding = t4.MMR
+			case p.MR:
 				opts.Encoding, opts.K = t4.MR, p.K()
 			}
 			var b bytes.Buffer

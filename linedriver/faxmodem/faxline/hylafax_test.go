@@ -49,9 +49,11 @@ func TestHylaFAXReceives(t *testing.T) {
 		fine   bool
 		pages  int
 		height int
+		ecm    string // "" or off: no ECM; on: ECM with MMR (HylaFAX offers both)
 	}{
-		{"V.17 MH standard 2 pages", false, false, 2, 40},
-		{"V.17 MR fine", true, true, 1, 80},
+		{"V.17 MH standard 2 pages", false, false, 2, 40, "off"},
+		{"V.17 MR fine", true, true, 1, 80, "off"},
+		{"V.17 ECM MMR fine 2 pages", true, true, 2, 1200, "on"},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -74,7 +76,7 @@ func TestHylaFAXReceives(t *testing.T) {
 			for p := 0; p < c.pages; p++ {
 				want = append(want, testPage(c.height, i*3+p+1))
 			}
-			cfg := t30.Config{LocalID: "+1 555 0001", Fine: c.fine, MR: c.mr, Pace: true,
+			cfg := t30.Config{LocalID: "+1 555 0001", Fine: c.fine, MR: c.mr, ECM: c.ecm, Pace: true,
 				Log: func(step, d string) { log.add("  [%s] %s", step, d) }}
 			start := time.Now()
 			res, err := t30.Send(ctx, a, line.NumB, encodePages(want), cfg)
@@ -87,7 +89,8 @@ func TestHylaFAXReceives(t *testing.T) {
 			if err != nil {
 				t.Fatalf("send: %v", err)
 			}
-			if res.Params.MR != c.mr || res.Params.Fine != c.fine || res.RemoteID != "+1 555 0002" {
+			ecm := c.ecm == "on"
+			if res.Params.MR != (c.mr && !ecm) || res.Params.MMR != ecm || res.Params.ECM != ecm || res.Params.Fine != c.fine || res.RemoteID != "+1 555 0002" {
 				t.Errorf("negotiated %v with %q", res.Params, res.RemoteID)
 			}
 			wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
@@ -97,8 +100,12 @@ func TestHylaFAXReceives(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("%s: %d pages in %v at %s", c.name, res.Pages, sent.Round(time.Millisecond), res.Params)
-			if logs := hf.SessionLogs(); !strings.Contains(logs, fmt.Sprintf("%d pages in", c.pages)) {
+			logs := hf.SessionLogs()
+			if !strings.Contains(logs, fmt.Sprintf("%d pages in", c.pages)) {
 				t.Errorf("HylaFAX's log does not report %d pages", c.pages)
+			}
+			if ecm && !strings.Contains(logs, "2-D MMR") {
+				t.Errorf("HylaFAX's log does not report MMR")
 			}
 			got := decodeTIFF(t, file)
 			if len(got) != c.pages {

@@ -155,14 +155,14 @@ type Modem struct {
 	// command on its line.
 	junk bool
 
-	lastPage      []byte
+	lastPage []byte
 
 	// error correction mode
-	ecmFrames  map[int][]byte
-	ecmSeen    map[int]int
-	ecmCorrupt map[int]int
-	ecmPage    []byte
-	notReady   int
+	ecmFrames     map[int][]byte
+	ecmSeen       map[int]int
+	ecmCorrupt    map[int]int
+	ecmPage       []byte
+	notReady      int
 	lastPPMAnswer *t30.Frame
 
 	// class 2

@@ -62,7 +62,7 @@ type Config struct {
 	// RTNRetries is how many times a page the far end rejected (RTN) is
 	// sent again after retraining; 0 gives up at once.
 	RTNRetries int
-	FirstPage  int  // index of the first page to send (resume)
+	FirstPage  int // index of the first page to send (resume)
 	// ECM is error correction mode: "auto" or "" (when the far end's DIS
 	// offers it), "on" (the same, logged when the far end lacks it), "off".
 	ECM string
@@ -71,7 +71,7 @@ type Config struct {
 	Encoding string
 	// FrameSize is the ECM frame size, 256 (default) or 64.
 	FrameSize int
-	Pace       bool // pace page data to the line rate
+	Pace      bool // pace page data to the line rate
 
 	T1       time.Duration // time to identify the far end after dialing (35 s)
 	T4       time.Duration // time for a response to a command (3 s)
