@@ -63,7 +63,8 @@ type Options struct {
 	LocalID     string         `json:"local_id,omitempty"`   // TSI, up to 20 characters
 	Header      string         `json:"header,omitempty"`     // sender name on the header line; "" for none
 	Resolution  string         `json:"resolution,omitempty"` // fine (default) or standard
-	Encoding    string         `json:"encoding,omitempty"`   // mr (default: MR when the far end takes it) or mh
+	Encoding    string         `json:"encoding,omitempty"`   // "" (best the far end takes: MMR over ECM, else MR), mmr, mr or mh
+	ECM         string         `json:"ecm,omitempty"`        // auto (default: when the far end offers it), on, off
 	Dither      bool           `json:"dither,omitempty"`     // every image as a photo (halftone screen); else each image's histogram decides
 	Modulations []string       `json:"modulations,omitempty"`
 	MaxSpeed    int            `json:"max_speed,omitempty"`
@@ -120,9 +121,14 @@ func ParseOptions(raw json.RawMessage) (Options, error) {
 		return o, fmt.Errorf("faxmodem: options: resolution %q (want fine or standard)", o.Resolution)
 	}
 	switch strings.ToLower(o.Encoding) {
-	case "", "mr", "mh":
+	case "", "mmr", "mr", "mh":
 	default:
-		return o, fmt.Errorf("faxmodem: options: encoding %q (want mr or mh)", o.Encoding)
+		return o, fmt.Errorf("faxmodem: options: encoding %q (want mmr, mr or mh)", o.Encoding)
+	}
+	switch strings.ToLower(o.ECM) {
+	case "", "auto", "on", "off":
+	default:
+		return o, fmt.Errorf("faxmodem: options: ecm %q (want auto, on or off)", o.ECM)
 	}
 	for _, m := range o.Modulations {
 		if !strings.EqualFold(m, t30.V17) && !strings.EqualFold(m, t30.V29) && !strings.EqualFold(m, t30.V27ter) {
@@ -287,8 +293,14 @@ func (d *Driver) DeliverSaving(ctx context.Context, job *linedriver.Job, report 
 	if e == nil {
 		report(linedriver.Progress{Step: "done", Detail: fmt.Sprintf("%d pages", st.Confirmed)})
 		enc := "MH"
-		if res.Params.MR {
+		switch {
+		case res.Params.MMR:
+			enc = "MMR"
+		case res.Params.MR:
 			enc = "MR"
+		}
+		if res.Params.ECM {
+			enc += " with ECM"
 		}
 		resol := "standard"
 		if res.Params.Fine {
@@ -442,6 +454,8 @@ func (d *Driver) send(ctx context.Context, m *Modem, dial string, pages []*rende
 	cfg.LocalID = d.opts.LocalID
 	cfg.Fine = d.opts.Resolution != "standard"
 	cfg.MR = !strings.EqualFold(d.opts.Encoding, "mh")
+	cfg.Encoding = strings.ToLower(d.opts.Encoding)
+	cfg.ECM = strings.ToLower(d.opts.ECM)
 	cfg.MaxBits = d.opts.MaxSpeed
 	cfg.Modulations = d.opts.Modulations
 	cfg.RTNRetries = rtnRetries

@@ -53,7 +53,7 @@ func TestHylaFAXReceives(t *testing.T) {
 	}{
 		{"V.17 MH standard 2 pages", false, false, 2, 40, "off"},
 		{"V.17 MR fine", true, true, 1, 80, "off"},
-		{"V.17 ECM MMR fine 2 pages", true, true, 2, 1200, "on"},
+		{"V.17 ECM MMR fine 2 pages", true, true, 2, 400, "on"},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
