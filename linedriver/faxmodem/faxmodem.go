@@ -59,18 +59,19 @@ func (d *DeviceConfig) UnmarshalJSON(b []byte) error {
 
 // Options of the driver (the "options" of a faxmodem line driver).
 type Options struct {
-	Devices     []DeviceConfig `json:"devices"`
-	LocalID     string         `json:"local_id,omitempty"`   // TSI, up to 20 characters
-	Header      string         `json:"header,omitempty"`     // sender name on the header line; "" for none
-	Resolution  string         `json:"resolution,omitempty"` // fine (default) or standard
-	Encoding    string         `json:"encoding,omitempty"`   // "" (best the far end takes: MMR over ECM, else MR), mmr, mr or mh
-	ECM         string         `json:"ecm,omitempty"`        // auto (default: when the far end offers it), on, off
-	Dither      bool           `json:"dither,omitempty"`     // every image as a photo (halftone screen); else each image's histogram decides
-	Modulations []string       `json:"modulations,omitempty"`
-	MaxSpeed    int            `json:"max_speed,omitempty"`
-	RTNRetries  *int           `json:"rtn_retries,omitempty"` // resend a rejected page (default 1)
-	Retry       RetryPolicy    `json:"retry,omitempty"`
-	Dial        DialPlan       `json:"dial"`
+	Devices      []DeviceConfig `json:"devices"`
+	LocalID      string         `json:"local_id,omitempty"`       // TSI, up to 20 characters
+	Header       string         `json:"header,omitempty"`         // sender name on the header line; "" for none
+	Resolution   string         `json:"resolution,omitempty"`     // fine (default) or standard
+	Encoding     string         `json:"encoding,omitempty"`       // "" (best the far end takes: MMR over ECM, else MR), mmr, mr or mh
+	ECM          string         `json:"ecm,omitempty"`            // auto (default: when the far end offers it), on, off
+	ECMFrameSize int            `json:"ecm_frame_size,omitempty"` // 256 (default) or 64
+	Dither       bool           `json:"dither,omitempty"`         // every image as a photo (halftone screen); else each image's histogram decides
+	Modulations  []string       `json:"modulations,omitempty"`
+	MaxSpeed     int            `json:"max_speed,omitempty"`
+	RTNRetries   *int           `json:"rtn_retries,omitempty"` // resend a rejected page (default 1)
+	Retry        RetryPolicy    `json:"retry,omitempty"`
+	Dial         DialPlan       `json:"dial"`
 	// ReprobeAfter is how long a modem that stopped answering stays out of
 	// the pool before it is probed again (default 5m).
 	ReprobeAfter Duration `json:"reprobe_after,omitempty"`
@@ -129,6 +130,9 @@ func ParseOptions(raw json.RawMessage) (Options, error) {
 	case "", "auto", "on", "off":
 	default:
 		return o, fmt.Errorf("faxmodem: options: ecm %q (want auto, on or off)", o.ECM)
+	}
+	if o.ECMFrameSize != 0 && o.ECMFrameSize != 64 && o.ECMFrameSize != 256 {
+		return o, fmt.Errorf("faxmodem: options: ecm_frame_size %d (want 256 or 64)", o.ECMFrameSize)
 	}
 	for _, m := range o.Modulations {
 		if !strings.EqualFold(m, t30.V17) && !strings.EqualFold(m, t30.V29) && !strings.EqualFold(m, t30.V27ter) {
@@ -456,6 +460,7 @@ func (d *Driver) send(ctx context.Context, m *Modem, dial string, pages []*rende
 	cfg.MR = !strings.EqualFold(d.opts.Encoding, "mh")
 	cfg.Encoding = strings.ToLower(d.opts.Encoding)
 	cfg.ECM = strings.ToLower(d.opts.ECM)
+	cfg.FrameSize = d.opts.ECMFrameSize
 	cfg.MaxBits = d.opts.MaxSpeed
 	cfg.Modulations = d.opts.Modulations
 	cfg.RTNRetries = rtnRetries

@@ -74,7 +74,7 @@ func decodeEfax(t *testing.T, path string) [][]byte {
 }
 
 // parsePBM splits a raw PBM (P4) of the fax width into rows.
-func parsePBM(t *testing.T, out []byte) [][]byte {
+func parsePBM(t testing.TB, out []byte) [][]byte {
 	t.Helper()
 	var w, h int
 	var hdrLen int

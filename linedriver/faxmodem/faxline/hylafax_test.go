@@ -16,7 +16,7 @@ import (
 
 // decodeTIFF turns each page of a TIFF (G3 or G4) into rows with libtiff
 // (tiffsplit) and netpbm (tifftopnm).
-func decodeTIFF(t *testing.T, path string) [][][]byte {
+func decodeTIFF(t testing.TB, path string) [][][]byte {
 	t.Helper()
 	dir := t.TempDir()
 	if out, err := exec.Command("tiffsplit", path, filepath.Join(dir, "p")).CombinedOutput(); err != nil {
