@@ -163,6 +163,7 @@ type Modem struct {
 	ecmCorrupt    map[int]int
 	ecmPage       []byte
 	notReady      int
+	needLong      bool // after CTC the receiver must retrain: short training is lost
 	lastPPMAnswer *t30.Frame
 
 	// class 2
@@ -750,6 +751,7 @@ func (m *Modem) remoteFrame(f t30.Frame) {
 			m.mu.Unlock()
 		}
 		m.out = []t30.Frame{{FCF: t30.CTR, Final: true}}
+		m.needLong = true
 	case t30.DCN:
 		m.mu.Lock()
 		m.call.Ended = true
@@ -932,6 +934,10 @@ func (m *Modem) transmitData(ctx context.Context, code int) error {
 				return err
 			}
 			m.result("OK")
+			if m.needLong && code != sp.TrainCode {
+				return nil // not trained at the new speed: nothing received
+			}
+			m.needLong = false
 			if sp.Bits == m.params.Speed.Bits {
 				m.ecmData(data)
 			}

@@ -15,7 +15,8 @@ import (
 // (NULL within a page, MPS/EOP at its end). The receiver answers MCF, or
 // PPR with a map of the frames in error, which alone are sent again. After
 // four PPRs for one block the sender lowers the speed with CTC (answered by
-// CTR) and goes on correcting; RNR is answered with RR until the receiver
+// CTR) and goes on correcting, the first transmission at the new speed with
+// long training; RNR is answered with RR until the receiver
 // is ready.
 
 const (
@@ -94,8 +95,13 @@ func (s *Session) sendECMBlock(ctx context.Context, block [][]byte, page, blockN
 		bad[i] = i
 	}
 	pprs := 0
+	longTrain := false // the first transmission at a new speed trains long
 	for {
 		p := params[*idx]
+		code := p.Speed.DataCode
+		if longTrain {
+			code, longTrain = p.Speed.TrainCode, false
+		}
 		hd := make([][]byte, 0, len(bad)+3)
 		for _, n := range bad {
 			hd = append(hd, append([]byte{Address, ControlMore, FCD, byte(n)}, block[n]...))
@@ -105,7 +111,7 @@ func (s *Session) sendECMBlock(ctx context.Context, block [][]byte, page, blockN
 		}
 		stream := HDLCEncode(hd, ecmPreamble)
 		s.silence(ctx)
-		r, err := s.ch.Command(ctx, fmt.Sprintf("+FTM=%d", p.Speed.DataCode), 5*time.Second)
+		r, err := s.ch.Command(ctx, fmt.Sprintf("+FTM=%d", code), 5*time.Second)
 		if err != nil {
 			return classify(err, "")
 		}
@@ -163,6 +169,7 @@ func (s *Session) sendECMBlock(ctx context.Context, block [][]byte, page, blockN
 					return &Error{Category: CatProtocol, Reason: "unexpected " + f.String() + " after CTC"}
 				}
 				s.res.Params = np
+				longTrain = true
 			}
 		case DCN:
 			return &Error{Category: CatHangup, Reason: fmt.Sprintf("the far end hung up during page %d", page+1)}
