@@ -2,7 +2,6 @@ package faxline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -24,6 +24,7 @@ type HylaFAX struct {
 	cmd   *exec.Cmd
 	log   *lockedBuffer
 	done  chan error
+	once  sync.Once
 }
 
 // hylafaxConfig is faxgetty's modem config for iaxmodem (Class 1).
@@ -173,19 +174,16 @@ func (h *HylaFAX) SessionLogs() string {
 	return b.String()
 }
 
-// Close stops faxgetty.
+// Close stops faxgetty; it may be called more than once.
 func (h *HylaFAX) Close() error {
-	if h.cmd.Process != nil {
+	h.once.Do(func() {
 		h.cmd.Process.Signal(unix.SIGTERM) //nolint:errcheck // it may have ended
-	}
-	select {
-	case err := <-h.done:
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return nil // stopped by signal
+		select {
+		case <-h.done:
+		case <-time.After(5 * time.Second):
+			h.cmd.Process.Kill() //nolint:errcheck // did not stop
+			<-h.done
 		}
-	case <-time.After(5 * time.Second):
-		h.cmd.Process.Kill() //nolint:errcheck // did not stop
-		<-h.done
-	}
+	})
 	return nil
 }
