@@ -60,7 +60,9 @@ func runFaxSend(args []string, std stdio) int {
 	id := fs.String("id", "", "local identification sent as TSI (up to 20 characters)")
 	header := fs.String("header", "", "sender name on the header line of each page (empty: no header line)")
 	resolution := fs.String("resolution", "fine", "fine or standard")
-	encoding := fs.String("encoding", "mr", "mr (MR when the far end takes it) or mh")
+	encoding := fs.String("encoding", "", "mmr, mr or mh (default: the best the far end takes — MMR over ECM, else MR, else MH)")
+	ecm := fs.String("ecm", "auto", "error correction mode: auto (when the far end offers it), on or off")
+	maxSpeed := fs.Int("max-speed", 0, "highest line speed in bit/s (e.g. 9600; 0: no limit)")
 	speed := fs.Int("speed", 115200, "serial port bit rate")
 	fs.Func("dial-prefix", "removed: use --outside-line and --dial-modifiers", func(string) error {
 		return errors.New("--dial-prefix was removed: --outside-line takes a PBX code, --dial-modifiers the modem's T, P, W")
@@ -93,6 +95,8 @@ func runFaxSend(args []string, std stdio) int {
 		"header":     *header,
 		"resolution": *resolution,
 		"encoding":   *encoding,
+		"ecm":        *ecm,
+		"max_speed":  *maxSpeed,
 		"retry":      map[string]any{"max_attempts": 1},
 		"dial":       map[string]any{"region": *region, "outside_line": *outside, "allow": []string(allow), "deny_types": types},
 	}

@@ -61,3 +61,34 @@ func TestFaxSendDialPlan(t *testing.T) {
 		})
 	}
 }
+
+// TestFaxSendECM runs the built `mediagw fax send` against the emulator
+// offering ECM and MMR: by default the page goes MMR over ECM; --ecm off,
+// --encoding and --max-speed change what is negotiated.
+func TestFaxSendECM(t *testing.T) {
+	sim := startFaxsim(t, "-ecm")
+	bin := filepath.Join(binaries(t), "mediagw")
+	doc := filepath.Join(t.TempDir(), "note.txt")
+	if err := os.WriteFile(doc, []byte("A short note.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string // in the "sent" line
+	}{
+		{"default", nil, "at V.17 14400, fine, MMR with ECM in"},
+		{"ecm off", []string{"--ecm", "off"}, "at V.17 14400, fine, MR in"},
+		{"MH over ECM", []string{"--encoding", "mh"}, "at V.17 14400, fine, MH with ECM in"},
+		{"max speed", []string{"--max-speed", "9600"}, "at V.17 9600, fine, MMR with ECM in"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"fax", "send", "--device", sim.dev, "--class", "1", "--region", "US", "--to", "+1 201 555 0100"}, tt.args...)
+			out, err := exec.Command(bin, append(args, doc)...).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), tt.want) {
+				t.Errorf("%v: %v\n%s\nwant %q", tt.args, err, out, tt.want)
+			}
+		})
+	}
+}

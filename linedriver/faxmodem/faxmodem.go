@@ -59,17 +59,19 @@ func (d *DeviceConfig) UnmarshalJSON(b []byte) error {
 
 // Options of the driver (the "options" of a faxmodem line driver).
 type Options struct {
-	Devices     []DeviceConfig `json:"devices"`
-	LocalID     string         `json:"local_id,omitempty"`   // TSI, up to 20 characters
-	Header      string         `json:"header,omitempty"`     // sender name on the header line; "" for none
-	Resolution  string         `json:"resolution,omitempty"` // fine (default) or standard
-	Encoding    string         `json:"encoding,omitempty"`   // mr (default: MR when the far end takes it) or mh
-	Dither      bool           `json:"dither,omitempty"`     // every image as a photo (halftone screen); else each image's histogram decides
-	Modulations []string       `json:"modulations,omitempty"`
-	MaxSpeed    int            `json:"max_speed,omitempty"`
-	RTNRetries  *int           `json:"rtn_retries,omitempty"` // resend a rejected page (default 1)
-	Retry       RetryPolicy    `json:"retry,omitempty"`
-	Dial        DialPlan       `json:"dial"`
+	Devices      []DeviceConfig `json:"devices"`
+	LocalID      string         `json:"local_id,omitempty"`       // TSI, up to 20 characters
+	Header       string         `json:"header,omitempty"`         // sender name on the header line; "" for none
+	Resolution   string         `json:"resolution,omitempty"`     // fine (default) or standard
+	Encoding     string         `json:"encoding,omitempty"`       // "" (best the far end takes: MMR over ECM, else MR), mmr, mr or mh
+	ECM          string         `json:"ecm,omitempty"`            // auto (default: when the far end offers it), on, off
+	ECMFrameSize int            `json:"ecm_frame_size,omitempty"` // 256 (default) or 64
+	Dither       bool           `json:"dither,omitempty"`         // every image as a photo (halftone screen); else each image's histogram decides
+	Modulations  []string       `json:"modulations,omitempty"`
+	MaxSpeed     int            `json:"max_speed,omitempty"`
+	RTNRetries   *int           `json:"rtn_retries,omitempty"` // resend a rejected page (default 1)
+	Retry        RetryPolicy    `json:"retry,omitempty"`
+	Dial         DialPlan       `json:"dial"`
 	// ReprobeAfter is how long a modem that stopped answering stays out of
 	// the pool before it is probed again (default 5m).
 	ReprobeAfter Duration `json:"reprobe_after,omitempty"`
@@ -116,9 +118,17 @@ func ParseOptions(raw json.RawMessage) (Options, error) {
 		return o, fmt.Errorf("faxmodem: options: resolution %q (want fine or standard)", o.Resolution)
 	}
 	switch strings.ToLower(o.Encoding) {
-	case "", "mr", "mh":
+	case "", "mmr", "mr", "mh":
 	default:
-		return o, fmt.Errorf("faxmodem: options: encoding %q (want mr or mh)", o.Encoding)
+		return o, fmt.Errorf("faxmodem: options: encoding %q (want mmr, mr or mh)", o.Encoding)
+	}
+	switch strings.ToLower(o.ECM) {
+	case "", "auto", "on", "off":
+	default:
+		return o, fmt.Errorf("faxmodem: options: ecm %q (want auto, on or off)", o.ECM)
+	}
+	if o.ECMFrameSize != 0 && o.ECMFrameSize != 64 && o.ECMFrameSize != 256 {
+		return o, fmt.Errorf("faxmodem: options: ecm_frame_size %d (want 256 or 64)", o.ECMFrameSize)
 	}
 	for _, m := range o.Modulations {
 		if !strings.EqualFold(m, t30.V17) && !strings.EqualFold(m, t30.V29) && !strings.EqualFold(m, t30.V27ter) {
@@ -283,8 +293,14 @@ func (d *Driver) DeliverSaving(ctx context.Context, job *linedriver.Job, report 
 	if e == nil {
 		report(linedriver.Progress{Step: "done", Detail: fmt.Sprintf("%d pages", st.Confirmed)})
 		enc := "MH"
-		if res.Params.MR {
+		switch {
+		case res.Params.MMR:
+			enc = "MMR"
+		case res.Params.MR:
 			enc = "MR"
+		}
+		if res.Params.ECM {
+			enc += " with ECM"
 		}
 		resol := "standard"
 		if res.Params.Fine {
@@ -380,7 +396,10 @@ func Pages(pages []*render.Page) []t30.Page {
 // modem carries it (first bit in the least significant bit).
 func EncodePage(pg *render.Page, p t30.Params) ([]byte, error) {
 	opts := t4.Options{Encoding: t4.MH, EndOfPage: true, LSBFirst: true, MinLineBits: p.MinLineBits()}
-	if p.MR {
+	switch {
+	case p.MMR:
+		opts.Encoding, opts.AutoMH = t4.MMR, false
+	case p.MR:
 		opts.Encoding, opts.K, opts.AutoMH = t4.MR, p.K(), false
 	}
 	rows, height := pg.Row, pg.Height
@@ -435,6 +454,9 @@ func (d *Driver) send(ctx context.Context, m *Modem, dial string, pages []*rende
 	cfg.LocalID = d.opts.LocalID
 	cfg.Fine = d.opts.Resolution != "standard"
 	cfg.MR = !strings.EqualFold(d.opts.Encoding, "mh")
+	cfg.Encoding = strings.ToLower(d.opts.Encoding)
+	cfg.ECM = strings.ToLower(d.opts.ECM)
+	cfg.FrameSize = d.opts.ECMFrameSize
 	cfg.MaxBits = d.opts.MaxSpeed
 	cfg.Modulations = d.opts.Modulations
 	cfg.RTNRetries = rtnRetries

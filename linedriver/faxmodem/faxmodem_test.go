@@ -31,7 +31,10 @@ type lab struct {
 
 func decodeRows(data []byte, p t30.Params) ([][]byte, error) {
 	o := t4.Options{Encoding: t4.MH, LSBFirst: true}
-	if p.MR {
+	switch {
+	case p.MMR:
+		o.Encoding = t4.MMR
+	case p.MR:
 		o.Encoding, o.K = t4.MR, p.K()
 	}
 	return t4.DecodePage(bytes.NewReader(data), render.Width, o, 5000)
@@ -146,6 +149,45 @@ func TestDeliverSuccessPixelExact(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(steps, " "), "dcs") {
 		t.Errorf("no T.30 progress reported: %v", steps)
+	}
+}
+
+// A far end offering ECM and MMR gets MMR over ECM by default; the options
+// turn ECM off or force a coding. Every page arrives pixel-exact.
+func TestDeliverECM(t *testing.T) {
+	ecm := &t30.Caps{CanReceive: true, V17: true, V29: true, V27ter: true, Fine: true, MR: true, ECM: true, MMR: true}
+	tests := []struct {
+		name     string
+		extra    string
+		remote   modemsim.Remote
+		encoding string
+	}{
+		{"auto", "", modemsim.Remote{Caps: ecm}, "MMR with ECM"},
+		{"frames in error", `, "ecm_frame_size": 64`, modemsim.Remote{Caps: ecm, CorruptFrames: map[int]int{1: 1, 7: 2}}, "MMR with ECM"},
+		{"ecm off", `, "ecm": "off"`, modemsim.Remote{Caps: ecm}, "MR"},
+		{"mh over ECM", `, "encoding": "mh"`, modemsim.Remote{Caps: ecm}, "MH with ECM"},
+		{"far end without ECM", `, "ecm": "on"`, modemsim.Remote{}, "MR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, l := newLab(t, map[string][]modemsim.Remote{"ttyS0": {tt.remote}}, tt.extra)
+			job := textJob(120)
+			want := expected(t, d, job)
+			out := d.Deliver(context.Background(), job, nil)
+			if out.Result != linedriver.Delivered {
+				t.Fatalf("outcome %+v", out)
+			}
+			if out.Details["encoding"] != tt.encoding {
+				t.Errorf("encoding %q, want %q", out.Details["encoding"], tt.encoding)
+			}
+			got := l.pages()
+			if len(got) != len(want) {
+				t.Fatalf("remote got %d pages, rendered %d", len(got), len(want))
+			}
+			for i := range got {
+				samePixels(t, got[i], want[i])
+			}
+		})
 	}
 }
 
@@ -330,6 +372,9 @@ func TestOptionsStrict(t *testing.T) {
 		`{"devices": [{"device": "/dev/ttyS0"}], "max_speed": 1200}`,
 		`{"devices": [{"device": "/dev/ttyS0"}], "dial": {"region": "US"}, "max_speed": 1200}`,
 		`{"devices": [{"device": "/dev/ttyS0", "dial_modifiers": "9,"}], "dial": {"region": "US"}}`,
+		`{"devices": [{"device": "/dev/ttyS0"}], "dial": {"region": "US"}, "ecm": "yes"}`,
+		`{"devices": [{"device": "/dev/ttyS0"}], "dial": {"region": "US"}, "encoding": "jbig"}`,
+		`{"devices": [{"device": "/dev/ttyS0"}], "dial": {"region": "US"}, "ecm_frame_size": 128}`,
 	}
 	for _, raw := range bad {
 		if _, err := New("fax", json.RawMessage(raw), nil); err == nil {

@@ -35,7 +35,23 @@ var (
 	ErrTimeout = errors.New("at: modem did not respond in time")
 	// ErrClosed means the port was closed or failed.
 	ErrClosed = errors.New("at: port closed")
+	// ErrNoCarrier means the modem reported NO CARRIER: the far end is
+	// gone. A *ResultError with that result matches it.
+	ErrNoCarrier = errors.New("at: carrier lost")
 )
+
+// ResultError is a final result code the modem gave by itself, e.g. NO
+// CARRIER while page data was being written.
+type ResultError struct {
+	Result string
+}
+
+func (e *ResultError) Error() string { return "at: the modem said " + e.Result }
+
+// Is matches ErrNoCarrier for NO CARRIER.
+func (e *ResultError) Is(target error) bool {
+	return target == ErrNoCarrier && e.Result == "NO CARRIER"
+}
 
 // Final result codes a command can end with (verbose form).
 var finalCodes = []string{
@@ -63,6 +79,11 @@ func IsFinal(line string) bool {
 type Response struct {
 	Lines  []string // informational lines before the result (echo removed)
 	Result string   // the final result code, e.g. "OK", "CONNECT", "NO CARRIER"
+	// Aborted is set when a DLE ETX came before the result: the modem was
+	// still receiving (+FRH, +FRM, or the frame after ATD's CONNECT), took
+	// the command's first character as an abort and ended the reception.
+	// The command itself was not run.
+	Aborted bool
 }
 
 // OK reports whether the result is OK.
@@ -334,6 +355,12 @@ func (c *Channel) ReadResult(ctx context.Context, timeout time.Duration) (Respon
 		if err != nil {
 			return r, err
 		}
+		if rest, ok := strings.CutPrefix(line, string([]byte{DLE, ETX})); ok {
+			r.Aborted = true
+			if line = strings.TrimSpace(rest); line == "" {
+				continue
+			}
+		}
 		if line == c.lastSent || line == "RING" {
 			continue
 		}
@@ -433,7 +460,9 @@ func Unstuff(b []byte) []byte {
 
 // WriteData sends data DLE-stuffed and ends it with DLE ETX. With rate > 0
 // (bits per second on the line) it keeps no more than lead ahead of the
-// line; it always pauses while the modem has sent XOFF.
+// line; it always pauses while the modem has sent XOFF. A final result code
+// from the modem while data is written (NO CARRIER when the far end hangs
+// up, ERROR) stops the write at once with a *ResultError.
 func (c *Channel) WriteData(ctx context.Context, data []byte, rate int, lead time.Duration) error {
 	c.setTxMode(true)
 	defer c.setTxMode(false)
@@ -449,14 +478,13 @@ func (c *Channel) WriteData(ctx context.Context, data []byte, rate int, lead tim
 			// seconds of line time the bytes sent so far take, minus the lead
 			ahead := time.Duration(float64(sent*8)/float64(rate)*float64(time.Second)) - lead - time.Since(start)
 			if ahead > 0 {
-				t := time.NewTimer(ahead)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-					return ctx.Err()
+				if err := c.pause(ctx, ahead); err != nil {
+					return err
 				}
 			}
+		}
+		if err := c.takeResult(); err != nil {
+			return err
 		}
 		if err := c.Write(Stuff(data[off:end])); err != nil {
 			return err
@@ -470,36 +498,115 @@ func (c *Channel) WriteData(ctx context.Context, data []byte, rate int, lead tim
 }
 
 func (c *Channel) waitXON(ctx context.Context) error {
-	c.mu.Lock()
-	ch := c.resumed
-	c.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	default:
-	}
 	t := time.NewTimer(c.opts.XOFFTimeout)
 	defer t.Stop()
-	select {
-	case <-ch:
-		return nil
-	case <-t.C:
-		return fmt.Errorf("%w: paused by XOFF for %v", ErrTimeout, c.opts.XOFFTimeout)
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.done:
-		return ErrClosed
+	for {
+		if err := c.takeResult(); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		ch := c.resumed
+		c.mu.Unlock()
+		select {
+		case <-ch:
+			return nil
+		case b, ok := <-c.in:
+			if !ok {
+				return c.closedErr()
+			}
+			c.pending = append(c.pending, b...)
+		case <-t.C:
+			return fmt.Errorf("%w: paused by XOFF for %v", ErrTimeout, c.opts.XOFFTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+			return ErrClosed
+		}
 	}
 }
 
-// Abort interrupts a pending +FRH/+FRM (any character does, T.31) and
-// reads the answer, tolerating none.
-func (c *Channel) Abort(ctx context.Context, timeout time.Duration) {
-	c.trace(">", "<CAN>")
-	if c.Write([]byte{CAN}) != nil {
-		return
+// pause waits d while data is written, taking in what the modem sends.
+func (c *Channel) pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		if err := c.takeResult(); err != nil {
+			return err
+		}
+		select {
+		case <-t.C:
+			return nil
+		case b, ok := <-c.in:
+			if !ok {
+				return c.closedErr()
+			}
+			c.pending = append(c.pending, b...)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+			return ErrClosed
+		}
 	}
-	c.ReadResult(ctx, timeout) //nolint:errcheck // best effort
+}
+
+func (c *Channel) closedErr() error {
+	if c.rerr != nil {
+		return fmt.Errorf("%w: %v", ErrClosed, c.rerr)
+	}
+	return ErrClosed
+}
+
+// takeResult takes in what has arrived without waiting and, if it holds a
+// final result code, consumes it and returns it as a *ResultError. Only a
+// modem that has ended the transmission by itself sends one during data.
+func (c *Channel) takeResult() error {
+	for {
+		select {
+		case b, ok := <-c.in:
+			if !ok {
+				return c.closedErr()
+			}
+			c.pending = append(c.pending, b...)
+			continue
+		default:
+		}
+		break
+	}
+	rest := c.pending
+	for {
+		i := bytes.IndexAny(rest, "\r\n")
+		if i < 0 {
+			return nil
+		}
+		line := strings.TrimSpace(strings.Map(func(r rune) rune {
+			if r == XON || r == XOFF || r == 0 || r == DLE || r == ETX {
+				return -1
+			}
+			return r
+		}, string(rest[:i])))
+		rest = rest[i+1:]
+		if IsFinal(line) {
+			c.trace("<", line)
+			c.pending = append(c.pending[:0], rest...)
+			c.skipLF = false
+			return &ResultError{Result: line}
+		}
+	}
+}
+
+// Abort interrupts a pending reception (+FRH, +FRM, or the frame after
+// ATD's CONNECT: any character does, T.31) and reads the modem's answer up
+// to its final result code. An error means the modem did not answer.
+func (c *Channel) Abort(ctx context.Context, timeout time.Duration) (Response, error) {
+	c.trace(">", "<CAN>")
+	if err := c.Write([]byte{CAN}); err != nil {
+		return Response{}, err
+	}
+	r, err := c.ReadResult(ctx, timeout)
+	if err != nil {
+		return r, fmt.Errorf("at: abort: %w", err)
+	}
+	return r, nil
 }
 
 // Drain drops whatever arrives during d.

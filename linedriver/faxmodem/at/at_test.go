@@ -187,3 +187,76 @@ func FuzzUnstuff(f *testing.F) {
 		Unstuff(b)
 	})
 }
+
+// A modem that ends the transmission by itself (the far end hung up) stops
+// the write at once, even while it holds the writer with XOFF, and a
+// result code split over reads is still found.
+func TestWriteDataStopsOnResult(t *testing.T) {
+	tests := []struct {
+		name    string
+		replies [][]byte
+		carrier bool // matches ErrNoCarrier
+	}{
+		{"NO CARRIER after XOFF", [][]byte{{XOFF}, []byte("\r\nNO CARRIER\r\n")}, true},
+		{"NO CARRIER in pieces", [][]byte{{XOFF}, []byte("\r\nNO CA"), []byte("RRIER\r\n")}, true},
+		{"ERROR", [][]byte{[]byte("\r\nERROR\r\n")}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, m := pair(t, Options{XOFFTimeout: 5 * time.Second})
+			go func() {
+				buf := make([]byte, 4096)
+				m.Read(buf)
+				for _, r := range tt.replies {
+					m.Write(r)
+				}
+				for {
+					if _, err := m.Read(buf); err != nil {
+						return
+					}
+				}
+			}()
+			start := time.Now()
+			err := c.WriteData(context.Background(), bytes.Repeat([]byte{1}, 100000), 9600, 0)
+			var re *ResultError
+			if !errors.As(err, &re) || errors.Is(err, ErrNoCarrier) != tt.carrier {
+				t.Fatalf("got %v", err)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("stopped after %v", took)
+			}
+			// the result code was consumed: the next command reads its own
+			go func() {
+				m.Write([]byte("\r\nOK\r\n"))
+			}()
+			if r, err := c.ReadResult(context.Background(), time.Second); err != nil || !r.OK() {
+				t.Errorf("next result %+v %v", r, err)
+			}
+		})
+	}
+}
+
+// The DLE ETX of an aborted reception marks the response: the command
+// that caused it was not run.
+func TestAbortedResponse(t *testing.T) {
+	tests := []struct {
+		reply   string
+		aborted bool
+	}{
+		{"\x10\x03\r\nOK\r\n", true},
+		{"\x10\x03OK\r\n", true},
+		{"\r\nOK\r\n", false},
+	}
+	for _, tt := range tests {
+		c, m := pair(t, Options{})
+		go func() {
+			buf := make([]byte, 64)
+			m.Read(buf)
+			m.Write([]byte(tt.reply))
+		}()
+		r, err := c.Command(context.Background(), "H0", time.Second)
+		if err != nil || !r.OK() || r.Aborted != tt.aborted {
+			t.Errorf("%q: %+v %v", tt.reply, r, err)
+		}
+	}
+}

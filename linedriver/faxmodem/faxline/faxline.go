@@ -35,6 +35,7 @@ type Line struct {
 	// dial plan makes it 12015550102: B answers whatever A dials.
 	FaxB   string
 	cancel context.CancelFunc
+	short  string // a directory for the ttys when Dir is too long a path
 	procs  []*exec.Cmd
 	logs   []*lockedBuffer
 	mu     sync.Mutex
@@ -48,6 +49,9 @@ func freeUDPPort() (int, error) {
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }
+
+// maxDevPath is the longest tty path iaxmodem keeps whole.
+const maxDevPath = 56
 
 const modemConf = `device    %s
 owner     root:root
@@ -97,6 +101,18 @@ func Start(ctx context.Context, dir string) (*Line, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	l := &Line{Dir: dir, DevA: filepath.Join(dir, "ttyIAXA"), DevB: filepath.Join(dir, "ttyIAXB"), NumA: "1001", NumB: "1002", FaxB: "+12015550102", cancel: cancel}
+	if len(l.DevA) > maxDevPath {
+		// iaxmodem cuts longer device paths (long test names make them):
+		// the ttys go into a short directory of their own
+		short, err := os.MkdirTemp("", "fl")
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		os.Chmod(short, 0o777) //nolint:errcheck // checked by the wait below
+		l.short = short
+		l.DevA, l.DevB = filepath.Join(short, "ttyIAXA"), filepath.Join(short, "ttyIAXB")
+	}
 	confs := []struct{ name, dev string }{{"modemA", l.DevA}, {"modemB", l.DevB}}
 	ports := [][2]int{{pa, pb}, {pb, pa}}
 	nums := []string{"1001", "1002"}
@@ -151,11 +167,40 @@ func (l *Line) Log() string {
 	return b.String()
 }
 
+// HangUpB hangs up modem B's call, as a modem does when DTR falls because
+// the program behind it died (iaxmodem ignores its pty closing). It opens
+// B's tty, so whatever used it must have closed it; B may be receiving,
+// so it aborts that first.
+func (l *Line) HangUpB(ctx context.Context) error {
+	f, err := os.OpenFile(l.DevB, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return fmt.Errorf("faxline: open %s: %w", l.DevB, err)
+	}
+	defer f.Close()
+	if err := rawTTY(f); err != nil {
+		return err
+	}
+	for _, c := range []string{"\x18", "ATH0\r"} {
+		if _, err := f.WriteString(c); err != nil {
+			return fmt.Errorf("faxline: hang up B: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // Close stops the modems.
 func (l *Line) Close() error {
 	l.cancel()
 	for _, p := range l.procs {
 		p.Wait() //nolint:errcheck // stopped on purpose
+	}
+	if l.short != "" {
+		os.RemoveAll(l.short) //nolint:errcheck // a temporary directory
 	}
 	return nil
 }

@@ -49,7 +49,10 @@ func encodePages(pages [][][]byte) []t30.Page {
 	for i, rows := range pages {
 		out[i] = t30.Page{Encode: func(p t30.Params) ([]byte, error) {
 			opts := t4.Options{Encoding: t4.MH, EndOfPage: true, LSBFirst: true, MinLineBits: p.MinLineBits()}
-			if p.MR {
+			switch {
+			case p.MMR:
+				opts.Encoding = t4.MMR
+			case p.MR:
 				opts.Encoding, opts.K = t4.MR, p.K()
 			}
 			var b bytes.Buffer
@@ -67,6 +70,12 @@ func decodeEfax(t *testing.T, path string) [][]byte {
 	if err != nil {
 		t.Fatalf("efix %s: %v", path, err)
 	}
+	return parsePBM(t, out)
+}
+
+// parsePBM splits a raw PBM (P4) of the fax width into rows.
+func parsePBM(t testing.TB, out []byte) [][]byte {
+	t.Helper()
 	var w, h int
 	var hdrLen int
 	// P4\n<w> <h>\n<data>
@@ -91,7 +100,7 @@ func decodeEfax(t *testing.T, path string) [][]byte {
 	}
 	hdrLen = i + 1
 	if w != width {
-		t.Fatalf("efix gave width %d", w)
+		t.Fatalf("PBM of width %d", w)
 	}
 	data := out[hdrLen:]
 	rows := make([][]byte, 0, h)

@@ -55,6 +55,29 @@ type Remote struct {
 	// CloseInPage makes the emulator close the port in the middle of this
 	// page (1-based; 0: never).
 	CloseInPage int
+	// HangupInPage makes the far end hang up in the middle of this page
+	// (1-based; 0: never): the modem sends XOFF, then NO CARRIER, and is
+	// back in command mode; the rest of the page data is junk to it.
+	HangupInPage int
+	// Mute makes the far end answer the call and send nothing: the modem
+	// says CONNECT and waits for a frame that never comes. As a real
+	// (spandsp) modem does, it takes the next character from the host as
+	// an abort, answers DLE ETX and OK, and drops the rest of that line.
+	Mute bool
+	// FirstFrameDelay is how long the far end takes after answering
+	// before its first frame (CSI, DIS).
+	FirstFrameDelay time.Duration
+	// CorruptFrames maps an ECM frame number (within a block) to how many
+	// of its transmissions arrive in error (the FCS fails), so the remote
+	// asks for it again with PPR.
+	CorruptFrames map[int]int
+	// NotReady makes the remote answer the first complete ECM block of a
+	// call with RNR, and RR with RNR, this many times in all before it
+	// answers.
+	NotReady int
+	// SilentAfterConnect makes the modem stop answering anything once
+	// ATD's CONNECT is out (a modem that died mid-call).
+	SilentAfterConnect bool
 	// Classes answers AT+FCLASS=? (default "0,1,1.0,2,2.0").
 	Classes string
 	// XOFFEvery sends XOFF, then XON 20 ms later, every so many bytes of
@@ -87,6 +110,12 @@ type Call struct {
 	Pages    []Page       // confirmed pages
 	Frames   []string     // frames from the sender, in order
 	Ended    bool         // the sender sent DCN
+	OnHook   bool         // the modem hung up on the host's ATH0 / ATZ
+	Hangup   bool         // the far end hung up mid-call
+	PPR      int          // ECM: partial page requests sent
+	Resent   []int        // ECM: frame numbers received more than once, in order
+	CTC      []int        // ECM: bit rates the sender moved to with CTC
+	RR       int          // ECM: RR received`
 	Dropped  bool         // the sender closed the port (DTR dropped) before DCN
 }
 
@@ -118,8 +147,23 @@ type Modem struct {
 	closed bool
 	pty    bool // rw is a pty master: EIO means nobody has the tty open
 	dials  int  // ATD commands so far
+	inCall bool // off hook in a call
+	// listening: after CONNECT the modem waits for a frame; the next
+	// character is an abort.
+	listening bool
+	// junk: page data after the far end hung up may precede the next
+	// command on its line.
+	junk bool
 
-	lastPage      []byte
+	lastPage []byte
+
+	// error correction mode
+	ecmFrames     map[int][]byte
+	ecmSeen       map[int]int
+	ecmCorrupt    map[int]int
+	ecmPage       []byte
+	notReady      int
+	needLong      bool // after CTC the receiver must retrain: short training is lost
 	lastPPMAnswer *t30.Frame
 
 	// class 2
@@ -347,6 +391,19 @@ func (m *Modem) dropped() {
 
 func (m *Modem) readCommand(ctx context.Context) (string, error) {
 	for {
+		if m.listening && len(m.pending) > 0 {
+			// any character aborts the reception; the rest of what came
+			// with it, up to the end of its line, goes with it
+			m.listening = false
+			if i := bytes.IndexByte(m.pending, '\r'); i >= 0 {
+				m.pending = m.pending[i+1:]
+			} else {
+				m.pending = m.pending[:0]
+			}
+			m.write(string([]byte{at.DLE, at.ETX}))
+			m.result("OK")
+			continue
+		}
 		if i := bytes.IndexByte(m.pending, '\r'); i >= 0 {
 			line := strings.TrimSpace(string(m.pending[:i]))
 			m.pending = m.pending[i+1:]
@@ -354,7 +411,12 @@ func (m *Modem) readCommand(ctx context.Context) (string, error) {
 				m.write(line + "\r")
 			}
 			// any junk before AT (an abort byte) is dropped
-			if j := strings.Index(strings.ToUpper(line), "AT"); j >= 0 {
+			j := strings.Index(strings.ToUpper(line), "AT")
+			if m.junk {
+				j = strings.LastIndex(strings.ToUpper(line), "AT")
+			}
+			if j >= 0 {
+				m.junk = false
 				return line[j:], nil
 			}
 			continue
@@ -540,6 +602,13 @@ func (m *Modem) hangupState() {
 	if m.call != nil && m.state != stIdle {
 		m.state = stIdle
 	}
+	if m.inCall && m.call != nil {
+		m.mu.Lock()
+		m.call.OnHook = true
+		m.mu.Unlock()
+	}
+	m.inCall = false
+	m.listening = false
 	m.out = nil
 }
 
@@ -573,6 +642,22 @@ func (m *Modem) dial(ctx context.Context, number string) error {
 		return m.class2Dial(ctx)
 	}
 	m.result("CONNECT")
+	m.inCall = true
+	if m.remote.SilentAfterConnect {
+		m.silent = true
+		return nil
+	}
+	if m.remote.Mute {
+		m.listening = true
+		return nil
+	}
+	if m.remote.FirstFrameDelay > 0 {
+		select {
+		case <-time.After(m.remote.FirstFrameDelay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	m.out = []t30.Frame{
 		{FCF: t30.CSI, Info: t30.EncodeID(m.remote.CSI)},
 		{FCF: t30.DIS, Final: true, Info: m.remote.Caps.Bytes()},
@@ -630,6 +715,7 @@ func (m *Modem) remoteFrame(f t30.Frame) {
 			return
 		}
 		m.params = p
+		m.notReady = m.remote.NotReady
 		m.mu.Lock()
 		m.call.DCS = append(m.call.DCS, p)
 		m.mu.Unlock()
@@ -643,6 +729,29 @@ func (m *Modem) remoteFrame(f t30.Frame) {
 			return
 		}
 		m.ppm()
+	case t30.PPS:
+		m.pps(f)
+	case t30.RR:
+		m.mu.Lock()
+		m.call.RR++
+		m.mu.Unlock()
+		if m.notReady > 0 {
+			m.notReady--
+			m.out = []t30.Frame{{FCF: t30.RNR, Final: true}}
+			return
+		}
+		if m.lastPPMAnswer != nil {
+			m.out = []t30.Frame{*m.lastPPMAnswer}
+		}
+	case t30.CTC:
+		if p, err := t30.ParseDCS(append(append([]byte(nil), f.Info...), 0)); err == nil {
+			m.params.Speed = p.Speed
+			m.mu.Lock()
+			m.call.CTC = append(m.call.CTC, p.Speed.Bits)
+			m.mu.Unlock()
+		}
+		m.out = []t30.Frame{{FCF: t30.CTR, Final: true}}
+		m.needLong = true
 	case t30.DCN:
 		m.mu.Lock()
 		m.call.Ended = true
@@ -652,6 +761,84 @@ func (m *Modem) remoteFrame(f t30.Frame) {
 		if m.lastPPMAnswer != nil {
 			m.out = []t30.Frame{*m.lastPPMAnswer}
 		}
+	}
+}
+
+// pps is the end of an ECM block: PPR for frames missing, else the block
+// joins the page, and at the page's end the page is confirmed.
+func (m *Modem) pps(f t30.Frame) {
+	if len(f.Info) < 4 || !m.params.ECM {
+		m.out = []t30.Frame{{FCF: t30.CRP, Final: true}}
+		return
+	}
+	count := int(f.Info[3]) + 1
+	ppr := make([]byte, 32)
+	missing := false
+	for n := range count {
+		if _, ok := m.ecmFrames[n]; !ok {
+			ppr[n/8] |= 1 << (n % 8)
+			missing = true
+		}
+	}
+	if missing {
+		m.mu.Lock()
+		m.call.PPR++
+		m.mu.Unlock()
+		ans := t30.Frame{FCF: t30.PPR, Final: true, Info: ppr}
+		m.lastPPMAnswer = &ans
+		m.out = []t30.Frame{ans}
+		return
+	}
+	if m.notReady > 0 {
+		m.notReady--
+		m.out = []t30.Frame{{FCF: t30.RNR, Final: true}}
+		m.lastPPMAnswer = &t30.Frame{FCF: t30.MCF, Final: true}
+	}
+	for n := range count {
+		m.ecmPage = append(m.ecmPage, m.ecmFrames[n]...)
+	}
+	m.ecmFrames, m.ecmSeen, m.ecmCorrupt = nil, nil, nil
+	if f.Info[0] == 0 { // PPS-NULL: more of this page to come
+		ans := t30.Frame{FCF: t30.MCF, Final: true}
+		m.lastPPMAnswer = &ans
+		if len(m.out) == 0 {
+			m.out = []t30.Frame{ans}
+		}
+		return
+	}
+	m.lastPage, m.ecmPage = m.ecmPage, nil
+	m.page++
+	held := m.out
+	m.ppm()
+	if len(held) > 0 { // RNR first
+		m.out = held
+	}
+}
+
+// ecmData takes in one transmission of ECM frames.
+func (m *Modem) ecmData(data []byte) {
+	if m.ecmFrames == nil {
+		m.ecmFrames, m.ecmSeen, m.ecmCorrupt = map[int][]byte{}, map[int]int{}, map[int]int{}
+		for k, v := range m.remote.CorruptFrames {
+			m.ecmCorrupt[k] = v
+		}
+	}
+	for _, f := range t30.HDLCDecode(data) {
+		if len(f) < 4 || f[2] != t30.FCD {
+			continue
+		}
+		n := int(f[3])
+		m.ecmSeen[n]++
+		if m.ecmSeen[n] > 1 {
+			m.mu.Lock()
+			m.call.Resent = append(m.call.Resent, n)
+			m.mu.Unlock()
+		}
+		if m.ecmCorrupt[n] > 0 {
+			m.ecmCorrupt[n]--
+			continue
+		}
+		m.ecmFrames[n] = append([]byte(nil), f[4:]...)
 	}
 }
 
@@ -741,10 +928,35 @@ func (m *Modem) transmitData(ctx context.Context, code int) error {
 		}
 		return nil
 	case stWaitPage:
+		if m.params.ECM {
+			data, err := m.readData(ctx, nil)
+			if err != nil {
+				return err
+			}
+			m.result("OK")
+			if m.needLong && code != sp.TrainCode {
+				return nil // not trained at the new speed: nothing received
+			}
+			m.needLong = false
+			if sp.Bits == m.params.Speed.Bits {
+				m.ecmData(data)
+			}
+			return nil
+		}
 		m.page++
 		n := m.page
 		xoffAt := m.remote.XOFFEvery
+		gone := false
 		data, err := m.readData(ctx, func(count int) bool {
+			if n == m.remote.HangupInPage && count > 0 {
+				m.rw.Write([]byte{at.XOFF})
+				m.result("NO CARRIER")
+				m.mu.Lock()
+				m.call.Hangup = true
+				m.mu.Unlock()
+				m.state, m.inCall, m.junk, gone = stIdle, false, true, true
+				return false
+			}
 			if n == m.remote.CloseInPage && count > 0 {
 				m.closed = true
 				if c, ok := m.rw.(io.Closer); ok {
@@ -764,7 +976,7 @@ func (m *Modem) transmitData(ctx context.Context, code int) error {
 			return true
 		})
 		if err != nil {
-			if m.closed {
+			if m.closed || gone {
 				return nil
 			}
 			return err

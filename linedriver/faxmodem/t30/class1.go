@@ -62,8 +62,16 @@ type Config struct {
 	// RTNRetries is how many times a page the far end rejected (RTN) is
 	// sent again after retraining; 0 gives up at once.
 	RTNRetries int
-	FirstPage  int  // index of the first page to send (resume)
-	Pace       bool // pace page data to the line rate
+	FirstPage  int // index of the first page to send (resume)
+	// ECM is error correction mode: "auto" or "" (when the far end's DIS
+	// offers it), "on" (the same, logged when the far end lacks it), "off".
+	ECM string
+	// Encoding forces a coding: "mh", "mr", "mmr", or "" for the best the
+	// far end takes (MMR over ECM, else MR when MR is set, else MH).
+	Encoding string
+	// FrameSize is the ECM frame size, 256 (default) or 64.
+	FrameSize int
+	Pace      bool // pace page data to the line rate
 
 	T1       time.Duration // time to identify the far end after dialing (35 s)
 	T4       time.Duration // time for a response to a command (3 s)
@@ -109,12 +117,16 @@ type Result struct {
 
 // Session runs T.30 as the calling, sending terminal over a Class 1 modem.
 type Session struct {
-	ch   *at.Channel
-	cfg  Config
-	log  func(step, detail string)
-	res  Result
-	caps Caps
-	dis  []byte
+	ch *at.Channel
+	// listening is set while the modem receives (after ATD's CONNECT, and
+	// from AT+FRH until the frame's result): a command sent then would be
+	// taken as an abort, so hangup aborts the reception first.
+	listening bool
+	cfg       Config
+	log       func(step, detail string)
+	res       Result
+	caps      Caps
+	dis       []byte
 }
 
 // Send dials number and sends pages[cfg.FirstPage:].
@@ -143,6 +155,11 @@ func classify(err error, reason string) *Error {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &Error{Category: CatCancelled, Reason: "stopped", Err: err}
+	case errors.Is(err, at.ErrNoCarrier):
+		if reason == "" {
+			reason = "the far end hung up (NO CARRIER)"
+		}
+		return &Error{Category: CatHangup, Reason: reason, Err: err}
 	case errors.Is(err, at.ErrTimeout), errors.Is(err, at.ErrClosed):
 		if reason == "" {
 			reason = "the modem stopped answering"
@@ -155,10 +172,36 @@ func classify(err error, reason string) *Error {
 	return &Error{Category: CatProtocol, Reason: reason, Err: err}
 }
 
+// hangup puts the modem on hook. A reception still pending is aborted
+// first and its answer consumed; otherwise the "A" of ATH0 would be taken
+// as the abort, its OK read as ATH0's, and the line kept. ATH0 counts only
+// when its answer is OK without the DLE ETX of an aborted reception.
 func (s *Session) hangup() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s.ch.Command(ctx, "H0", min(3*time.Second, s.cfg.ModemWait)) //nolint:errcheck // best effort
+	wait := min(3*time.Second, s.cfg.ModemWait)
+	if s.listening {
+		s.abort(ctx)
+	}
+	for range 3 {
+		r, err := s.ch.Command(ctx, "H0", wait)
+		if err != nil {
+			s.log("hangup", "ATH0: "+err.Error())
+			return
+		}
+		if r.OK() && !r.Aborted {
+			s.log("hangup", "on hook")
+			return
+		}
+	}
+	s.log("hangup", "the modem did not confirm ATH0")
+}
+
+// abort ends a pending reception; an error means the modem did not answer.
+func (s *Session) abort(ctx context.Context) error {
+	_, err := s.ch.Abort(ctx, min(3*time.Second, s.cfg.ModemWait))
+	s.listening = false
+	return err
 }
 
 var errNoResponse = errors.New("no response")
@@ -174,7 +217,7 @@ func (s *Session) run(ctx context.Context, dial string, pages []Page) error {
 	r, err := s.ch.ReadResult(ctx, s.cfg.DialWait)
 	if err != nil {
 		if errors.Is(err, at.ErrTimeout) {
-			s.ch.Abort(ctx, 2*time.Second)
+			s.ch.Abort(ctx, 2*time.Second) //nolint:errcheck // the call failed either way
 			return &Error{Category: CatNoAnswer, Reason: "no answer to the call", Err: err}
 		}
 		return classify(err, "")
@@ -183,6 +226,7 @@ func (s *Session) run(ctx context.Context, dial string, pages []Page) error {
 		return dialError(r.Result)
 	}
 	s.log("connect", r.Result)
+	s.listening = true // the modem now waits for the far end's first frame
 	if err := s.phaseB(ctx, pages); err != nil {
 		return err
 	}
@@ -204,9 +248,10 @@ func dialError(result string) *Error {
 	return &Error{Category: CatProtocol, Reason: "dial: " + result}
 }
 
-// readFrameData reads one frame after CONNECT and its result code.
-func (s *Session) readFrameData(ctx context.Context) (Frame, error) {
-	data, err := s.ch.ReadData(ctx, 5*time.Second)
+// readFrameData reads one frame after CONNECT and its result code, the
+// data within wait.
+func (s *Session) readFrameData(ctx context.Context, wait time.Duration) (Frame, error) {
+	data, err := s.ch.ReadData(ctx, wait)
 	if err != nil {
 		return Frame{}, err
 	}
@@ -214,6 +259,7 @@ func (s *Session) readFrameData(ctx context.Context) (Frame, error) {
 	if err != nil {
 		return Frame{}, err
 	}
+	s.listening = false
 	if !r.OK() {
 		return Frame{}, fmt.Errorf("%w: frame check failed (%s)", ErrBadFrame, r.Result)
 	}
@@ -231,17 +277,23 @@ func (s *Session) receive(ctx context.Context, wait time.Duration) (Frame, error
 	if err := s.ch.Send("+FRH=3"); err != nil {
 		return Frame{}, err
 	}
+	s.listening = true
 	r, err := s.ch.ReadResult(ctx, wait)
 	if errors.Is(err, at.ErrTimeout) {
-		s.ch.Abort(ctx, time.Second)
+		if err := s.abort(ctx); err != nil {
+			return Frame{}, err
+		}
 		return Frame{}, errNoResponse
 	}
 	if err != nil {
 		return Frame{}, err
 	}
+	if !r.Connect() {
+		s.listening = false
+	}
 	switch {
 	case r.Connect():
-		return s.readFrameData(ctx)
+		return s.readFrameData(ctx, 5*time.Second)
 	case r.Result == "NO CARRIER", r.Result == "ERROR", r.Result == "+FCERROR":
 		return Frame{}, errNoResponse
 	}
@@ -298,7 +350,7 @@ func (s *Session) silence(ctx context.Context) {
 	r, err := s.ch.Command(ctx, fmt.Sprintf("+FRS=%d", n), 2*time.Second)
 	if err != nil || !r.OK() {
 		if errors.Is(err, at.ErrTimeout) {
-			s.ch.Abort(ctx, time.Second)
+			s.ch.Abort(ctx, time.Second) //nolint:errcheck // the pause is taken either way
 		}
 		time.Sleep(s.cfg.Silence)
 	}
@@ -338,8 +390,16 @@ func (s *Session) identify(ctx context.Context) error {
 		var f Frame
 		var err error
 		if first {
-			f, err = s.readFrameData(ctx)
+			// The far end's first frame may take until T1 (T.30 5.4.3.1):
+			// silence is not our modem's fault.
+			f, err = s.readFrameData(ctx, time.Until(deadline))
 			first = false
+			if errors.Is(err, at.ErrTimeout) {
+				if aerr := s.abort(ctx); aerr != nil {
+					return classify(aerr, "the modem did not answer the abort after T1")
+				}
+				return &Error{Category: CatNoAnswer, Reason: "the far end answered but sent no fax identification (T1)", Err: err}
+			}
 		} else {
 			f, err = s.receive(ctx, time.Until(deadline))
 		}
@@ -451,10 +511,11 @@ func (s *Session) phaseB(ctx context.Context, pages []Page) error {
 	if err := s.identify(ctx); err != nil {
 		return err
 	}
-	params := Choose(s.caps, s.dis, s.cfg.Fine, s.cfg.MR, s.usable)
+	params := Choose(s.caps, s.dis, s.cfg.Fine, s.cfg.MR && s.cfg.Encoding != "mh", s.usable)
 	if len(params) == 0 {
 		return &Error{Category: CatProtocol, Reason: "no common modulation with the far end"}
 	}
+	s.chooseECM(params)
 	idx := 0
 	if err := s.train(ctx, params, &idx); err != nil {
 		return err
@@ -465,6 +526,19 @@ func (s *Session) phaseB(ctx context.Context, pages []Page) error {
 		data, err := pages[i].Encode(p)
 		if err != nil {
 			return &Error{Category: CatProtocol, Reason: fmt.Sprintf("encoding page %d", i+1), Err: err}
+		}
+		ppm := byte(MPS)
+		if i == len(pages)-1 {
+			ppm = EOP
+		}
+		if p.ECM {
+			if err := s.sendECMPage(ctx, data, i, ppm, params, &idx); err != nil {
+				return err
+			}
+			s.res.Pages++
+			i++
+			s.confirmed(i)
+			continue
 		}
 		s.silence(ctx)
 		r, err := s.ch.Command(ctx, fmt.Sprintf("+FTM=%d", p.Speed.DataCode), 5*time.Second)
@@ -480,18 +554,14 @@ func (s *Session) phaseB(ctx context.Context, pages []Page) error {
 			rate = p.Speed.Bits
 		}
 		if err := s.ch.WriteData(ctx, data, rate, 2*time.Second); err != nil {
-			return classify(err, fmt.Sprintf("the modem stopped during page %d", i+1))
+			return pageError(err, i+1)
 		}
 		drain := time.Duration(float64(len(data)*8)/float64(p.Speed.Bits)*float64(time.Second)) + s.cfg.ModemWait
 		if r, err := s.ch.ReadResult(ctx, drain); err != nil || !r.OK() {
-			if err != nil {
-				return classify(err, fmt.Sprintf("the modem stopped during page %d", i+1))
+			if err == nil {
+				err = &at.ResultError{Result: r.Result}
 			}
-			return &Error{Category: CatProtocol, Reason: "page data: " + r.Result}
-		}
-		ppm := byte(MPS)
-		if i == len(pages)-1 {
-			ppm = EOP
+			return pageError(err, i+1)
 		}
 		var f Frame
 		got := false
@@ -567,6 +637,19 @@ func (s *Session) phaseB(ctx context.Context, pages []Page) error {
 		s.log("dcn", err.Error()) // every page is confirmed; a lost DCN changes nothing
 	}
 	return nil
+}
+
+// pageError files a failure while page data was sent: the far end hanging
+// up (NO CARRIER) is remote_hangup, a silent modem modem_not_responding.
+func pageError(err error, page int) *Error {
+	var re *at.ResultError
+	switch {
+	case errors.Is(err, at.ErrNoCarrier):
+		return &Error{Category: CatHangup, Reason: fmt.Sprintf("the far end hung up during page %d (NO CARRIER)", page), Err: err}
+	case errors.As(err, &re):
+		return &Error{Category: CatProtocol, Reason: fmt.Sprintf("page %d data: %s", page, re.Result), Err: err}
+	}
+	return classify(err, fmt.Sprintf("the modem stopped during page %d", page))
 }
 
 func (s *Session) confirmed(page int) {

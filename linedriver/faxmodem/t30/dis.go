@@ -230,11 +230,23 @@ type Params struct {
 	Fine    bool
 	MR      bool
 	MinScan int // ms per scan line at the chosen resolution
+	// ECM is error correction mode (T.30 Annex A): page data in HDLC
+	// frames of FrameSize octets (256 or 64), resent when in error.
+	ECM       bool
+	FrameSize int
+	// MMR is T.6 coding (only with ECM); MR is then false.
+	MMR bool
 }
 
 // MinLineBits is the fewest bits a coded scan line may take at these
 // parameters (speed × minimum scan line time).
-func (p Params) MinLineBits() int { return p.Speed.Bits * p.MinScan / 1000 }
+// With ECM there is no minimum: frames, not scan lines, pace the receiver.
+func (p Params) MinLineBits() int {
+	if p.ECM {
+		return 0
+	}
+	return p.Speed.Bits * p.MinScan / 1000
+}
 
 // K is the MR parameter: 2 at standard resolution, 4 at fine (T.4 4.2.1).
 func (p Params) K() int {
@@ -252,6 +264,12 @@ func (p Params) String() string {
 	if p.MR {
 		enc = "MR"
 	}
+	if p.MMR {
+		enc = "MMR"
+	}
+	if p.ECM {
+		return fmt.Sprintf("%s, %s, %s, ECM %d-octet frames", p.Speed, res, enc, p.FrameSize)
+	}
 	return fmt.Sprintf("%s, %s, %s, min scan %d ms", p.Speed, res, enc, p.MinScan)
 }
 
@@ -266,6 +284,17 @@ func (p Params) DCSBytes() []byte {
 	}
 	ms, _ := dcsMinScan(p.MinScan)
 	b[2] |= ms
+	if p.ECM {
+		b[2] |= 0x80
+		o4 := byte(0x04) // bit 27: ECM
+		if p.FrameSize == 64 {
+			o4 |= 0x08 // bit 28: 64-octet frames
+		}
+		if p.MMR {
+			o4 |= 0x40 // bit 31: T.6
+		}
+		b = append(b, o4)
+	}
 	return b
 }
 
@@ -286,6 +315,17 @@ func ParseDCS(fif []byte) (Params, error) {
 	p.Fine = o2&bitFine != 0
 	p.MR = o2&bit2D != 0
 	p.MinScan, _ = disMinScan(o3)
+	if o3&0x80 != 0 {
+		o4 := octet(fif, 3)
+		p.ECM = o4&0x04 != 0
+		if p.ECM {
+			p.FrameSize = 256
+			if o4&0x08 != 0 {
+				p.FrameSize = 64
+			}
+			p.MMR = o4&0x40 != 0
+		}
+	}
 	return p, nil
 }
 

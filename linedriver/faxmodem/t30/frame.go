@@ -44,6 +44,18 @@ const (
 	DCN    = 0xFA
 	CRP    = 0x1A
 	XBit   = 0x01
+
+	// Error correction mode (T.30 Annex A).
+	FCD = 0x06 // facsimile coded data: frame number + data
+	RCP = 0x86 // return to control for partial page
+	PPS = 0xBE // partial page signal: PPM, page, block, frames-1
+	PPR = 0xBC // partial page request: map of frames in error
+	CTC = 0x12 // continue to correct (with a new speed)
+	CTR = 0xC4 // response to CTC
+	RR  = 0x6E // receive ready?
+	RNR = 0xEC // receive not ready
+	EOR = 0xCE // end of retransmission
+	ERR = 0x1C // response to EOR
 )
 
 var fcfNames = map[byte]string{
@@ -51,6 +63,7 @@ var fcfNames = map[byte]string{
 	DCS: "DCS", TSI: "TSI", NSS: "NSS", CFR: "CFR", FTT: "FTT",
 	EOM: "EOM", MPS: "MPS", EOP: "EOP", PriEOM: "PRI-EOM", PriMPS: "PRI-MPS", PriEOP: "PRI-EOP",
 	MCF: "MCF", RTP: "RTP", RTN: "RTN", PIP: "PIP", PIN: "PIN", DCN: "DCN", CRP: "CRP",
+	FCD: "FCD", RCP: "RCP", PPS: "PPS", PPR: "PPR", CTC: "CTC", CTR: "CTR", RR: "RR", RNR: "RNR", EOR: "EOR", ERR: "ERR",
 }
 
 // initial identification frames where bit 0 is part of the code, not X.

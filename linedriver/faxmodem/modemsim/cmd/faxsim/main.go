@@ -23,6 +23,7 @@ func main() {
 	first := flag.String("dial-first", "", `comma-separated answers to the first dials, in order (e.g. "BUSY,BUSY"), before -dial applies; "ok" is a fax answering`)
 	ftt := flag.Int("ftt-above", 0, "fail training above this bit rate")
 	out := flag.String("out", ".", "directory for received pages (page-N.pbm)")
+	ecm := flag.Bool("ecm", false, "offer error correction mode and MMR in the DIS")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -40,7 +41,10 @@ func main() {
 		OnDrop: func() { fmt.Println("call dropped: the port was closed during the call") },
 		Decode: func(data []byte, p t30.Params) ([][]byte, error) {
 			o := t4.Options{Encoding: t4.MH, LSBFirst: true}
-			if p.MR {
+			switch {
+			case p.MMR:
+				o.Encoding = t4.MMR
+			case p.MR:
 				o.Encoding, o.K = t4.MR, p.K()
 			}
 			return t4.DecodePage(bytes.NewReader(data), 1728, o, 10000)
@@ -58,6 +62,9 @@ func main() {
 			}
 			fmt.Printf("received page %d: %d rows at %s (%v) -> %s\n", n, len(p.Rows), p.Params, p.Err, name)
 		}}
+	if *ecm {
+		r.Caps = &t30.Caps{CanReceive: true, V17: true, V29: true, V27ter: true, Fine: true, MR: true, ECM: true, MMR: true}
+	}
 	path, _, err := modemsim.PTY(ctx, r)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "faxsim:", err)
