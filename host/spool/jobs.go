@@ -342,6 +342,7 @@ func (s *Spool) Purge(id string, active map[string]bool) error {
 func (s *Spool) PruneFailed(cutoff time.Time) (int, error) {
 	n := 0
 	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
 		fb := tx.Bucket(bucketFailed)
 		var drop [][]byte
 		err := fb.ForEach(func(k, v []byte) error {

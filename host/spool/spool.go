@@ -71,6 +71,8 @@ type Spool struct {
 	drained        atomic.Bool
 	onDrained      atomic.Pointer[func()]
 	lastCompaction atomic.Pointer[Compaction]
+	// c commits the writes in groups (commit.go).
+	c committer
 }
 
 // openLockTimeout is how long Open waits for another process's lock.
@@ -121,6 +123,7 @@ func Open(path string) (*Spool, error) {
 		s.drained.Store(queueEmpty(tx))
 		return nil
 	})
+	s.startCommitter()
 	return s, nil
 }
 
@@ -139,14 +142,14 @@ func (s *Spool) view(fn func(*bolt.Tx) error) error {
 	return s.db.View(fn)
 }
 
-func (s *Spool) write(fn func(*bolt.Tx) error) error {
-	empty, err := s.writeLocked(fn)
+// afterWrite calls the drained hook when a committed write left the queue
+// empty. (write, the way in for every write, is in commit.go.)
+func (s *Spool) afterWrite(empty bool, err error) {
 	if err == nil && empty != s.drained.Swap(empty) && empty {
 		if f := s.onDrained.Load(); f != nil {
 			(*f)()
 		}
 	}
-	return err
 }
 
 func (s *Spool) writeLocked(fn func(*bolt.Tx) error) (empty bool, err error) {
@@ -188,6 +191,7 @@ func syncDir(dir string) error {
 
 // Close closes the file. Calls after Close return ErrClosed.
 func (s *Spool) Close() error {
+	s.stopCommitter()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.db == nil {
@@ -227,6 +231,7 @@ func (s *Spool) Seen(connector, sourceID string) (bool, error) {
 func (s *Spool) Accept(connector, sourceID string, jobs []*linedriver.Job) (dup bool, err error) {
 	now := time.Now()
 	err = s.update(func(tx *bolt.Tx) error {
+		dup = false // a write may run again (see commit.go)
 		src := tx.Bucket(bucketSources)
 		key := sourceKey(connector, sourceID)
 		if src.Get(key) != nil {
@@ -528,6 +533,7 @@ func (s *Spool) Failed() ([]Entry, error) {
 func (s *Spool) Forget(cutoff time.Time) (int, error) {
 	n := 0
 	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
 		src := tx.Bucket(bucketSources)
 		jobs := tx.Bucket(bucketJobs)
 		var drop [][]byte
