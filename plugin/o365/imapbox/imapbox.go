@@ -595,10 +595,17 @@ func (m *Mailbox) notifyFlushedLocked() {
 func (s *session) serve(ctx context.Context) error {
 	m := s.m
 	var ready []*plugin.Message
+	// While the host takes the messages fetched, they are offered one after
+	// the other; the settlements made meanwhile are applied together (one
+	// STORE, one save of the state) once an offer would wait or none is left.
+	apply := true
 	for {
-		if err := s.applySettlements(); err != nil {
-			return err
+		if apply {
+			if err := s.applySettlements(); err != nil {
+				return err
+			}
 		}
+		apply = true
 		if len(ready) == 0 {
 			var err error
 			ready, err = s.fetchNew()
@@ -617,6 +624,14 @@ func (s *session) serve(ctx context.Context) error {
 			select {
 			case m.out <- msg:
 				ready = ready[1:]
+				apply = len(ready) == 0
+				continue
+			default:
+			}
+			select {
+			case m.out <- msg:
+				ready = ready[1:]
+				apply = len(ready) == 0
 			case <-m.wake:
 				s.unoffer(msg, imap.UID(u))
 			case <-s.c.Closed():
