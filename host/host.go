@@ -273,6 +273,9 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 			slog.Warn("spool health", "health", new.Health, "was", old.Health, "error", new.LastError)
 		}
 	})
+	sp.OnQuarantine(func(q spool.Quarantined) {
+		slog.Error("spool entry quarantined: it cannot be decoded; its queue goes on", "bucket", q.Bucket, "key", q.Key, "error", q.Error)
+	})
 	return h, nil
 }
 

@@ -41,6 +41,8 @@ type GRPCClient struct {
 	mu      sync.Mutex
 	recvErr error
 	closed  bool
+
+	settle settleStream
 }
 
 var _ Connector = (*GRPCClient)(nil)
@@ -149,12 +151,21 @@ func (g *GRPCClient) pump(ctx context.Context, n int) {
 		g.recvErr = err
 		g.mu.Unlock()
 	}
-	rs, err := g.c.Receive(ctx, &connectorv1.ReceiveRequest{MaxInFlight: uint32(n)})
+	rs, err := g.c.Receive(ctx, &connectorv1.ReceiveRequest{MaxInFlight: uint32(n), Batches: true})
 	if err != nil {
 		fail(fmt.Errorf("%w: %v", ErrStreamEnded, err))
 		return
 	}
 	var cur *Message
+	deliver := func(m *Message) bool {
+		select {
+		case g.msgs <- m:
+			return true
+		case <-ctx.Done():
+			fail(ErrStreamEnded)
+			return false
+		}
+	}
 	for {
 		f, err := rs.Recv()
 		if err != nil {
@@ -168,23 +179,38 @@ func (g *GRPCClient) pump(ctx context.Context, n int) {
 			}
 			return
 		}
-		if f.Envelope != nil {
-			e := f.Envelope
-			cur = &Message{DeliveryID: e.DeliveryId, SourceID: e.SourceId, Metadata: e.Metadata, Raw: make([]byte, 0, e.Size)}
-			if e.ReceivedUnixMs != 0 {
-				cur.ReceivedAt = time.UnixMilli(e.ReceivedUnixMs)
+		if len(f.Messages) > 0 {
+			// A batch of whole messages: each body is the frame's own
+			// bytes, not copied again.
+			for _, w := range f.Messages {
+				if w.Envelope == nil {
+					fail(fmt.Errorf("%w: message without envelope", ErrStreamEnded))
+					return
+				}
+				m := fromEnvelope(w.Envelope)
+				m.Raw = w.Data
+				if !deliver(m) {
+					return
+				}
 			}
+			continue
 		}
-		if cur == nil {
+		switch {
+		case f.Envelope != nil:
+			cur = fromEnvelope(f.Envelope)
+			if f.Last {
+				cur.Raw = f.Data // one frame: its bytes are the message
+			} else {
+				cur.Raw = append(make([]byte, 0, f.Envelope.Size), f.Data...)
+			}
+		case cur != nil:
+			cur.Raw = append(cur.Raw, f.Data...)
+		default:
 			fail(fmt.Errorf("%w: frame without envelope", ErrStreamEnded))
 			return
 		}
-		cur.Raw = append(cur.Raw, f.Data...)
 		if f.Last {
-			select {
-			case g.msgs <- cur:
-			case <-ctx.Done():
-				fail(ErrStreamEnded)
+			if !deliver(cur) {
 				return
 			}
 			cur = nil
@@ -192,28 +218,55 @@ func (g *GRPCClient) pump(ctx context.Context, n int) {
 	}
 }
 
-// Settle sends the host's verdict on a delivery.
+func fromEnvelope(e *connectorv1.Envelope) *Message {
+	m := &Message{DeliveryID: e.DeliveryId, SourceID: e.SourceId, Metadata: e.Metadata}
+	if e.ReceivedUnixMs != 0 {
+		m.ReceivedAt = time.UnixMilli(e.ReceivedUnixMs)
+	}
+	return m
+}
+
+// Settle sends the host's verdict on a delivery: over the Settle stream,
+// with the settlements of other deliveries made at the same moment, or with
+// the Ack RPC when the plugin has no Settle stream.
 func (g *GRPCClient) Settle(ctx context.Context, deliveryID string, s Settlement) error {
 	kind, err := settlementToProto(s.Kind)
 	if err != nil {
 		return err
 	}
-	_, err = g.c.Ack(ctx, &connectorv1.AckRequest{
+	req := &connectorv1.AckRequest{
 		DeliveryId: deliveryID, Settlement: kind, Reason: s.Reason, RetryAfterMs: s.RetryAfter.Milliseconds(),
-	})
-	switch status.Code(err) {
+	}
+	if code, msg, ok := g.settle.do(ctx, g, req); ok {
+		return settleError(deliveryID, code, msg, nil)
+	}
+	return g.ack(ctx, req)
+}
+
+// ack settles one delivery with the Ack RPC.
+func (g *GRPCClient) ack(ctx context.Context, req *connectorv1.AckRequest) error {
+	_, err := g.c.Ack(ctx, req)
+	return settleError(req.DeliveryId, status.Code(err), status.Convert(err).Message(), err)
+}
+
+// settleError turns the answer to one settlement into the SDK's errors.
+func settleError(deliveryID string, code codes.Code, msg string, err error) error {
+	switch code {
 	case codes.OK:
 		return nil
 	case codes.Unavailable:
 		// The plugin process is gone (or its connector is closed): its
 		// deliveries died with it and come again from the source; settling
 		// them again cannot succeed.
-		return fmt.Errorf("settle %s: %w: %v", deliveryID, ErrStreamEnded, err)
+		return fmt.Errorf("settle %s: %w: %s", deliveryID, ErrStreamEnded, msg)
 	case codes.Aborted:
 		// The connector is running and said no: the delivery keeps its
 		// credit until a later try succeeds.
-		return fmt.Errorf("settle %s: %w: %s", deliveryID, ErrSettleRefused, status.Convert(err).Message())
+		return fmt.Errorf("settle %s: %w: %s", deliveryID, ErrSettleRefused, msg)
 	default:
+		if err == nil {
+			err = status.Error(code, msg)
+		}
 		return fmt.Errorf("settle %s: %w", deliveryID, err)
 	}
 }
@@ -253,5 +306,6 @@ func (g *GRPCClient) Close() error {
 	if g.cancel != nil {
 		g.cancel()
 	}
+	g.settle.close()
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -99,6 +100,9 @@ func (s *server) Receive(req *connectorv1.ReceiveRequest, out connectorv1.Connec
 	defer s.endStream(st)
 
 	ctx := out.Context()
+	if req.Batches {
+		return s.receiveBatches(ctx, st, n, out)
+	}
 	for {
 		select {
 		case st.credit <- struct{}{}:
@@ -113,16 +117,99 @@ func (s *server) Receive(req *connectorv1.ReceiveRequest, out connectorv1.Connec
 			}
 			return status.Errorf(codes.Unavailable, "read: %v", err)
 		}
-		st.mu.Lock()
-		st.inflight[msg.DeliveryID] = struct{}{}
-		st.mu.Unlock()
+		st.track(msg.DeliveryID)
 		if err := sendMessage(out, msg); err != nil {
 			return err
 		}
 	}
 }
 
-func sendMessage(out connectorv1.Connector_ReceiveServer, m *Message) error {
+func (st *stream) track(id string) {
+	st.mu.Lock()
+	st.inflight[id] = struct{}{}
+	st.mu.Unlock()
+}
+
+// receiveBatches is Receive for a host that takes batches: one goroutine
+// reads from the connector while the stream has credit, and every frame
+// carries all the messages read meanwhile (up to ChunkSize of them); a
+// message larger than that goes in chunks as before. The bodies are not
+// copied: the frame refers to each message's bytes.
+func (s *server) receiveBatches(ctx context.Context, st *stream, n int, out connectorv1.Connector_ReceiveServer) error {
+	rctx, stop := context.WithCancel(ctx)
+	ready := make(chan *Message, n) // credit bounds it: a send never blocks
+	readErr := make(chan error, 1)
+	var reader sync.WaitGroup
+	// Every message read is in flight before Receive returns, so that
+	// endStream hands back even those never sent.
+	defer reader.Wait()
+	defer stop()
+	reader.Go(func() {
+		for {
+			select {
+			case st.credit <- struct{}{}:
+			case <-rctx.Done():
+				return
+			}
+			msg, err := s.impl.Read(rctx)
+			if err != nil {
+				<-st.credit
+				if rctx.Err() == nil {
+					readErr <- err
+				}
+				return
+			}
+			st.track(msg.DeliveryID)
+			ready <- msg
+		}
+	})
+	var carry *Message
+	var batch []*connectorv1.WholeMessage
+	for {
+		m := carry
+		carry = nil
+		if m == nil {
+			select {
+			case m = <-ready:
+			default:
+				select {
+				case m = <-ready:
+				case err := <-readErr:
+					return status.Errorf(codes.Unavailable, "read: %v", err)
+				case <-ctx.Done():
+					return nil
+				}
+			}
+		}
+		if len(m.Raw) > ChunkSize {
+			if err := sendMessage(out, m); err != nil {
+				return err
+			}
+			continue
+		}
+		batch = append(batch[:0], &connectorv1.WholeMessage{Envelope: envelope(m), Data: m.Raw})
+		size := len(m.Raw)
+	more:
+		for {
+			select {
+			case m := <-ready:
+				if size+len(m.Raw) > ChunkSize {
+					carry = m
+					break more
+				}
+				batch = append(batch, &connectorv1.WholeMessage{Envelope: envelope(m), Data: m.Raw})
+				size += len(m.Raw)
+			default:
+				break more
+			}
+		}
+		if err := out.Send(&connectorv1.ReceiveResponse{Messages: batch}); err != nil {
+			return err
+		}
+	}
+}
+
+func envelope(m *Message) *connectorv1.Envelope {
 	env := &connectorv1.Envelope{
 		DeliveryId: m.DeliveryID,
 		SourceId:   m.SourceID,
@@ -132,6 +219,11 @@ func sendMessage(out connectorv1.Connector_ReceiveServer, m *Message) error {
 	if !m.ReceivedAt.IsZero() {
 		env.ReceivedUnixMs = m.ReceivedAt.UnixMilli()
 	}
+	return env
+}
+
+func sendMessage(out connectorv1.Connector_ReceiveServer, m *Message) error {
+	env := envelope(m)
 	raw := m.Raw
 	first := true
 	for first || len(raw) > 0 {
@@ -193,6 +285,76 @@ func (s *server) release(id string) bool {
 }
 
 func (s *server) Ack(ctx context.Context, req *connectorv1.AckRequest) (*connectorv1.AckResponse, error) {
+	return s.ack(ctx, req)
+}
+
+// Settle is Ack over a stream: each settlement is carried out on its own
+// (concurrently, as concurrent Ack calls would be) and its answer goes back
+// with those ready at the same moment.
+func (s *server) Settle(in connectorv1.Connector_SettleServer) error {
+	ctx := in.Context()
+	results := make(chan *connectorv1.SettleResult, 64)
+	sent := make(chan error, 1)
+	go func() {
+		var err error
+		batch := make([]*connectorv1.SettleResult, 0, 64)
+		for r := range results {
+			batch = append(batch[:0], r)
+		more:
+			for len(batch) < cap(batch) {
+				select {
+				case r, ok := <-results:
+					if !ok {
+						break more
+					}
+					batch = append(batch, r)
+				default:
+					break more
+				}
+			}
+			if err == nil {
+				err = in.Send(&connectorv1.SettleResponse{Results: batch})
+			}
+		}
+		sent <- err
+	}()
+	var work sync.WaitGroup
+	var err error
+	for {
+		req, rerr := in.Recv()
+		if rerr != nil {
+			if rerr != io.EOF && ctx.Err() == nil {
+				err = rerr
+			}
+			break
+		}
+		for _, a := range req.Acks {
+			if a.GetAck() == nil {
+				results <- &connectorv1.SettleResult{Seq: a.Seq, Code: uint32(codes.InvalidArgument), Message: "settlement missing"}
+				continue
+			}
+			work.Go(func() {
+				r := &connectorv1.SettleResult{Seq: a.Seq}
+				resp, err := s.ack(ctx, a.Ack)
+				if err != nil {
+					st := status.Convert(err)
+					r.Code, r.Message = uint32(st.Code()), st.Message()
+				} else {
+					r.AlreadySettled = resp.AlreadySettled
+				}
+				results <- r
+			})
+		}
+	}
+	work.Wait()
+	close(results)
+	if serr := <-sent; err == nil {
+		err = serr
+	}
+	return err
+}
+
+func (s *server) ack(ctx context.Context, req *connectorv1.AckRequest) (*connectorv1.AckResponse, error) {
 	set, err := settlementFromProto(req)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())

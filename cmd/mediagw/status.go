@@ -98,6 +98,7 @@ type statusDoc struct {
 	Spool struct {
 		Health      string    `json:"health"`
 		WriteErrors int       `json:"write_errors"`
+		Quarantined int       `json:"quarantined"`
 		Deferrals   int       `json:"deferrals"`
 		LastError   string    `json:"last_error"`
 		Since       time.Time `json:"since"`
@@ -191,6 +192,9 @@ func printStatus(w io.Writer, st statusDoc) {
 		note := ""
 		if st.Spool.Health != "healthy" && st.Spool.LastError != "" {
 			note = "last error: " + st.Spool.LastError
+		}
+		if n := st.Spool.Quarantined; n > 0 {
+			note = strings.TrimSpace(fmt.Sprintf("quarantined %d (entries that cannot be decoded; see the log)  %s", n, note))
 		}
 		fmt.Fprintf(tw, "spool: %s\twrite errors %d\tdeferrals %d\tfile %s (live %s, free %s)\t%s\n", st.Spool.Health,
 			st.Spool.WriteErrors, st.Spool.Deferrals, mib(st.Spool.FileBytes), mib(st.Spool.LiveBytes), mib(st.Spool.FreeBytes), note)

@@ -28,13 +28,18 @@ type Health struct {
 	// hook); LastCompaction the last compaction since the spool opened.
 	Size
 	LastCompaction *Compaction `json:"last_compaction,omitempty"`
+	// Quarantined counts the entries that could not be decoded and were
+	// taken out of their queue (Spool.Quarantine lists them). They do not
+	// make the spool degraded: the queue goes on.
+	Quarantined int `json:"quarantined"`
 }
 
 type healthTracker struct {
-	mu       sync.Mutex
-	now      func() time.Time
-	h        Health
-	onChange func(old, new Health)
+	mu           sync.Mutex
+	now          func() time.Time
+	h            Health
+	onChange     func(old, new Health)
+	onQuarantine func(Quarantined)
 }
 
 func (t *healthTracker) init(now func() time.Time) {
@@ -65,6 +70,16 @@ func (t *healthTracker) note(err error, deferral bool) {
 	t.mu.Unlock()
 	if changed && hook != nil {
 		hook(old, cur)
+	}
+}
+
+func (t *healthTracker) quarantined(q Quarantined) {
+	t.mu.Lock()
+	t.h.Quarantined++
+	hook := t.onQuarantine
+	t.mu.Unlock()
+	if hook != nil {
+		hook(q)
 	}
 }
 

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -146,6 +147,7 @@ func (s *Spool) Jobs(q Query) ([]JobInfo, error) {
 	}
 	out := []JobInfo{}
 	full := func() bool { return q.Limit > 0 && len(out) >= q.Limit }
+	var bad []corrupt // quarantined after the read: the listing goes on
 	err := s.view(func(tx *bolt.Tx) error {
 		if q.State != StateFailed {
 			err := tx.Bucket(bucketDue).ForEach(func(k, _ []byte) error {
@@ -165,6 +167,10 @@ func (s *Spool) Jobs(q Query) ([]JobInfo, error) {
 					return nil
 				}
 				e, err := getEntry(tx, id)
+				if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
+					bad = append(bad, corrupt{bucket: bucketJobs, key: []byte(id), due: bytes.Clone(k), err: err})
+					return nil
+				}
 				if err != nil {
 					return err
 				}
@@ -209,7 +215,8 @@ func (s *Spool) Jobs(q Query) ([]JobInfo, error) {
 				}
 				var e Entry
 				if err := json.Unmarshal(fb.Get(k.id), &e); err != nil {
-					return fmt.Errorf("spool: failed job %s is corrupt: %w", k.id, err)
+					bad = append(bad, corrupt{bucket: bucketFailed, key: bytes.Clone(k.id), err: corruptJob(string(k.id), err)})
+					continue
 				}
 				if q.Driver != "" && e.Job.Driver != q.Driver {
 					continue
@@ -221,6 +228,11 @@ func (s *Spool) Jobs(q Query) ([]JobInfo, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if len(bad) > 0 {
+		if err := s.dropCorrupt(bad); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -342,6 +354,7 @@ func (s *Spool) Purge(id string, active map[string]bool) error {
 func (s *Spool) PruneFailed(cutoff time.Time) (int, error) {
 	n := 0
 	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
 		fb := tx.Bucket(bucketFailed)
 		var drop [][]byte
 		err := fb.ForEach(func(k, v []byte) error {

@@ -71,6 +71,8 @@ type Spool struct {
 	drained        atomic.Bool
 	onDrained      atomic.Pointer[func()]
 	lastCompaction atomic.Pointer[Compaction]
+	// c commits the writes in groups (commit.go).
+	c committer
 }
 
 // openLockTimeout is how long Open waits for another process's lock.
@@ -96,7 +98,7 @@ func Open(path string) (*Spool, error) {
 		return nil, fmt.Errorf("spool: remove the copy of an unfinished compaction: %w", err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJobs, bucketDue, bucketSources, bucketFailed, bucketHistory, bucketRetry} {
+		for _, b := range [][]byte{bucketJobs, bucketDue, bucketSources, bucketFailed, bucketHistory, bucketRetry, bucketQuarantine} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -119,8 +121,10 @@ func Open(path string) (*Spool, error) {
 	s.health.init(time.Now)
 	_ = db.View(func(tx *bolt.Tx) error {
 		s.drained.Store(queueEmpty(tx))
+		s.health.h.Quarantined = tx.Bucket(bucketQuarantine).Stats().KeyN
 		return nil
 	})
+	s.startCommitter()
 	return s, nil
 }
 
@@ -139,14 +143,14 @@ func (s *Spool) view(fn func(*bolt.Tx) error) error {
 	return s.db.View(fn)
 }
 
-func (s *Spool) write(fn func(*bolt.Tx) error) error {
-	empty, err := s.writeLocked(fn)
+// afterWrite calls the drained hook when a committed write left the queue
+// empty. (write, the way in for every write, is in commit.go.)
+func (s *Spool) afterWrite(empty bool, err error) {
 	if err == nil && empty != s.drained.Swap(empty) && empty {
 		if f := s.onDrained.Load(); f != nil {
 			(*f)()
 		}
 	}
-	return err
 }
 
 func (s *Spool) writeLocked(fn func(*bolt.Tx) error) (empty bool, err error) {
@@ -188,6 +192,7 @@ func syncDir(dir string) error {
 
 // Close closes the file. Calls after Close return ErrClosed.
 func (s *Spool) Close() error {
+	s.stopCommitter()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.db == nil {
@@ -227,6 +232,7 @@ func (s *Spool) Seen(connector, sourceID string) (bool, error) {
 func (s *Spool) Accept(connector, sourceID string, jobs []*linedriver.Job) (dup bool, err error) {
 	now := time.Now()
 	err = s.update(func(tx *bolt.Tx) error {
+		dup = false // a write may run again (see commit.go)
 		src := tx.Bucket(bucketSources)
 		key := sourceKey(connector, sourceID)
 		if src.Get(key) != nil {
@@ -270,7 +276,7 @@ func getEntry(tx *bolt.Tx, id string) (*Entry, error) {
 	}
 	var e Entry
 	if err := json.Unmarshal(v, &e); err != nil {
-		return nil, fmt.Errorf("spool: job %s is corrupt: %w", id, err)
+		return nil, corruptJob(id, err)
 	}
 	return &e, nil
 }
@@ -288,26 +294,73 @@ func removeEntry(tx *bolt.Tx, e *Entry) error {
 // Next returns the earliest-due job of driver that is not in skip, and the
 // time it is due. It returns (nil, zero, nil) when the driver has no job.
 // A returned job may be due in the future: the caller waits until then.
+// A job that cannot be decoded is moved to the quarantine (see Quarantine)
+// and the next one is returned.
 func (s *Spool) Next(driver string, skip map[string]bool) (*Entry, error) {
-	var out *Entry
-	err := s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketDue).Cursor()
-		prefix := append([]byte(driver), 0)
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			id := string(k[len(prefix)+9:])
-			if skip[id] {
-				continue
+	for {
+		var out *Entry
+		var bad []corrupt
+		err := s.view(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketDue).Cursor()
+			prefix := append([]byte(driver), 0)
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				id := string(k[len(prefix)+9:])
+				if skip[id] {
+					continue
+				}
+				e, err := getEntry(tx, id)
+				if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
+					// Not decodable, or a schedule without its job:
+					// out of the queue, so the queue goes on.
+					bad = append(bad, corrupt{bucket: bucketJobs, key: []byte(id), due: bytes.Clone(k), err: err})
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				out = e
+				return nil
 			}
-			e, err := getEntry(tx, id)
-			if err != nil {
-				return err
-			}
-			out = e
 			return nil
+		})
+		if err != nil || len(bad) == 0 {
+			return out, err
 		}
-		return nil
-	})
-	return out, err
+		if err := s.dropCorrupt(bad); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// dropCorrupt quarantines the jobs found corrupt and removes the schedule
+// keys left without a job.
+func (s *Spool) dropCorrupt(bad []corrupt) error {
+	var orphans [][]byte
+	var corrupt []corrupt
+	for _, c := range bad {
+		if errors.Is(c.err, ErrNotFound) {
+			orphans = append(orphans, c.due)
+		} else {
+			corrupt = append(corrupt, c)
+		}
+	}
+	if len(orphans) > 0 {
+		err := s.update(func(tx *bolt.Tx) error {
+			for _, k := range orphans {
+				if err := tx.Bucket(bucketDue).Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("spool: drop schedule without job: %w", err)
+		}
+	}
+	if len(corrupt) > 0 {
+		return s.quarantine(corrupt)
+	}
+	return nil
 }
 
 // Complete records the outcome of an attempt. Delivered removes the job;
@@ -528,6 +581,7 @@ func (s *Spool) Failed() ([]Entry, error) {
 func (s *Spool) Forget(cutoff time.Time) (int, error) {
 	n := 0
 	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
 		src := tx.Bucket(bucketSources)
 		jobs := tx.Bucket(bucketJobs)
 		var drop [][]byte

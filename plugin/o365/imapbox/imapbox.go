@@ -141,6 +141,13 @@ type Mailbox struct {
 	flushed  chan struct{} // closed and replaced when Pending empties
 	health   *healthfan.Fan
 
+	// Saves of the state for settlements are shared: see persist.
+	saveMu             sync.Mutex
+	saveCond           *sync.Cond
+	saving             bool
+	saveWant, saveDone uint64
+	saveErr            error
+
 	seq       atomic.Uint64
 	startOnce sync.Once
 	stop      chan struct{}
@@ -159,7 +166,7 @@ func New(opts Options) (*Mailbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Mailbox{
+	m := &Mailbox{
 		opts:     opts,
 		log:      opts.Logger,
 		out:      make(chan *plugin.Message),
@@ -173,7 +180,37 @@ func New(opts Options) (*Mailbox, error) {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		health:   healthfan.New(),
-	}, nil
+	}
+	m.saveCond = sync.NewCond(&m.saveMu)
+	return m, nil
+}
+
+// persist saves the state and returns once a save that began after the call
+// is on disk, so it holds the caller's change. Concurrent callers share one
+// save (one fsync): while a save runs, the changes made meanwhile wait and go
+// together in the next.
+func (m *Mailbox) persist() error {
+	m.saveMu.Lock()
+	defer m.saveMu.Unlock()
+	m.saveWant++
+	mine := m.saveWant
+	for m.saveDone < mine {
+		if m.saving {
+			m.saveCond.Wait()
+			continue
+		}
+		m.saving = true
+		upTo := m.saveWant
+		m.saveMu.Unlock()
+		m.mu.Lock()
+		err := saveState(m.opts.StatePath, m.st)
+		m.mu.Unlock()
+		m.saveMu.Lock()
+		m.saving = false
+		m.saveDone, m.saveErr = upTo, err
+		m.saveCond.Broadcast()
+	}
+	return m.saveErr
 }
 
 // Read returns the next message, starting the watcher on first use.
@@ -207,6 +244,7 @@ func (m *Mailbox) Settle(ctx context.Context, deliveryID string, s plugin.Settle
 	m.mu.Lock()
 	applied, waiting := m.settling[deliveryID]
 	d, ok := m.inflight[deliveryID]
+	save := false
 	switch {
 	case waiting:
 		// Settled before and not applied yet: wait for it again.
@@ -227,14 +265,17 @@ func (m *Mailbox) Settle(ctx context.Context, deliveryID string, s plugin.Settle
 		m.st.Pending = append(m.st.Pending, pendingSettle{UIDValidity: d.uidValidity, UID: d.uid, Kind: s.Kind, Reason: s.Reason,
 			SourceID:  "imap:" + strconv.FormatUint(uint64(d.uidValidity), 10) + ":" + strconv.FormatUint(uint64(d.uid), 10),
 			MessageID: d.messageID, applied: applied, deliveryID: deliveryID})
-		if err := saveState(m.opts.StatePath, m.st); err != nil {
-			m.log.Warn("imapbox: state not saved; the message may be offered again after a restart", "err", err)
-		}
+		save = true
 	default:
 		m.mu.Unlock()
 		return fmt.Errorf("imapbox: unknown settlement %v", s.Kind)
 	}
 	m.mu.Unlock()
+	if save {
+		if err := m.persist(); err != nil {
+			m.log.Warn("imapbox: state not saved; the message may be offered again after a restart", "err", err)
+		}
+	}
 	m.poke()
 	select {
 	case <-applied:
@@ -554,10 +595,17 @@ func (m *Mailbox) notifyFlushedLocked() {
 func (s *session) serve(ctx context.Context) error {
 	m := s.m
 	var ready []*plugin.Message
+	// While the host takes the messages fetched, they are offered one after
+	// the other; the settlements made meanwhile are applied together (one
+	// STORE, one save of the state) once an offer would wait or none is left.
+	apply := true
 	for {
-		if err := s.applySettlements(); err != nil {
-			return err
+		if apply {
+			if err := s.applySettlements(); err != nil {
+				return err
+			}
 		}
+		apply = true
 		if len(ready) == 0 {
 			var err error
 			ready, err = s.fetchNew()
@@ -576,6 +624,14 @@ func (s *session) serve(ctx context.Context) error {
 			select {
 			case m.out <- msg:
 				ready = ready[1:]
+				apply = len(ready) == 0
+				continue
+			default:
+			}
+			select {
+			case m.out <- msg:
+				ready = ready[1:]
+				apply = len(ready) == 0
 			case <-m.wake:
 				s.unoffer(msg, imap.UID(u))
 			case <-s.c.Closed():

@@ -848,8 +848,11 @@ func (x *TestResponse) GetSend() *TestResponse {
 }
 
 type ReceiveRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MaxInFlight   uint32                 `protobuf:"varint,1,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	MaxInFlight uint32                 `protobuf:"varint,1,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	// The host takes frames that carry several whole messages (messages in
+	// ReceiveResponse). A plugin built before this field ignores it.
+	Batches       bool `protobuf:"varint,2,opt,name=batches,proto3" json:"batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -889,6 +892,13 @@ func (x *ReceiveRequest) GetMaxInFlight() uint32 {
 		return x.MaxInFlight
 	}
 	return 0
+}
+
+func (x *ReceiveRequest) GetBatches() bool {
+	if x != nil {
+		return x.Batches
+	}
+	return false
 }
 
 type Envelope struct {
@@ -979,7 +989,10 @@ type ReceiveResponse struct {
 	// A chunk of the raw RFC 5322 message.
 	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
 	// True on the last frame of a message.
-	Last          bool `protobuf:"varint,3,opt,name=last,proto3" json:"last,omitempty"`
+	Last bool `protobuf:"varint,3,opt,name=last,proto3" json:"last,omitempty"`
+	// Whole messages, in order, when the host asked for batches: a frame
+	// carries either these or one message's envelope and chunks, never both.
+	Messages      []*WholeMessage `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1035,6 +1048,66 @@ func (x *ReceiveResponse) GetLast() bool {
 	return false
 }
 
+func (x *ReceiveResponse) GetMessages() []*WholeMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+// A message in one piece: its envelope and all of its raw bytes.
+type WholeMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Envelope      *Envelope              `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WholeMessage) Reset() {
+	*x = WholeMessage{}
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WholeMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WholeMessage) ProtoMessage() {}
+
+func (x *WholeMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WholeMessage.ProtoReflect.Descriptor instead.
+func (*WholeMessage) Descriptor() ([]byte, []int) {
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *WholeMessage) GetEnvelope() *Envelope {
+	if x != nil {
+		return x.Envelope
+	}
+	return nil
+}
+
+func (x *WholeMessage) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type AckRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	DeliveryId string                 `protobuf:"bytes,1,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
@@ -1048,7 +1121,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[13]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1133,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[13]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1146,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{13}
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AckRequest) GetDeliveryId() string {
@@ -1114,7 +1187,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[14]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1199,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[14]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,10 +1212,223 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{14}
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AckResponse) GetAlreadySettled() bool {
+	if x != nil {
+		return x.AlreadySettled
+	}
+	return false
+}
+
+type SettleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The settlements; delivery_id and the rest as in Ack.
+	Acks          []*NumberedAck `protobuf:"bytes,1,rep,name=acks,proto3" json:"acks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettleRequest) Reset() {
+	*x = SettleRequest{}
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettleRequest) ProtoMessage() {}
+
+func (x *SettleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettleRequest.ProtoReflect.Descriptor instead.
+func (*SettleRequest) Descriptor() ([]byte, []int) {
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SettleRequest) GetAcks() []*NumberedAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
+type NumberedAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the host; the answer carries it back.
+	Seq           uint64      `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Ack           *AckRequest `protobuf:"bytes,2,opt,name=ack,proto3" json:"ack,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NumberedAck) Reset() {
+	*x = NumberedAck{}
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NumberedAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NumberedAck) ProtoMessage() {}
+
+func (x *NumberedAck) ProtoReflect() protoreflect.Message {
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NumberedAck.ProtoReflect.Descriptor instead.
+func (*NumberedAck) Descriptor() ([]byte, []int) {
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *NumberedAck) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *NumberedAck) GetAck() *AckRequest {
+	if x != nil {
+		return x.Ack
+	}
+	return nil
+}
+
+type SettleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*SettleResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettleResponse) Reset() {
+	*x = SettleResponse{}
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettleResponse) ProtoMessage() {}
+
+func (x *SettleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettleResponse.ProtoReflect.Descriptor instead.
+func (*SettleResponse) Descriptor() ([]byte, []int) {
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SettleResponse) GetResults() []*SettleResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type SettleResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// OK, or the gRPC code Ack would have answered (ABORTED: the connector
+	// refused; UNAVAILABLE: the connector is closed; INVALID_ARGUMENT).
+	Code uint32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	// The connector's words when code is not OK.
+	Message        string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	AlreadySettled bool   `protobuf:"varint,4,opt,name=already_settled,json=alreadySettled,proto3" json:"already_settled,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SettleResult) Reset() {
+	*x = SettleResult{}
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettleResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettleResult) ProtoMessage() {}
+
+func (x *SettleResult) ProtoReflect() protoreflect.Message {
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettleResult.ProtoReflect.Descriptor instead.
+func (*SettleResult) Descriptor() ([]byte, []int) {
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SettleResult) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SettleResult) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *SettleResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *SettleResult) GetAlreadySettled() bool {
 	if x != nil {
 		return x.AlreadySettled
 	}
@@ -1157,7 +1443,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[15]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1455,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[15]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1468,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{15}
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{20}
 }
 
 type StatusResponse struct {
@@ -1196,7 +1482,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[16]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1494,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[16]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1507,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{16}
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StatusResponse) GetHealth() Health {
@@ -1259,7 +1545,7 @@ type SendEnvelope struct {
 
 func (x *SendEnvelope) Reset() {
 	*x = SendEnvelope{}
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[17]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1557,7 @@ func (x *SendEnvelope) String() string {
 func (*SendEnvelope) ProtoMessage() {}
 
 func (x *SendEnvelope) ProtoReflect() protoreflect.Message {
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[17]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1570,7 @@ func (x *SendEnvelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendEnvelope.ProtoReflect.Descriptor instead.
 func (*SendEnvelope) Descriptor() ([]byte, []int) {
-	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{17}
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SendEnvelope) GetFrom() string {
@@ -1320,7 +1606,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[18]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1332,7 +1618,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[18]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1345,7 +1631,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{18}
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SendRequest) GetEnvelope() *SendEnvelope {
@@ -1372,7 +1658,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[19]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1670,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[19]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1683,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{19}
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SendResponse) GetMessageId() string {
@@ -1423,7 +1709,7 @@ type SendFailure struct {
 
 func (x *SendFailure) Reset() {
 	*x = SendFailure{}
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[20]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1721,7 @@ func (x *SendFailure) String() string {
 func (*SendFailure) ProtoMessage() {}
 
 func (x *SendFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[20]
+	mi := &file_mediagw_connector_v1_connector_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1734,7 @@ func (x *SendFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendFailure.ProtoReflect.Descriptor instead.
 func (*SendFailure) Descriptor() ([]byte, []int) {
-	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{20}
+	return file_mediagw_connector_v1_connector_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SendFailure) GetCategory() SendCategory {
@@ -1518,9 +1804,10 @@ const file_mediagw_connector_v1_connector_proto_rawDesc = "" +
 	"\bcategory\x18\x01 \x01(\x0e2\".mediagw.connector.v1.TestCategoryR\bcategory\x12\x12\n" +
 	"\x04hint\x18\x02 \x01(\tR\x04hint\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x126\n" +
-	"\x04send\x18\x04 \x01(\v2\".mediagw.connector.v1.TestResponseR\x04send\"4\n" +
+	"\x04send\x18\x04 \x01(\v2\".mediagw.connector.v1.TestResponseR\x04send\"N\n" +
 	"\x0eReceiveRequest\x12\"\n" +
-	"\rmax_in_flight\x18\x01 \x01(\rR\vmaxInFlight\"\x8d\x02\n" +
+	"\rmax_in_flight\x18\x01 \x01(\rR\vmaxInFlight\x12\x18\n" +
+	"\abatches\x18\x02 \x01(\bR\abatches\"\x8d\x02\n" +
 	"\bEnvelope\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x1b\n" +
@@ -1530,11 +1817,15 @@ const file_mediagw_connector_v1_connector_proto_rawDesc = "" +
 	"\x10received_unix_ms\x18\x05 \x01(\x03R\x0ereceivedUnixMs\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"u\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb5\x01\n" +
 	"\x0fReceiveResponse\x12:\n" +
 	"\benvelope\x18\x01 \x01(\v2\x1e.mediagw.connector.v1.EnvelopeR\benvelope\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
-	"\x04last\x18\x03 \x01(\bR\x04last\"\xad\x01\n" +
+	"\x04last\x18\x03 \x01(\bR\x04last\x12>\n" +
+	"\bmessages\x18\x04 \x03(\v2\".mediagw.connector.v1.WholeMessageR\bmessages\"^\n" +
+	"\fWholeMessage\x12:\n" +
+	"\benvelope\x18\x01 \x01(\v2\x1e.mediagw.connector.v1.EnvelopeR\benvelope\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xad\x01\n" +
 	"\n" +
 	"AckRequest\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
@@ -1545,7 +1836,19 @@ const file_mediagw_connector_v1_connector_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12$\n" +
 	"\x0eretry_after_ms\x18\x04 \x01(\x03R\fretryAfterMs\"6\n" +
 	"\vAckResponse\x12'\n" +
-	"\x0falready_settled\x18\x01 \x01(\bR\x0ealreadySettled\"\x0f\n" +
+	"\x0falready_settled\x18\x01 \x01(\bR\x0ealreadySettled\"F\n" +
+	"\rSettleRequest\x125\n" +
+	"\x04acks\x18\x01 \x03(\v2!.mediagw.connector.v1.NumberedAckR\x04acks\"S\n" +
+	"\vNumberedAck\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x122\n" +
+	"\x03ack\x18\x02 \x01(\v2 .mediagw.connector.v1.AckRequestR\x03ack\"N\n" +
+	"\x0eSettleResponse\x12<\n" +
+	"\aresults\x18\x01 \x03(\v2\".mediagw.connector.v1.SettleResultR\aresults\"w\n" +
+	"\fSettleResult\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12'\n" +
+	"\x0falready_settled\x18\x04 \x01(\bR\x0ealreadySettled\"\x0f\n" +
 	"\rStatusRequest\"y\n" +
 	"\x0eStatusResponse\x124\n" +
 	"\x06health\x18\x01 \x01(\x0e2\x1c.mediagw.connector.v1.HealthR\x06health\x12\x18\n" +
@@ -1598,14 +1901,15 @@ const file_mediagw_connector_v1_connector_proto_rawDesc = "" +
 	"\x19SEND_CATEGORY_UNREACHABLE\x10\x05\x12\x1b\n" +
 	"\x17SEND_CATEGORY_THROTTLED\x10\x06\x12 \n" +
 	"\x1cSEND_CATEGORY_NOT_CONFIGURED\x10\a\x12\x17\n" +
-	"\x13SEND_CATEGORY_ERROR\x10\b2\xbc\x05\n" +
+	"\x13SEND_CATEGORY_ERROR\x10\b2\x95\x06\n" +
 	"\tConnector\x12M\n" +
 	"\x04Info\x12!.mediagw.connector.v1.InfoRequest\x1a\".mediagw.connector.v1.InfoResponse\x12e\n" +
 	"\fConfigSchema\x12).mediagw.connector.v1.ConfigSchemaRequest\x1a*.mediagw.connector.v1.ConfigSchemaResponse\x12\\\n" +
 	"\tConfigure\x12&.mediagw.connector.v1.ConfigureRequest\x1a'.mediagw.connector.v1.ConfigureResponse\x12M\n" +
 	"\x04Test\x12!.mediagw.connector.v1.TestRequest\x1a\".mediagw.connector.v1.TestResponse\x12X\n" +
 	"\aReceive\x12$.mediagw.connector.v1.ReceiveRequest\x1a%.mediagw.connector.v1.ReceiveResponse0\x01\x12J\n" +
-	"\x03Ack\x12 .mediagw.connector.v1.AckRequest\x1a!.mediagw.connector.v1.AckResponse\x12U\n" +
+	"\x03Ack\x12 .mediagw.connector.v1.AckRequest\x1a!.mediagw.connector.v1.AckResponse\x12W\n" +
+	"\x06Settle\x12#.mediagw.connector.v1.SettleRequest\x1a$.mediagw.connector.v1.SettleResponse(\x010\x01\x12U\n" +
 	"\x06Status\x12#.mediagw.connector.v1.StatusRequest\x1a$.mediagw.connector.v1.StatusResponse0\x01\x12O\n" +
 	"\x04Send\x12!.mediagw.connector.v1.SendRequest\x1a\".mediagw.connector.v1.SendResponse(\x01BCZAgithub.com/mediagw/mediagw/proto/mediagw/connector/v1;connectorv1b\x06proto3"
 
@@ -1622,7 +1926,7 @@ func file_mediagw_connector_v1_connector_proto_rawDescGZIP() []byte {
 }
 
 var file_mediagw_connector_v1_connector_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_mediagw_connector_v1_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_mediagw_connector_v1_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_mediagw_connector_v1_connector_proto_goTypes = []any{
 	(TestCategory)(0),            // 0: mediagw.connector.v1.TestCategory
 	(Settlement)(0),              // 1: mediagw.connector.v1.Settlement
@@ -1642,15 +1946,20 @@ var file_mediagw_connector_v1_connector_proto_goTypes = []any{
 	(*ReceiveRequest)(nil),       // 15: mediagw.connector.v1.ReceiveRequest
 	(*Envelope)(nil),             // 16: mediagw.connector.v1.Envelope
 	(*ReceiveResponse)(nil),      // 17: mediagw.connector.v1.ReceiveResponse
-	(*AckRequest)(nil),           // 18: mediagw.connector.v1.AckRequest
-	(*AckResponse)(nil),          // 19: mediagw.connector.v1.AckResponse
-	(*StatusRequest)(nil),        // 20: mediagw.connector.v1.StatusRequest
-	(*StatusResponse)(nil),       // 21: mediagw.connector.v1.StatusResponse
-	(*SendEnvelope)(nil),         // 22: mediagw.connector.v1.SendEnvelope
-	(*SendRequest)(nil),          // 23: mediagw.connector.v1.SendRequest
-	(*SendResponse)(nil),         // 24: mediagw.connector.v1.SendResponse
-	(*SendFailure)(nil),          // 25: mediagw.connector.v1.SendFailure
-	nil,                          // 26: mediagw.connector.v1.Envelope.MetadataEntry
+	(*WholeMessage)(nil),         // 18: mediagw.connector.v1.WholeMessage
+	(*AckRequest)(nil),           // 19: mediagw.connector.v1.AckRequest
+	(*AckResponse)(nil),          // 20: mediagw.connector.v1.AckResponse
+	(*SettleRequest)(nil),        // 21: mediagw.connector.v1.SettleRequest
+	(*NumberedAck)(nil),          // 22: mediagw.connector.v1.NumberedAck
+	(*SettleResponse)(nil),       // 23: mediagw.connector.v1.SettleResponse
+	(*SettleResult)(nil),         // 24: mediagw.connector.v1.SettleResult
+	(*StatusRequest)(nil),        // 25: mediagw.connector.v1.StatusRequest
+	(*StatusResponse)(nil),       // 26: mediagw.connector.v1.StatusResponse
+	(*SendEnvelope)(nil),         // 27: mediagw.connector.v1.SendEnvelope
+	(*SendRequest)(nil),          // 28: mediagw.connector.v1.SendRequest
+	(*SendResponse)(nil),         // 29: mediagw.connector.v1.SendResponse
+	(*SendFailure)(nil),          // 30: mediagw.connector.v1.SendFailure
+	nil,                          // 31: mediagw.connector.v1.Envelope.MetadataEntry
 }
 var file_mediagw_connector_v1_connector_proto_depIdxs = []int32{
 	8,  // 0: mediagw.connector.v1.ConfigSchemaResponse.fields:type_name -> mediagw.connector.v1.ConfigField
@@ -1658,33 +1967,40 @@ var file_mediagw_connector_v1_connector_proto_depIdxs = []int32{
 	11, // 2: mediagw.connector.v1.ConfigureResponse.diagnostics:type_name -> mediagw.connector.v1.Diagnostic
 	0,  // 3: mediagw.connector.v1.TestResponse.category:type_name -> mediagw.connector.v1.TestCategory
 	14, // 4: mediagw.connector.v1.TestResponse.send:type_name -> mediagw.connector.v1.TestResponse
-	26, // 5: mediagw.connector.v1.Envelope.metadata:type_name -> mediagw.connector.v1.Envelope.MetadataEntry
+	31, // 5: mediagw.connector.v1.Envelope.metadata:type_name -> mediagw.connector.v1.Envelope.MetadataEntry
 	16, // 6: mediagw.connector.v1.ReceiveResponse.envelope:type_name -> mediagw.connector.v1.Envelope
-	1,  // 7: mediagw.connector.v1.AckRequest.settlement:type_name -> mediagw.connector.v1.Settlement
-	2,  // 8: mediagw.connector.v1.StatusResponse.health:type_name -> mediagw.connector.v1.Health
-	22, // 9: mediagw.connector.v1.SendRequest.envelope:type_name -> mediagw.connector.v1.SendEnvelope
-	3,  // 10: mediagw.connector.v1.SendFailure.category:type_name -> mediagw.connector.v1.SendCategory
-	5,  // 11: mediagw.connector.v1.Connector.Info:input_type -> mediagw.connector.v1.InfoRequest
-	7,  // 12: mediagw.connector.v1.Connector.ConfigSchema:input_type -> mediagw.connector.v1.ConfigSchemaRequest
-	10, // 13: mediagw.connector.v1.Connector.Configure:input_type -> mediagw.connector.v1.ConfigureRequest
-	13, // 14: mediagw.connector.v1.Connector.Test:input_type -> mediagw.connector.v1.TestRequest
-	15, // 15: mediagw.connector.v1.Connector.Receive:input_type -> mediagw.connector.v1.ReceiveRequest
-	18, // 16: mediagw.connector.v1.Connector.Ack:input_type -> mediagw.connector.v1.AckRequest
-	20, // 17: mediagw.connector.v1.Connector.Status:input_type -> mediagw.connector.v1.StatusRequest
-	23, // 18: mediagw.connector.v1.Connector.Send:input_type -> mediagw.connector.v1.SendRequest
-	6,  // 19: mediagw.connector.v1.Connector.Info:output_type -> mediagw.connector.v1.InfoResponse
-	9,  // 20: mediagw.connector.v1.Connector.ConfigSchema:output_type -> mediagw.connector.v1.ConfigSchemaResponse
-	12, // 21: mediagw.connector.v1.Connector.Configure:output_type -> mediagw.connector.v1.ConfigureResponse
-	14, // 22: mediagw.connector.v1.Connector.Test:output_type -> mediagw.connector.v1.TestResponse
-	17, // 23: mediagw.connector.v1.Connector.Receive:output_type -> mediagw.connector.v1.ReceiveResponse
-	19, // 24: mediagw.connector.v1.Connector.Ack:output_type -> mediagw.connector.v1.AckResponse
-	21, // 25: mediagw.connector.v1.Connector.Status:output_type -> mediagw.connector.v1.StatusResponse
-	24, // 26: mediagw.connector.v1.Connector.Send:output_type -> mediagw.connector.v1.SendResponse
-	19, // [19:27] is the sub-list for method output_type
-	11, // [11:19] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	18, // 7: mediagw.connector.v1.ReceiveResponse.messages:type_name -> mediagw.connector.v1.WholeMessage
+	16, // 8: mediagw.connector.v1.WholeMessage.envelope:type_name -> mediagw.connector.v1.Envelope
+	1,  // 9: mediagw.connector.v1.AckRequest.settlement:type_name -> mediagw.connector.v1.Settlement
+	22, // 10: mediagw.connector.v1.SettleRequest.acks:type_name -> mediagw.connector.v1.NumberedAck
+	19, // 11: mediagw.connector.v1.NumberedAck.ack:type_name -> mediagw.connector.v1.AckRequest
+	24, // 12: mediagw.connector.v1.SettleResponse.results:type_name -> mediagw.connector.v1.SettleResult
+	2,  // 13: mediagw.connector.v1.StatusResponse.health:type_name -> mediagw.connector.v1.Health
+	27, // 14: mediagw.connector.v1.SendRequest.envelope:type_name -> mediagw.connector.v1.SendEnvelope
+	3,  // 15: mediagw.connector.v1.SendFailure.category:type_name -> mediagw.connector.v1.SendCategory
+	5,  // 16: mediagw.connector.v1.Connector.Info:input_type -> mediagw.connector.v1.InfoRequest
+	7,  // 17: mediagw.connector.v1.Connector.ConfigSchema:input_type -> mediagw.connector.v1.ConfigSchemaRequest
+	10, // 18: mediagw.connector.v1.Connector.Configure:input_type -> mediagw.connector.v1.ConfigureRequest
+	13, // 19: mediagw.connector.v1.Connector.Test:input_type -> mediagw.connector.v1.TestRequest
+	15, // 20: mediagw.connector.v1.Connector.Receive:input_type -> mediagw.connector.v1.ReceiveRequest
+	19, // 21: mediagw.connector.v1.Connector.Ack:input_type -> mediagw.connector.v1.AckRequest
+	21, // 22: mediagw.connector.v1.Connector.Settle:input_type -> mediagw.connector.v1.SettleRequest
+	25, // 23: mediagw.connector.v1.Connector.Status:input_type -> mediagw.connector.v1.StatusRequest
+	28, // 24: mediagw.connector.v1.Connector.Send:input_type -> mediagw.connector.v1.SendRequest
+	6,  // 25: mediagw.connector.v1.Connector.Info:output_type -> mediagw.connector.v1.InfoResponse
+	9,  // 26: mediagw.connector.v1.Connector.ConfigSchema:output_type -> mediagw.connector.v1.ConfigSchemaResponse
+	12, // 27: mediagw.connector.v1.Connector.Configure:output_type -> mediagw.connector.v1.ConfigureResponse
+	14, // 28: mediagw.connector.v1.Connector.Test:output_type -> mediagw.connector.v1.TestResponse
+	17, // 29: mediagw.connector.v1.Connector.Receive:output_type -> mediagw.connector.v1.ReceiveResponse
+	20, // 30: mediagw.connector.v1.Connector.Ack:output_type -> mediagw.connector.v1.AckResponse
+	23, // 31: mediagw.connector.v1.Connector.Settle:output_type -> mediagw.connector.v1.SettleResponse
+	26, // 32: mediagw.connector.v1.Connector.Status:output_type -> mediagw.connector.v1.StatusResponse
+	29, // 33: mediagw.connector.v1.Connector.Send:output_type -> mediagw.connector.v1.SendResponse
+	25, // [25:34] is the sub-list for method output_type
+	16, // [16:25] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_mediagw_connector_v1_connector_proto_init() }
@@ -1698,7 +2014,7 @@ func file_mediagw_connector_v1_connector_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mediagw_connector_v1_connector_proto_rawDesc), len(file_mediagw_connector_v1_connector_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   22,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,7 @@ const (
 	Connector_Test_FullMethodName         = "/mediagw.connector.v1.Connector/Test"
 	Connector_Receive_FullMethodName      = "/mediagw.connector.v1.Connector/Receive"
 	Connector_Ack_FullMethodName          = "/mediagw.connector.v1.Connector/Ack"
+	Connector_Settle_FullMethodName       = "/mediagw.connector.v1.Connector/Settle"
 	Connector_Status_FullMethodName       = "/mediagw.connector.v1.Connector/Status"
 	Connector_Send_FullMethodName         = "/mediagw.connector.v1.Connector/Send"
 )
@@ -56,6 +57,12 @@ type ConnectorClient interface {
 	Receive(ctx context.Context, in *ReceiveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReceiveResponse], error)
 	// Ack settles one delivery. Idempotent: settling again is not an error.
 	Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error)
+	// Settle settles deliveries over one stream, many per frame: each
+	// SettleRequest carries one or more settlements, each numbered by the host;
+	// each SettleResponse answers one or more of them by number, in any order.
+	// Same meaning as Ack. A plugin built before this RPC answers UNIMPLEMENTED
+	// and the host settles with Ack.
+	Settle(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SettleRequest, SettleResponse], error)
 	// Status streams health changes, starting with the current state.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StatusResponse], error)
 	// Send submits one message. Optional: only a plugin whose Info lists the
@@ -144,9 +151,22 @@ func (c *connectorClient) Ack(ctx context.Context, in *AckRequest, opts ...grpc.
 	return out, nil
 }
 
+func (c *connectorClient) Settle(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SettleRequest, SettleResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Connector_ServiceDesc.Streams[1], Connector_Settle_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SettleRequest, SettleResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Connector_SettleClient = grpc.BidiStreamingClient[SettleRequest, SettleResponse]
+
 func (c *connectorClient) Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StatusResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Connector_ServiceDesc.Streams[1], Connector_Status_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Connector_ServiceDesc.Streams[2], Connector_Status_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +185,7 @@ type Connector_StatusClient = grpc.ServerStreamingClient[StatusResponse]
 
 func (c *connectorClient) Send(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SendRequest, SendResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Connector_ServiceDesc.Streams[2], Connector_Send_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Connector_ServiceDesc.Streams[3], Connector_Send_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +216,12 @@ type ConnectorServer interface {
 	Receive(*ReceiveRequest, grpc.ServerStreamingServer[ReceiveResponse]) error
 	// Ack settles one delivery. Idempotent: settling again is not an error.
 	Ack(context.Context, *AckRequest) (*AckResponse, error)
+	// Settle settles deliveries over one stream, many per frame: each
+	// SettleRequest carries one or more settlements, each numbered by the host;
+	// each SettleResponse answers one or more of them by number, in any order.
+	// Same meaning as Ack. A plugin built before this RPC answers UNIMPLEMENTED
+	// and the host settles with Ack.
+	Settle(grpc.BidiStreamingServer[SettleRequest, SettleResponse]) error
 	// Status streams health changes, starting with the current state.
 	Status(*StatusRequest, grpc.ServerStreamingServer[StatusResponse]) error
 	// Send submits one message. Optional: only a plugin whose Info lists the
@@ -232,6 +258,9 @@ func (UnimplementedConnectorServer) Receive(*ReceiveRequest, grpc.ServerStreamin
 }
 func (UnimplementedConnectorServer) Ack(context.Context, *AckRequest) (*AckResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Ack not implemented")
+}
+func (UnimplementedConnectorServer) Settle(grpc.BidiStreamingServer[SettleRequest, SettleResponse]) error {
+	return status.Error(codes.Unimplemented, "method Settle not implemented")
 }
 func (UnimplementedConnectorServer) Status(*StatusRequest, grpc.ServerStreamingServer[StatusResponse]) error {
 	return status.Error(codes.Unimplemented, "method Status not implemented")
@@ -361,6 +390,13 @@ func _Connector_Ack_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Connector_Settle_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ConnectorServer).Settle(&grpc.GenericServerStream[SettleRequest, SettleResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Connector_SettleServer = grpc.BidiStreamingServer[SettleRequest, SettleResponse]
+
 func _Connector_Status_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(StatusRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -412,6 +448,12 @@ var Connector_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Receive",
 			Handler:       _Connector_Receive_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Settle",
+			Handler:       _Connector_Settle_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 		{
 			StreamName:    "Status",
