@@ -13,6 +13,7 @@ import (
 	"github.com/mediagw/mediagw/host/pluginmgr"
 	"github.com/mediagw/mediagw/host/report"
 	"github.com/mediagw/mediagw/host/spool"
+	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/plugin"
 )
 
@@ -38,6 +39,9 @@ type DriverStatus struct {
 	OldestAge  float64     `json:"oldest_age"`  // seconds since the oldest queued job arrived
 	Slots      int         `json:"slots"`
 	Active     []ActiveJob `json:"active"`
+	// Devices are the driver's own devices (the fax driver's modems), each
+	// with its health, for drivers that report them.
+	Devices []linedriver.DeviceStatus `json:"devices,omitempty"`
 }
 
 // Status is a snapshot for the status endpoint and `mediagw status`.
@@ -64,15 +68,17 @@ func (h *Host) Status() (Status, error) {
 	h.mu.Lock()
 	st := Status{Connectors: map[string]pluginmgr.State{}, Drivers: map[string]DriverStatus{}}
 	type drv struct {
-		disp  *delivery.Dispatcher
-		slots int
+		disp    *delivery.Dispatcher
+		slots   int
+		devices linedriver.DeviceReporter
 	}
 	drivers := map[string]drv{}
 	for name, u := range h.conns {
 		st.Connectors[name] = u.state.Snapshot()
 	}
 	for name, u := range h.drivers {
-		drivers[name] = drv{u.disp, u.driver.Slots()}
+		dr, _ := u.driver.(linedriver.DeviceReporter)
+		drivers[name] = drv{u.disp, u.driver.Slots(), dr}
 	}
 	h.mu.Unlock()
 	st.Spool = h.spool.Health()
@@ -90,6 +96,9 @@ func (h *Host) Status() (Status, error) {
 		ds.Queued = max(ss.Queued[name]-ds.Retrying-ds.InProgress, 0)
 		if t, ok := ss.Oldest[name]; ok {
 			ds.OldestAge = max(now.Sub(t).Seconds(), 0)
+		}
+		if d.devices != nil {
+			ds.Devices = d.devices.Devices()
 		}
 		st.Drivers[name] = ds
 	}
@@ -125,6 +134,11 @@ func overall(st Status) string {
 	for _, d := range st.Drivers {
 		if d.Health != Healthy {
 			return Degraded
+		}
+		for _, dev := range d.Devices {
+			if dev.Health != linedriver.DeviceHealthy {
+				return Degraded
+			}
 		}
 	}
 	return Healthy
