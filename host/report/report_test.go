@@ -378,7 +378,7 @@ func TestNotifyRemoved(t *testing.T) {
 	}
 }
 
-// TestSentEvent: every send is an activity event with its result, which
+// TestSentEvent: every send is an activity event with its recipient and result, which
 // the metrics count per connector and result.
 func TestSentEvent(t *testing.T) {
 	cases := []struct {
@@ -395,8 +395,9 @@ func TestSentEvent(t *testing.T) {
 		js := jobs(s.FollowUps(faxJob(), linedriver.Done(nil)))
 		s.SetSender("inbox", &recSender{fail: c.fail}, true, true)
 		NewDriver("inbox", s, slog.New(slog.NewTextHandler(&log, nil))).Deliver(context.Background(), js[0], func(linedriver.Progress) {})
-		if !strings.Contains(log.String(), "event=report_sent connector=inbox") || !strings.Contains(log.String(), c.want) {
-			t.Errorf("log lacks the report_sent event with %s:\n%s", c.want, log.String())
+		if !strings.Contains(log.String(), "event=report_sent connector=inbox") || !strings.Contains(log.String(), c.want) ||
+			!strings.Contains(log.String(), "to=alice@example.org") {
+			t.Errorf("log lacks the report_sent event with %s and to=alice@example.org:\n%s", c.want, log.String())
 		}
 	}
 }
