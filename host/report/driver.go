@@ -168,6 +168,7 @@ func (d *Driver) compose(ctx context.Context, cfg *Config, job *linedriver.Job, 
 	if data.Fields == nil {
 		data.Fields = map[string]string{}
 	}
+	data.AsWritten, data.Number = number(data.FaxNumber, data.Fields["fax_number"+datamap.WrittenSuffix])
 	if data.Details == nil {
 		data.Details = map[string]string{}
 	}

@@ -21,7 +21,12 @@ var builtin embed.FS
 type Data struct {
 	Event     string            // delivered, failed, rejected
 	Record    string            // the record id: the reference an operator finds in the log
-	FaxNumber string            // the record's fax_number field
+	FaxNumber string            // the record's fax_number field (E.164)
+	// AsWritten is the number as the sender wrote it (the map's
+	// fax_number_as_written); Number is that with the E.164 form in
+	// parentheses when the two differ: "(201) 555-0142 (+12015550142)".
+	// Either falls back to FaxNumber.
+	AsWritten, Number string
 	Fields    map[string]string // every field of the record
 	Subject   string            // the original mail's subject
 	From      string            // the original mail's sender
@@ -109,7 +114,20 @@ func render(t *template.Template, d *Data) (string, string, error) {
 	return subject, b.String(), nil
 }
 
+// number is the fax number for a report's text: as the sender wrote it,
+// with the E.164 form in parentheses when it differs.
+func number(e164, written string) (asWritten, shown string) {
+	written = strings.Join(strings.Fields(written), " ")
+	switch {
+	case written == "":
+		return e164, e164
+	case e164 == "" || written == e164:
+		return written, written
+	}
+	return written, written + " (" + e164 + ")"
+}
+
 func sample(ev string) *Data {
-	return &Data{Event: ev, Record: "r", FaxNumber: "5550100", Fields: map[string]string{}, Details: map[string]string{},
+	return &Data{Event: ev, Record: "r", FaxNumber: "+15550100", AsWritten: "555-0100", Number: "555-0100 (+15550100)", Fields: map[string]string{}, Details: map[string]string{},
 		Pages: "1", Attempts: 1, Time: time.Unix(0, 0).UTC(), Received: time.Unix(0, 0).UTC()}
 }
