@@ -147,7 +147,7 @@ func overall(st Status) string {
 func (h *Host) metricsSnapshot() metrics.Snapshot {
 	s := metrics.Snapshot{Queued: map[string]int{}, InProgress: map[string]int{}, Failed: map[string]int{},
 		OldestAge: map[string]time.Duration{}, DriverHealthy: map[string]bool{}, ConnectorHealthy: map[string]bool{},
-		ConnectorHealth: map[string]string{}, Restarts: map[string]int{}}
+		ConnectorHealth: map[string]string{}, Restarts: map[string]int{}, ModemHealth: map[string]map[string]string{}}
 	st, err := h.Status()
 	if err != nil {
 		h.log.Warn("metrics: status", "error", err)
@@ -158,6 +158,12 @@ func (h *Host) metricsSnapshot() metrics.Snapshot {
 		s.Failed[name] = d.Failed
 		s.OldestAge[name] = time.Duration(d.OldestAge * float64(time.Second))
 		s.DriverHealthy[name] = d.Health == Healthy
+		for _, dev := range d.Devices {
+			if s.ModemHealth[name] == nil {
+				s.ModemHealth[name] = map[string]string{}
+			}
+			s.ModemHealth[name][dev.Name] = dev.Health
+		}
 	}
 	for name := range st.Connectors {
 		hl := st.Connectors[name].Health
