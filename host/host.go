@@ -282,7 +282,6 @@ func (h *Host) Activity() *activity.Hub { return h.hub }
 // Metrics serves the gateway's Prometheus metrics.
 func (h *Host) Metrics() http.Handler { return h.metrics.Handler() }
 
-
 // Spool returns the host's spool (for status).
 func (h *Host) Spool() *spool.Spool { return h.spool }
 

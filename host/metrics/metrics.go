@@ -32,8 +32,8 @@ type Snapshot struct {
 	Restarts         map[string]int
 	// ModemHealth is each device's health per driver (the fax driver's
 	// modems): healthy, degraded or down.
-	ModemHealth  map[string]map[string]string
-	SpoolHealthy bool
+	ModemHealth      map[string]map[string]string
+	SpoolHealthy     bool
 	SpoolWriteErrors int
 	SpoolDeferrals   int
 	// The spool file's size, the bytes of it that hold data and the bytes
@@ -104,7 +104,6 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
-
 
 // Observe counts an activity event; give it to activity.Hub.Observe.
 func (m *Metrics) Observe(e activity.Event) {
