@@ -313,13 +313,28 @@ func TestPoolUsesFreeAndHealthyModems(t *testing.T) {
 	if d.Slots() != 2 {
 		t.Fatalf("slots %d", d.Slots())
 	}
-	var wg sync.WaitGroup
+	// Each call waits at its dial until the other has dialled too (for at
+	// most 10 s): two calls at once need both modems.
+	var wg, dialled sync.WaitGroup
+	dialled.Add(2)
+	both := make(chan struct{})
+	go func() { dialled.Wait(); close(both) }()
 	outs := make([]linedriver.Outcome, 2)
 	for i := range outs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i] = d.Deliver(context.Background(), textJob(3), nil)
+			once := sync.Once{}
+			outs[i] = d.Deliver(context.Background(), textJob(3), func(p linedriver.Progress) {
+				if p.Step != "dial" {
+					return
+				}
+				once.Do(dialled.Done)
+				select {
+				case <-both:
+				case <-time.After(10 * time.Second):
+				}
+			})
 		}()
 	}
 	wg.Wait()
