@@ -116,6 +116,9 @@ func modemUnits(driver string, devs []linedriver.DeviceStatus) []Unit {
 		u := Unit{Kind: "modem", Name: driver + " " + dev.Name, Light: lightOf(dev.Health), State: dev.State,
 			Since: dev.Since, LastError: dev.LastError}
 		if !dev.ProbeAt.IsZero() {
+			u.Detail = []Field{{"probed again", when(time.Now(), dev.ProbeAt)}}
+		}
+		if !dev.ProbeAt.IsZero() {
 			u.Detail = append(u.Detail, Field{"tried again", dev.ProbeAt.Local().Format("15:04:05")})
 		}
 		out = append(out, u)

@@ -169,6 +169,7 @@ func TestOverviewModemLights(t *testing.T) {
 		fmt.Sprintf(`data-unit="modem/fax %s" data-light="red"`, dead),
 		fmt.Sprintf(`data-unit="modem/fax %s" data-light="green"`, tty),
 		"cannot open " + dead,
+		"probed again: ",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("overview page lacks %q", want)
