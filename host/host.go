@@ -285,9 +285,6 @@ func (h *Host) Activity() *activity.Hub { return h.hub }
 // Metrics serves the gateway's Prometheus metrics.
 func (h *Host) Metrics() http.Handler { return h.metrics.Handler() }
 
-// IncReportsSent counts a delivery report sent back to a sender.
-func (h *Host) IncReportsSent(connector, result string) { h.metrics.IncReportsSent(connector, result) }
-
 // Spool returns the host's spool (for status).
 func (h *Host) Spool() *spool.Spool { return h.spool }
 

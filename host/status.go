@@ -13,6 +13,7 @@ import (
 	"github.com/mediagw/mediagw/host/pluginmgr"
 	"github.com/mediagw/mediagw/host/report"
 	"github.com/mediagw/mediagw/host/spool"
+	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/plugin"
 )
 
@@ -38,6 +39,9 @@ type DriverStatus struct {
 	OldestAge  float64     `json:"oldest_age"`  // seconds since the oldest queued job arrived
 	Slots      int         `json:"slots"`
 	Active     []ActiveJob `json:"active"`
+	// Devices are the driver's own devices (the fax driver's modems), each
+	// with its health, for drivers that report them.
+	Devices []linedriver.DeviceStatus `json:"devices,omitempty"`
 }
 
 // Status is a snapshot for the status endpoint and `mediagw status`.
@@ -64,15 +68,17 @@ func (h *Host) Status() (Status, error) {
 	h.mu.Lock()
 	st := Status{Connectors: map[string]pluginmgr.State{}, Drivers: map[string]DriverStatus{}}
 	type drv struct {
-		disp  *delivery.Dispatcher
-		slots int
+		disp    *delivery.Dispatcher
+		slots   int
+		devices linedriver.DeviceReporter
 	}
 	drivers := map[string]drv{}
 	for name, u := range h.conns {
 		st.Connectors[name] = u.state.Snapshot()
 	}
 	for name, u := range h.drivers {
-		drivers[name] = drv{u.disp, u.driver.Slots()}
+		dr, _ := u.driver.(linedriver.DeviceReporter)
+		drivers[name] = drv{u.disp, u.driver.Slots(), dr}
 	}
 	h.mu.Unlock()
 	st.Spool = h.spool.Health()
@@ -90,6 +96,9 @@ func (h *Host) Status() (Status, error) {
 		ds.Queued = max(ss.Queued[name]-ds.Retrying-ds.InProgress, 0)
 		if t, ok := ss.Oldest[name]; ok {
 			ds.OldestAge = max(now.Sub(t).Seconds(), 0)
+		}
+		if d.devices != nil {
+			ds.Devices = d.devices.Devices()
 		}
 		st.Drivers[name] = ds
 	}
@@ -126,6 +135,11 @@ func overall(st Status) string {
 		if d.Health != Healthy {
 			return Degraded
 		}
+		for _, dev := range d.Devices {
+			if dev.Health != linedriver.DeviceHealthy {
+				return Degraded
+			}
+		}
 	}
 	return Healthy
 }
@@ -133,7 +147,7 @@ func overall(st Status) string {
 func (h *Host) metricsSnapshot() metrics.Snapshot {
 	s := metrics.Snapshot{Queued: map[string]int{}, InProgress: map[string]int{}, Failed: map[string]int{},
 		OldestAge: map[string]time.Duration{}, DriverHealthy: map[string]bool{}, ConnectorHealthy: map[string]bool{},
-		ConnectorHealth: map[string]string{}, Restarts: map[string]int{}}
+		ConnectorHealth: map[string]string{}, Restarts: map[string]int{}, ModemHealth: map[string]map[string]string{}}
 	st, err := h.Status()
 	if err != nil {
 		h.log.Warn("metrics: status", "error", err)
@@ -144,6 +158,12 @@ func (h *Host) metricsSnapshot() metrics.Snapshot {
 		s.Failed[name] = d.Failed
 		s.OldestAge[name] = time.Duration(d.OldestAge * float64(time.Second))
 		s.DriverHealthy[name] = d.Health == Healthy
+		for _, dev := range d.Devices {
+			if s.ModemHealth[name] == nil {
+				s.ModemHealth[name] = map[string]string{}
+			}
+			s.ModemHealth[name][dev.Name] = dev.Health
+		}
 	}
 	for name := range st.Connectors {
 		hl := st.Connectors[name].Health

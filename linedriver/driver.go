@@ -224,3 +224,31 @@ type Previewer interface {
 type PDFMaker interface {
 	PagesPDF(ctx context.Context, job *Job) ([]byte, error)
 }
+
+// DeviceReporter is implemented by drivers that work through devices of
+// their own (the fax driver's modems): the host shows each device's health
+// in its status, the console a light per device.
+type DeviceReporter interface {
+	Devices() []DeviceStatus
+}
+
+// The health of a device, in the words of the host's status.
+const (
+	DeviceHealthy  = "healthy"  // in service: idle or on a call
+	DeviceDegraded = "degraded" // out of service after a failure, to be probed again
+	DeviceDown     = "down"     // it does not answer: its probe failed too
+)
+
+// DeviceStatus is one device of a driver.
+type DeviceStatus struct {
+	Name   string `json:"name"`   // e.g. the modem's device path
+	Health string `json:"health"` // DeviceHealthy, DeviceDegraded or DeviceDown
+	// State is a few words: idle, on a call, out of service, not answering.
+	State string    `json:"state"`
+	Since time.Time `json:"since"` // when Health last changed
+	// LastError is the failure that took the device out, in plain words;
+	// empty while it is healthy.
+	LastError string `json:"last_error,omitempty"`
+	// ProbeAt is when a device out of service is tried again.
+	ProbeAt time.Time `json:"probe_at,omitzero"`
+}

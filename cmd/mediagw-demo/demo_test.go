@@ -141,7 +141,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("gateway.log: %d reports sent, want 4", n)
 	}
 	for _, want := range []string{
-		`report    "Invoice 1001"                     → alice@contoso.example: "Fax to +12015550100 delivered (2 pages)" (in alice@contoso.example's INBOX)`,
+		`report    "Invoice 1001"                     → alice@contoso.example: "Fax to 2015550100 (+12015550100) delivered (2 pages)" (in alice@contoso.example's INBOX)`,
 		`report    "Fax: 1-900-555-0199 special offer" → dave@contoso.example: "Fax not sent: Fax: 1-900-555-0199 special offer" (in dave@contoso.example's INBOX)`,
 	} {
 		if !strings.Contains(r.stdout, want) {

@@ -153,8 +153,9 @@ func TestConsoleInBrowser(t *testing.T) {
 // TestConsoleFaxInBrowser: a fax that failed (the line was busy and the
 // driver gives up after one attempt) is retried with the console's button;
 // the overview shows its pages going out, page k of n, and it is delivered.
-// The job's page shows the fax pages and the T.30 log of the failed call.
-// The line is the modem emulator (faxsim) on a pty.
+// The job's page shows the fax pages and the T.30 log of the failed call;
+// the overview shows the modem's own light green. The line is the modem
+// emulator (faxsim) on a pty.
 func TestConsoleFaxInBrowser(t *testing.T) {
 	images := [][]byte{drawing(1), drawing(2), drawing(3)}
 	sim := startFaxsim(t, "-dial-first", "BUSY")
@@ -208,6 +209,13 @@ func TestConsoleFaxInBrowser(t *testing.T) {
 	}, func() string { return g.logText() + "\nfaxsim:\n" + sim.text() })
 	if n := sim.count("received page"); n != 3 {
 		t.Errorf("emulator received %d pages, want 3", n)
+	}
+	// The modem has a light of its own: green, it answered every call.
+	if err := b.Do(
+		chromedp.Navigate(url+"/"),
+		chromedp.WaitVisible(`[data-unit="modem/fax `+sim.dev+`"][data-light="green"]`),
+	); err != nil {
+		t.Errorf("the modem's light: %v", err)
 	}
 	g.stop(t)
 }

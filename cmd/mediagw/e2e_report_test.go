@@ -124,7 +124,7 @@ func TestReportSurvivesKill(t *testing.T) {
 	}
 	subject, _ := r.Header.Subject()
 	irt, _ := r.Header.MsgIDList("In-Reply-To")
-	if subject != "Fax to +12015550123 delivered (2 pages)" || len(irt) != 1 || irt[0] != "fax-2015550123@example.com" ||
+	if subject != "Fax to 2015550123 (+12015550123) delivered (2 pages)" || len(irt) != 1 || irt[0] != "fax-2015550123@example.com" ||
 		!strings.HasSuffix(r.Header.Get("X-Mediagw-Report"), "/delivered") || r.Header.Get("Auto-Submitted") != "auto-replied" {
 		t.Errorf("report: subject %q, In-Reply-To %v, X-Mediagw-Report %q", subject, irt, r.Header.Get("X-Mediagw-Report"))
 	}

@@ -181,6 +181,16 @@ func (t *teeHandler) Handle(ctx context.Context, r slog.Record) error {
 	return err
 }
 
+func documents(n string) string {
+	if n == "1" {
+		return "1 document"
+	}
+	if n == "" {
+		n = "0"
+	}
+	return n + " documents"
+}
+
 // describe names the event's kind for the live view and says in a few
 // words what happened.
 func describe(e Event) (kind, msg string) {
@@ -191,10 +201,25 @@ func describe(e Event) (kind, msg string) {
 	case Received:
 		return e.Kind, fmt.Sprintf("mail received (%s bytes)", f["bytes"])
 	case Mapped:
-		if n := f["field_names"]; n != "" {
-			return e.Kind, fmt.Sprintf("mapped: %s fields (%s), %s documents", f["fields"], strings.ReplaceAll(n, ",", ", "), f["documents"])
+		msg := "mapped: "
+		if s := f["summary"]; s != "" {
+			msg += s + "; "
+		} else if n := f["field_names"]; n != "" {
+			msg += fmt.Sprintf("%s fields (%s); ", f["fields"], strings.ReplaceAll(n, ",", ", "))
 		}
-		return e.Kind, fmt.Sprintf("mapped: %s fields, %s documents", f["fields"], f["documents"])
+		if from := f["from"]; from != "" {
+			msg += "from " + from + "; "
+		}
+		return e.Kind, msg + documents(f["documents"])
+	case ReportSent:
+		to := ""
+		if f["to"] != "" {
+			to = " to " + f["to"]
+		}
+		if r := f["result"]; r != "" && r != "ok" {
+			return e.Kind, fmt.Sprintf("%s report%s not sent: %s", f["report"], to, r)
+		}
+		return e.Kind, fmt.Sprintf("%s report sent%s", f["report"], to)
 	case Rejected, Deferred:
 		return e.Kind, f["reason"]
 	case Attempt:

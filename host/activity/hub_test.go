@@ -31,7 +31,17 @@ func TestHandlerTurnsActivityLinesIntoEvents(t *testing.T) {
 			Event{Kind: Received, Connector: "inbox", SourceID: "s1", Message: "mail received (120 bytes)"}, false},
 		{func() {
 			Log(conn, Mapped, slog.String("source_id", "s1"), slog.Int("fields", 2), slog.String("field_names", "fax_number,sender"), slog.Int("documents", 1))
-		}, Event{Kind: Mapped, Connector: "inbox", SourceID: "s1", Message: "mapped: 2 fields (fax_number, sender), 1 documents"}, false},
+		}, Event{Kind: Mapped, Connector: "inbox", SourceID: "s1", Message: "mapped: 2 fields (fax_number, sender); 1 document"}, false},
+		{func() {
+			Log(conn, Mapped, slog.String("source_id", "s2"), slog.String("summary", Summary(map[string]string{"fax_number": "+12015550142", "recipient": "London office"})),
+				slog.String("from", "dave@contoso.example"), slog.Int("documents", 2))
+		}, Event{Kind: Mapped, Connector: "inbox", SourceID: "s2", Message: `mapped: fax_number=+12015550142 recipient="London office"; from dave@contoso.example; 2 documents`}, false},
+		{func() {
+			Log(conn, ReportSent, job, slog.String("report", "delivered"), slog.String("to", "dave@contoso.example"), slog.String("result", "ok"))
+		}, Event{Kind: ReportSent, Connector: "inbox", JobID: "r1.fax", Message: "delivered report sent to dave@contoso.example"}, false},
+		{func() {
+			Log(conn, ReportSent, job, slog.String("report", "failed"), slog.String("to", "dave@contoso.example"), slog.String("result", "permission_denied"))
+		}, Event{Kind: ReportSent, Connector: "inbox", JobID: "r1.fax", Message: "failed report to dave@contoso.example not sent: permission_denied"}, false},
 		{func() { Log(conn, Accepted, slog.String("source_id", "s1"), slog.String("record", "r1")) },
 			Event{Kind: KindSpooled, Connector: "inbox", SourceID: "s1", Message: "spooled as record r1"}, false},
 		{func() { Log(conn, Rejected, slog.String("reason", "no fax_number"), slog.String("class", "map")) },

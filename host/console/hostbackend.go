@@ -18,6 +18,7 @@ import (
 	"github.com/mediagw/mediagw/host"
 	"github.com/mediagw/mediagw/host/activity"
 	"github.com/mediagw/mediagw/host/spool"
+	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/render"
 	"github.com/mediagw/mediagw/plugin"
 )
@@ -80,6 +81,7 @@ func (b *HostBackend) Overview() (Overview, error) {
 		}
 		ov.Units = append(ov.Units, u)
 	}
+	var devices []Unit
 	for _, name := range sortedKeys(st.Drivers) {
 		d := st.Drivers[name]
 		u := Unit{Kind: "driver", Name: name, Light: lightOf(d.Health), State: d.Health, Since: d.Since,
@@ -92,7 +94,9 @@ func (b *HostBackend) Overview() (Overview, error) {
 			u.Active = append(u.Active, Active{JobID: a.JobID, Step: a.Step, Detail: a.Detail, Page: a.Page, Pages: a.Pages})
 		}
 		ov.Units = append(ov.Units, u)
+		devices = append(devices, modemUnits(name, d.Devices)...)
 	}
+	ov.Units = append(ov.Units, devices...)
 	sp := st.Spool
 	ov.Units = append(ov.Units, Unit{Kind: "spool", Name: "spool", Light: lightOf(sp.Health), State: sp.Health, Since: sp.Since,
 		LastError: sp.LastError, Detail: []Field{{"write errors", fmt.Sprint(sp.WriteErrors)}, {"deferrals", fmt.Sprint(sp.Deferrals)}}})
@@ -101,6 +105,25 @@ func (b *HostBackend) Overview() (Overview, error) {
 		ov.Health = Amber
 	}
 	return ov, nil
+}
+
+// modemUnits are the lights of a driver's devices: green in service (idle
+// or on a call), amber out of service until its next probe, red when it
+// does not answer.
+func modemUnits(driver string, devs []linedriver.DeviceStatus) []Unit {
+	var out []Unit
+	for _, dev := range devs {
+		u := Unit{Kind: "modem", Name: driver + " " + dev.Name, Light: lightOf(dev.Health), State: dev.State,
+			Since: dev.Since, LastError: dev.LastError}
+		if !dev.ProbeAt.IsZero() {
+			u.Detail = []Field{{"probed again", when(time.Now(), dev.ProbeAt)}}
+		}
+		if !dev.ProbeAt.IsZero() {
+			u.Detail = append(u.Detail, Field{"tried again", dev.ProbeAt.Local().Format("15:04:05")})
+		}
+		out = append(out, u)
+	}
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -3,13 +3,20 @@ package metrics_test
 import (
 	"bytes"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"github.com/mediagw/mediagw/host/activity"
 	"github.com/mediagw/mediagw/host/metrics"
 )
 
@@ -100,4 +107,86 @@ func TestGrafanaDashboard(t *testing.T) {
 		t.Errorf("%s: no title or no panels", file)
 	}
 	checkExprs(t, file, exprs)
+}
+
+// TestOperatorMetrics: every metric an operator needs (the console issue's
+// list) is in a scrape, parsed with expfmt, with its conventional name,
+// type, base unit and labels, and the example alert rules or dashboard use
+// it.
+func TestOperatorMetrics(t *testing.T) {
+	m := metrics.New(func() metrics.Snapshot {
+		return metrics.Snapshot{Queued: map[string]int{"fax": 1}, InProgress: map[string]int{"fax": 0}, Failed: map[string]int{"fax": 0},
+			OldestAge: map[string]time.Duration{"fax": time.Second}, DriverHealthy: map[string]bool{"fax": true},
+			ConnectorHealthy: map[string]bool{"inbox": true}, ConnectorHealth: map[string]string{"inbox": "healthy"},
+			Restarts: map[string]int{"inbox": 0}, ModemHealth: map[string]map[string]string{"fax": {"/dev/ttyUSB0": "healthy"}}}
+	})
+	for _, e := range []activity.Event{
+		{Kind: activity.Received, Connector: "inbox"}, {Kind: activity.Mapped, Connector: "inbox"},
+		{Kind: activity.Rejected, Connector: "inbox", Fields: map[string]string{"class": "map"}},
+		{Kind: activity.Deferred, Connector: "inbox"},
+		{Kind: activity.KindPage, Driver: "fax"}, {Kind: activity.Delivered, Driver: "fax", Fields: map[string]string{"call_seconds": "30"}},
+		{Kind: activity.Failed, Driver: "fax", Fields: map[string]string{"category": "busy"}},
+		{Kind: activity.ReportSent, Connector: "inbox", Fields: map[string]string{"result": "ok"}},
+	} {
+		m.Observe(e)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		t.Fatalf("the scrape does not parse: %v", err)
+	}
+	var examples []byte
+	for _, f := range []string{"../../examples/monitoring/mediagw-alerts.yaml", "../../examples/monitoring/grafana-dashboard.json"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		examples = append(examples, b...)
+	}
+	for _, tc := range []struct {
+		what, name string
+		typ        dto.MetricType
+		labels     string
+	}{
+		{"mails received", "mediagw_mails_received_total", dto.MetricType_COUNTER, "connector"},
+		{"mails mapped", "mediagw_mails_mapped_total", dto.MetricType_COUNTER, "connector"},
+		{"mails rejected by reason class", "mediagw_mails_rejected_total", dto.MetricType_COUNTER, "connector,reason"},
+		{"jobs delivered", "mediagw_jobs_delivered_total", dto.MetricType_COUNTER, "driver"},
+		{"jobs failed by category", "mediagw_jobs_failed_total", dto.MetricType_COUNTER, "category,driver"},
+		{"fax pages sent", "mediagw_fax_pages_sent_total", dto.MetricType_COUNTER, "driver"},
+		{"fax call seconds", "mediagw_fax_call_seconds", dto.MetricType_HISTOGRAM, "driver"},
+		{"queue depth", "mediagw_queue_jobs", dto.MetricType_GAUGE, "driver"},
+		{"oldest job age", "mediagw_queue_oldest_job_age_seconds", dto.MetricType_GAUGE, "driver"},
+		{"plugin restarts", "mediagw_plugin_restarts_total", dto.MetricType_COUNTER, "connector"},
+		{"connector health", "mediagw_connector_healthy", dto.MetricType_GAUGE, "connector"},
+		{"modem health", "mediagw_modem_healthy", dto.MetricType_GAUGE, "device,driver"},
+		{"modem health state", "mediagw_modem_health", dto.MetricType_GAUGE, "device,driver,state"},
+		{"driver health", "mediagw_driver_healthy", dto.MetricType_GAUGE, "driver"},
+		{"spool health", "mediagw_spool_healthy", dto.MetricType_GAUGE, ""},
+		{"spool write errors", "mediagw_spool_write_errors_total", dto.MetricType_COUNTER, ""},
+		{"spool deferrals", "mediagw_spool_deferrals_total", dto.MetricType_COUNTER, ""},
+		{"reports sent", "mediagw_reports_sent_total", dto.MetricType_COUNTER, "connector,result"},
+	} {
+		f := fams[tc.name]
+		if f == nil || len(f.Metric) == 0 {
+			t.Errorf("%s: no %s in the scrape", tc.what, tc.name)
+			continue
+		}
+		if f.GetType() != tc.typ {
+			t.Errorf("%s: %s is a %v, want a %v", tc.what, tc.name, f.GetType(), tc.typ)
+		}
+		var labels []string
+		for _, l := range f.Metric[0].Label {
+			labels = append(labels, l.GetName())
+		}
+		slices.Sort(labels)
+		if got := strings.Join(labels, ","); got != tc.labels {
+			t.Errorf("%s: %s has labels %q, want %q", tc.what, tc.name, got, tc.labels)
+		}
+		if !regexp.MustCompile(`\b` + tc.name + `(_bucket)?\b`).Match(examples) {
+			t.Errorf("%s: neither the alert rules nor the dashboard use %s", tc.what, tc.name)
+		}
+	}
 }

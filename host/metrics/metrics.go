@@ -30,6 +30,9 @@ type Snapshot struct {
 	ConnectorHealthy map[string]bool
 	ConnectorHealth  map[string]string // healthy, starting, degraded, down
 	Restarts         map[string]int
+	// ModemHealth is each device's health per driver (the fax driver's
+	// modems): healthy, degraded or down.
+	ModemHealth      map[string]map[string]string
 	SpoolHealthy     bool
 	SpoolWriteErrors int
 	SpoolDeferrals   int
@@ -65,6 +68,9 @@ type Metrics struct {
 // mediagw_connector_health.
 var connectorStates = []string{"starting", "healthy", "degraded", "down"}
 
+// Health states a modem can be in, each a series of mediagw_modem_health.
+var modemStates = []string{"healthy", "degraded", "down"}
+
 // New makes the metrics; snap is called on every scrape.
 func New(snap func() Snapshot) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
@@ -97,11 +103,6 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
-}
-
-// IncReportsSent counts a delivery report sent back (result: ok, error, …).
-func (m *Metrics) IncReportsSent(connector, result string) {
-	m.reports.WithLabelValues(connector, result).Inc()
 }
 
 // Observe counts an activity event; give it to activity.Hub.Observe.
@@ -149,6 +150,8 @@ var (
 	descDriverUp   = prometheus.NewDesc("mediagw_driver_healthy", "1 when the line driver is healthy (a modem answers), else 0.", []string{"driver"}, nil)
 	descConnUp     = prometheus.NewDesc("mediagw_connector_healthy", "1 when the connector is healthy, else 0.", []string{"connector"}, nil)
 	descConnState  = prometheus.NewDesc("mediagw_connector_health", "1 for the connector's current health state.", []string{"connector", "state"}, nil)
+	descModemUp    = prometheus.NewDesc("mediagw_modem_healthy", "1 when the modem answers (idle or on a call), else 0.", []string{"driver", "device"}, nil)
+	descModemState = prometheus.NewDesc("mediagw_modem_health", "1 for the modem's current health state (healthy; degraded: out of service after a failed call; down: its probe failed too).", []string{"driver", "device", "state"}, nil)
 	descRestarts   = prometheus.NewDesc("mediagw_plugin_restarts_total", "Times a connector's plugin was relaunched.", []string{"connector"}, nil)
 	descSpoolUp    = prometheus.NewDesc("mediagw_spool_healthy", "1 when the last spool write succeeded and nothing was deferred since.", nil, nil)
 	descWriteErrs  = prometheus.NewDesc("mediagw_spool_write_errors_total", "Spool writes that failed (full disk, I/O error).", nil, nil)
@@ -166,7 +169,7 @@ type gauges struct{ snap func() Snapshot }
 
 func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueued, descInProgress, descFailed, descOldest, descDriverUp, descConnUp,
-		descConnState, descRestarts, descSpoolUp, descWriteErrs, descDeferrals, descFileBytes, descLiveBytes, descFreeBytes,
+		descConnState, descModemUp, descModemState, descRestarts, descSpoolUp, descWriteErrs, descDeferrals, descFileBytes, descLiveBytes, descFreeBytes,
 		descCompacts, descPause, descSubs, descDropped} {
 		ch <- d
 	}
@@ -208,6 +211,14 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	for c, h := range s.ConnectorHealth {
 		for _, st := range connectorStates {
 			gauge(descConnState, b2f(h == st), c, st)
+		}
+	}
+	for d, devs := range s.ModemHealth {
+		for dev, h := range devs {
+			gauge(descModemUp, b2f(h == "healthy"), d, dev)
+			for _, st := range modemStates {
+				gauge(descModemState, b2f(h == st), d, dev, st)
+			}
 		}
 	}
 	for c, n := range s.Restarts {

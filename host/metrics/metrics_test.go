@@ -17,7 +17,8 @@ import (
 func TestEventsCount(t *testing.T) {
 	m := metrics.New(func() metrics.Snapshot {
 		return metrics.Snapshot{Queued: map[string]int{"fax": 3}, OldestAge: map[string]time.Duration{"fax": 90 * time.Second},
-			ConnectorHealth: map[string]string{"inbox": "degraded"}, SpoolHealthy: false, SpoolWriteErrors: 2, SpoolDeferrals: 5,
+			ConnectorHealth: map[string]string{"inbox": "degraded"},
+			ModemHealth:     map[string]map[string]string{"fax": {"/dev/ttyUSB0": "healthy", "/dev/ttyUSB1": "down"}}, SpoolHealthy: false, SpoolWriteErrors: 2, SpoolDeferrals: 5,
 			SpoolFileBytes: 8 << 20, SpoolLiveBytes: 1 << 20, SpoolFreeBytes: 7 << 20, SpoolCompactions: 1, SpoolLastPause: 250 * time.Millisecond}
 	})
 	fax := func(kind string, fields map[string]string) activity.Event {
@@ -36,7 +37,6 @@ func TestEventsCount(t *testing.T) {
 	} {
 		m.Observe(e)
 	}
-	m.IncReportsSent("inbox", "ok")
 
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -82,7 +82,11 @@ func TestEventsCount(t *testing.T) {
 		{"mediagw_jobs_delivered_total", map[string]string{"driver": "fax"}, 1},
 		{"mediagw_fax_pages_sent_total", map[string]string{"driver": "fax"}, 2},
 		{"mediagw_fax_call_seconds", map[string]string{"driver": "fax"}, 65.7},
-		{"mediagw_reports_sent_total", map[string]string{"connector": "inbox", "result": "ok"}, 2},
+		{"mediagw_reports_sent_total", map[string]string{"connector": "inbox", "result": "ok"}, 1},
+		{"mediagw_modem_healthy", map[string]string{"driver": "fax", "device": "/dev/ttyUSB0"}, 1},
+		{"mediagw_modem_healthy", map[string]string{"driver": "fax", "device": "/dev/ttyUSB1"}, 0},
+		{"mediagw_modem_health", map[string]string{"driver": "fax", "device": "/dev/ttyUSB1", "state": "down"}, 1},
+		{"mediagw_modem_health", map[string]string{"driver": "fax", "device": "/dev/ttyUSB1", "state": "degraded"}, 0},
 		{"mediagw_queue_jobs", map[string]string{"driver": "fax"}, 3},
 		{"mediagw_queue_oldest_job_age_seconds", map[string]string{"driver": "fax"}, 90},
 		{"mediagw_connector_health", map[string]string{"connector": "inbox", "state": "degraded"}, 1},

@@ -224,8 +224,12 @@ func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settleme
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	activity.Log(p.Log, activity.Mapped, append(ids, slog.Int("fields", len(mapped.Fields)), slog.String("field_names", strings.Join(names, ",")),
-		slog.Int("documents", len(mapped.Documents)))...)
+	shown := append(ids, slog.Int("fields", len(mapped.Fields)), slog.String("field_names", strings.Join(names, ",")),
+		slog.String("summary", activity.Summary(mapped.Fields)), slog.Int("documents", len(mapped.Documents)))
+	if mapped.Origin != nil && mapped.Origin.From != "" {
+		shown = append(shown, slog.String("from", activity.Clip(mapped.Origin.From)))
+	}
+	activity.Log(p.Log, activity.Mapped, shown...)
 
 	routes := mapped.Routes
 	if len(routes) == 0 {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -448,5 +449,27 @@ func TestSettleAfterPluginGoneNotRetried(t *testing.T) {
 	runUntil(t, p, src, 2)
 	if got := src.settlements(); len(got["d1"]) != 1 || len(got["d2"]) != 1 {
 		t.Fatalf("settle calls %v, want one each", got)
+	}
+}
+
+// TestMappedLineShowsFields: the mapped activity line names the record's
+// fields and sender for the operator, never a field named like a secret.
+func TestMappedLineShowsFields(t *testing.T) {
+	var log bytes.Buffer
+	m := mapper(func(raw []byte) (*Mapped, error) {
+		return &Mapped{Fields: map[string]string{"fax_number": "+12015550142", "fax_number_as_written": "+1 (201) 555-0142",
+			"recipient": "London office", "door_pin": "4711"}, Routes: []string{"fax"},
+			Origin:    &linedriver.Origin{From: "dave@contoso.example"},
+			Documents: []linedriver.Document{{Name: "body.txt", MediaType: "text/plain", Data: raw}}}, nil
+	})
+	p := &Pipeline{Connector: "inbox", Mapper: m, Targets: map[string]Target{"fax": {Driver: &driver{name: "fax"}, Notify: func() {}}},
+		Spool: openSpool(t), Log: slog.New(slog.NewTextHandler(&log, nil)), MaxInFlight: 1}
+	runUntil(t, p, newSource(msg("d1", "maildir:a.eml")), 1)
+	want := `summary="fax_number_as_written=\"+1 (201) 555-0142\" fax_number=+12015550142 recipient=\"London office\"" documents=1 from=dave@contoso.example`
+	if !strings.Contains(log.String(), want) {
+		t.Errorf("the mapped line lacks %s:\n%s", want, log.String())
+	}
+	if strings.Contains(log.String(), "4711") {
+		t.Errorf("the log shows the pin:\n%s", log.String())
 	}
 }

@@ -93,7 +93,7 @@ func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(l
 	}
 	report(linedriver.Progress{Step: "send", Detail: st.To})
 	res, err := snd.Send(ctx, &plugin.OutgoingMessage{From: bare(cfg.Notify.From), To: []string{st.To}, Raw: raw})
-	d.sent(job, st.Event, err)
+	d.sent(job, st.Event, st.To, err)
 	if err != nil {
 		var sf *plugin.SendFailure
 		switch {
@@ -129,7 +129,7 @@ func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(l
 
 // sent logs the send as an activity event (report_sent, with the result:
 // ok or the failure's category), which the metrics count.
-func (d *Driver) sent(job *linedriver.Job, event string, err error) {
+func (d *Driver) sent(job *linedriver.Job, event, to string, err error) {
 	result := "ok"
 	var sf *plugin.SendFailure
 	switch {
@@ -141,7 +141,7 @@ func (d *Driver) sent(job *linedriver.Job, event string, err error) {
 		result = "error"
 	}
 	activity.Log(d.log, activity.ReportSent, slog.String("connector", d.connector), slog.String("job", job.ID),
-		slog.String("source_id", job.Record.SourceID), slog.String("report", event), slog.String("result", result))
+		slog.String("source_id", job.Record.SourceID), slog.String("report", event), slog.String("to", to), slog.String("result", result))
 }
 
 // compose makes the report of a job: the same message, Message-ID and Date
@@ -168,6 +168,7 @@ func (d *Driver) compose(ctx context.Context, cfg *Config, job *linedriver.Job, 
 	if data.Fields == nil {
 		data.Fields = map[string]string{}
 	}
+	data.AsWritten, data.Number = number(data.FaxNumber, data.Fields["fax_number"+datamap.WrittenSuffix])
 	if data.Details == nil {
 		data.Details = map[string]string{}
 	}

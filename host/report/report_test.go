@@ -71,7 +71,7 @@ func withDefaults(n *datamap.NotifySpec) *datamap.NotifySpec {
 func faxJob() *linedriver.Job {
 	return &linedriver.Job{ID: "20260304T101000.000Z-aabbcc.fax", Driver: "fax", Attempt: 2, Record: linedriver.Record{
 		ID: "20260304T101000.000Z-aabbcc", SourceID: "maildir:inbox@1", Connector: "inbox",
-		Fields:   map[string]string{"fax_number": "+1 555 0101", "recipient": "Dr. Bob"},
+		Fields:   map[string]string{"fax_number": "+12015550101", "fax_number_as_written": "(201) 555-0101", "recipient": "Dr. Bob"},
 		Received: t0.Add(-time.Minute),
 		Origin: &linedriver.Origin{MessageID: "orig-1@example.org", References: "<thread-0@example.org>", Subject: "Lab results",
 			From: "alice@example.org", To: "fax@example.com"},
@@ -378,7 +378,7 @@ func TestNotifyRemoved(t *testing.T) {
 	}
 }
 
-// TestSentEvent: every send is an activity event with its result, which
+// TestSentEvent: every send is an activity event with its recipient and result, which
 // the metrics count per connector and result.
 func TestSentEvent(t *testing.T) {
 	cases := []struct {
@@ -395,8 +395,9 @@ func TestSentEvent(t *testing.T) {
 		js := jobs(s.FollowUps(faxJob(), linedriver.Done(nil)))
 		s.SetSender("inbox", &recSender{fail: c.fail}, true, true)
 		NewDriver("inbox", s, slog.New(slog.NewTextHandler(&log, nil))).Deliver(context.Background(), js[0], func(linedriver.Progress) {})
-		if !strings.Contains(log.String(), "event=report_sent connector=inbox") || !strings.Contains(log.String(), c.want) {
-			t.Errorf("log lacks the report_sent event with %s:\n%s", c.want, log.String())
+		if !strings.Contains(log.String(), "event=report_sent connector=inbox") || !strings.Contains(log.String(), c.want) ||
+			!strings.Contains(log.String(), "to=alice@example.org") {
+			t.Errorf("log lacks the report_sent event with %s and to=alice@example.org:\n%s", c.want, log.String())
 		}
 	}
 }
@@ -413,5 +414,21 @@ func TestSkippedInReport(t *testing.T) {
 	NewDriver("inbox", s, quiet()).Deliver(context.Background(), js[0], func(linedriver.Progress) {})
 	if len(snd.got) != 1 || !bytes.Contains(snd.got[0].Raw, []byte("data.zip: archives are not faxed")) {
 		t.Fatalf("the report does not name the skipped attachment:\n%s", snd.got[0].Raw)
+	}
+}
+
+// TestNumberAsWritten: a report names the number as the sender wrote it,
+// with the E.164 form beside it when the two differ.
+func TestNumberAsWritten(t *testing.T) {
+	for _, tc := range []struct{ e164, written, asWritten, shown string }{
+		{"+12015550142", "(201) 555-0142", "(201) 555-0142", "(201) 555-0142 (+12015550142)"},
+		{"+12015550142", "+12015550142", "+12015550142", "+12015550142"},
+		{"+12015550142", "", "+12015550142", "+12015550142"},
+		{"", "201 555\t0142", "201 555 0142", "201 555 0142"},
+		{"", "", "", ""},
+	} {
+		if a, s := number(tc.e164, tc.written); a != tc.asWritten || s != tc.shown {
+			t.Errorf("number(%q, %q) = %q, %q; want %q, %q", tc.e164, tc.written, a, s, tc.asWritten, tc.shown)
+		}
 	}
 }

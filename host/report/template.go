@@ -19,27 +19,32 @@ var builtin embed.FS
 
 // Data is what a report template sees.
 type Data struct {
-	Event     string            // delivered, failed, rejected
-	Record    string            // the record id: the reference an operator finds in the log
-	FaxNumber string            // the record's fax_number field
-	Fields    map[string]string // every field of the record
-	Subject   string            // the original mail's subject
-	From      string            // the original mail's sender
-	Received  time.Time         // when the gateway received the mail (UTC)
-	Time      time.Time         // when the outcome was recorded (UTC)
-	Attempts  int               // delivery attempts made
-	Pages     string            // delivered: pages sent
-	Duration  string            // delivered: time on the line
-	Speed     string            // delivered: bit/s
-	RemoteID  string            // delivered: the far end's station id (TSI/CSI)
-	Details   map[string]string // delivered: all the driver reported
-	Category  string            // failed: the driver's category (busy, no_answer, …)
-	Reason    string            // failed, rejected: the driver's or data map's own words
-	Words     string            // failed: the category in plain words
-	Advice    string            // failed: what the sender can do
-	Field     string            // rejected: the field that was missing or wrong
-	Formats   string            // rejected: how to write a mail the map accepts
-	PDF       bool              // the sent pages are attached as a PDF
+	Event     string // delivered, failed, rejected
+	Record    string // the record id: the reference an operator finds in the log
+	FaxNumber string // the record's fax_number field (E.164)
+	// AsWritten is the number as the sender wrote it (the map's
+	// fax_number_as_written); Number is that with the E.164 form in
+	// parentheses when the two differ: "(201) 555-0142 (+12015550142)".
+	// Either falls back to FaxNumber.
+	AsWritten, Number string
+	Fields            map[string]string // every field of the record
+	Subject           string            // the original mail's subject
+	From              string            // the original mail's sender
+	Received          time.Time         // when the gateway received the mail (UTC)
+	Time              time.Time         // when the outcome was recorded (UTC)
+	Attempts          int               // delivery attempts made
+	Pages             string            // delivered: pages sent
+	Duration          string            // delivered: time on the line
+	Speed             string            // delivered: bit/s
+	RemoteID          string            // delivered: the far end's station id (TSI/CSI)
+	Details           map[string]string // delivered: all the driver reported
+	Category          string            // failed: the driver's category (busy, no_answer, …)
+	Reason            string            // failed, rejected: the driver's or data map's own words
+	Words             string            // failed: the category in plain words
+	Advice            string            // failed: what the sender can do
+	Field             string            // rejected: the field that was missing or wrong
+	Formats           string            // rejected: how to write a mail the map accepts
+	PDF               bool              // the sent pages are attached as a PDF
 	// Skipped are the attachments the map left out (unsupported: skip),
 	// each with its Name, Type and Reason.
 	Skipped []linedriver.Skipped
@@ -109,7 +114,20 @@ func render(t *template.Template, d *Data) (string, string, error) {
 	return subject, b.String(), nil
 }
 
+// number is the fax number for a report's text: as the sender wrote it,
+// with the E.164 form in parentheses when it differs.
+func number(e164, written string) (asWritten, shown string) {
+	written = strings.Join(strings.Fields(written), " ")
+	switch {
+	case written == "":
+		return e164, e164
+	case e164 == "" || written == e164:
+		return written, written
+	}
+	return written, written + " (" + e164 + ")"
+}
+
 func sample(ev string) *Data {
-	return &Data{Event: ev, Record: "r", FaxNumber: "5550100", Fields: map[string]string{}, Details: map[string]string{},
+	return &Data{Event: ev, Record: "r", FaxNumber: "+15550100", AsWritten: "555-0100", Number: "555-0100 (+15550100)", Fields: map[string]string{}, Details: map[string]string{},
 		Pages: "1", Attempts: 1, Time: time.Unix(0, 0).UTC(), Received: time.Unix(0, 0).UTC()}
 }

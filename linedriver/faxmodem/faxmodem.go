@@ -187,6 +187,11 @@ func (d *Driver) Slots() int { return len(d.opts.Devices) }
 // Close implements linedriver.Driver.
 func (d *Driver) Close() error { return nil }
 
+var _ linedriver.DeviceReporter = (*Driver)(nil)
+
+// Devices reports the health of each modem, for the status and the console.
+func (d *Driver) Devices() []linedriver.DeviceStatus { return d.pool.Devices() }
+
 // Check refuses records without a fax number or documents, and numbers the
 // dial policy denies.
 func (d *Driver) Check(rec *linedriver.Record) error {
@@ -291,6 +296,7 @@ func (d *Driver) DeliverSaving(ctx context.Context, job *linedriver.Job, report 
 		st.RemoteID = res.RemoteID
 	}
 	if e == nil {
+		d.pool.Answered(m)
 		report(linedriver.Progress{Step: "done", Detail: fmt.Sprintf("%d pages", st.Confirmed)})
 		enc := "MH"
 		switch {
@@ -313,7 +319,9 @@ func (d *Driver) DeliverSaving(ctx context.Context, job *linedriver.Job, report 
 		})
 	}
 	if e.Category == t30.CatModem {
-		d.pool.MarkBad(m)
+		d.pool.MarkBad(m, e.Reason)
+	} else {
+		d.pool.Answered(m)
 	}
 	d.log.Info("fax attempt failed", "job", job.ID, "category", e.Category, "reason", e.Reason, "confirmed", st.Confirmed, "pages", len(pages))
 	return d.retry(job, st, e.Category, e.Reason)
@@ -427,7 +435,7 @@ func EncodePage(pg *render.Page, p t30.Params) ([]byte, error) {
 func (d *Driver) send(ctx context.Context, m *Modem, dial string, pages []*render.Page, first int, report func(linedriver.Progress), confirmed func(page int)) (t30.Result, error) {
 	ch, err := d.opts.Open(m.Config)
 	if err != nil {
-		return t30.Result{}, &t30.Error{Category: t30.CatModem, Reason: "cannot open " + m.Config.Device, Err: err}
+		return t30.Result{}, &t30.Error{Category: t30.CatModem, Reason: "cannot open " + m.Config.Device + ": " + err.Error(), Err: err}
 	}
 	defer ch.Close()
 	class, err := Setup(ctx, ch, m.Config)
@@ -533,6 +541,23 @@ type Modem struct {
 	busy    bool
 	badTill time.Time
 	codes   []int
+	// For the status: consecutive failures (a call that found the modem
+	// not answering, then each failed probe), the last one's words, and
+	// when the modem's health last changed.
+	fails   int
+	lastErr string
+	since   time.Time
+}
+
+// health is the modem's health in the status's words.
+func (m *Modem) health() string {
+	switch {
+	case m.fails == 0:
+		return linedriver.DeviceHealthy
+	case m.fails == 1:
+		return linedriver.DeviceDegraded
+	}
+	return linedriver.DeviceDown
 }
 
 // Pool hands out free, healthy modems.
@@ -546,8 +571,9 @@ type Pool struct {
 // NewPool makes a pool of devices.
 func NewPool(devs []DeviceConfig, reprobe time.Duration) *Pool {
 	p := &Pool{reprobe: reprobe, free: make(chan struct{}, 1)}
+	now := time.Now()
 	for _, d := range devs {
-		p.modems = append(p.modems, &Modem{Config: d})
+		p.modems = append(p.modems, &Modem{Config: d, since: now})
 	}
 	return p
 }
@@ -583,13 +609,16 @@ func (p *Pool) Acquire(ctx context.Context, probe func(context.Context, *Modem) 
 				return candidate, nil
 			}
 			if err := probe(ctx, candidate); err != nil {
-				p.MarkBad(candidate)
+				if ctx.Err() != nil {
+					// Cut short, the probe says nothing about the modem.
+					p.Release(candidate)
+					return nil, ctx.Err()
+				}
+				p.MarkBad(candidate, plainReason(err))
 				p.Release(candidate)
 				continue
 			}
-			p.mu.Lock()
-			candidate.badTill = time.Time{}
-			p.mu.Unlock()
+			p.Answered(candidate)
 			return candidate, nil
 		}
 		if allBad {
@@ -615,18 +644,71 @@ func (p *Pool) Release(m *Modem) {
 	}
 }
 
-// MarkBad takes a modem out of service for the reprobe time.
-func (p *Pool) MarkBad(m *Modem) {
+// MarkBad takes a modem out of service for the reprobe time; reason says
+// why, in plain words, for the status. The first failure makes the modem
+// degraded, a second in a row (its probe failed too) down.
+func (p *Pool) MarkBad(m *Modem, reason string) {
 	p.mu.Lock()
-	m.badTill = time.Now().Add(p.reprobe)
+	now := time.Now()
+	m.badTill = now.Add(p.reprobe)
+	if m.fails < 2 {
+		m.since = now
+	}
+	m.fails++
+	m.lastErr = reason
 	p.mu.Unlock()
+}
+
+// Answered records that a modem answered its commands (a call got past
+// the set-up, or a probe passed): it is back in service.
+func (p *Pool) Answered(m *Modem) {
+	p.mu.Lock()
+	m.badTill = time.Time{}
+	if m.fails > 0 {
+		m.fails, m.lastErr, m.since = 0, "", time.Now()
+	}
+	p.mu.Unlock()
+}
+
+// Devices reports each modem: idle or on a call, out of service until its
+// next probe, or not answering.
+func (p *Pool) Devices() []linedriver.DeviceStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]linedriver.DeviceStatus, 0, len(p.modems))
+	for _, m := range p.modems {
+		ds := linedriver.DeviceStatus{Name: m.Config.Device, Health: m.health(), Since: m.since, LastError: m.lastErr}
+		switch {
+		case m.fails == 0 && m.busy:
+			ds.State = "on a call"
+		case m.fails == 0:
+			ds.State = "idle"
+		case m.busy:
+			ds.State = "being probed"
+		case m.fails == 1:
+			ds.State, ds.ProbeAt = "out of service", m.badTill
+		default:
+			ds.State, ds.ProbeAt = "not answering", m.badTill
+		}
+		out = append(out, ds)
+	}
+	return out
+}
+
+// plainReason is the words of a modem's failure, without the categories
+// of the error's text.
+func plainReason(err error) string {
+	if e, ok := errors.AsType[*t30.Error](err); ok {
+		return e.Reason
+	}
+	return err.Error()
 }
 
 // probe checks that a modem answers again.
 func (d *Driver) probe(ctx context.Context, m *Modem) error {
 	ch, err := d.opts.Open(m.Config)
 	if err != nil {
-		return err
+		return &t30.Error{Category: t30.CatModem, Reason: "cannot open " + m.Config.Device + ": " + err.Error(), Err: err}
 	}
 	defer ch.Close()
 	_, err = Setup(ctx, ch, m.Config)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mediagw/mediagw/linedriver"
@@ -312,13 +313,28 @@ func TestPoolUsesFreeAndHealthyModems(t *testing.T) {
 	if d.Slots() != 2 {
 		t.Fatalf("slots %d", d.Slots())
 	}
-	var wg sync.WaitGroup
+	// Each call waits at its dial until the other has dialled too (for at
+	// most 10 s): two calls at once need both modems.
+	var wg, dialled sync.WaitGroup
+	dialled.Add(2)
+	both := make(chan struct{})
+	go func() { dialled.Wait(); close(both) }()
 	outs := make([]linedriver.Outcome, 2)
 	for i := range outs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i] = d.Deliver(context.Background(), textJob(3), nil)
+			once := sync.Once{}
+			outs[i] = d.Deliver(context.Background(), textJob(3), func(p linedriver.Progress) {
+				if p.Step != "dial" {
+					return
+				}
+				once.Do(dialled.Done)
+				select {
+				case <-both:
+				case <-time.After(10 * time.Second):
+				}
+			})
 		}()
 	}
 	wg.Wait()
@@ -336,7 +352,7 @@ func TestPoolUsesFreeAndHealthyModems(t *testing.T) {
 	l.scripts["ttyS1"] = nil
 	for _, m := range d.pool.modems {
 		if m.Config.Device == "ttyS1" {
-			d.pool.MarkBad(m)
+			d.pool.MarkBad(m, "test")
 		}
 	}
 	o := d.Deliver(context.Background(), textJob(3), nil)
@@ -425,5 +441,77 @@ func TestSkippedOnFirstPage(t *testing.T) {
 	}
 	if len(noted) != 2 || bytes.Equal(noted[0].Pix, plain[0].Pix) || !bytes.Equal(noted[1].Pix, plain[1].Pix) {
 		t.Errorf("the note should change page 1 only (%d pages)", len(noted))
+	}
+}
+
+// TestModemHealth follows the light of a modem through calls: green while
+// it answers (idle, on a call), degraded once it did not answer a call,
+// down when its probe five minutes later fails too, and healthy again when
+// a probe finds it answering.
+func TestModemHealth(t *testing.T) {
+	type step struct {
+		works  bool // the emulator answers on the device
+		wait   time.Duration
+		result linedriver.Result
+		health string
+		state  string
+		errHas string
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"working modem", []step{
+			{works: true, result: linedriver.Delivered, health: linedriver.DeviceHealthy, state: "idle"},
+		}},
+		{"dead modem", []step{
+			{result: linedriver.Temporary, health: linedriver.DeviceDegraded, state: "out of service", errHas: "cannot open ttyS0"},
+			{wait: 6 * time.Minute, result: linedriver.Temporary, health: linedriver.DeviceDown, state: "not answering", errHas: "cannot open ttyS0"},
+			{wait: time.Minute, result: linedriver.Temporary, health: linedriver.DeviceDown, state: "not answering", errHas: "cannot open ttyS0"},
+		}},
+		{"modem back", []step{
+			{result: linedriver.Temporary, health: linedriver.DeviceDegraded, state: "out of service", errHas: "cannot open ttyS0"},
+			{works: true, wait: 6 * time.Minute, result: linedriver.Delivered, health: linedriver.DeviceHealthy, state: "idle"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				d, l := newLab(t, map[string][]modemsim.Remote{"ttyS0": {{}}}, "")
+				start := time.Now()
+				if got := d.Devices(); len(got) != 1 || got[0].Health != linedriver.DeviceHealthy || got[0].State != "idle" || !got[0].Since.Equal(start) {
+					t.Fatalf("before any call: %+v", got)
+				}
+				for i, s := range tt.steps {
+					time.Sleep(s.wait)
+					l.mu.Lock()
+					if s.works {
+						l.scripts["ttyS0"] = []modemsim.Remote{{}}
+					} else {
+						l.scripts["ttyS0"] = nil
+					}
+					l.mu.Unlock()
+					var during []linedriver.DeviceStatus
+					out := d.Deliver(context.Background(), textJob(1), func(p linedriver.Progress) {
+						if p.Step == "page" && during == nil {
+							during = d.Devices()
+						}
+					})
+					if out.Result != s.result {
+						t.Fatalf("step %d: outcome %+v, want %v", i, out, s.result)
+					}
+					if s.works && (len(during) != 1 || during[0].State != "on a call" || during[0].Health != linedriver.DeviceHealthy) {
+						t.Errorf("step %d: during the call: %+v", i, during)
+					}
+					got := d.Devices()[0]
+					if got.Health != s.health || got.State != s.state || !strings.Contains(got.LastError, s.errHas) || (s.errHas == "") != (got.LastError == "") {
+						t.Errorf("step %d: %+v, want %s %q with error %q", i, got, s.health, s.state, s.errHas)
+					}
+					if (got.Health != linedriver.DeviceHealthy) != got.ProbeAt.After(time.Now()) {
+						t.Errorf("step %d: %s, probed again at %v", i, got.Health, got.ProbeAt)
+					}
+				}
+			})
+		})
 	}
 }

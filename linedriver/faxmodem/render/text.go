@@ -94,6 +94,20 @@ func (f *lockedFace) Glyph(dot fixed.Point26_6, r rune) (image.Rectangle, image.
 	return dr, mask, mp, adv, ok
 }
 
+// Metrics and Kern also use the face's buffers (opentype caches its
+// metrics on first use): locked like the rest.
+func (f *lockedFace) Metrics() font.Metrics {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Face.Metrics()
+}
+
+func (f *lockedFace) Kern(r0, r1 rune) fixed.Int26_6 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Face.Kern(r0, r1)
+}
+
 // defaultCharset reads 8-bit text that names no charset.
 const defaultCharset = "windows-1252"
 
