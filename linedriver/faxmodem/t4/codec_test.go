@@ -420,7 +420,9 @@ func encodeSeed(e Encoding) []byte {
 func TestMHFastPath(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, w := range []int{1, 7, 8, 9, 63, 64, 65, 1728, 2623, 2624, 2625, 5300, 9000} {
-		for _, p := range []*t4test.Bitmap{randomPage(r, w, 30, 0.5), randomPage(r, w, 30, 0.02), stripes(w, 4)} {
+		white := &t4test.Bitmap{W: w, H: 2, Stride: (w + 7) / 8}
+		white.Pix = make([]byte, 2*white.Stride)
+		for _, p := range []*t4test.Bitmap{randomPage(r, w, 30, 0.5), randomPage(r, w, 30, 0.02), stripes(w, 4), white} {
 			var fast, ref bitWriter
 			var cur []int32
 			for y := 0; y < p.H; y++ {

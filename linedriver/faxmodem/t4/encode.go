@@ -11,6 +11,7 @@
 package t4
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -310,8 +311,9 @@ func (e *Encoder) WriteRow(row []byte) error {
 	e.rows++
 	if len(e.streams) == 1 && len(e.streams[0].bw.buf) >= flushBytes {
 		b := &e.streams[0].bw
-		err := e.write(b.takeBytes())
-		b.buf = b.buf[:0] // Write does not keep the slice (io.Writer)
+		out := b.takeBytes()
+		err := e.write(out)
+		b.buf = out[:0] // Write does not keep the slice (io.Writer): reuse it
 		return err
 	}
 	return nil
@@ -320,6 +322,8 @@ func (e *Encoder) WriteRow(row []byte) error {
 // flushBytes is how much coded data a single-coding encoder holds before
 // writing it out.
 const flushBytes = 32 << 10
+
+var zeroRow [MaxWidth / 8]byte
 
 // mhRowBytes bounds the bytes one MH row takes, with room for the 8-byte
 // stores of codeMHRow: each changing element (at most width+1) costs at
@@ -336,6 +340,12 @@ func mhRowBytes(width int) int { return (width+1)*25/8 + width/2560*2 + 16 }
 func codeMHRow(b *bitWriter, row []byte, width int) {
 	nb := (width + 7) / 8
 	row = row[:nb]
+	if bytes.Equal(row, zeroRow[:nb]) {
+		// A white row (most rows of most pages) is one run: one memequal
+		// instead of a word loop.
+		b.run(width, 0)
+		return
+	}
 	need := mhRowBytes(width)
 	if cap(b.buf)-len(b.buf) < need {
 		b.buf = append(make([]byte, 0, 2*cap(b.buf)+need), b.buf...)
