@@ -37,7 +37,7 @@ func runFaxRender(args []string, std stdio) int {
 	pngDir := fs.String("png", "", "directory for one PNG preview per page")
 	maxPages := fs.Int("max-pages", 50, "refuse jobs with more pages")
 	timeout := fs.Duration("timeout", 2*time.Minute, "time limit for rendering (ghostscript included)")
-	pdfRenderer := fs.String("pdf-renderer", "auto", "PDF renderer: auto or pdfium (embedded), or ghostscript")
+	pdfRenderer := fs.String("pdf-renderer", "auto", "PDF renderer: auto (gs when installed, else the embedded PDFium), pdfium or ghostscript")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: mediagw fax render [flags] FILE...\n\nRenders text, PNG/JPEG/GIF/BMP, TIFF, PDF and Office files into fax pages, exactly as they would be sent.\n\nFlags:")
 		fs.PrintDefaults()

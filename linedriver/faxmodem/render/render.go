@@ -154,8 +154,8 @@ type Options struct {
 	// no font has).
 	Warn func(string)
 	// PDFRenderer renders PDFs (and Office documents, once converted):
-	// PDFAuto ("" too) or PDFium, embedded, needing nothing installed; or
-	// PDFGhostscript.
+	// PDFAuto ("" too): ghostscript when installed, else PDFium; PDFium:
+	// embedded, needing nothing installed; PDFGhostscript.
 	PDFRenderer string
 	// Ghostscript is the gs program; empty looks up "gs" in PATH.
 	Ghostscript string
@@ -310,8 +310,8 @@ func Supported(d Document, opts Options) error {
 		}
 		fallthrough
 	case sniff.PDF:
-		if opts.pdfRenderer() != PDFGhostscript {
-			return nil
+		if opts.PDFRenderer != PDFGhostscript {
+			return nil // auto falls back to the embedded PDFium
 		}
 		if _, err := exec.LookPath(opts.Ghostscript); err != nil {
 			return fmt.Errorf("%s is %s: %w", docLabel(d), t.Name, ErrNoGhostscript)

@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"golang.org/x/image/bmp"
-
 )
 
 // TestByContent: the content decides how a document is rendered, whatever
