@@ -298,7 +298,11 @@ func (e *Encoder) WriteRow(row []byte) error {
 	if len(e.streams) == 1 && e.streams[0].enc == MH {
 		// MH needs no reference row: code the runs straight from the pixels.
 		s := e.streams[0]
-		e.eol(s, -1, true)
+		if e.opts.MinLineBits == 0 && !e.opts.AlignEOL {
+			s.bw.put(eolCode, eolLen) // no fill: the EOL alone
+		} else {
+			e.eol(s, -1, true)
+		}
 		s.started = true
 		codeMHRow(&s.bw, row, e.width)
 	} else {
