@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"sync"
 )
 
 // Encoding is a fax compression scheme.
@@ -228,7 +229,7 @@ func NewEncoder(w io.Writer, width int, opts Options) *Encoder {
 		return e
 	}
 	e.streams = []*stream{{enc: opts.Encoding}}
-	e.streams[0].bw.buf = make([]byte, 0, flushBytes+mhRowBytes(width)+64)
+	e.streams[0].bw.buf = getBuf(flushBytes + mhRowBytes(width) + 64)
 	if opts.AutoMH && opts.Encoding != MH {
 		e.streams = append(e.streams, &stream{enc: MH})
 	}
@@ -548,7 +549,30 @@ func (e *Encoder) Close() error {
 		}
 	}
 	e.used = best.enc
-	return e.write(best.bw.takeBytes())
+	out := best.bw.takeBytes()
+	err := e.write(out)
+	if len(e.streams) == 1 {
+		putBuf(out) // Write does not keep it (io.Writer)
+	}
+	return err
+}
+
+// bufPool keeps the output buffers of single-coding encoders from page to
+// page: one page after another allocates nothing for them.
+var bufPool sync.Pool // of *[]byte
+
+func getBuf(size int) []byte {
+	if p, ok := bufPool.Get().(*[]byte); ok && cap(*p) >= size {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+func putBuf(b []byte) {
+	if cap(b) <= 1<<20 {
+		b = b[:0]
+		bufPool.Put(&b)
+	}
 }
 
 func (e *Encoder) finish(s *stream) {
