@@ -75,7 +75,7 @@ func getPDFium() (pdfium.Pool, error) {
 	defer pdfiumPool.Unlock()
 	if pdfiumPool.pool == nil && pdfiumPool.err == nil {
 		pdfiumPool.pool, pdfiumPool.err = webassembly.Init(webassembly.Config{
-			MinIdle: 0, MaxIdle: 1, MaxTotal: 2,
+			MinIdle: 0, MaxIdle: 1, MaxTotal: 2, ReuseWorkers: true,
 			FSConfig: wazero.NewFSConfig(),
 			Stdout:   io.Discard, Stderr: io.Discard,
 			RuntimeConfig: wazero.NewRuntimeConfig().
