@@ -121,20 +121,19 @@ func renderPDFium(ctx context.Context, data []byte, opts Options, left int) ([]*
 	// PDFium calls take no context: a job past its deadline kills the
 	// instance, which ends the call under way.
 	done := make(chan struct{})
-	killed := make(chan struct{})
+	watcher := make(chan bool, 1) // true when the watcher killed the instance
 	go func() {
 		select {
 		case <-ctx.Done():
 			inst.Kill()
-			close(killed)
+			watcher <- true
 		case <-done:
+			watcher <- false
 		}
 	}()
 	defer func() {
 		close(done)
-		select {
-		case <-killed:
-		default:
+		if !<-watcher { // the watcher has finished: no Kill runs beside Close
 			inst.Close()
 		}
 	}()
