@@ -124,6 +124,18 @@ func (r *Result) Values() map[string]string {
 type Rejection struct {
 	Field  string
 	Reason string
+	// Tried is set when a required field found nothing: each source it was
+	// looked for in, what that held and the rule it was tried with. The
+	// preview prints it; Error does not (a reason stays one short line).
+	Tried []Tried
+}
+
+// Tried is one place a field was looked for without result.
+type Tried struct {
+	Source string `json:"source"`           // e.g. "Subject", "To local (fax@example.com)"
+	Held   string `json:"held"`             // what it held (the first 200 characters)
+	Absent bool   `json:"absent,omitempty"` // the mail has no such header, address or part
+	Rule   string `json:"rule"`             // e.g. "regex `^(?P<value>…)$`"
 }
 
 func (r *Rejection) Error() string { return r.Field + ": " + r.Reason }
@@ -619,13 +631,23 @@ func (s *state) field(f *field) *Rejection {
 			out.Value, out.Source, out.Rule, found = str, "expression", "expr "+quoteRule(truncate(strings.Join(strings.Fields(f.spec.Expr), " "), 60)), true
 		}
 	}
+	var tried []Tried
 	for _, src := range f.sources {
 		if found {
 			break
 		}
-		for _, c := range s.candidates(src) {
+		cands := s.candidates(src)
+		if len(cands) == 0 {
+			label := src.label
+			if src.kind == "header" {
+				label = "header " + src.header
+			}
+			tried = append(tried, Tried{Source: label, Absent: true, Rule: src.rule})
+		}
+		for _, c := range cands {
 			v, ok := src.extract(c.text)
 			if !ok {
+				tried = append(tried, Tried{Source: c.label, Held: truncate(c.text, 200), Rule: src.rule})
 				continue
 			}
 			for _, t := range f.transforms {
@@ -636,6 +658,7 @@ func (s *state) field(f *field) *Rejection {
 				}
 			}
 			if strings.TrimSpace(v) == "" {
+				tried = append(tried, Tried{Source: c.label, Held: truncate(c.text, 200), Rule: src.rule + " (empty after the transforms)"})
 				continue
 			}
 			out.Value, out.Source, out.Rule, found = v, c.label, src.rule, true
@@ -645,7 +668,9 @@ func (s *state) field(f *field) *Rejection {
 	if !found {
 		switch {
 		case f.spec.Required:
-			return s.reject(out, name, "no match in "+f.missing)
+			rej := s.reject(out, name, "no match in "+f.missing)
+			rej.Tried = tried
+			return rej
 		default:
 			out.Value, out.Source = *f.spec.Default, "default"
 			out.Rule = "no match in " + f.missing

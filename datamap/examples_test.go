@@ -2,6 +2,7 @@ package datamap
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -252,5 +253,107 @@ routes:
 	}
 	if res.Value("first_line") != "hello" || strings.Join(res.Routes, ",") != "urgent" || res.Route != "rule 1" {
 		t.Errorf("first_line %q routes %v %s", res.Value("first_line"), res.Routes, res.Route)
+	}
+}
+
+// TestShippedMapsNumberForms: the shipped fax maps read the usual ways of
+// writing a number, in the subject and in the To local part (quoted when
+// it holds spaces or parentheses), to the same E.164 number.
+func TestShippedMapsNumberForms(t *testing.T) {
+	forms := []struct{ written, e164 string }{
+		{"(201) 555-0142", "+12015550142"},
+		{"201.555.0142", "+12015550142"},
+		{"+1 (201) 555 0142", "+12015550142"},
+		{"0049 30 1234567", "+49301234567"},
+		{"201-555-0143", "+12015550143"},
+		{"+44 20 7946 0018", "+442079460018"},
+	}
+	for _, file := range []string{"../examples/maps/email-to-fax.yaml", "../examples/demo/maps/email-to-fax.yaml"} {
+		m := mustLoad(t, file, "email-to-fax")
+		for _, f := range forms {
+			local := f.written
+			if strings.ContainsAny(local, " ()") {
+				local = `"` + local + `"`
+			}
+			for _, c := range []struct{ where, headers string }{
+				{"subject", "To: fax@fax.example.com\nSubject: Fax: " + f.written + "\n"},
+				{"to local part", "To: " + local + "@fax.example.com\nSubject: order\n"},
+			} {
+				t.Run(file+"/"+c.where+"/"+f.written, func(t *testing.T) {
+					res, err := m.Apply(plainMail(c.headers, "Please see below.\n"))
+					if err != nil {
+						var sb strings.Builder
+						_ = Try(&sb, m, plainMail(c.headers, "Please see below.\n"))
+						t.Fatalf("Apply: %v\n%s", err, sb.String())
+					}
+					if got := res.Value("fax_number"); got != f.e164 {
+						t.Errorf("fax_number = %q, want %q", got, f.e164)
+					}
+					if got := res.Value("fax_number" + WrittenSuffix); got != f.written {
+						t.Errorf("fax_number_as_written = %q, want %q", got, f.written)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestPreviewJSON: the JSON preview of an accepted mail shows the fields,
+// the documents with the start of the text to be faxed, and the route; of a
+// mail whose number is nowhere, the rejection with what each source held
+// and the rule it was tried with.
+func TestPreviewJSON(t *testing.T) {
+	m := exampleMap(t, "email-to-fax")
+	body := ""
+	for i := 1; i <= 20; i++ {
+		body += fmt.Sprintf("line %d\n", i)
+	}
+	res, err := m.Apply(plainMail("To: fax@fax.example.com\nSubject: Fax: (201) 555-0142\n", body))
+	p := NewPreview(m, res, err)
+	if !p.Accepted || p.Rejection != nil || p.Route == nil || p.Route.Drivers[0] != "fax" {
+		t.Fatalf("accepted %v, rejection %+v, route %+v", p.Accepted, p.Rejection, p.Route)
+	}
+	if len(p.Documents) != 1 || p.Documents[0].Text == nil {
+		t.Fatalf("documents %+v, want the cover text", p.Documents)
+	}
+	txt := p.Documents[0].Text
+	if len(txt.Lines) != PreviewLines || txt.Lines[0] != "line 1" || !txt.Truncated || txt.TotalLines != 20 {
+		t.Errorf("text preview %+v, want the first %d of 20 lines", txt, PreviewLines)
+	}
+	var fax *PreviewField
+	for i := range p.Fields {
+		if p.Fields[i].Name == "fax_number" {
+			fax = &p.Fields[i]
+		}
+	}
+	if fax == nil || fax.Value != "+12015550142" || fax.Source != "Subject" {
+		t.Errorf("fax_number %+v", fax)
+	}
+
+	res, err = m.Apply(plainMail("To: fax@fax.example.com\nSubject: please fax\n", "no number\n"))
+	p = NewPreview(m, res, err)
+	if p.Accepted || p.Rejection == nil || p.Rejection.Field != "fax_number" {
+		t.Fatalf("accepted %v, rejection %+v", p.Accepted, p.Rejection)
+	}
+	want := []Tried{
+		{Source: "To local (fax@fax.example.com)", Held: "fax"},
+		{Source: "Subject", Held: "please fax"},
+		{Source: "header X-Fax-Number", Absent: true, Rule: "whole value"},
+	}
+	if len(p.Rejection.Tried) != len(want) {
+		t.Fatalf("tried %+v, want %d sources", p.Rejection.Tried, len(want))
+	}
+	for i, w := range want {
+		got := p.Rejection.Tried[i]
+		if got.Source != w.Source || got.Held != w.Held || got.Absent != w.Absent || !strings.HasPrefix(got.Rule, "regex `") && w.Rule == "" || w.Rule != "" && got.Rule != w.Rule {
+			t.Errorf("tried[%d] = %+v, want %+v (rule a regex unless given)", i, got, w)
+		}
+	}
+	// The document is stable JSON: lists are [], never null.
+	b, _ := json.Marshal(p)
+	for _, key := range []string{`"skipped":[]`, `"drivers":[]`, `"route":null`, `"documents":[`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("JSON lacks %s: %s", key, b)
+		}
 	}
 }

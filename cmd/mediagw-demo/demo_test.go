@@ -79,7 +79,6 @@ func inkOf(t *testing.T, path string) (image.Rectangle, float64) {
 }
 
 func TestDemo(t *testing.T) {
-	testenv.LookPath(t, "gs") // the PDF sample needs ghostscript
 	bin := filepath.Join(binaries(t), "mediagw-demo")
 	dir := filepath.Join(t.TempDir(), "demo")
 	r := runDemoBinary(t, bin, nil, "--dir", dir)
@@ -154,6 +153,29 @@ func TestDemo(t *testing.T) {
 	secret, _ := os.ReadFile(filepath.Join(dir, "client-secret.txt"))
 	if s := strings.TrimSpace(string(secret)); s == "" || strings.Contains(r.stdout+r.stderr+string(log), s) {
 		t.Error("the client secret is empty or appears in the output or the log")
+	}
+}
+
+// TestDemoWithoutGhostscript: on a machine without ghostscript (PATH holds
+// only the built binaries) the demo still faxes its PDF, drawn by the
+// embedded PDFium.
+func TestDemoWithoutGhostscript(t *testing.T) {
+	bins := binaries(t)
+	env := []string{"PATH=" + bins, "HOME=" + t.TempDir(), "TMPDIR=" + t.TempDir()}
+	dir := filepath.Join(t.TempDir(), "demo")
+	r := runDemoBinary(t, filepath.Join(bins, "mediagw-demo"), env, "--dir", dir)
+	if r.code != 0 {
+		t.Fatalf("mediagw demo without gs: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, `fax: DELIVERED "Invoice 1001"`) || strings.Contains(r.stdout, "skipping") {
+		t.Errorf("the PDF mail was not faxed:\n%s", r.stdout)
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "gateway.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(log), "driver=fax event=delivered"); n != 3 {
+		t.Errorf("gateway.log: %d faxes delivered, want 3 (PDF, photo, text)", n)
 	}
 }
 

@@ -37,6 +37,7 @@ func runFaxRender(args []string, std stdio) int {
 	pngDir := fs.String("png", "", "directory for one PNG preview per page")
 	maxPages := fs.Int("max-pages", 50, "refuse jobs with more pages")
 	timeout := fs.Duration("timeout", 2*time.Minute, "time limit for rendering (ghostscript included)")
+	pdfRenderer := fs.String("pdf-renderer", "auto", "PDF renderer: auto (gs when installed, else the embedded PDFium), pdfium or ghostscript")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: mediagw fax render [flags] FILE...\n\nRenders text, PNG/JPEG/GIF/BMP, TIFF, PDF and Office files into fax pages, exactly as they would be sent.\n\nFlags:")
 		fs.PrintDefaults()
@@ -56,6 +57,10 @@ func runFaxRender(args []string, std stdio) int {
 	}
 	opts := render.Options{Dither: *dither, MaxPages: *maxPages, Timeout: *timeout,
 		Warn: func(w string) { fmt.Fprintf(std.err, "mediagw fax render: warning: %s\n", w) }}
+	var err error
+	if opts.PDFRenderer, err = render.ParsePDFRenderer(*pdfRenderer); err != nil {
+		return fail("--pdf-renderer: %v", err)
+	}
 	switch strings.ToLower(*res) {
 	case "standard", "std", "normal":
 		opts.Resolution = render.Standard

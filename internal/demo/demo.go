@@ -260,18 +260,6 @@ func (d *run) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("demo: samples: %w", err)
 	}
-	if _, err := exec.LookPath("gs"); err != nil {
-		var keep []*Sample
-		for _, s := range samples {
-			if strings.Contains(s.File, "pdf") {
-				d.res.Skipped = append(d.res.Skipped, s.File+": ghostscript (gs) is not installed; it renders PDF documents")
-				d.say("! skipping %s: ghostscript (gs) is not installed, and the fax driver needs it for PDF", s.File)
-				continue
-			}
-			keep = append(keep, s)
-		}
-		samples = keep
-	}
 	d.samples = samples
 	d.delivered = map[*Sample]map[string]string{}
 	d.failed = map[*Sample]string{}

@@ -67,11 +67,14 @@ type Options struct {
 	ECM          string         `json:"ecm,omitempty"`            // auto (default: when the far end offers it), on, off
 	ECMFrameSize int            `json:"ecm_frame_size,omitempty"` // 256 (default) or 64
 	Dither       bool           `json:"dither,omitempty"`         // every image as a photo (halftone screen); else each image's histogram decides
-	Modulations  []string       `json:"modulations,omitempty"`
-	MaxSpeed     int            `json:"max_speed,omitempty"`
-	RTNRetries   *int           `json:"rtn_retries,omitempty"` // resend a rejected page (default 1)
-	Retry        RetryPolicy    `json:"retry,omitempty"`
-	Dial         DialPlan       `json:"dial"`
+	// PDFRenderer renders PDFs: auto (default: ghostscript when installed,
+	// else the embedded PDFium), pdfium or ghostscript.
+	PDFRenderer string      `json:"pdf_renderer,omitempty"`
+	Modulations []string    `json:"modulations,omitempty"`
+	MaxSpeed    int         `json:"max_speed,omitempty"`
+	RTNRetries  *int        `json:"rtn_retries,omitempty"` // resend a rejected page (default 1)
+	Retry       RetryPolicy `json:"retry,omitempty"`
+	Dial        DialPlan    `json:"dial"`
 	// ReprobeAfter is how long a modem that stopped answering stays out of
 	// the pool before it is probed again (default 5m).
 	ReprobeAfter Duration `json:"reprobe_after,omitempty"`
@@ -116,6 +119,9 @@ func ParseOptions(raw json.RawMessage) (Options, error) {
 	case "", "fine", "standard":
 	default:
 		return o, fmt.Errorf("faxmodem: options: resolution %q (want fine or standard)", o.Resolution)
+	}
+	if _, err := render.ParsePDFRenderer(o.PDFRenderer); err != nil {
+		return o, fmt.Errorf("faxmodem: options: %w", err)
 	}
 	switch strings.ToLower(o.Encoding) {
 	case "", "mmr", "mr", "mh":
@@ -206,7 +212,7 @@ func (d *Driver) Check(rec *linedriver.Record) error {
 		return errors.New("faxmodem: the record has no documents to send")
 	}
 	for _, doc := range rec.Documents {
-		if err := render.Supported(render.Document{Name: doc.Name, MediaType: doc.MediaType, Data: doc.Data}, render.Options{}); err != nil {
+		if err := render.Supported(render.Document{Name: doc.Name, MediaType: doc.MediaType, Data: doc.Data}, render.Options{PDFRenderer: d.opts.PDFRenderer}); err != nil {
 			return fmt.Errorf("faxmodem: %w", err)
 		}
 	}
@@ -372,7 +378,7 @@ func (d *Driver) render(ctx context.Context, job *linedriver.Job, number string)
 	for i, doc := range job.Record.Documents {
 		docs[i] = render.Document{Name: doc.Name, MediaType: doc.MediaType, Data: doc.Data}
 	}
-	ro := render.Options{Resolution: render.Fine, Dither: d.opts.Dither}
+	ro := render.Options{Resolution: render.Fine, Dither: d.opts.Dither, PDFRenderer: d.opts.PDFRenderer}
 	if d.opts.Resolution == "standard" {
 		ro.Resolution = render.Standard
 	}

@@ -391,10 +391,16 @@ func TestOptionsStrict(t *testing.T) {
 		`{"devices": [{"device": "/dev/ttyS0"}], "dial": {"region": "US"}, "ecm": "yes"}`,
 		`{"devices": [{"device": "/dev/ttyS0"}], "dial": {"region": "US"}, "encoding": "jbig"}`,
 		`{"devices": [{"device": "/dev/ttyS0"}], "dial": {"region": "US"}, "ecm_frame_size": 128}`,
+		`{"devices": [{"device": "/dev/ttyS0"}], "dial": {"region": "US"}, "pdf_renderer": "mupdf"}`,
 	}
 	for _, raw := range bad {
 		if _, err := New("fax", json.RawMessage(raw), nil); err == nil {
 			t.Errorf("options %s accepted", raw)
+		}
+	}
+	for _, r := range []string{"auto", "pdfium", "ghostscript"} {
+		if _, err := New("fax", json.RawMessage(`{"devices": [{"device": "/dev/ttyS0"}], "dial": {"region": "US"}, "pdf_renderer": "`+r+`"}`), nil); err != nil {
+			t.Errorf("pdf_renderer %s: %v", r, err)
 		}
 	}
 	drv, err := New("fax", json.RawMessage(`{"devices": [{"device": "/dev/ttyS0", "class": "auto", "init": ["&K4"], "dial_modifiers": "t"}], "dial": {"region": "US"}, "modulations": ["v.17", "V.27ter"], "retry": {"max_attempts": 3, "delay": {"busy": "90s"}}}`), nil)

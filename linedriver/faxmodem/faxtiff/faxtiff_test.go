@@ -207,3 +207,53 @@ func FuzzRead(f *testing.F) {
 		Read(data, Limits{MaxPages: 10, MaxPixels: 1 << 20})
 	})
 }
+
+// TestStripByteCounts: each page's StripByteCounts is the length of its
+// coded data, without the byte that pads an odd strip to the IFD's word
+// boundary.
+func TestStripByteCounts(t *testing.T) {
+	pages := testPages(t)
+	for _, e := range []t4.Encoding{t4.MH, t4.MR, t4.MMR} {
+		t.Run(e.String(), func(t *testing.T) {
+			data := write(t, pages, e)
+			le := binary.LittleEndian
+			off := le.Uint32(data[4:])
+			odd := 0
+			for i, p := range pages {
+				if off == 0 {
+					t.Fatalf("%d IFDs, want %d", i, len(pages))
+				}
+				k := 4
+				if p.YRes <= 150 {
+					k = 2
+				}
+				var coded bytes.Buffer
+				if _, err := t4.EncodePage(&coded, p.Width, p.Row, p.Height, t4.Options{Encoding: e, K: k, EndOfPage: e == t4.MMR}); err != nil {
+					t.Fatal(err)
+				}
+				odd += coded.Len() % 2
+				n := int(le.Uint16(data[off:]))
+				var count, start uint32
+				for j := 0; j < n; j++ {
+					ent := data[int(off)+2+12*j:]
+					switch le.Uint16(ent) {
+					case 279:
+						count = le.Uint32(ent[8:])
+					case 273:
+						start = le.Uint32(ent[8:])
+					}
+				}
+				if int(count) != coded.Len() {
+					t.Errorf("page %d: StripByteCounts %d, coded data %d bytes", i+1, count, coded.Len())
+				}
+				if !bytes.Equal(data[start:start+count], coded.Bytes()) {
+					t.Errorf("page %d: strip is not the coded page", i+1)
+				}
+				off = le.Uint32(data[int(off)+2+12*n:])
+			}
+			if odd == 0 {
+				t.Fatalf("no page coded to an odd length: the test pages do not exercise the pad")
+			}
+		})
+	}
+}

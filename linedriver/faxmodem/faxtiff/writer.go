@@ -80,6 +80,7 @@ func (w *Writer) WritePage(b *Bitmap) error {
 	}); err != nil {
 		return fmt.Errorf("faxtiff: page %d: %w", w.pages+1, err)
 	}
+	stripLen := uint32(strip.Len()) // StripByteCounts: the coded data, not the pad
 	if strip.Len()%2 == 1 {
 		strip.WriteByte(0) // IFDs start on a word boundary
 	}
@@ -96,7 +97,7 @@ func (w *Writer) WritePage(b *Bitmap) error {
 	stripOff := w.off
 	w.write(strip.Bytes())
 	w.pages++
-	w.pending = w.ifd(b, stripOff, uint32(strip.Len()), w.off)
+	w.pending = w.ifd(b, stripOff, stripLen, w.off)
 	return w.err
 }
 

@@ -82,7 +82,7 @@ func TestHeaderBand(t *testing.T) {
 	// A PDF drawn up to its top edge.
 	testenv.LookPath(t, "gs")
 	doc := pdf([]string{"0 g 0 822 595 20 re f BT /F1 24 Tf 72 400 Td (middle) Tj ET"}, false)
-	pp := render1(t, []Document{{Name: "top.pdf", Data: doc}}, Options{Resolution: Fine, Header: hdr})[0]
+	pp := render1(t, []Document{{Name: "top.pdf", Data: doc}}, Options{Resolution: Fine, Header: hdr, PDFRenderer: PDFGhostscript})[0]
 	golden(t, "header-band-pdf.png", crop(pp, 0, 0, Width, 200))
 	if n := fullRows(pp, 0, headerBand); n != 0 {
 		t.Errorf("PDF: %d full black rows in the header band", n)
@@ -191,12 +191,21 @@ func TestPDFErrors(t *testing.T) {
 		t.Fatalf("making an encrypted PDF: %v %s", err, out)
 	}
 	data, _ := os.ReadFile(enc)
-	_, err := Render(context.Background(), []Document{{Name: "locked.pdf", Data: data}}, Options{})
+	_, err := Render(context.Background(), []Document{{Name: "locked.pdf", Data: data}}, Options{PDFRenderer: PDFGhostscript})
 	if !errors.Is(err, ErrPDFPassword) || !strings.Contains(err.Error(), "locked.pdf") || !strings.Contains(err.Error(), "needs a password") {
 		t.Errorf("password PDF: %v", err)
 	}
-	_, err = Render(context.Background(), []Document{{Name: "broken.pdf", Data: []byte("%PDF-1.4\ngarbage\n")}}, Options{})
+	_, err = Render(context.Background(), []Document{{Name: "broken.pdf", Data: []byte("%PDF-1.4\ngarbage\n")}}, Options{PDFRenderer: PDFGhostscript})
 	if !errors.Is(err, ErrPDF) || !strings.Contains(err.Error(), "initialise file") {
 		t.Errorf("damaged PDF: %v", err)
+	}
+	// PDFium says the same in its words.
+	_, err = Render(context.Background(), []Document{{Name: "locked.pdf", Data: data}}, Options{PDFRenderer: PDFium})
+	if !errors.Is(err, ErrPDFPassword) || !strings.Contains(err.Error(), "locked.pdf") {
+		t.Errorf("PDFium, password PDF: %v", err)
+	}
+	_, err = Render(context.Background(), []Document{{Name: "broken.pdf", Data: []byte("%PDF-1.4\ngarbage\n")}}, Options{PDFRenderer: PDFium})
+	if !errors.Is(err, ErrPDF) || !strings.Contains(err.Error(), "broken.pdf") {
+		t.Errorf("PDFium, damaged PDF: %v", err)
 	}
 }

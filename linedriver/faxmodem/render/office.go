@@ -175,5 +175,5 @@ func renderOffice(ctx context.Context, d Document, t sniff.Type, opts Options, l
 	if err != nil {
 		return nil, err
 	}
-	return renderPDF(ctx, pdf, opts, left)
+	return renderPDFWith(ctx, pdf, opts, left)
 }

@@ -153,6 +153,10 @@ type Options struct {
 	// Warn, when set, hears about what the pages cannot show (characters
 	// no font has).
 	Warn func(string)
+	// PDFRenderer renders PDFs (and Office documents, once converted):
+	// PDFAuto ("" too): ghostscript when installed, else PDFium; PDFium:
+	// embedded, needing nothing installed; PDFGhostscript.
+	PDFRenderer string
 	// Ghostscript is the gs program; empty looks up "gs" in PATH.
 	Ghostscript string
 	// MaxImagePixels bounds a decoded image (0: 25 million).
@@ -306,6 +310,9 @@ func Supported(d Document, opts Options) error {
 		}
 		fallthrough
 	case sniff.PDF:
+		if opts.PDFRenderer != PDFGhostscript {
+			return nil // auto falls back to the embedded PDFium
+		}
 		if _, err := exec.LookPath(opts.Ghostscript); err != nil {
 			return fmt.Errorf("%s is %s: %w", docLabel(d), t.Name, ErrNoGhostscript)
 		}
@@ -356,7 +363,7 @@ func renderDoc(ctx context.Context, d Document, opts Options, left int) ([]*Page
 	case sniff.TIFF:
 		return renderTIFF(d.Data, opts, left)
 	case sniff.PDF:
-		return renderPDF(ctx, d.Data, opts, left)
+		return renderPDFWith(ctx, d.Data, opts, left)
 	case sniff.Office:
 		return renderOffice(ctx, d, t, opts, left)
 	default:

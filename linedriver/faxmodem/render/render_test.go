@@ -366,31 +366,67 @@ func pdf(contents []string, deflate bool) []byte {
 }
 
 func TestPDF(t *testing.T) {
-	testenv.LookPath(t, "gs")
 	doc := pdf([]string{
 		"BT /F1 36 Tf 72 700 Td (Fax from a PDF) Tj ET 0 g 72 100 451 20 re f",
 		"BT /F1 36 Tf 72 700 Td (Second page) Tj ET",
 	}, false)
-	pages := render1(t, []Document{{Name: "doc.pdf", MediaType: "application/pdf", Data: doc}}, Options{Resolution: Fine, Header: hdr})
-	if len(pages) != 2 {
-		t.Fatalf("%d pages", len(pages))
+	for _, c := range []struct{ renderer, golden string }{
+		{PDFium, "pdf-fine-pdfium.png"},
+		{PDFGhostscript, "pdf-fine.png"},
+	} {
+		t.Run(c.renderer, func(t *testing.T) {
+			if c.renderer == PDFGhostscript {
+				testenv.LookPath(t, "gs")
+			}
+			pages := render1(t, []Document{{Name: "doc.pdf", MediaType: "application/pdf", Data: doc}}, Options{Resolution: Fine, Header: hdr, PDFRenderer: c.renderer})
+			if len(pages) != 2 {
+				t.Fatalf("%d pages", len(pages))
+			}
+			golden(t, c.golden, pages[0])
+			// The bar near the bottom: 72..523 pt of 595 wide, y 100..120 pt of 842.
+			p := pages[0]
+			sx, sy := float64(Width)/595, float64(p.Height)/842
+			bar := blackCount(p, int(80*sx), int((842-118)*sy), int(515*sx), int((842-102)*sy))
+			if area := int(435*sx) * int(16*sy); bar < area*95/100 {
+				t.Errorf("the bar has %d of %d black pixels", bar, area)
+			}
+			if _, err := Render(context.Background(), []Document{{Name: "doc.pdf", Data: doc}}, Options{MaxPages: 1, PDFRenderer: c.renderer}); !errors.Is(err, ErrTooManyPages) {
+				t.Errorf("2-page PDF with MaxPages 1: %v", err)
+			}
+			if _, err := Render(context.Background(), []Document{{Name: "x.pdf", MediaType: "application/pdf", Data: []byte("%!PS\n{} loop\n")}}, Options{PDFRenderer: c.renderer}); !errors.Is(err, ErrUnsupported) {
+				t.Errorf("PostScript disguised as PDF: %v", err)
+			}
+		})
 	}
-	golden(t, "pdf-fine.png", pages[0])
-	// The bar near the bottom: 72..523 pt of 595 wide, y 100..120 pt of 842.
-	p := pages[0]
-	sx, sy := float64(Width)/595, float64(p.Height)/842
-	bar := blackCount(p, int(80*sx), int((842-118)*sy), int(515*sx), int((842-102)*sy))
-	if area := int(435*sx) * int(16*sy); bar < area*95/100 {
-		t.Errorf("the bar has %d of %d black pixels", bar, area)
-	}
-	if _, err := Render(context.Background(), []Document{{Name: "doc.pdf", Data: doc}}, Options{MaxPages: 1}); !errors.Is(err, ErrTooManyPages) {
-		t.Errorf("2-page PDF with MaxPages 1: %v", err)
-	}
-	if _, err := Render(context.Background(), []Document{{Name: "doc.pdf", Data: doc}}, Options{Ghostscript: "no-such-gs-here"}); !errors.Is(err, ErrNoGhostscript) {
+	if _, err := Render(context.Background(), []Document{{Name: "doc.pdf", Data: doc}}, Options{PDFRenderer: PDFGhostscript, Ghostscript: "no-such-gs-here"}); !errors.Is(err, ErrNoGhostscript) {
 		t.Errorf("missing gs: %v", err)
 	}
-	if _, err := Render(context.Background(), []Document{{Name: "x.pdf", MediaType: "application/pdf", Data: []byte("%!PS\n{} loop\n")}}, Options{}); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("PostScript disguised as PDF: %v", err)
+}
+
+// TestPDFWithoutGhostscript: with the default renderer a PDF is faxed on a
+// machine without ghostscript (PATH holds no gs), and Supported agrees.
+func TestPDFWithoutGhostscript(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	if _, err := exec.LookPath("gs"); err == nil {
+		t.Fatal("gs still found")
+	}
+	doc := Document{Name: "invoice.pdf", MediaType: "application/pdf", Data: pdf([]string{"BT /F1 36 Tf 72 700 Td (Invoice 1001) Tj ET 0 g 72 100 451 20 re f"}, true)}
+	if err := Supported(doc, Options{}); err != nil {
+		t.Fatalf("Supported: %v", err)
+	}
+	pages := render1(t, []Document{doc}, Options{Resolution: Standard})
+	if len(pages) != 1 || pages[0].Height != A4.Height(Standard) {
+		t.Fatalf("%d pages", len(pages))
+	}
+	p := pages[0]
+	if n := blackCount(p, 0, 0, Width, p.Height/2); n < 2000 {
+		t.Errorf("the title has %d black pixels", n)
+	}
+	if n := blackCount(p, 0, p.Height/2, Width, p.Height); n < 20000 {
+		t.Errorf("the bar has %d black pixels", n)
+	}
+	if err := Supported(doc, Options{PDFRenderer: PDFGhostscript}); !errors.Is(err, ErrNoGhostscript) {
+		t.Errorf("Supported with pdf_renderer ghostscript and no gs: %v", err)
 	}
 }
 
@@ -425,17 +461,20 @@ func TestHostile(t *testing.T) {
 	}
 	// A PDF whose page never finishes: a content stream of millions of
 	// drawing operators, compressed to a few hundred kilobytes.
-	gs := testenv.LookPath(t, "gs")
-	_ = gs
 	ops := strings.Repeat("0 0 m 595 842 l 595 0 l 0 842 l h f\n", 2_000_000)
 	bomb := pdf([]string{ops}, true)
-	start = time.Now()
-	_, err = Render(context.Background(), []Document{{Name: "bomb.pdf", Data: bomb}}, Options{Timeout: 2 * time.Second})
-	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("never-ending PDF: %v", err)
-	}
-	if d := time.Since(start); d > 6*time.Second {
-		t.Errorf("never-ending PDF took %v", d)
+	for _, r := range []string{PDFium, PDFGhostscript} {
+		if r == PDFGhostscript {
+			testenv.LookPath(t, "gs")
+		}
+		start = time.Now()
+		_, err = Render(context.Background(), []Document{{Name: "bomb.pdf", Data: bomb}}, Options{Timeout: 2 * time.Second, PDFRenderer: r})
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: never-ending PDF: %v", r, err)
+		}
+		if d := time.Since(start); d > 6*time.Second {
+			t.Errorf("%s: never-ending PDF took %v", r, d)
+		}
 	}
 }
 

@@ -13,8 +13,6 @@ import (
 	"testing"
 
 	"golang.org/x/image/bmp"
-
-	"github.com/mediagw/mediagw/internal/testenv"
 )
 
 // TestByContent: the content decides how a document is rendered, whatever
@@ -89,7 +87,7 @@ func TestByContent(t *testing.T) {
 func TestSupportedNeedsPrograms(t *testing.T) {
 	pdfDoc := Document{Name: "a.pdf", Data: []byte("%PDF-1.4\n")}
 	docx := Document{Name: "a.docx", Data: zipDocx(t, "<w:document/>")}
-	if err := Supported(pdfDoc, Options{Ghostscript: "no-such-gs"}); !errors.Is(err, ErrNoGhostscript) {
+	if err := Supported(pdfDoc, Options{PDFRenderer: PDFGhostscript, Ghostscript: "no-such-gs"}); !errors.Is(err, ErrNoGhostscript) {
 		t.Errorf("pdf without gs: %v", err)
 	}
 	err := Supported(docx, Options{Office: &Office{Program: "no-such-soffice"}})
@@ -100,7 +98,6 @@ func TestSupportedNeedsPrograms(t *testing.T) {
 
 // TestOctetStreamPDF: a PDF labelled application/octet-stream is faxed.
 func TestOctetStreamPDF(t *testing.T) {
-	testenv.LookPath(t, "gs")
 	doc := pdf([]string{"0 g 72 100 451 20 re f"}, false)
 	pages := render1(t, []Document{{Name: "order", MediaType: "application/octet-stream", Data: doc}}, Options{Resolution: Fine})
 	if len(pages) != 1 || blackCount(pages[0], 0, 0, Width, pages[0].Height) < 50000 {

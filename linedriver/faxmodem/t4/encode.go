@@ -11,11 +11,13 @@
 package t4
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math/bits"
+	"sync"
 )
 
 // Encoding is a fax compression scheme.
@@ -103,22 +105,28 @@ func (o Options) check(width int) error {
 	return nil
 }
 
-// bitWriter collects codes most significant bit first.
+// bitWriter collects codes most significant bit first in a 64-bit
+// accumulator, moving 32 bits at a time to buf.
 type bitWriter struct {
 	buf   []byte
 	acc   uint64
-	n     uint   // bits pending in the low end of acc
-	total uint64 // bits written so far
+	n     uint   // bits pending in the low end of acc (< 32 between calls)
+	taken uint64 // bytes moved out by takeBytes
 }
 
+// put appends the low n bits of v; n <= 32.
 func (b *bitWriter) put(v uint32, n uint) {
 	b.acc = b.acc<<n | uint64(v)
 	b.n += n
-	b.total += uint64(n)
 	if b.n >= 32 {
 		b.n -= 32
 		b.buf = binary.BigEndian.AppendUint32(b.buf, uint32(b.acc>>b.n))
 	}
+}
+
+// total is the number of bits written so far.
+func (b *bitWriter) total() uint64 {
+	return (b.taken+uint64(len(b.buf)))*8 + uint64(b.n)
 }
 
 func (b *bitWriter) code(c code) { b.put(uint32(c.bits), uint(c.n)) }
@@ -147,24 +155,44 @@ func (b *bitWriter) flush() {
 // takeBytes moves the complete bytes of buf out (pending bits stay).
 func (b *bitWriter) takeBytes() []byte {
 	out := b.buf
+	b.taken += uint64(len(out))
 	b.buf = b.buf[len(b.buf):]
 	return out
 }
 
-func (b *bitWriter) run(r int, color int) {
-	term, makeup := &whiteTerm, &whiteMakeup
-	if color != 0 {
-		term, makeup = &blackTerm, &blackMakeup
+// runCodeMax bounds the runs runCodes holds: longer ones start with
+// extended make-up codes of 2560.
+const runCodeMax = 2624
+
+// runCodes[color][r] is the whole code of a run r < runCodeMax — its
+// make-up code, if any, followed by its terminating code — packed as
+// bits<<5 | length (at most 13+12 = 25 bits), so a run is one put.
+var runCodes = func() (t [2][runCodeMax]uint32) {
+	for color, tabs := range [2]struct{ term, makeup []code }{
+		{whiteTerm[:], whiteMakeup[:]}, {blackTerm[:], blackMakeup[:]},
+	} {
+		for r := range runCodeMax {
+			v, n := uint32(0), uint32(0)
+			if r >= 64 {
+				m := tabs.makeup[r>>6]
+				v, n = uint32(m.bits), uint32(m.n)
+			}
+			tc := tabs.term[r&63]
+			v = v<<tc.n | uint32(tc.bits)
+			n += uint32(tc.n)
+			t[color][r] = v<<5 | n
+		}
 	}
-	for r >= 2624 {
-		b.code(makeup[40])
+	return
+}()
+
+func (b *bitWriter) run(r int, color int) {
+	for r >= runCodeMax {
+		b.code(whiteMakeup[40]) // the extended make-up codes are shared
 		r -= 2560
 	}
-	if r >= 64 {
-		b.code(makeup[r>>6])
-		r &= 63
-	}
-	b.code(term[r])
+	v := runCodes[color&1][r]
+	b.put(v>>5, uint(v&31))
 }
 
 // stream is one coding of the page (the requested one, and with AutoMH the
@@ -201,6 +229,7 @@ func NewEncoder(w io.Writer, width int, opts Options) *Encoder {
 		return e
 	}
 	e.streams = []*stream{{enc: opts.Encoding}}
+	e.streams[0].bw.buf = getBuf(flushBytes + mhRowBytes(width) + 64)
 	if opts.AutoMH && opts.Encoding != MH {
 		e.streams = append(e.streams, &stream{enc: MH})
 	}
@@ -267,16 +296,120 @@ func (e *Encoder) WriteRow(row []byte) error {
 		e.err = fmt.Errorf("t4: row of %d bytes is shorter than width %d", len(row), e.width)
 		return e.err
 	}
-	e.cur = changes(e.cur[:0], row, e.width)
-	for _, s := range e.streams {
-		e.codeRow(s)
+	if len(e.streams) == 1 && e.streams[0].enc == MH {
+		// MH needs no reference row: code the runs straight from the pixels.
+		s := e.streams[0]
+		if e.opts.MinLineBits == 0 && !e.opts.AlignEOL {
+			s.bw.put(eolCode, eolLen) // no fill: the EOL alone
+		} else {
+			e.eol(s, -1, true)
+		}
+		s.started = true
+		codeMHRow(&s.bw, row, e.width)
+	} else {
+		e.cur = changes(e.cur[:0], row, e.width)
+		for _, s := range e.streams {
+			e.codeRow(s)
+		}
+		e.cur, e.ref = e.ref, e.cur
 	}
-	e.cur, e.ref = e.ref, e.cur
 	e.rows++
-	if len(e.streams) == 1 && len(e.streams[0].bw.buf) >= 32<<10 {
-		return e.write(e.streams[0].bw.takeBytes())
+	if len(e.streams) == 1 && len(e.streams[0].bw.buf) >= flushBytes {
+		b := &e.streams[0].bw
+		out := b.takeBytes()
+		err := e.write(out)
+		b.buf = out[:0] // Write does not keep the slice (io.Writer): reuse it
+		return err
 	}
 	return nil
+}
+
+// flushBytes is how much coded data a single-coding encoder holds before
+// writing it out.
+const flushBytes = 32 << 10
+
+var zeroRow [MaxWidth / 8]byte
+
+// mhRowBytes bounds the bytes one MH row takes, with room for the 8-byte
+// stores of codeMHRow: each changing element (at most width+1) costs at
+// most 25 bits, and a run longer than runCodeMax one 12-bit code per 2560
+// pixels more.
+func mhRowBytes(width int) int { return (width+1)*25/8 + width/2560*2 + 16 }
+
+// codeMHRow is code1D(changes(row)) in one pass: each changing element is
+// found with LeadingZeros64 on 64 pixels at a time and its run written at
+// once from runCodes. Meanwhile the pending bits (fewer than 8 between
+// codes) are held in a local accumulator, and every code is followed by an
+// 8-byte store of them, top-aligned, into buf's spare capacity that commits
+// the whole bytes: no branch per code.
+func codeMHRow(b *bitWriter, row []byte, width int) {
+	nb := (width + 7) / 8
+	row = row[:nb]
+	if bytes.Equal(row, zeroRow[:nb]) {
+		// A white row (most rows of most pages) is one run: one memequal
+		// instead of a word loop.
+		b.run(width, 0)
+		return
+	}
+	need := mhRowBytes(width)
+	if cap(b.buf)-len(b.buf) < need {
+		b.buf = append(make([]byte, 0, 2*cap(b.buf)+need), b.buf...)
+	}
+	for b.n >= 8 {
+		b.n -= 8
+		b.buf = append(b.buf, byte(b.acc>>b.n))
+	}
+	acc, n := b.acc, b.n // n < 8 pending bits in the low end of acc
+	pos := len(b.buf)
+	out := b.buf[:cap(b.buf)]
+	var prev uint64 // last pixel of the previous word, in bit 63
+	x, color := 0, 0
+	for i := 0; ; i += 8 {
+		var w uint64
+		switch {
+		case i+8 <= nb:
+			w = binary.BigEndian.Uint64(row[i:])
+		case i < nb:
+			var tail [8]byte
+			copy(tail[:], row[i:])
+			w = binary.BigEndian.Uint64(tail[:])
+		}
+		t := w ^ (w>>1 | prev)
+		prev = w << 63
+		if e := width - i*8; e < 64 {
+			// The row ends in this word: a change at width closes the last
+			// run (the loop returns there); bits past it are padding.
+			t = t&^(^uint64(0)>>uint(e)) | (1<<63)>>uint(e)
+		}
+		for t != 0 {
+			lz := bits.LeadingZeros64(t)
+			p := i*8 + lz
+			r := p - x
+			for r >= runCodeMax {
+				m := whiteMakeup[40]
+				acc = acc<<(m.n&63) | uint64(m.bits)
+				n += uint(m.n)
+				binary.BigEndian.PutUint64(out[pos:], acc<<((64-n)&63))
+				pos += int(n >> 3)
+				n &= 7
+				r -= 2560
+			}
+			v := runCodes[color][r]
+			acc = acc<<(v&31) | uint64(v>>5)
+			n += uint(v & 31)
+			// With n = 0 the store writes a byte that is not committed.
+			binary.BigEndian.PutUint64(out[pos:], acc<<((64-n)&63))
+			pos += int(n >> 3)
+			n &= 7
+			if p >= width {
+				b.buf = out[:pos]
+				b.acc, b.n = acc, n
+				return
+			}
+			x, color = p, color^1
+			t &^= (1 << 63) >> uint(lz&63)
+		}
+	}
 }
 
 func (e *Encoder) write(p []byte) error {
@@ -294,17 +427,17 @@ func (e *Encoder) write(p []byte) error {
 func (e *Encoder) eol(s *stream, tag int, first bool) {
 	b := &s.bw
 	if s.started && first && e.opts.MinLineBits > 0 {
-		if need := int64(s.lineStart) + int64(e.opts.MinLineBits) - int64(b.total); need > 0 {
+		if need := int64(s.lineStart) + int64(e.opts.MinLineBits) - int64(b.total()); need > 0 {
 			b.zeros(int(need))
 		}
 	}
 	if e.opts.AlignEOL && first {
-		if r := (b.total + eolLen) % 8; r != 0 {
+		if r := (b.total() + eolLen) % 8; r != 0 {
 			b.zeros(int(8 - r))
 		}
 	}
 	if first {
-		s.lineStart = b.total
+		s.lineStart = b.total()
 	}
 	if tag >= 0 {
 		b.put(eolCode<<1|uint32(tag), eolLen+1)
@@ -411,12 +544,35 @@ func (e *Encoder) Close() error {
 	best := e.streams[0]
 	for _, s := range e.streams {
 		e.finish(s)
-		if s.bw.total < best.bw.total {
+		if s.bw.total() < best.bw.total() {
 			best = s
 		}
 	}
 	e.used = best.enc
-	return e.write(best.bw.takeBytes())
+	out := best.bw.takeBytes()
+	err := e.write(out)
+	if len(e.streams) == 1 {
+		putBuf(out) // Write does not keep it (io.Writer)
+	}
+	return err
+}
+
+// bufPool keeps the output buffers of single-coding encoders from page to
+// page: one page after another allocates nothing for them.
+var bufPool sync.Pool // of *[]byte
+
+func getBuf(size int) []byte {
+	if p, ok := bufPool.Get().(*[]byte); ok && cap(*p) >= size {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+func putBuf(b []byte) {
+	if cap(b) <= 1<<20 {
+		b = b[:0]
+		bufPool.Put(&b)
+	}
 }
 
 func (e *Encoder) finish(s *stream) {
@@ -432,7 +588,7 @@ func (e *Encoder) finish(s *stream) {
 				e.eol(s, tag, i == 0)
 			}
 		} else if s.started && e.opts.MinLineBits > 0 {
-			if need := int64(s.lineStart) + int64(e.opts.MinLineBits) - int64(b.total); need > 0 {
+			if need := int64(s.lineStart) + int64(e.opts.MinLineBits) - int64(b.total()); need > 0 {
 				b.zeros(int(need))
 			}
 		}
