@@ -6,5 +6,5 @@ import "embed"
 
 // FS holds mediagw.yaml, maps/ and mail/.
 //
-//go:embed mediagw.yaml maps/*.yaml mail/*.eml
+//go:embed mediagw.yaml alarm-dc09.yaml alarm-surgard.yaml maps/*.yaml mail/*.eml
 var FS embed.FS
