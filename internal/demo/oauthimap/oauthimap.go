@@ -331,7 +331,14 @@ func (c *session) Create(mailbox string, options *imap.CreateOptions) error {
 	return err
 }
 
+// Idle first sends what is already queued: go-imap's SessionTracker.Idle
+// (v2.0.0-beta.8) waits for the next update and would keep a message
+// appended between the client's last command and its IDLE until another
+// one arrives.
 func (c *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if err := c.UserSession.Poll(w, true); err != nil {
+		return err
+	}
 	c.s.emit(Event{Kind: "idle", User: c.user})
 	return c.UserSession.Idle(w, stop)
 }
