@@ -35,9 +35,7 @@ func demoAlarmIMAP(stdout, stderr io.Writer, dir, driver string, verbose bool, t
 	if err != nil {
 		return err
 	}
-	ds := slices.Clone(res.Latency)
-	slices.Sort(ds)
 	fmt.Fprintf(stdout, "\nOK: %d signals acknowledged, %d mail rejected with its reason (moved to %s); mail to ACK at most %s.\nConfiguration: %s\nFiles are in %s\n",
-		len(res.Acked), len(res.Rejected), demo.FailedFolder, ds[len(ds)-1].Round(time.Millisecond), res.Config, res.Dir)
+		len(res.Acked), len(res.Rejected), demo.FailedFolder, slices.Max(append(res.Latency, 0)).Round(time.Millisecond), res.Config, res.Dir)
 	return nil
 }

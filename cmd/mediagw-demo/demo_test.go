@@ -248,7 +248,8 @@ func TestDemoAlarmIMAP(t *testing.T) {
 	} {
 		t.Run(tc.example, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "demo")
-			r := runDemoBinary(t, bin, nil, "--example", tc.example, "--dir", dir)
+			// Under the connector's 1-minute poll: a mail IDLE missed fails.
+			r := runDemoBinary(t, bin, nil, "--example", tc.example, "--dir", dir, "--timeout", "30s")
 			if r.code != 0 {
 				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 			}
