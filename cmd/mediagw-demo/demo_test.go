@@ -213,13 +213,70 @@ func TestDemoMaildirExample(t *testing.T) {
 	}
 }
 
-// TestDemoAlarmExample: the alarm demo ends with both alarms acknowledged by
-// a DC-09 receiver (one by the backup) and the unknown code rejected.
-func TestDemoAlarmExample(t *testing.T) {
+// TestDemoAlarmMaildirExample: the Maildir alarm demo ends with both alarms
+// acknowledged by a DC-09 receiver (one by the backup) and the unknown code
+// rejected.
+func TestDemoAlarmMaildirExample(t *testing.T) {
 	bin := filepath.Join(binaries(t), "mediagw-demo")
-	r := runDemoBinary(t, bin, nil, "--example", "alarm", "--dir", t.TempDir())
+	r := runDemoBinary(t, bin, nil, "--example", "alarm-maildir", "--dir", t.TempDir())
 	if r.code != 0 || !strings.Contains(r.stdout, "2 signals acknowledged (1 by the backup after the primary hung up), 1 rejected") ||
 		!strings.Contains(r.stdout, "[#123588|1130 01 001], decrypted") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestDemoAlarmIMAP: the alarm demos over IMAP IDLE, the o365 plugin and
+// each alarm driver: every signal is narrated as acknowledged with its
+// account, event, zone (and DC-09 sequence), the unknown event code is
+// rejected with its reason, and the exit code is 0.
+func TestDemoAlarmIMAP(t *testing.T) {
+	bin := filepath.Join(binaries(t), "mediagw-demo")
+	for _, tc := range []struct {
+		example string
+		want    []string
+	}{
+		{"alarm", []string{
+			"mailbox: IDLE: the connector waits for new mail",
+			"receiver: ACK account 123588, event 1130, zone 001, partition 01, sequence 0001  [#123588|1130 01 001]",
+			"receiver: ACK account 204711, event 1110, zone 012, partition 02, sequence 0002  [#204711|1110 02 012]",
+		}},
+		{"alarm-surgard", []string{
+			"on the far end of the serial line /dev/pts/",
+			"receiver: ACK account 123588, event BA, zone 001, partition 1  [S01001[#123588|Nri1/BA001]]",
+			"receiver: ACK account 204711, event FA, zone 012, partition 2  [S01001[#204711|Nri2/FA012]]",
+		}},
+	} {
+		t.Run(tc.example, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "demo")
+			// Under the connector's 1-minute poll: a mail IDLE missed fails.
+			r := runDemoBinary(t, bin, nil, "--example", tc.example, "--dir", dir, "--timeout", "30s")
+			if r.code != 0 {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+			}
+			want := append(tc.want,
+				"mailbox: XOAUTH2 login as alarms@centre.example: token verified",
+				`gateway: REJECTED imap:1:3: event: not one of the allowed values`,
+				`mailbox: MOVE uid 3 to "mediagw-failed"`,
+				"OK: 2 signals acknowledged, 1 mail rejected with its reason")
+			for _, w := range want {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("output lacks %q", w)
+				}
+			}
+			if t.Failed() {
+				t.Logf("stdout:\n%s", r.stdout)
+			}
+		})
+	}
+}
+
+// TestDemoAlarmIMAPFailsInTime: a demo that does not get through in time
+// exits 1, says where it stopped, and does not claim success.
+func TestDemoAlarmIMAPFailsInTime(t *testing.T) {
+	bin := filepath.Join(binaries(t), "mediagw-demo")
+	// 1 ms is too short for the connector to log in.
+	r := runDemoBinary(t, bin, nil, "--example", "alarm", "--dir", t.TempDir(), "--timeout", "1ms")
+	if r.code != 1 || !strings.Contains(r.stderr, "demo failed: demo: the connector never reached IDLE within 1ms") || strings.Contains(r.stdout, "OK:") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 }

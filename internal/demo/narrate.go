@@ -332,7 +332,7 @@ func (d *run) unpack() error {
 		return fmt.Errorf("demo: %s is not empty; give an empty or new folder", d.o.Dir)
 	}
 	return fs.WalkDir(demofiles.FS, ".", func(p string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() || strings.HasSuffix(p, ".go") {
+		if err != nil || e.IsDir() || strings.HasSuffix(p, ".go") || strings.HasPrefix(p, "alarm-") { // the alarm demo's configs
 			return err
 		}
 		b, err := demofiles.FS.ReadFile(p)

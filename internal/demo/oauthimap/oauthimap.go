@@ -104,6 +104,8 @@ type Server struct {
 	mu    sync.Mutex
 	users map[string]*imapmemserver.User // lower-cased name
 	done  chan struct{}
+	// change is closed (and replaced) when Append puts a message in.
+	change chan struct{}
 }
 
 // Start listens and serves until Close.
@@ -180,6 +182,7 @@ func (s *Server) Append(user, folder string, raw []byte) (imap.UID, error) {
 	if err != nil {
 		return 0, fmt.Errorf("oauthimap: append: %w", err)
 	}
+	s.notify()
 	s.emit(Event{Kind: "append", User: user, Folder: folder, Detail: fmt.Sprintf("uid %d, %d bytes", d.UID, len(raw))})
 	return d.UID, nil
 }
@@ -331,9 +334,55 @@ func (c *session) Create(mailbox string, options *imap.CreateOptions) error {
 	return err
 }
 
+// Idle sends what is already queued, then idles; a message put in by
+// Server.Append wakes it to send again. go-imap's SessionTracker.Idle
+// (v2.0.0-beta.8) only waits for the next update, so a message appended
+// between the client's last command and the moment its Idle registers
+// stayed unannounced until another one arrived.
 func (c *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	c.s.emit(Event{Kind: "idle", User: c.user})
-	return c.UserSession.Idle(w, stop)
+	for first := true; ; first = false {
+		changed := c.s.changed() // before the poll: nothing falls in between
+		if err := c.UserSession.Poll(w, true); err != nil {
+			return err
+		}
+		if first {
+			c.s.emit(Event{Kind: "idle", User: c.user})
+		}
+		inner := make(chan struct{})
+		done := make(chan error, 1)
+		go func() { done <- c.UserSession.Idle(w, inner) }()
+		select {
+		case <-stop:
+			close(inner)
+			return <-done
+		case err := <-done:
+			return err
+		case <-changed:
+			close(inner)
+			if err := <-done; err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// changed returns a channel closed at the next Append.
+func (s *Server) changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.change == nil {
+		s.change = make(chan struct{})
+	}
+	return s.change
+}
+
+func (s *Server) notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.change != nil {
+		close(s.change)
+		s.change = nil
+	}
 }
 
 func (c *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {

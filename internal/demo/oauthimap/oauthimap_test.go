@@ -255,3 +255,43 @@ func FuzzParseResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestIdleSeesMailFromBeforeIdle: a message appended after the client's
+// last command and before its IDLE is announced when the IDLE starts, not
+// only with the next message (the gap a connector going back to IDLE after
+// a fetch leaves).
+func TestIdleSeesMailFromBeforeIdle(t *testing.T) {
+	f := start(t)
+	id := f.id
+	exists := make(chan uint32, 8)
+	c := f.dial(t, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				exists <- *d.NumMessages
+			}
+		},
+	}})
+	tok, _ := id.Mint(id.Mailbox, "https://outlook.office.com", time.Hour)
+	if err := c.Authenticate(xoauth2.New(id.Mailbox, tok)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.Append(id.Mailbox, "INBOX", []byte("Subject: early\r\n\r\nhello\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	select {
+	case n := <-exists:
+		if n != 1 {
+			t.Errorf("EXISTS %d, want 1", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the message appended before IDLE was not announced")
+	}
+}
