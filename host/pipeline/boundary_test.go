@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 
+	"github.com/mediagw/mediagw/internal/backoff"
 	"github.com/mediagw/mediagw/plugin"
 )
 
@@ -147,8 +148,8 @@ func (c *countingSource) counts() (map[string]plugin.SettleKind, int) {
 // tried again until it succeeds; an ack refused again and again is handed
 // back as retry, which frees the credit.
 func TestRefusedSettlementAcrossPluginBoundary(t *testing.T) {
-	defer func(a, b time.Duration) { settleRetryMin, settleRetryMax = a, b }(settleRetryMin, settleRetryMax)
-	settleRetryMin, settleRetryMax = 10*time.Millisecond, 40*time.Millisecond
+	defer func(p backoff.Policy) { settleRetry = p }(settleRetry)
+	settleRetry = backoff.Policy{Min: 10 * time.Millisecond, Max: 40 * time.Millisecond}
 	cases := []struct {
 		mode        string
 		want        map[string]plugin.SettleKind

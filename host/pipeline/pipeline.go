@@ -18,6 +18,7 @@ import (
 
 	"github.com/mediagw/mediagw/host/activity"
 	"github.com/mediagw/mediagw/host/spool"
+	"github.com/mediagw/mediagw/internal/backoff"
 	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/plugin"
 )
@@ -140,8 +141,8 @@ func (p *Pipeline) settle(running context.Context, src plugin.Connector, msg *pl
 		defer cancel()
 		return src.Settle(ctx, msg.DeliveryID, s)
 	}
-	wait := settleRetryMin
 	for tries := 1; ; tries++ {
+		wait := settleRetry.Delay(tries)
 		err := try(s)
 		if err == nil || errors.Is(err, plugin.ErrClosed) || errors.Is(err, plugin.ErrStreamEnded) {
 			return s, err
@@ -161,7 +162,6 @@ func (p *Pipeline) settle(running context.Context, src plugin.Connector, msg *pl
 			return s, err
 		case <-t.C:
 		}
-		wait = min(2*wait, settleRetryMax)
 	}
 }
 
@@ -169,7 +169,7 @@ func (p *Pipeline) settle(running context.Context, src plugin.Connector, msg *pl
 // before the message is handed back as retry (1+2+4+8 s of pauses).
 const settleFallbackAfter = 5
 
-var settleRetryMin, settleRetryMax = time.Second, time.Minute
+var settleRetry = backoff.Policy{Min: time.Second, Max: time.Minute}
 
 // Classes of rejection, for metrics and filters: the reason says more.
 const (

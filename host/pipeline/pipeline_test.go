@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/host/spool"
+	"github.com/mediagw/mediagw/internal/backoff"
 	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/plugin"
 )
@@ -412,8 +413,8 @@ func TestSettleFails(t *testing.T) {
 // A settlement the source could not carry out is tried again while the
 // message keeps its in-flight slot; it is not left hanging at the source.
 func TestFailedSettleTriedAgain(t *testing.T) {
-	defer func(a, b time.Duration) { settleRetryMin, settleRetryMax = a, b }(settleRetryMin, settleRetryMax)
-	settleRetryMin, settleRetryMax = time.Millisecond, 4*time.Millisecond
+	defer func(p backoff.Policy) { settleRetry = p }(settleRetry)
+	settleRetry = backoff.Policy{Min: time.Millisecond, Max: 4 * time.Millisecond}
 	sp := openSpool(t)
 	p := &Pipeline{Connector: "inbox", Mapper: routeTo("fax"), Targets: map[string]Target{"fax": {Driver: &driver{name: "fax"}}},
 		Spool: sp, Log: discard(), MaxInFlight: 1}

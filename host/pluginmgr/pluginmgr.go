@@ -20,6 +20,7 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/mediagw/mediagw/host/config"
+	"github.com/mediagw/mediagw/internal/backoff"
 	"github.com/mediagw/mediagw/plugin"
 )
 
@@ -145,24 +146,11 @@ func (i *Instance) Kill() {
 
 // Backoff is the relaunch schedule: 5 s, doubling, at most 2 min; it starts
 // over after a plugin ran for Stable.
-type Backoff struct {
-	Min, Max, Stable time.Duration
-	next             time.Duration
-}
+type Backoff = backoff.Schedule
 
 // DefaultBackoff is the schedule the design sets.
 func DefaultBackoff() *Backoff {
 	return &Backoff{Min: 5 * time.Second, Max: 2 * time.Minute, Stable: 2 * time.Minute}
-}
-
-// Next returns the wait before the next launch, given how long the last run lasted.
-func (b *Backoff) Next(ran time.Duration) time.Duration {
-	if b.next == 0 || ran >= b.Stable {
-		b.next = b.Min
-		return b.next
-	}
-	b.next = min(b.next*2, b.Max)
-	return b.next
 }
 
 // State is what the status endpoint shows of a plugin.

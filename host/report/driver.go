@@ -12,6 +12,7 @@ import (
 
 	"github.com/mediagw/mediagw/datamap"
 	"github.com/mediagw/mediagw/host/activity"
+	"github.com/mediagw/mediagw/internal/backoff"
 	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/plugin"
 )
@@ -58,13 +59,7 @@ const (
 	MaxAttempts = 40
 )
 
-func backoff(attempt int) time.Duration {
-	d := retryMin
-	for i := 1; i < attempt && d < retryMax; i++ {
-		d *= 2
-	}
-	return min(d, retryMax)
-}
+var retry = backoff.Policy{Min: retryMin, Max: retryMax}
 
 // Deliver sends one report.
 func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(linedriver.Progress)) linedriver.Outcome {
@@ -104,7 +99,7 @@ func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(l
 			d.svc.count(d.connector, func(c *Counts) { c.Failed++ })
 			return linedriver.Fail("send_unsupported", fmt.Sprintf("reports for connector %s are off: %v", d.connector, err))
 		case errors.As(err, &sf):
-			return linedriver.Retry(string(sf.Category), err.Error(), backoff(job.Attempt))
+			return linedriver.Retry(string(sf.Category), err.Error(), retry.Delay(job.Attempt))
 		case errors.Is(err, plugin.ErrStreamEnded) || errors.Is(err, plugin.ErrClosed):
 			// The plugin went away mid-send: it is relaunched; the report
 			// waits for it like one made while it was down.
@@ -112,7 +107,7 @@ func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(l
 			o.Uncounted = true
 			return o
 		}
-		return linedriver.Retry("send", err.Error(), backoff(job.Attempt))
+		return linedriver.Retry("send", err.Error(), retry.Delay(job.Attempt))
 	}
 	d.svc.count(d.connector, func(c *Counts) { c.Sent++ })
 	id := res.MessageID

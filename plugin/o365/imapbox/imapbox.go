@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -27,6 +26,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mediagw/mediagw/internal/backoff"
 	"github.com/mediagw/mediagw/plugin"
 	"github.com/mediagw/mediagw/plugin/o365/internal/healthfan"
 	"github.com/mediagw/mediagw/plugin/o365/token"
@@ -371,7 +371,7 @@ func (m *Mailbox) run() {
 			continue
 		}
 		attempt++
-		d := backoff(m.opts.BackoffMin, m.opts.BackoffMax, attempt)
+		d := backoff.Policy{Min: m.opts.BackoffMin, Max: m.opts.BackoffMax, Jitter: true}.Delay(attempt)
 		m.log.Warn("imapbox: session ended; reconnecting", "err", err, "in", d.Round(time.Millisecond).String())
 		m.setHealth(plugin.HealthDegraded, err.Error())
 		select {
@@ -380,19 +380,6 @@ func (m *Mailbox) run() {
 			return
 		}
 	}
-}
-
-// backoff is exponential with jitter: a random duration in [d/2, d] where d
-// doubles from min up to max.
-func backoff(min, max time.Duration, attempt int) time.Duration {
-	d := min
-	for i := 1; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
 var errReconnect = errors.New("imapbox: reconnect")

@@ -6,34 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/mediagw/mediagw/plugin"
 	"github.com/mediagw/mediagw/plugin/o365/token"
 )
-
-func TestBackoff(t *testing.T) {
-	min, max := time.Second, 30*time.Second
-	tests := []struct {
-		attempt int
-		ceil    time.Duration
-	}{{1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second}, {5, 16 * time.Second}, {6, 30 * time.Second}, {60, 30 * time.Second}}
-	for _, tt := range tests {
-		seen := map[time.Duration]bool{}
-		for range 200 {
-			d := backoff(min, max, tt.attempt)
-			if d < tt.ceil/2 || d > tt.ceil {
-				t.Fatalf("attempt %d: %v outside [%v, %v]", tt.attempt, d, tt.ceil/2, tt.ceil)
-			}
-			seen[d] = true
-		}
-		if len(seen) < 10 {
-			t.Fatalf("attempt %d: only %d distinct delays: no jitter", tt.attempt, len(seen))
-		}
-	}
-}
 
 func TestHeaderValue(t *testing.T) {
 	tests := []struct{ raw, name, want string }{
