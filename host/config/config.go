@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mediagw/mediagw/internal/duration"
 )
 
 // Config is a whole gateway configuration.
@@ -136,18 +138,8 @@ type Driver struct {
 	Line int `yaml:"-"`
 }
 
-// Duration reads "30s", "5m", "72h".
-type Duration time.Duration
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (write e.g. 30s, 5m, 72h)", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration reads "30s", "5m", "72h" or a number of seconds.
+type Duration = duration.Duration
 
 // Defaults are the values of keys the file leaves out.
 var Defaults = Config{

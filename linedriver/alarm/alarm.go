@@ -10,12 +10,12 @@
 package alarm
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/mediagw/mediagw/internal/duration"
 )
 
 // Field names read from a record.
@@ -171,26 +171,4 @@ func CleanText(s string) string {
 
 // Duration is a time.Duration in options: a Go duration string ("30s") or
 // a number of seconds.
-type Duration time.Duration
-
-// UnmarshalJSON reads "30s" or 30.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return fmt.Errorf("duration %q: %w", s, err)
-		}
-		*d = Duration(v)
-		return nil
-	}
-	var n float64
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("duration: want a string like \"30s\" or a number of seconds")
-	}
-	*d = Duration(n * float64(time.Second))
-	return nil
-}
-
-// MarshalJSON writes the duration as a string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+type Duration = duration.Duration

@@ -1,35 +1,13 @@
 package faxmodem
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
+
+	"github.com/mediagw/mediagw/internal/duration"
 )
 
-// Duration is a time.Duration written as "3m", "90s" in options.
-type Duration time.Duration
-
-// UnmarshalJSON accepts a Go duration string or a number of seconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return fmt.Errorf("faxmodem: duration %q: %w", s, err)
-		}
-		*d = Duration(v)
-		return nil
-	}
-	var n float64
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("faxmodem: duration %s: want \"3m\" or seconds", b)
-	}
-	*d = Duration(n * float64(time.Second))
-	return nil
-}
-
-// MarshalJSON writes the duration as a string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+// Duration is a time.Duration written as "3m", "90s" or seconds in options.
+type Duration = duration.Duration
 
 // RetryPolicy says when a failed attempt is tried again.
 type RetryPolicy struct {

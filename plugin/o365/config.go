@@ -22,6 +22,7 @@ import (
 
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 
+	"github.com/mediagw/mediagw/internal/duration"
 	"github.com/mediagw/mediagw/plugin"
 	"github.com/mediagw/mediagw/plugin/o365/imapbox"
 	"github.com/mediagw/mediagw/plugin/o365/token"
@@ -82,29 +83,7 @@ const (
 )
 
 // Duration reads "90s", "5m" or a number of seconds.
-type Duration time.Duration
-
-// UnmarshalJSON accepts a Go duration string or seconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return fmt.Errorf("want a duration such as \"30s\" or \"5m\": %w", err)
-		}
-		*d = Duration(v)
-		return nil
-	}
-	var n float64
-	if err := json.Unmarshal(b, &n); err != nil {
-		return errors.New("want a duration such as \"30s\" or a number of seconds")
-	}
-	*d = Duration(n * float64(time.Second))
-	return nil
-}
-
-// MarshalJSON writes the duration as a string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+type Duration = duration.Duration
 
 func schema() []plugin.ConfigField {
 	return []plugin.ConfigField{
