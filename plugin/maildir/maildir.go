@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/plugin"
+	"github.com/mediagw/mediagw/plugin/internal/healthhub"
 )
 
 // Version of the connector.
@@ -60,7 +61,7 @@ type Connector struct {
 	retryAt    map[string]time.Time // file names held back by a retry
 	queue      []string             // candidates from the last scan
 
-	health healthHub
+	health *healthhub.Hub
 }
 
 type delivery struct {
@@ -87,7 +88,7 @@ func newConnector(logger *slog.Logger) *Connector {
 		offered:  map[string]bool{},
 		retryAt:  map[string]time.Time{},
 	}
-	c.health.init(plugin.Health{State: plugin.HealthStarting, Message: "not started", Time: time.Now()})
+	c.health = healthhub.New(plugin.HealthStarting, "not started")
 	return c
 }
 
@@ -144,19 +145,19 @@ func (c *Connector) start() (*layout, error) {
 	}
 	l, err := detect(c.cfg)
 	if err != nil {
-		c.health.set(plugin.HealthDown, err.Error())
+		c.health.Set(plugin.HealthDown, err.Error())
 		return nil, err
 	}
 	for _, d := range []string{l.processed, l.failed} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			err = fmt.Errorf("maildir: create %s: %w", d, err)
-			c.health.set(plugin.HealthDown, err.Error())
+			c.health.Set(plugin.HealthDown, err.Error())
 			return nil, err
 		}
 	}
 	c.lay = l
 	c.log.Info("maildir: reading", "format", l.format, "inbox", l.inbox, "processed", l.processed, "failed", l.failed)
-	c.health.set(plugin.HealthHealthy, "reading "+l.inbox)
+	c.health.Set(plugin.HealthHealthy, "reading "+l.inbox)
 	return l, nil
 }
 
@@ -247,11 +248,11 @@ func (c *Connector) rescan(l *layout) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
-		c.health.set(plugin.HealthDown, err.Error())
+		c.health.Set(plugin.HealthDown, err.Error())
 		c.log.Warn("maildir: scan failed", "err", err)
 		return
 	}
-	c.health.set(plugin.HealthHealthy, "reading "+l.inbox)
+	c.health.Set(plugin.HealthHealthy, "reading "+l.inbox)
 	if len(c.retryAt) > 0 {
 		present := make(map[string]bool, len(names))
 		for _, n := range names {
@@ -305,7 +306,7 @@ func (c *Connector) load(l *layout, name string) (*plugin.Message, error) {
 	}
 	if err != nil {
 		c.log.Warn("maildir: cannot open message; trying again later", "file", name, "err", err)
-		c.health.set(plugin.HealthDegraded, fmt.Sprintf("cannot read %s: %v", name, err))
+		c.health.Set(plugin.HealthDegraded, fmt.Sprintf("cannot read %s: %v", name, err))
 		release(10 * c.cfg.PollInterval)
 		return nil, nil
 	}
@@ -322,7 +323,7 @@ func (c *Connector) load(l *layout, name string) (*plugin.Message, error) {
 	}
 	if err != nil {
 		c.log.Warn("maildir: cannot read message; trying again later", "file", name, "err", err)
-		c.health.set(plugin.HealthDegraded, fmt.Sprintf("cannot read %s: %v", name, err))
+		c.health.Set(plugin.HealthDegraded, fmt.Sprintf("cannot read %s: %v", name, err))
 		release(10 * c.cfg.PollInterval)
 		return nil, nil
 	}
@@ -463,89 +464,11 @@ func (c *Connector) Close() error {
 	c.closed = true
 	close(c.closeCh)
 	c.inflight = map[string]*delivery{}
-	c.health.closeAll()
+	c.health.Close()
 	return nil
 }
 
 // Health reports health changes until ctx ends or the connector closes.
 func (c *Connector) Health(ctx context.Context) <-chan plugin.Health {
-	return c.health.subscribe(ctx)
-}
-
-// healthHub fans health changes out to subscribers; each subscriber sees the
-// latest state (older undelivered ones are dropped).
-type healthHub struct {
-	mu     sync.Mutex
-	cur    plugin.Health
-	subs   map[chan plugin.Health]struct{}
-	closed bool
-	done   chan struct{}
-}
-
-func (h *healthHub) init(cur plugin.Health) {
-	h.cur = cur
-	h.subs = map[chan plugin.Health]struct{}{}
-	h.done = make(chan struct{})
-}
-
-func (h *healthHub) set(state plugin.HealthState, msg string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.cur.State == state && h.cur.Message == msg {
-		return
-	}
-	h.cur = plugin.Health{State: state, Message: msg, Time: time.Now()}
-	for ch := range h.subs {
-		push(ch, h.cur)
-	}
-}
-
-func push(ch chan plugin.Health, v plugin.Health) {
-	select {
-	case <-ch:
-	default:
-	}
-	ch <- v
-}
-
-func (h *healthHub) subscribe(ctx context.Context) <-chan plugin.Health {
-	ch := make(chan plugin.Health, 1)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		ch <- plugin.Health{State: plugin.HealthDown, Message: "closed", Time: time.Now()}
-		close(ch)
-		return ch
-	}
-	h.subs[ch] = struct{}{}
-	ch <- h.cur
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-h.done:
-		}
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if _, ok := h.subs[ch]; ok {
-			delete(h.subs, ch)
-			close(ch)
-		}
-	}()
-	return ch
-}
-
-func (h *healthHub) closeAll() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return
-	}
-	h.closed = true
-	close(h.done)
-	h.cur = plugin.Health{State: plugin.HealthDown, Message: "closed", Time: time.Now()}
-	for ch := range h.subs {
-		push(ch, h.cur)
-		delete(h.subs, ch)
-		close(ch)
-	}
+	return c.health.Subscribe(ctx)
 }

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/plugin"
-	"github.com/mediagw/mediagw/plugin/o365/internal/healthfan"
+	"github.com/mediagw/mediagw/plugin/internal/healthhub"
 	"github.com/mediagw/mediagw/plugin/o365/token"
 )
 
@@ -114,7 +114,7 @@ type Mailbox struct {
 	offered  map[string]string // message id → delivery id
 	deferred map[string]time.Time
 	settled  map[string]time.Time // acked or rejected: a scan listed before may still hold them
-	health   *healthfan.Fan
+	health   *healthhub.Hub
 
 	seq       atomic.Uint64
 	startOnce sync.Once
@@ -166,7 +166,7 @@ func New(opts Options) (*Mailbox, error) {
 		settled:  map[string]time.Time{},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
-		health:   healthfan.New(),
+		health:   healthhub.New(plugin.HealthStarting, ""),
 	}, nil
 }
 

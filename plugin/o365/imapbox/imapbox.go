@@ -28,7 +28,7 @@ import (
 
 	"github.com/mediagw/mediagw/internal/backoff"
 	"github.com/mediagw/mediagw/plugin"
-	"github.com/mediagw/mediagw/plugin/o365/internal/healthfan"
+	"github.com/mediagw/mediagw/plugin/internal/healthhub"
 	"github.com/mediagw/mediagw/plugin/o365/token"
 	"github.com/mediagw/mediagw/plugin/o365/xoauth2"
 )
@@ -139,7 +139,7 @@ type Mailbox struct {
 	offered  map[imap.UID]string      // uid → delivery id (current uidvalidity)
 	deferred map[imap.UID]time.Time
 	flushed  chan struct{} // closed and replaced when Pending empties
-	health   *healthfan.Fan
+	health   *healthhub.Hub
 
 	// Saves of the state for settlements are shared: see persist.
 	saveMu             sync.Mutex
@@ -179,7 +179,7 @@ func New(opts Options) (*Mailbox, error) {
 		flushed:  make(chan struct{}),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
-		health:   healthfan.New(),
+		health:   healthhub.New(plugin.HealthStarting, ""),
 	}
 	m.saveCond = sync.NewCond(&m.saveMu)
 	return m, nil
