@@ -16,10 +16,9 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/mediagw/mediagw/host"
 	"github.com/mediagw/mediagw/internal/demo"
+	"github.com/mediagw/mediagw/internal/rawtty"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -89,7 +88,7 @@ Exit code 0 only when every fax arrived and the bad mail was rejected.`)
 	if *verbose {
 		opts.Log = stderr
 	}
-	if f, ok := stdout.(*os.File); ok && isTerminal(f) {
+	if f, ok := stdout.(*os.File); ok && rawtty.Is(f) {
 		opts.Tick = progressLine(stdout)
 	}
 	fmt.Fprintln(stdout, "mediagw-demo: Office 365 mailbox (stand-in) → gateway → fax line (emulated), all on 127.0.0.1")
@@ -118,9 +117,4 @@ func progressLine(w io.Writer) func(string) {
 		n++
 		fmt.Fprintf(w, "\r\033[K%s %s", spin[n%len(spin)], s)
 	}
-}
-
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediagw/mediagw/internal/rawtty"
 	"github.com/mediagw/mediagw/internal/testenv"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/at"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/t30"
@@ -109,7 +110,7 @@ func TestHylaFAXECMCorrupted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := rawTTY(f); err != nil {
+			if err := rawtty.Make(f); err != nil {
 				t.Fatal(err)
 			}
 			// V.17 14400 page data is AT+FTM=146

@@ -22,6 +22,8 @@ import (
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
+
+	"github.com/mediagw/mediagw/internal/rawtty"
 )
 
 // Line is a running pair of soft modems.
@@ -177,7 +179,7 @@ func (l *Line) HangUpB(ctx context.Context) error {
 		return fmt.Errorf("faxline: open %s: %w", l.DevB, err)
 	}
 	defer f.Close()
-	if err := rawTTY(f); err != nil {
+	if err := rawtty.Make(f); err != nil {
 		return err
 	}
 	for _, c := range []string{"\x18", "ATH0\r"} {
@@ -282,7 +284,7 @@ func newRelay(modemDev string, hold time.Duration) (*relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("faxline: open %s: %w", modemDev, err)
 	}
-	if err := rawTTY(modem); err != nil {
+	if err := rawtty.Make(modem); err != nil {
 		modem.Close()
 		return nil, err
 	}
@@ -328,22 +330,6 @@ func (r *relay) close() {
 		r.modem.Close()
 		r.ptmx.Close()
 	})
-}
-
-func rawTTY(f *os.File) error {
-	fd := int(f.Fd())
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return fmt.Errorf("faxline: termios: %w", err)
-	}
-	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON | unix.IXOFF
-	t.Oflag &^= unix.OPOST
-	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB
-	t.Cflag |= unix.CS8 | unix.CLOCAL | unix.CREAD
-	t.Cc[unix.VMIN] = 1
-	t.Cc[unix.VTIME] = 0
-	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }
 
 type lockedBuffer struct {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/mediagw/mediagw/internal/rawtty"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/at"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/t30"
 )
@@ -242,7 +243,7 @@ func PTY(ctx context.Context, r Remote) (string, *Modem, error) {
 	name := tty.Name()
 	// Raw mode on the tty side so bytes pass unchanged; the driver's
 	// serial open sets it too, but the emulator may write first.
-	if err := makeRaw(tty); err != nil {
+	if err := rawtty.Make(tty); err != nil {
 		ptmx.Close()
 		tty.Close()
 		return "", nil, err

@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"regexp"
 	"sync"
 
 	"github.com/creack/pty"
-	"golang.org/x/sys/unix"
+
+	"github.com/mediagw/mediagw/internal/rawtty"
 )
 
 // Behaviour is how the next line is answered.
@@ -105,7 +105,7 @@ func (r *Receiver) PTY() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("surgardrx: pty: %w", err)
 	}
-	if err := raw(tty); err != nil {
+	if err := rawtty.Make(tty); err != nil {
 		ptmx.Close()
 		tty.Close()
 		return "", err
@@ -116,19 +116,6 @@ func (r *Receiver) PTY() (string, error) {
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); r.Serve(ptmx) }()
 	return tty.Name(), nil
-}
-
-func raw(f *os.File) error {
-	t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	if err != nil {
-		return fmt.Errorf("surgardrx: termios: %w", err)
-	}
-	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON | unix.IXOFF
-	t.Oflag &^= unix.OPOST
-	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB
-	t.Cflag |= unix.CS8
-	return unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t)
 }
 
 // Close stops serving.
