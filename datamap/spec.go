@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -261,7 +262,7 @@ func yamlError(name string, err error) error {
 		}
 		return errors.Join(errs...)
 	}
-	if err.Error() == "EOF" {
+	if errors.Is(err, io.EOF) {
 		return fmt.Errorf("%s: empty map document", name)
 	}
 	return errors.New(withFile(name, err.Error()))

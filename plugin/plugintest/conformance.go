@@ -20,6 +20,9 @@ import (
 const unknownKey = "conformance_unknown_key"
 
 // RunConformance runs the connector conformance suite as subtests of t.
+// errUnexpectedMessage marks a message read where none was expected.
+var errUnexpectedMessage = errors.New("unexpected message")
+
 func RunConformance(t *testing.T, h Harness) {
 	t.Helper()
 	if h.Factory == nil || h.NewSource == nil {
@@ -375,7 +378,7 @@ func caseCloseUnblocksRead(t *testing.T, h Harness) {
 	go func() {
 		m, err := c.Read(ctx)
 		if err == nil {
-			err = fmt.Errorf("unexpected message %q", sourceID(m))
+			err = fmt.Errorf("%w %q", errUnexpectedMessage, sourceID(m))
 		}
 		done <- err
 	}()
@@ -390,7 +393,7 @@ func caseCloseUnblocksRead(t *testing.T, h Harness) {
 	}
 	select {
 	case err := <-done:
-		if err == nil || errors.Is(err, context.DeadlineExceeded) || strings.HasPrefix(err.Error(), "unexpected message") {
+		if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errUnexpectedMessage) {
 			t.Fatalf("Read unblocked by Close: want an error from Close, got %v", err)
 		}
 		if !errors.Is(err, plugin.ErrClosed) {
