@@ -417,7 +417,11 @@ func TestO365ExampleCommented(t *testing.T) {
 	}
 	lines := strings.Split(string(b), "\n")
 	var keys []string
-	for _, f := range o365.New(slog.New(slog.NewTextHandler(io.Discard, nil))).ConfigSchema() {
+	schema, err := o365.New(slog.New(slog.NewTextHandler(io.Discard, nil))).ConfigSchema(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range schema {
 		keys = append(keys, f.Name)
 	}
 	if len(keys) < 20 {

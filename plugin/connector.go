@@ -23,10 +23,14 @@ import (
 // and applies the configuration, the first Read starts it, Close stops it
 // (Close must work after a partial start, and after no start at all).
 type Connector interface {
-	// Info names the connector.
-	Info() Info
-	// ConfigSchema lists the configuration keys.
-	ConfigSchema() []ConfigField
+	// Info names the connector and lists its capabilities. An error means
+	// the connector cannot say what it is: the host treats it as a failed
+	// launch.
+	Info(ctx context.Context) (Info, error)
+	// ConfigSchema lists the configuration keys. It is the one list the
+	// connector's strict decoding checks keys against (a key it does not
+	// list is unknown), and the one the docs are checked against.
+	ConfigSchema(ctx context.Context) ([]ConfigField, error)
 	// Configure decodes and checks a JSON configuration. Problems with the
 	// configuration are returned as diagnostics naming the key; the error
 	// is for anything else.

@@ -55,30 +55,30 @@ func NewGRPCClient(c connectorv1.ConnectorClient) *GRPCClient {
 
 const rpcTimeout = 30 * time.Second
 
-// Info asks the plugin for its name. On a transport error it returns a zero Info.
-func (g *GRPCClient) Info() Info {
-	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+// Info asks the plugin for its name and capabilities.
+func (g *GRPCClient) Info(ctx context.Context) (Info, error) {
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
 	r, err := g.c.Info(ctx, &connectorv1.InfoRequest{})
 	if err != nil {
-		return Info{}
+		return Info{}, fmt.Errorf("plugin: info: %w", err)
 	}
-	return Info{Name: r.Name, Version: r.Version, Description: r.Description, Capabilities: r.Capabilities}
+	return Info{Name: r.Name, Version: r.Version, Description: r.Description, Capabilities: r.Capabilities}, nil
 }
 
 // ConfigSchema asks the plugin for its configuration keys.
-func (g *GRPCClient) ConfigSchema() []ConfigField {
-	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+func (g *GRPCClient) ConfigSchema(ctx context.Context) ([]ConfigField, error) {
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
 	r, err := g.c.ConfigSchema(ctx, &connectorv1.ConfigSchemaRequest{})
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("plugin: config schema: %w", err)
 	}
 	out := make([]ConfigField, 0, len(r.Fields))
 	for _, f := range r.Fields {
 		out = append(out, ConfigField{Name: f.Name, Type: f.Type, Description: f.Description, Required: f.Required, Default: f.Default})
 	}
-	return out
+	return out, nil
 }
 
 // Configure sends the configuration and returns the plugin's diagnostics.

@@ -83,7 +83,7 @@ func sendErrorFromStatus(err error) error {
 // Send receives one message from the host and hands it to the connector.
 func (s *server) Send(in connectorv1.Connector_SendServer) error {
 	snd, ok := s.impl.(Sender)
-	if !ok || !Sends(s.impl) {
+	if !ok || !Sends(in.Context(), s.impl) {
 		return status.Error(codes.Unimplemented, ErrSendUnsupported.Error())
 	}
 	var m *OutgoingMessage

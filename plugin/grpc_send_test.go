@@ -24,12 +24,12 @@ type sendingMem struct {
 	sent []*OutgoingMessage
 }
 
-func (s *sendingMem) Info() Info {
-	i := s.memConnector.Info()
+func (s *sendingMem) Info(ctx context.Context) (Info, error) {
+	i, err := s.memConnector.Info(ctx)
 	if s.advertise {
 		i.Capabilities = append(i.Capabilities, CapabilitySend)
 	}
-	return i
+	return i, err
 }
 
 func (s *sendingMem) Test(ctx context.Context) TestResult {

@@ -45,14 +45,21 @@ func newServer(impl Connector, log *slog.Logger) *server {
 	return &server{impl: impl, log: log, streams: map[*stream]struct{}{}}
 }
 
-func (s *server) Info(context.Context, *connectorv1.InfoRequest) (*connectorv1.InfoResponse, error) {
-	i := s.impl.Info()
+func (s *server) Info(ctx context.Context, _ *connectorv1.InfoRequest) (*connectorv1.InfoResponse, error) {
+	i, err := s.impl.Info(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "info: %v", err)
+	}
 	return &connectorv1.InfoResponse{Name: i.Name, Version: i.Version, Description: i.Description, Capabilities: i.Capabilities}, nil
 }
 
-func (s *server) ConfigSchema(context.Context, *connectorv1.ConfigSchemaRequest) (*connectorv1.ConfigSchemaResponse, error) {
+func (s *server) ConfigSchema(ctx context.Context, _ *connectorv1.ConfigSchemaRequest) (*connectorv1.ConfigSchemaResponse, error) {
+	fields, err := s.impl.ConfigSchema(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "config schema: %v", err)
+	}
 	resp := &connectorv1.ConfigSchemaResponse{}
-	for _, f := range s.impl.ConfigSchema() {
+	for _, f := range fields {
 		resp.Fields = append(resp.Fields, &connectorv1.ConfigField{
 			Name: f.Name, Type: f.Type, Description: f.Description, Required: f.Required, Default: f.Default,
 		})

@@ -18,6 +18,7 @@ import (
 
 // memConnector is a tiny in-memory source for testing the transport.
 type memConnector struct {
+	infoErr  error // Info and ConfigSchema fail with it
 	mu       sync.Mutex
 	queue    []*Message
 	settled  map[string]Settlement
@@ -35,11 +36,17 @@ func newMem(msgs ...[]byte) *memConnector {
 	return m
 }
 
-func (m *memConnector) Info() Info {
-	return Info{Name: "mem", Version: "1", Capabilities: []string{"test"}}
+func (m *memConnector) Info(context.Context) (Info, error) {
+	if m.infoErr != nil {
+		return Info{}, m.infoErr
+	}
+	return Info{Name: "mem", Version: "1", Capabilities: []string{"test"}}, nil
 }
-func (m *memConnector) ConfigSchema() []ConfigField {
-	return []ConfigField{{Name: "path", Type: "string", Required: true}}
+func (m *memConnector) ConfigSchema(context.Context) ([]ConfigField, error) {
+	if m.infoErr != nil {
+		return nil, m.infoErr
+	}
+	return []ConfigField{{Name: "path", Type: "string", Required: true}}, nil
 }
 func (m *memConnector) Configure(_ context.Context, b []byte) (Diagnostics, error) {
 	var ds Diagnostics
@@ -126,11 +133,11 @@ func connectB(t testing.TB, impl Connector) *GRPCClient {
 func TestGRPCUnaryCalls(t *testing.T) {
 	c := connect(t, newMem())
 	ctx := context.Background()
-	if got := c.Info(); got.Name != "mem" || got.Version != "1" || len(got.Capabilities) != 1 {
-		t.Errorf("Info = %+v", got)
+	if got, err := c.Info(ctx); err != nil || got.Name != "mem" || got.Version != "1" || len(got.Capabilities) != 1 {
+		t.Errorf("Info = %+v, %v", got, err)
 	}
-	if got := c.ConfigSchema(); len(got) != 1 || got[0].Name != "path" || !got[0].Required {
-		t.Errorf("ConfigSchema = %+v", got)
+	if got, err := c.ConfigSchema(ctx); err != nil || len(got) != 1 || got[0].Name != "path" || !got[0].Required {
+		t.Errorf("ConfigSchema = %+v, %v", got, err)
 	}
 	ds, err := c.Configure(ctx, []byte(`{}`))
 	if err != nil {
@@ -423,5 +430,19 @@ func TestGRPCSettleRefusedOrGone(t *testing.T) {
 				t.Errorf("Settle = %v, want the connector's reason %q", err, tc.wantReason)
 			}
 		})
+	}
+}
+
+// A connector whose Info or ConfigSchema fails says so across the plugin
+// boundary, instead of answering with an empty Info.
+func TestGRPCInfoError(t *testing.T) {
+	m := newMem()
+	m.infoErr = errors.New("cannot read the build info")
+	c := connect(t, m)
+	if got, err := c.Info(t.Context()); err == nil {
+		t.Fatalf("Info = %+v, want an error", got)
+	}
+	if got, err := c.ConfigSchema(t.Context()); err == nil {
+		t.Fatalf("ConfigSchema = %+v, want an error", got)
 	}
 }

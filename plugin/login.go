@@ -32,7 +32,11 @@ func runLogin(factory Factory) int {
 	defer impl.Close()
 	l, ok := impl.(Loginer)
 	if !ok {
-		fmt.Fprintf(os.Stderr, "%s: this connector has no sign-in to run\n", impl.Info().Name)
+		name := "connector"
+		if info, err := impl.Info(context.Background()); err == nil {
+			name = info.Name
+		}
+		fmt.Fprintf(os.Stderr, "%s: this connector has no sign-in to run\n", name)
 		return 2
 	}
 	cfg, err := io.ReadAll(os.Stdin)

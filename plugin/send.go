@@ -79,11 +79,15 @@ const MaxSendSize = 25 << 20
 // Sends reports whether c can send now: it implements Sender and its Info
 // lists CapabilitySend (a connector lists it only when it is configured to
 // send).
-func Sends(c Connector) bool {
+func Sends(ctx context.Context, c Connector) bool {
 	if _, ok := c.(Sender); !ok {
 		return false
 	}
-	for _, cap := range c.Info().Capabilities {
+	info, err := c.Info(ctx)
+	if err != nil {
+		return false
+	}
+	for _, cap := range info.Capabilities {
 		if cap == CapabilitySend {
 			return true
 		}

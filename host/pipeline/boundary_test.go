@@ -49,8 +49,10 @@ func newRefusing(refuse int, refuseAcks bool, msgs ...*plugin.Message) *refusing
 	return &refusing{queue: msgs, refuse: refuse, refuseAcks: refuseAcks, wake: make(chan struct{})}
 }
 
-func (r *refusing) Info() plugin.Info                                             { return plugin.Info{Name: "refusing"} }
-func (r *refusing) ConfigSchema() []plugin.ConfigField                            { return nil }
+func (r *refusing) Info(context.Context) (plugin.Info, error) {
+	return plugin.Info{Name: "refusing"}, nil
+}
+func (r *refusing) ConfigSchema(context.Context) ([]plugin.ConfigField, error)    { return nil, nil }
 func (r *refusing) Configure(context.Context, []byte) (plugin.Diagnostics, error) { return nil, nil }
 func (r *refusing) Test(context.Context) plugin.TestResult                        { return plugin.TestResult{} }
 func (r *refusing) Close() error                                                  { return nil }

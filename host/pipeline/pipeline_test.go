@@ -42,8 +42,8 @@ func newSource(msgs ...*plugin.Message) *source {
 	return &source{queue: msgs, more: make(chan struct{}, 1), fail: make(chan struct{}), settled: map[string][]plugin.Settlement{}}
 }
 
-func (s *source) Info() plugin.Info                                             { return plugin.Info{Name: "fake"} }
-func (s *source) ConfigSchema() []plugin.ConfigField                            { return nil }
+func (s *source) Info(context.Context) (plugin.Info, error)                     { return plugin.Info{Name: "fake"}, nil }
+func (s *source) ConfigSchema(context.Context) ([]plugin.ConfigField, error)    { return nil, nil }
 func (s *source) Configure(context.Context, []byte) (plugin.Diagnostics, error) { return nil, nil }
 func (s *source) Test(context.Context) plugin.TestResult                        { return plugin.TestResult{} }
 func (s *source) Close() error                                                  { return nil }

@@ -106,7 +106,11 @@ func Launch(ctx context.Context, s Spec) (*Instance, error) {
 	}
 	conn := raw.(*plugin.GRPCClient)
 	conn.MaxInFlight = s.MaxInFlight
-	inst := &Instance{Client: client, Connector: conn, Info: conn.Info()}
+	info, err := conn.Info(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("connector %s: %w: plugin %s: %w", s.Name, ErrStart, s.Path, err))
+	}
+	inst := &Instance{Client: client, Connector: conn, Info: info}
 	if rc := client.ReattachConfig(); rc != nil {
 		inst.Pid = rc.Pid
 	}
@@ -134,7 +138,9 @@ func Launch(ctx context.Context, s Spec) (*Instance, error) {
 	}
 	// Some capabilities follow the settings (a connector lists "send" only
 	// when it is configured to send): ask again now that it has them.
-	inst.Info = conn.Info()
+	if inst.Info, err = conn.Info(ctx); err != nil {
+		return fail(fmt.Errorf("connector %s: %w: plugin %s: %w", s.Name, ErrStart, s.Path, err))
+	}
 	return inst, nil
 }
 

@@ -201,7 +201,7 @@ func TestLaunchRealPlugin(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer inst.Kill()
-		if !slices.Contains(inst.Info.Capabilities, plugin.CapabilitySend) || !plugin.Sends(inst.Connector) {
+		if !slices.Contains(inst.Info.Capabilities, plugin.CapabilitySend) || !plugin.Sends(t.Context(), inst.Connector) {
 			t.Errorf("a connector configured to send lists %v", inst.Info.Capabilities)
 		}
 	})

@@ -84,8 +84,8 @@ func TestSendThroughDemoRig(t *testing.T) {
 	if diags, err := c.Configure(ctx, b); err != nil || diags.HasErrors() {
 		t.Fatalf("Configure: %v %v", diags, err)
 	}
-	if !plugin.Sends(c) {
-		t.Fatalf("the demo connector does not advertise send: %v", c.Info().Capabilities)
+	if !plugin.Sends(t.Context(), c) {
+		t.Fatal("the demo connector does not advertise send")
 	}
 	r := c.Test(ctx)
 	if r.Category != plugin.TestOK || r.Send == nil || r.Send.Category != plugin.TestOK {

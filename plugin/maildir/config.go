@@ -85,7 +85,7 @@ func parseConfig(raw []byte) (Config, plugin.Diagnostics) {
 	}
 	sort.Strings(unknown)
 	for _, k := range unknown {
-		diags.Errorf(k, "unknown key (known: %s)", strings.Join(names, ", "))
+		diags.Errorf(k, "unknown key (valid keys: %s)", strings.Join(names, ", "))
 	}
 
 	str := func(key string) (string, bool) {

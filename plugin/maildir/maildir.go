@@ -93,7 +93,7 @@ func newConnector(logger *slog.Logger) *Connector {
 }
 
 // Info names the connector.
-func (c *Connector) Info() plugin.Info {
+func (c *Connector) Info(context.Context) (plugin.Info, error) {
 	caps := []string{"ack", "retry", "reject", "health"}
 	if sc, _ := c.sendConfig(); sc != nil {
 		caps = append(caps, plugin.CapabilitySend)
@@ -103,12 +103,12 @@ func (c *Connector) Info() plugin.Info {
 		Version:      Version,
 		Description:  "reads RFC 5322 files from a Maildir or a directory of .eml files",
 		Capabilities: caps,
-	}
+	}, nil
 }
 
 // ConfigSchema lists the configuration keys.
-func (c *Connector) ConfigSchema() []plugin.ConfigField {
-	return append([]plugin.ConfigField(nil), schema...)
+func (c *Connector) ConfigSchema(context.Context) ([]plugin.ConfigField, error) {
+	return append([]plugin.ConfigField(nil), schema...), nil
 }
 
 // Configure decodes and checks the configuration.

@@ -177,7 +177,7 @@ func TestSendConfig(t *testing.T) {
 func TestSendNotConfigured(t *testing.T) {
 	src := newMaildir(t)
 	c := harness(newMaildir).Open(t, src.Config(t))
-	if plugin.Sends(c) {
+	if plugin.Sends(t.Context(), c) {
 		t.Fatal("a connector without send: advertises send")
 	}
 	_, err := c.(plugin.Sender).Send(context.Background(), &plugin.OutgoingMessage{To: []string{"a@b.c"}, Raw: []byte("x")})

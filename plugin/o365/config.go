@@ -138,7 +138,7 @@ type settings struct {
 func decodeConfig(raw []byte) (*settings, plugin.Diagnostics) {
 	var diags plugin.Diagnostics
 	var c Config
-	if !decodeStrict(raw, &c, &diags) {
+	if !decodeStrict(raw, &c, schema(), &diags) {
 		return nil, diags
 	}
 	s := &settings{Config: c}
@@ -465,8 +465,9 @@ func looksLikeGUID(s string) bool {
 
 // decodeStrict decodes a JSON object into the struct at dst key by key, so
 // that every problem (unknown key, wrong type, bad duration, unreadable
-// secret file) is reported against its key.
-func decodeStrict(raw []byte, dst any, diags *plugin.Diagnostics) bool {
+// secret file) is reported against its key. The schema says which keys
+// there are: a key it does not list is unknown.
+func decodeStrict(raw []byte, dst any, schema []plugin.ConfigField, diags *plugin.Diagnostics) bool {
 	var obj map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&obj); err != nil {
@@ -488,6 +489,12 @@ func decodeStrict(raw []byte, dst any, diags *plugin.Diagnostics) bool {
 			fields[tag] = v.Field(i)
 		}
 	}
+	known := make(map[string]bool, len(schema))
+	names := make([]string, 0, len(schema))
+	for _, f := range schema {
+		known[f.Name] = true
+		names = append(names, f.Name)
+	}
 	keys := make([]string, 0, len(obj))
 	for k := range obj {
 		keys = append(keys, k)
@@ -495,9 +502,9 @@ func decodeStrict(raw []byte, dst any, diags *plugin.Diagnostics) bool {
 	sort.Strings(keys)
 	ok := true
 	for _, k := range keys {
-		f, known := fields[k]
-		if !known {
-			diags.Errorf(k, "unknown key")
+		f, field := fields[k]
+		if !known[k] || !field {
+			diags.Errorf(k, "unknown key (valid keys: %s)", strings.Join(names, ", "))
 			ok = false
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -230,5 +231,32 @@ func TestSettleAfterClose(t *testing.T) {
 	}
 	if err := c.Settle(t.Context(), "1:1:1", plugin.Settlement{Kind: plugin.Ack}); !errors.Is(err, plugin.ErrClosed) {
 		t.Fatalf("Settle after Close = %v, want plugin.ErrClosed", err)
+	}
+}
+
+// The schema drives strict decoding: every key it lists is one the settings
+// decode, and every key the settings decode is in the schema (so the docs
+// checked against the schema cover all of them).
+func TestSchemaMatchesSettings(t *testing.T) {
+	inSchema := map[string]bool{}
+	for _, f := range schema() {
+		inSchema[f.Name] = true
+	}
+	typ := reflect.TypeOf(Config{})
+	inStruct := map[string]bool{}
+	for i := range typ.NumField() {
+		if tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ","); tag != "" && tag != "-" {
+			inStruct[tag] = true
+		}
+	}
+	for k := range inSchema {
+		if !inStruct[k] {
+			t.Errorf("schema key %s is not decoded", k)
+		}
+	}
+	for k := range inStruct {
+		if !inSchema[k] {
+			t.Errorf("setting %s is not in the schema (it would be refused as unknown)", k)
+		}
 	}
 }

@@ -59,7 +59,7 @@ func New(logger *slog.Logger) plugin.Connector {
 }
 
 // Info names the connector.
-func (c *Connector) Info() plugin.Info {
+func (c *Connector) Info(context.Context) (plugin.Info, error) {
 	caps := []string{"imap", "graph", "idle", "test"}
 	c.mu.Lock()
 	if c.sender != nil {
@@ -71,11 +71,13 @@ func (c *Connector) Info() plugin.Info {
 		Version:      Version,
 		Description:  "O365 OAUTH: Microsoft 365 mailbox over IMAP (XOAUTH2, IDLE) or Microsoft Graph with an app-only token",
 		Capabilities: caps,
-	}
+	}, nil
 }
 
 // ConfigSchema lists the keys.
-func (c *Connector) ConfigSchema() []plugin.ConfigField { return schema() }
+func (c *Connector) ConfigSchema(context.Context) ([]plugin.ConfigField, error) {
+	return schema(), nil
+}
 
 // Configure checks the configuration and prepares (without connecting) the
 // token source and the mailbox.

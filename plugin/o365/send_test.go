@@ -108,8 +108,8 @@ func TestSendThroughDovecotSubmission(t *testing.T) {
 	p := startSubmissionPeers(t)
 	bin := plugintest.BuildPlugin(t, "github.com/mediagw/mediagw/plugin/o365/cmd/mediagw-connector-o365")
 	proc := startPlugin(t, bin, p.smtpConfig(t, p.dc.SubmissionAddr))
-	if !plugin.Sends(proc) {
-		t.Fatalf("send_via smtp: capabilities %v", proc.Info().Capabilities)
+	if !plugin.Sends(t.Context(), proc) {
+		t.Fatal("send_via smtp: the capabilities do not list send")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -251,7 +251,7 @@ func TestSendViaGraph(t *testing.T) {
 	cfg := p.config()
 	cfg["send_via"] = "graph"
 	c := configure(t, cfg)
-	if !plugin.Sends(c) {
+	if !plugin.Sends(t.Context(), c) {
 		t.Fatal("send_via graph does not advertise send")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -287,7 +287,7 @@ func TestSendViaNone(t *testing.T) {
 	p := startGraphPeers(t)
 	cfg := p.config() // send_via none
 	c := configure(t, cfg)
-	if plugin.Sends(c) {
+	if plugin.Sends(t.Context(), c) {
 		t.Fatal("send_via none advertises send")
 	}
 	_, err := c.(plugin.Sender).Send(context.Background(), &plugin.OutgoingMessage{To: []string{"a@b.c"}, Raw: reportMessage("none")})

@@ -246,14 +246,20 @@ func merge(ms ...map[string]Status) map[string]Status {
 func caseInfo(t *testing.T, h Harness) {
 	f := newFixture(t, h)
 	c := h.New(t)
-	info := c.Info()
+	info, err := c.Info(t.Context())
+	if err != nil {
+		t.Fatalf("Info: %v", err)
+	}
 	if info.Name == "" {
 		t.Error("Info().Name is empty")
 	}
 	if info.Version == "" {
 		t.Error("Info().Version is empty")
 	}
-	schema := c.ConfigSchema()
+	schema, err := c.ConfigSchema(t.Context())
+	if err != nil {
+		t.Fatalf("ConfigSchema: %v", err)
+	}
 	if len(schema) == 0 {
 		t.Fatal("ConfigSchema() is empty")
 	}
@@ -782,7 +788,7 @@ func caseSend(t *testing.T, h Harness) {
 	f := newFixture(t, h)
 	if h.Sink == nil {
 		c := f.open(t)
-		if slices.Contains(c.Info().Capabilities, plugin.CapabilitySend) {
+		if info, err := c.Info(t.Context()); err == nil && slices.Contains(info.Capabilities, plugin.CapabilitySend) {
 			if _, ok := c.(plugin.Sender); !ok {
 				t.Fatal("Info lists \"send\" but the connector does not implement plugin.Sender")
 			}
@@ -792,8 +798,8 @@ func caseSend(t *testing.T, h Harness) {
 	cfg := decodeConfig(t, f.cfg)
 	h.Sink.Enable(t, cfg)
 	c := h.Open(t, encodeConfig(t, cfg))
-	if !plugin.Sends(c) {
-		t.Fatalf("configured to send, the connector does not (capabilities %v, Sender %T)", c.Info().Capabilities, c)
+	if !plugin.Sends(t.Context(), c) {
+		t.Fatalf("configured to send, the connector does not (Sender %T)", c)
 	}
 	key := f.name + "-send"
 	raw := Message(key, 20<<10)
