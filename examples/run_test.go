@@ -86,13 +86,7 @@ func deliver(t *testing.T, maildir string, mails ...string) {
 
 func waitFor(t *testing.T, g *gateway, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s\n%s", what, g.out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(t, 45*time.Second, what, cond, g.out.String)
 }
 
 func glob(pattern string) []string {

@@ -11,25 +11,18 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/host/config"
+	"github.com/mediagw/mediagw/internal/testenv"
 	"github.com/mediagw/mediagw/linedriver"
 )
 
 // waitRunning waits until Run has applied its first plan.
 func waitRunning(t *testing.T, h *Host) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.Eventually(t, 10*time.Second, "Run to apply its plan", func() bool {
 		h.mu.Lock()
-		started := h.plan != nil
-		h.mu.Unlock()
-		if started {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not apply its plan within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer h.mu.Unlock()
+		return h.plan != nil
+	})
 }
 
 // windingDriver is a line driver whose attempt, once cancelled, winds down

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mediagw/mediagw/host/console/passwd"
 	"github.com/mediagw/mediagw/internal/browsertest"
+	"github.com/mediagw/mediagw/internal/testenv"
 )
 
 // TestConsoleInBrowser opens the console of a real gateway (the Maildir
@@ -202,7 +203,7 @@ func TestConsoleFaxInBrowser(t *testing.T) {
 		}),
 		b.Shot("console-fax-progress"),
 	); err != nil {
-		t.Fatalf("page progress: %v\n%s", err, tail(g.logText(), 30))
+		t.Fatalf("page progress: %v\n%s", err, testenv.Tail(g.logText(), 30))
 	}
 	waitFor(t, "the retried fax delivered", 120*time.Second, func() bool {
 		return strings.Contains(g.logText(), "event=delivered")

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mediagw/mediagw/internal/testenv"
 )
 
 // TestSpoolFullMakesGatewayDegraded: the gateway's spool file may not grow
@@ -110,6 +112,6 @@ func logTime(t *testing.T, log, re string) time.Time {
 			}
 		}
 	}
-	t.Fatalf("no log line matches %s:\n%s", re, tail(log, 30))
+	t.Fatalf("no log line matches %s:\n%s", re, testenv.Tail(log, 30))
 	return time.Time{}
 }

@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediagw/mediagw/internal/testenv"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/render"
 )
 
@@ -323,7 +324,7 @@ func TestKillHostMidPage(t *testing.T) {
 	// The mail was acked once the spool held the job (the second run finds
 	// the job there without the mail being offered again).
 	if !strings.Contains(log1, "event=accepted") {
-		t.Fatalf("first run never accepted the mail:\n%s", tail(log1, 30))
+		t.Fatalf("first run never accepted the mail:\n%s", testenv.Tail(log1, 30))
 	}
 	if s.count("var/Maildir/new") != 0 || s.count("var/Maildir/cur") != 1 {
 		t.Fatalf("mail not settled: new/ %d, cur/ %d", s.count("var/Maildir/new"), s.count("var/Maildir/cur"))
@@ -378,7 +379,7 @@ func TestFaxBusyThenDelivered(t *testing.T) {
 	g.stop(t)
 	log := g.logText()
 	if n := strings.Count(log, "event=retried"); n != 2 || strings.Count(log, "category=busy") < 2 {
-		t.Errorf("%d retries logged, want 2 for busy:\n%s", n, tail(log, 30))
+		t.Errorf("%d retries logged, want 2 for busy:\n%s", n, testenv.Tail(log, 30))
 	}
 	if m := regexp.MustCompile(`event=delivered .*attempt=(\d+)`).FindStringSubmatch(log); m == nil || m[1] != "3" {
 		t.Errorf("delivered on attempt %v, want 3", m)
@@ -386,7 +387,7 @@ func TestFaxBusyThenDelivered(t *testing.T) {
 	// The live view's progress: which page of how many, and the call's length.
 	for _, re := range []string{`event=progress job=\S+ step=page detail="1: .*" page=1 pages=1`, `event=delivered .*call_seconds=\d`} {
 		if !regexp.MustCompile(re).MatchString(log) {
-			t.Errorf("log lacks %s:\n%s", re, tail(log, 30))
+			t.Errorf("log lacks %s:\n%s", re, testenv.Tail(log, 30))
 		}
 	}
 	if n := sim.count("received page"); n != 1 {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mediagw/mediagw/internal/testenv"
 )
 
 // twoInboxes is a gateway with two maildir connectors feeding the archive
@@ -160,10 +162,10 @@ func TestReloadRestartsOnlyWhatChanged(t *testing.T) {
 	}
 	log := g.logText()
 	if !strings.Contains(log, `msg="stopping connector" connector=inbox2 why="configuration changed"`) {
-		t.Errorf("log does not say why inbox2 stopped:\n%s", tail(log, 30))
+		t.Errorf("log does not say why inbox2 stopped:\n%s", testenv.Tail(log, 30))
 	}
 	if strings.Contains(log, "connector=inbox why=") || strings.Contains(log, `msg="stopping driver"`) {
-		t.Errorf("a unit that did not change was stopped:\n%s", tail(log, 30))
+		t.Errorf("a unit that did not change was stopped:\n%s", testenv.Tail(log, 30))
 	}
 	batch("3")
 	waitFor(t, "every message archived across the reload", 60*time.Second, func() bool { return archived() == 2*total }, g.logText)
@@ -177,7 +179,7 @@ func TestReloadRestartsOnlyWhatChanged(t *testing.T) {
 	g.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "the refused reload", 30*time.Second, func() bool { return strings.Contains(g.logText(), "config not reloaded") }, g.logText)
 	if !strings.Contains(g.logText(), `mediagw.yaml:13: connectors.inbox: unknown key "max_inflight"`) {
-		t.Errorf("the refused reload does not name the file and line:\n%s", tail(g.logText(), 10))
+		t.Errorf("the refused reload does not name the file and line:\n%s", testenv.Tail(g.logText(), 10))
 	}
 	batch("4")
 	waitFor(t, "mail archived after the refused reload", 60*time.Second, func() bool { return archived() == 2*total }, g.logText)

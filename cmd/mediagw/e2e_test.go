@@ -220,21 +220,7 @@ func (s *site) count(sub string) int {
 
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool, log func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; log tail:\n%s", what, tail(log(), 40))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	testenv.Eventually(t, timeout, what, cond, log)
 }
 
 func TestMaildirToFileExample(t *testing.T) {

@@ -101,13 +101,7 @@ func logger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, n
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, what, cond)
 }
 
 func entry(t *testing.T, sp *spool.Spool, driver string) *spool.Entry {

@@ -161,13 +161,7 @@ func (g *gateway) call(method, path string, out any) (int, http.Header) {
 // waitFor polls cond until it holds, for at most 30 s.
 func (g *gateway) waitFor(what string, cond func() bool) {
 	g.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			g.t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(g.t, 30*time.Second, what, cond)
 }
 
 func (g *gateway) jobs(query string) []spool.JobInfo {

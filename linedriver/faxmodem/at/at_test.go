@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -75,27 +77,37 @@ func TestTimeoutAndClose(t *testing.T) {
 }
 
 // eofPort reads (0, io.EOF) like tarm/serial on a read timeout.
-type eofPort struct{ data chan []byte }
+type eofPort struct {
+	data   chan []byte
+	closed chan struct{}
+}
 
 func (p *eofPort) Read(b []byte) (int, error) {
 	select {
 	case d := <-p.data:
 		return copy(b, d), nil
+	case <-p.closed:
+		return 0, os.ErrClosed
 	case <-time.After(10 * time.Millisecond):
 		return 0, io.EOF
 	}
 }
+func (p *eofPort) Close() error                { close(p.closed); return nil }
 func (p *eofPort) Write(b []byte) (int, error) { return len(b), nil }
 
+// The modem answers after 80 ms of EOF reads: silence, not an error. The
+// bubble's clock makes the 80 ms exact and free.
 func TestEOFIsSilence(t *testing.T) {
-	p := &eofPort{data: make(chan []byte, 1)}
-	c := New(p, Options{EOFIsSilence: true})
-	defer c.Close()
-	go func() { time.Sleep(80 * time.Millisecond); p.data <- []byte("OK\r\n") }()
-	r, err := c.ReadResult(context.Background(), time.Second)
-	if err != nil || !r.OK() {
-		t.Fatalf("got %+v, %v", r, err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		p := &eofPort{data: make(chan []byte, 1), closed: make(chan struct{})}
+		c := New(p, Options{EOFIsSilence: true})
+		defer c.Close()
+		go func() { time.Sleep(80 * time.Millisecond); p.data <- []byte("OK\r\n") }()
+		r, err := c.ReadResult(context.Background(), time.Second)
+		if err != nil || !r.OK() {
+			t.Fatalf("got %+v, %v", r, err)
+		}
+	})
 }
 
 func TestReadData(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mediagw/mediagw/internal/testenv"
 	"github.com/mediagw/mediagw/linedriver/dc09/dc09rx"
 )
 
@@ -113,7 +114,7 @@ func BenchmarkHostAlarmLatency(b *testing.B) {
 		deadline := start.Add(10 * time.Second)
 		for len(rx.Signals()) < have {
 			if time.Now().After(deadline) {
-				b.Fatalf("no ACK; log:\n%s", tail(g.output(), 30))
+				b.Fatalf("no ACK; log:\n%s", testenv.Tail(g.output(), 30))
 			}
 			time.Sleep(time.Millisecond)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mediagw/mediagw/internal/testenv"
 	"github.com/mediagw/mediagw/plugin/o365/o365test"
 	"github.com/mediagw/mediagw/plugin/plugintest"
 )
@@ -133,7 +134,7 @@ func BenchmarkHostThroughput(b *testing.B) {
 		deadline := time.Now().Add(5 * time.Minute)
 		for s.outCount() < want || unseen(b, ctl, "tp-host") > 0 {
 			if time.Now().After(deadline) {
-				b.Fatalf("%d of %d records; log:\n%s", s.outCount(), want, tail(g.output(), 30))
+				b.Fatalf("%d of %d records; log:\n%s", s.outCount(), want, testenv.Tail(g.output(), 30))
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -223,7 +224,7 @@ func BenchmarkHostPushLatency(b *testing.B) {
 			deadline := start.Add(10 * time.Second)
 			for s.outCount() < have {
 				if time.Now().After(deadline) {
-					b.Fatalf("no record; log:\n%s", tail(g.output(), 30))
+					b.Fatalf("no record; log:\n%s", testenv.Tail(g.output(), 30))
 				}
 				time.Sleep(time.Millisecond)
 			}

@@ -67,7 +67,7 @@ func startReportPeers(t testing.TB) *peers {
 	t.Cleanup(func() {
 		_ = dc.Close()
 		if t.Failed() {
-			t.Log(tail(dc.Log(), 30))
+			t.Log(testenv.Tail(dc.Log(), 30))
 		}
 	})
 	ca, err := id.CA.WriteFile(dir)
@@ -191,7 +191,7 @@ func TestReportsThroughDovecotSubmission(t *testing.T) {
 		t.Fatalf("alice has %d reports after her report came back to the gateway, want still 1", n)
 	}
 	if !strings.Contains(g.output(), "no report: the message is a delivery report of this gateway") {
-		t.Errorf("the log does not say why the returned report got no report:\n%s", tail(g.output(), 20))
+		t.Errorf("the log does not say why the returned report got no report:\n%s", testenv.Tail(g.output(), 20))
 	}
 }
 

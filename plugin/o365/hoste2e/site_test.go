@@ -60,7 +60,7 @@ func startPeers(t testing.TB) *peers {
 	t.Cleanup(func() {
 		_ = dc.Close()
 		if t.Failed() {
-			t.Log(tail(dc.Log(), 30))
+			t.Log(testenv.Tail(dc.Log(), 30))
 		}
 	})
 	ca, err := id.CA.WriteFile(dir)
@@ -232,7 +232,7 @@ func (g *gateway) pluginPid(t testing.TB) int {
 	case pid := <-g.pids:
 		return pid
 	case <-time.After(60 * time.Second):
-		t.Fatalf("plugin did not start; log:\n%s", tail(g.output(), 40))
+		t.Fatalf("plugin did not start; log:\n%s", testenv.Tail(g.output(), 40))
 	}
 	return 0
 }
@@ -243,7 +243,7 @@ func (g *gateway) stop(t testing.TB) {
 	select {
 	case <-g.done:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("gateway did not stop on SIGTERM; log:\n%s", tail(g.output(), 40))
+		t.Fatalf("gateway did not stop on SIGTERM; log:\n%s", testenv.Tail(g.output(), 40))
 	}
 }
 
@@ -308,21 +308,7 @@ func (s *site) byMessageID() map[string]int {
 
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool, log func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; log tail:\n%s", timeout, what, tail(log(), 40))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	testenv.Eventually(t, timeout, what, cond, log)
 }
 
 // serverMessage is one message as the server holds it.
