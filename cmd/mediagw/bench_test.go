@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/mediagw/mediagw/internal/testenv"
 )
 
 // BenchmarkMaildirToFile: small mails from a Maildir through the maildir
@@ -85,7 +87,7 @@ func BenchmarkMaildirToFile(b *testing.B) {
 		deadline := time.Now().Add(10 * time.Minute)
 		for s.count("var/Maildir/cur") < b.N || s.count("var/archive") < b.N {
 			if time.Now().After(deadline) {
-				b.Fatalf("%d settled, %d written of %d; log:\n%s", s.count("var/Maildir/cur"), s.count("var/archive"), b.N, tail(g.logText(), 30))
+				b.Fatalf("%d settled, %d written of %d; log:\n%s", s.count("var/Maildir/cur"), s.count("var/archive"), b.N, testenv.Tail(g.logText(), 30))
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
