@@ -13,6 +13,7 @@ import (
 
 	goplugin "github.com/hashicorp/go-plugin"
 
+	"github.com/mediagw/mediagw/internal/testenv"
 	connectorv1 "github.com/mediagw/mediagw/proto/mediagw/connector/v1"
 )
 
@@ -226,13 +227,7 @@ func TestGRPCStreamEndRetriesUnsettled(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for mem.unsettled() != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := mem.unsettled(); n != 0 {
-		t.Fatalf("%d deliveries left unsettled after the stream ended", n)
-	}
+	testenv.Eventually(t, 5*time.Second, "every delivery settled after the stream ended", func() bool { return mem.unsettled() == 0 })
 	mem.mu.Lock()
 	s := mem.settled[m.DeliveryID]
 	mem.mu.Unlock()
@@ -319,10 +314,7 @@ func TestGRPCStreamEndLogsFailedRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), "folder not writable") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "the failed retry in the log", func() bool { return strings.Contains(logs.String(), "folder not writable") })
 	got := logs.String()
 	for _, want := range []string{`"@level":"error"`, `"delivery_id":"` + m.DeliveryID + `"`, "folder not writable"} {
 		if !strings.Contains(got, want) {

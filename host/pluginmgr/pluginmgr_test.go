@@ -179,13 +179,7 @@ func TestLaunchRealPlugin(t *testing.T) {
 			t.Fatal(err)
 		}
 		inst.Kill()
-		deadline := time.Now().Add(5 * time.Second)
-		for syscall.Kill(inst.Pid, 0) == nil {
-			if time.Now().After(deadline) {
-				t.Fatalf("plugin %d still running after Kill", inst.Pid)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		testenv.Eventually(t, 5*time.Second, "the plugin to end after Kill", func() bool { return syscall.Kill(inst.Pid, 0) != nil })
 		if cur, _ := os.ReadDir(filepath.Join(dir, "Maildir/cur")); len(cur) != 1 {
 			t.Errorf("acked message not in cur/ (%d files)", len(cur))
 		}
@@ -237,11 +231,9 @@ func TestPluginLogLevels(t *testing.T) {
 			}
 			// The plugin logs "maildir: offered" at debug when it offers m1;
 			// give the relay a moment to pass it on.
-			deadline := time.Now().Add(3 * time.Second)
-			for tc.wantDebug && !strings.Contains(buf.String(), "maildir: offered") && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
-			if !tc.wantDebug {
+			if tc.wantDebug {
+				testenv.Eventually(t, 3*time.Second, "the plugin's debug line", func() bool { return strings.Contains(buf.String(), "maildir: offered") })
+			} else {
 				time.Sleep(300 * time.Millisecond)
 			}
 			out := buf.String()
