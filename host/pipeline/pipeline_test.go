@@ -16,6 +16,7 @@ import (
 
 	"github.com/mediagw/mediagw/host/spool"
 	"github.com/mediagw/mediagw/internal/backoff"
+	"github.com/mediagw/mediagw/internal/testenv"
 	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/plugin"
 )
@@ -154,16 +155,10 @@ func runUntil(t *testing.T, p *Pipeline, src interface {
 }, n int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx, src) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for src.settledCount() < n {
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("%d of %d settlements after 5 s", src.settledCount(), n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, fmt.Sprintf("%d settlements", n), func() bool { return src.settledCount() >= n })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run after cancel = %v, want nil", err)

@@ -129,20 +129,14 @@ func TestSendThroughDovecotSubmission(t *testing.T) {
 		t.Error("no message id")
 	}
 	var got []byte
-	deadline := time.Now().Add(30 * time.Second)
-	for got == nil && time.Now().Before(deadline) {
+	testenv.Eventually(t, 30*time.Second, "the report in sender@example.org's INBOX", func() bool {
 		for _, m := range fetchInbox(t, p, "sender@example.org") {
 			if strings.Contains(string(m), "<report-dovecot@mediagw>") {
 				got = m
 			}
 		}
-		if got == nil {
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	if got == nil {
-		t.Fatal("the report did not reach sender@example.org's INBOX")
-	}
+		return got != nil
+	})
 	s := string(got)
 	for _, want := range []string{
 		"Subject: Fax to +1 555 0100 delivered (dovecot)",
