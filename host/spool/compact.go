@@ -51,16 +51,19 @@ func (s *Spool) sizeLocked() (Size, error) {
 	if err != nil {
 		return Size{}, fmt.Errorf("spool: size: %w", err)
 	}
-	var used int64
+	var used, pageSize int64
 	err = s.db.View(func(tx *bolt.Tx) error {
 		used = tx.Size() // up to the highest page in use
+		// Info reads the mapping, which a writer may remap; a read
+		// transaction holds the remap off.
+		pageSize = int64(tx.DB().Info().PageSize)
 		return nil
 	})
 	if err != nil {
 		return Size{}, fmt.Errorf("spool: size: %w", err)
 	}
 	st := s.db.Stats()
-	free := int64(st.FreePageN+st.PendingPageN) * int64(s.db.Info().PageSize)
+	free := int64(st.FreePageN+st.PendingPageN) * pageSize
 	sz := Size{FileBytes: fi.Size()}
 	sz.FreeBytes = min(free+max(sz.FileBytes-used, 0), sz.FileBytes)
 	sz.LiveBytes = sz.FileBytes - sz.FreeBytes
