@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/mediagw/mediagw/internal/duration"
 )
@@ -172,3 +174,24 @@ func CleanText(s string) string {
 // Duration is a time.Duration in options: a Go duration string ("30s") or
 // a number of seconds.
 type Duration = duration.Duration
+
+// KeepAlive runs check every quarter of every until stop closes, in a
+// goroutine counted by wg: the shared loop behind DC-09 supervision (NULL
+// messages) and the Sur-Gard heartbeat. check decides whether the link was
+// quiet long enough to send something.
+func KeepAlive(stop <-chan struct{}, wg *sync.WaitGroup, every time.Duration, check func(every time.Duration)) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			check(every)
+		}
+	}()
+}

@@ -542,23 +542,7 @@ func (d *Driver) startSupervision() {
 	if d.o.Supervision <= 0 {
 		return
 	}
-	d.superOnce.Do(func() {
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			every := time.Duration(d.o.Supervision)
-			t := time.NewTicker(every / 4)
-			defer t.Stop()
-			for {
-				select {
-				case <-d.stop:
-					return
-				case <-t.C:
-				}
-				d.supervise(every)
-			}
-		}()
-	})
+	d.superOnce.Do(func() { alarm.KeepAlive(d.stop, &d.wg, time.Duration(d.o.Supervision), d.supervise) })
 }
 
 // supervise sends one NULL message if the primary link was quiet for every.

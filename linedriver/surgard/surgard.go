@@ -338,23 +338,7 @@ func (d *Driver) startHeartbeat() {
 	if d.o.Heartbeat <= 0 {
 		return
 	}
-	d.hbOnce.Do(func() {
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			every := time.Duration(d.o.Heartbeat)
-			t := time.NewTicker(every / 4)
-			defer t.Stop()
-			for {
-				select {
-				case <-d.stop:
-					return
-				case <-t.C:
-				}
-				d.heartbeat(every)
-			}
-		}()
-	})
+	d.hbOnce.Do(func() { alarm.KeepAlive(d.stop, &d.wg, time.Duration(d.o.Heartbeat), d.heartbeat) })
 }
 
 // heartbeat writes the heartbeat line if no line was acknowledged for every.
