@@ -10,11 +10,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/mediagw/mediagw/host/config"
 	"github.com/mediagw/mediagw/plugin"
 )
 
@@ -36,21 +34,12 @@ func runLogin(args []string, std stdio) int {
 	if exit, code := parseFlags(fs, args, std); exit {
 		return code
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	name := fs.Arg(0)
-	plan, _, ok := loadPlan(*cfgPath, std.err)
+	plan, _, cp, code, ok := loadConnector(fs, *cfgPath, std)
 	if !ok {
-		return 1
+		return code
 	}
 	defer plan.Close()
-	cp, ok := plan.Connectors[name]
-	if !ok {
-		fmt.Fprintf(std.err, "%s: no connector named %q (have: %s)\n", *cfgPath, name, strings.Join(config.SortedKeys(plan.Connectors), ", "))
-		return 2
-	}
+	name := cp.Name
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)

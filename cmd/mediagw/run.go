@@ -27,6 +27,28 @@ func init() {
 }
 
 // loadPlan reads a config and builds its plan, printing every problem.
+// loadConnector loads the config and finds the connector named by the one
+// argument left in fs. When ok is false the problem is printed and code is
+// the exit code (2 for usage, 1 for a config that does not load).
+func loadConnector(fs *flag.FlagSet, cfgPath string, std stdio) (plan *host.Plan, log *slog.Logger, cp *host.ConnectorPlan, code int, ok bool) {
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return nil, nil, nil, 2, false
+	}
+	name := fs.Arg(0)
+	plan, log, ok = loadPlan(cfgPath, std.err)
+	if !ok {
+		return nil, nil, nil, 1, false
+	}
+	cp, ok = plan.Connectors[name]
+	if !ok {
+		fmt.Fprintf(std.err, "%s: no connector named %q (have: %s)\n", cfgPath, name, strings.Join(config.SortedKeys(plan.Connectors), ", "))
+		plan.Close()
+		return nil, nil, nil, 2, false
+	}
+	return plan, log, cp, 0, true
+}
+
 func loadPlan(path string, stderr io.Writer) (*host.Plan, *slog.Logger, bool) {
 	cfg, err := config.Load(path)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/host"
-	"github.com/mediagw/mediagw/host/config"
 	"github.com/mediagw/mediagw/plugin"
 )
 
@@ -56,20 +55,12 @@ func runTest(args []string, std stdio) int {
 	if exit, code := parseFlags(fs, args, std); exit {
 		return code
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	name := fs.Arg(0)
-	plan, log, ok := loadPlan(*cfgPath, std.err)
+	plan, log, cp, code, ok := loadConnector(fs, *cfgPath, std)
 	if !ok {
-		return 1
+		return code
 	}
 	defer plan.Close()
-	if _, ok := plan.Connectors[name]; !ok {
-		fmt.Fprintf(std.err, "%s: no connector named %q (have: %s)\n", *cfgPath, name, strings.Join(config.SortedKeys(plan.Connectors), ", "))
-		return 2
-	}
+	name := cp.Name
 	inst, err := host.LaunchConnector(plan, name, log)
 	if err != nil {
 		fmt.Fprintln(std.err, err)
