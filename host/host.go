@@ -435,6 +435,9 @@ func (h *Host) apply(p *Plan) {
 			disp: delivery.New(d, h.spool, h.log.With("driver", name), p.Config.Drivers[name].MaxAttempts)}
 		u.disp.FollowUps, u.disp.FollowedUp = h.reports.FollowUps, h.wakeReporters
 		h.drivers[name] = u
+		if st, ok := d.(linedriver.Starter); ok {
+			st.Start()
+		}
 		go func() { defer close(u.done); u.disp.Run(ctx) }()
 		h.log.Info("driver started", "driver", name, "type", p.Config.Drivers[name].Type, "slots", d.Slots())
 	}

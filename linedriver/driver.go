@@ -201,6 +201,13 @@ type BaseDirSetter interface {
 	SetBaseDir(dir string)
 }
 
+// Starter is implemented by drivers with work of their own beside their
+// jobs (the alarm drivers' link supervision and heartbeat): the host calls
+// Start once, when it starts the driver, and Close ends that work.
+type Starter interface {
+	Start()
+}
+
 // StateSaver is implemented by drivers that can save a job's state during an
 // attempt, not only in its outcome: the faxmodem driver saves the pages the
 // far end confirmed after each one. The host keeps what save receives in the

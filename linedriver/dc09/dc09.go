@@ -188,12 +188,10 @@ func (d *Driver) SetBaseDir(base string) {
 func (d *Driver) Name() string { return d.name }
 
 // Slots is 1: signals leave in order, one at a time, each with its sequence
-// number. The dispatcher asks once when it starts the driver, which is when
-// the supervision with NULL messages begins.
-func (d *Driver) Slots() int {
-	d.startSupervision()
-	return 1
-}
+// number.
+var _ linedriver.Starter = (*Driver)(nil)
+
+func (d *Driver) Slots() int { return 1 }
 
 // Close stops the supervision and closes the links.
 func (d *Driver) Close() error {
@@ -536,9 +534,10 @@ func (s *seqStore) next(key string) (int, error) {
 	return n, nil
 }
 
-// startSupervision sends a NULL message to the primary receiver whenever
-// the link has been quiet for the supervision interval.
-func (d *Driver) startSupervision() {
+// Start begins the supervision (linedriver.Starter): a NULL message to the
+// primary receiver whenever the link has been quiet for the supervision
+// interval, until Close.
+func (d *Driver) Start() {
 	if d.o.Supervision <= 0 {
 		return
 	}

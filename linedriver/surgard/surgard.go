@@ -156,12 +156,10 @@ func (d *Driver) validate() error {
 
 func (d *Driver) Name() string { return d.name }
 
-// Slots is 1: lines leave in order. The dispatcher asks once when it
-// starts the driver, which is when the heartbeat begins.
-func (d *Driver) Slots() int {
-	d.startHeartbeat()
-	return 1
-}
+// Slots is 1: lines leave in order.
+var _ linedriver.Starter = (*Driver)(nil)
+
+func (d *Driver) Slots() int { return 1 }
 
 // Close stops the heartbeat and closes the link.
 func (d *Driver) Close() error {
@@ -334,7 +332,9 @@ func (d *Driver) hangup() {
 	}
 }
 
-func (d *Driver) startHeartbeat() {
+// Start begins the heartbeat (linedriver.Starter): the heartbeat line
+// whenever no line was acknowledged for the heartbeat interval, until Close.
+func (d *Driver) Start() {
 	if d.o.Heartbeat <= 0 {
 		return
 	}
