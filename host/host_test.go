@@ -127,8 +127,11 @@ func TestStatusWhileUnitsStop(t *testing.T) {
 	}
 }
 
-// idleDriver is a line driver with no work that counts its Close calls.
-type idleDriver struct{ closed atomic.Int32 }
+// idleDriver is a line driver with no work that counts its Start and Close
+// calls.
+type idleDriver struct{ started, closed atomic.Int32 }
+
+func (d *idleDriver) Start() { d.started.Add(1) }
 
 func (d *idleDriver) Name() string                   { return "fax" }
 func (d *idleDriver) Check(*linedriver.Record) error { return nil }
@@ -176,13 +179,18 @@ func TestReloadWhileStopping(t *testing.T) {
 	if second.closed.Load() != 1 {
 		t.Errorf("the running driver was closed %d times at stop, want 1", second.closed.Load())
 	}
+	// Each driver that ran was started once (its keep-alive work); none
+	// was started by being built.
+	if first.started.Load() != 1 || second.started.Load() != 1 {
+		t.Errorf("Start calls: first driver %d, its replacement %d; want 1 each", first.started.Load(), second.started.Load())
+	}
 	late := &idleDriver{}
 	h.Reload(planWith(dir, late, "c"))
 	h.mu.Lock()
 	running := len(h.drivers)
 	h.mu.Unlock()
-	if running != 0 || late.closed.Load() != 1 {
-		t.Errorf("reload after stop: %d drivers running, its driver closed %d times; want none running, closed once", running, late.closed.Load())
+	if running != 0 || late.closed.Load() != 1 || late.started.Load() != 0 {
+		t.Errorf("reload after stop: %d drivers running, its driver closed %d times, started %d; want none running, closed once, never started", running, late.closed.Load(), late.started.Load())
 	}
 }
 
