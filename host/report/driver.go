@@ -157,7 +157,7 @@ func (d *Driver) compose(ctx context.Context, cfg *Config, job *linedriver.Job, 
 	data := &Data{
 		Event: st.Event, Record: rec.ID, FaxNumber: rec.Fields["fax_number"], Fields: rec.Fields,
 		Subject: o.Subject, From: o.From, Received: rec.Received.UTC(), Time: st.Time, Attempts: st.Attempts,
-		Details: st.Details, Category: st.Category, Reason: st.Reason, Field: st.Field, Formats: cfg.Notify.Formats,
+		Details: st.Details, Category: st.Category, Reason: st.Reason, Field: st.Field, Looked: st.Looked, Formats: cfg.Notify.Formats,
 		Skipped: rec.Skipped,
 	}
 	if data.Fields == nil {

@@ -97,7 +97,11 @@ func TestGolden(t *testing.T) {
 		{"rejected", func(s *Service) []*linedriver.Job {
 			rec := faxJob().Record
 			rec.Fields = nil
-			return jobs(s.Rejected(&rec, &datamap.Rejection{Field: "fax_number", Reason: "no fax number found in To, Subject or X-Fax-Number"}))
+			return jobs(s.Rejected(&rec, &datamap.Rejection{Field: "fax_number", Reason: "no fax number found in To, Subject or X-Fax-Number",
+				Tried: []datamap.Tried{
+					{Source: "Subject", Held: "Order for ward 3", Rule: "regex `(?P<value>\\+?[0-9 ]{6,})`"},
+					{Source: "X-Fax-Number", Absent: true, Rule: "header"},
+				}}))
 		}},
 	}
 	for _, c := range cases {
@@ -125,6 +129,9 @@ func TestGolden(t *testing.T) {
 			want, err := os.ReadFile(golden)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if c.event == "rejected" && (!bytes.Contains(raw, []byte(`- Subject: "Order for ward 3"`)) || bytes.Contains(raw, []byte("regex"))) {
+				t.Errorf("the rejection report should say where the gateway looked, without the map's rules:\n%s", raw)
 			}
 			if !bytes.Equal(raw, want) {
 				t.Fatalf("report differs from %s (go test -update rewrites it):\n%s", golden, raw)

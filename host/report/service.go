@@ -169,6 +169,7 @@ type jobState struct {
 	Category string            `json:"category,omitempty"`
 	Reason   string            `json:"reason,omitempty"`
 	Field    string            `json:"field,omitempty"`
+	Looked   []datamap.Tried   `json:"looked,omitempty"`
 	Details  map[string]string `json:"details,omitempty"`
 	// The delivered job, for its pages: driver, job id, when it was accepted.
 	Driver   string    `json:"driver,omitempty"`
@@ -204,7 +205,7 @@ func (s *Service) Rejected(rec *linedriver.Record, why error) []spool.FollowUp {
 	st := jobState{Event: datamap.EventRejected, Reason: why.Error()}
 	var rej *datamap.Rejection
 	if errors.As(why, &rej) {
-		st.Field, st.Reason = rej.Field, rej.Reason
+		st.Field, st.Reason, st.Looked = rej.Field, rej.Reason, rej.Tried
 	}
 	return s.followUp(rec, st, "rejected/"+rec.SourceID)
 }

@@ -44,7 +44,11 @@ type Data struct {
 	Advice            string            // failed: what the sender can do
 	Field             string            // rejected: the field that was missing or wrong
 	Formats           string            // rejected: how to write a mail the map accepts
-	PDF               bool              // the sent pages are attached as a PDF
+	// Looked is, for a required field that found nothing, each place of
+	// the mail it was looked for in and what that held (Source, Held,
+	// Absent); the map's rules are for the administrator and not shown.
+	Looked []datamap.Tried
+	PDF    bool // the sent pages are attached as a PDF
 	// Skipped are the attachments the map left out (unsupported: skip),
 	// each with its Name, Type and Reason.
 	Skipped []linedriver.Skipped
