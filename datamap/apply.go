@@ -140,6 +140,24 @@ type Tried struct {
 
 func (r *Rejection) Error() string { return r.Field + ": " + r.Reason }
 
+// Detail is Error followed, when Tried is set, by where the field was
+// looked for, on the same line: the reason an operator reads in a rejected
+// mail's .reason file or the reject log.
+func (r *Rejection) Detail() string {
+	if len(r.Tried) == 0 {
+		return r.Error()
+	}
+	parts := make([]string, 0, len(r.Tried))
+	for _, t := range r.Tried {
+		held := "absent"
+		if !t.Absent {
+			held = strconv.Quote(truncate(t.Held, 60))
+		}
+		parts = append(parts, t.Source+" "+held+" by "+t.Rule)
+	}
+	return r.Error() + " (looked in: " + strings.Join(parts, "; ") + ")"
+}
+
 // env is what expressions see.
 type env struct {
 	Fields      map[string]string   `expr:"fields"`

@@ -206,7 +206,12 @@ func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settleme
 				}
 			}
 		}
-		return plugin.Settlement{Kind: plugin.Reject, Reason: why.Error()}, "", class
+		reason := why.Error()
+		var d interface{ Detail() string } // a data map's rejection says where it looked
+		if errors.As(why, &d) {
+			reason = d.Detail()
+		}
+		return plugin.Settlement{Kind: plugin.Reject, Reason: reason}, "", class
 	}
 	if seen, err := p.Spool.Seen(p.Connector, msg.SourceID); err != nil {
 		return retry(err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediagw/mediagw/datamap"
 	"github.com/mediagw/mediagw/host/spool"
 	"github.com/mediagw/mediagw/internal/backoff"
 	"github.com/mediagw/mediagw/internal/testenv"
@@ -186,6 +187,10 @@ func TestSettlement(t *testing.T) {
 			jobs: map[string]int{"file": 1}, notify: []string{"file"}},
 		{name: "map rejects", mapper: mapper(func([]byte) (*Mapped, error) { return nil, errors.New("field fax_number: missing") }),
 			kind: plugin.Reject, reason: "field fax_number: missing"},
+		{name: "map rejects a missing field: the reason says where it looked", mapper: mapper(func([]byte) (*Mapped, error) {
+			return nil, fmt.Errorf("map: %w", &datamap.Rejection{Field: "fax_number", Reason: "required, found nothing",
+				Tried: []datamap.Tried{{Source: "Subject", Held: "Hello", Rule: "regex `[0-9]+`"}, {Source: "X-Fax", Absent: true, Rule: "header"}}})
+		}), kind: plugin.Reject, reason: `fax_number: required, found nothing (looked in: Subject "Hello" by regex ` + "`[0-9]+`" + `; X-Fax absent by header)`},
 		{name: "map panics", mapper: mapper(func([]byte) (*Mapped, error) { panic("boom") }),
 			kind: plugin.Reject, reason: "data map failed on this message: boom"},
 		{name: "map returns nothing", mapper: mapper(func([]byte) (*Mapped, error) { return nil, nil }),
