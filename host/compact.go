@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -12,6 +13,10 @@ import (
 // autoCheckSpacing keeps checks after the queue empties (it may empty
 // often in a burst) at least this far apart; the hourly check always runs.
 const autoCheckSpacing = time.Minute
+
+// ErrNoCompaction is returned by CompactSpool when the spool's backend
+// keeps no file of its own to compact (a shared database).
+var ErrNoCompaction = errors.New("the spool's backend has no compaction")
 
 // CompactSpool compacts the spool now (the operator asked): accepts,
 // outcomes and state saves wait while the live data is copied.
@@ -25,14 +30,14 @@ func (h *Host) autoCompact(ctx context.Context, reason string) {
 	h.mu.Lock()
 	cc := h.plan.Config.Spool.Compact // as last reloaded
 	h.mu.Unlock()
-	if !cc.Auto {
+	if !cc.Auto || h.maint == nil {
 		return
 	}
 	now := h.now()
 	if reason != "hourly" && now.Sub(h.lastAuto) < autoCheckSpacing {
 		return
 	}
-	sz, err := h.spool.Size()
+	sz, err := h.maint.Size()
 	if err != nil {
 		h.log.Warn("spool: size", "error", err)
 		return
@@ -53,7 +58,10 @@ func worthCompacting(sz spool.Size, minSize int64) bool {
 func (h *Host) compact(ctx context.Context, reason string) (spool.Compaction, error) {
 	h.compactMu.Lock()
 	defer h.compactMu.Unlock()
-	c, err := h.spool.Compact(ctx)
+	if h.maint == nil {
+		return spool.Compaction{}, fmt.Errorf("host: %w", ErrNoCompaction)
+	}
+	c, err := h.maint.Compact(ctx)
 	if c.After.FileBytes > 0 {
 		h.compactions.Add(1)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/host/config"
+	"github.com/mediagw/mediagw/host/spool"
 	"github.com/mediagw/mediagw/linedriver"
 )
 
@@ -31,6 +32,23 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// completeAll leases every due job of driver and records o for it.
+func completeAll(t *testing.T, sp spool.Store, driver string, o linedriver.Outcome) {
+	t.Helper()
+	for {
+		e, _, err := sp.Lease(t.Context(), driver, "test", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e == nil {
+			return
+		}
+		if _, err := sp.Complete(t.Context(), e.Job.ID, "test", o, true, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // burst accepts n mails of 4 KiB for driver fax.
 func burst(t *testing.T, h *Host, n int) {
 	t.Helper()
@@ -38,7 +56,7 @@ func burst(t *testing.T, h *Host, n int) {
 		id := fmt.Sprintf("m%d.fax", i)
 		j := &linedriver.Job{ID: id, Driver: "fax", Record: linedriver.Record{ID: id, SourceID: id,
 			Documents: []linedriver.Document{{Name: "a.txt", MediaType: "text/plain", Data: bytes.Repeat([]byte("x"), 4096)}}}}
-		if _, err := h.Spool().Accept("inbox", id, []*linedriver.Job{j}); err != nil {
+		if _, err := h.Spool().Accept(t.Context(), "inbox", id, []*linedriver.Job{j}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -56,7 +74,7 @@ func TestAutoCompactWhenDrained(t *testing.T) {
 		t.Fatal(err)
 	}
 	burst(t, h, 300)
-	before, _ := h.Spool().Size()
+	before, _ := h.maint.Size()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx, p) }()
@@ -109,33 +127,31 @@ func TestAutoCompactPolicy(t *testing.T) {
 			h.plan = p
 			burst(t, h, 200)
 			if tc.deliver {
-				for i := range 200 {
-					h.Spool().Complete(fmt.Sprintf("m%d.fax", i), linedriver.Done(nil), true)
-				}
+				completeAll(t, h.Spool(), "fax", linedriver.Done(nil))
 			}
 			h.autoCompact(context.Background(), "hourly")
-			if got := h.Spool().LastCompaction() != nil; got != tc.want {
+			if got := h.maint.LastCompaction() != nil; got != tc.want {
 				t.Fatalf("compacted = %v, want %v", got, tc.want)
 			}
 			// Checks after the queue empties are spaced out; hourly ones are not.
 			if tc.want {
-				first := h.Spool().LastCompaction()
-				h.Spool().Forget(time.Now().Add(time.Hour))
+				first := h.maint.LastCompaction()
+				h.Spool().Forget(t.Context(), time.Now().Add(time.Hour))
 				burst(t, h, 200) // another burst: free pages again
 				for i := range 200 {
-					h.Spool().Purge(fmt.Sprintf("m%d.fax", i), nil)
+					h.Spool().Purge(t.Context(), fmt.Sprintf("m%d.fax", i))
 				}
-				h.Spool().Forget(time.Now().Add(time.Hour))
-				if sz, _ := h.Spool().Size(); !worthCompacting(sz, int64(tc.compact.MinSize)) {
+				h.Spool().Forget(t.Context(), time.Now().Add(time.Hour))
+				if sz, _ := h.maint.Size(); !worthCompacting(sz, int64(tc.compact.MinSize)) {
 					t.Fatalf("after the second burst: %+v", sz)
 				}
 				h.autoCompact(context.Background(), "queue empty")
-				if h.Spool().LastCompaction() != first {
+				if h.maint.LastCompaction() != first {
 					t.Fatal("a check within a minute of a compaction compacted again")
 				}
 				h.now = func() time.Time { return time.Now().Add(2 * autoCheckSpacing) }
 				h.autoCompact(context.Background(), "queue empty")
-				if h.Spool().LastCompaction() == first {
+				if h.maint.LastCompaction() == first {
 					t.Fatal("a check two minutes after a compaction did not compact a file mostly free")
 				}
 			}

@@ -187,7 +187,10 @@ func ConfigError(cfg *config.Config, name string) func(plugin.Diagnostic) string
 // Host runs a plan.
 type Host struct {
 	log   *slog.Logger
-	spool *spool.Spool
+	spool spool.Store
+	// maint is the spool's compaction, when its backend keeps a file of
+	// its own (bbolt); nil otherwise.
+	maint spool.Maintainer
 	// Backoff makes the relaunch schedule of crashed plugins; tests shorten it.
 	Backoff func() *pluginmgr.Backoff
 	// WrapSender, when set, replaces the sender of each launched connector
@@ -220,6 +223,12 @@ type Host struct {
 	pdfMakers map[string]linedriver.PDFMaker // running drivers that make pages
 	conns     map[string]*connUnit
 	stopping  bool
+
+	// wakers are the running dispatchers by driver name, for the spool's
+	// Wake hook; a lock of their own, as a wake comes from a commit that a
+	// holder of mu may be waiting for.
+	wakeMu sync.RWMutex
+	wakers map[string]func()
 }
 
 type driverUnit struct {
@@ -255,7 +264,9 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 	hub := activity.NewHub()
 	h := &Host{log: slog.New(hub.Handler(log.Handler())), spool: sp, Backoff: pluginmgr.DefaultBackoff, hub: hub, now: time.Now,
 		drivers: map[string]*driverUnit{}, reporters: map[string]*driverUnit{}, pdfMakers: map[string]linedriver.PDFMaker{},
-		conns: map[string]*connUnit{}, drained: make(chan struct{}, 1)}
+		conns: map[string]*connUnit{}, drained: make(chan struct{}, 1), wakers: map[string]func(){}}
+	h.maint = sp
+	sp.Wake(h.wake)
 	h.reports = report.NewService(h.log.With("component", "report"))
 	h.metrics = metrics.New(h.metricsSnapshot)
 	hub.Observe(h.metrics.Observe)
@@ -286,7 +297,28 @@ func (h *Host) Activity() *activity.Hub { return h.hub }
 func (h *Host) Metrics() http.Handler { return h.metrics.Handler() }
 
 // Spool returns the host's spool (for status).
-func (h *Host) Spool() *spool.Spool { return h.spool }
+func (h *Host) Spool() spool.Store { return h.spool }
+
+// wake tells the dispatcher of driver that jobs may be due (the spool's
+// Wake hook).
+func (h *Host) wake(driver string) {
+	h.wakeMu.RLock()
+	f := h.wakers[driver]
+	h.wakeMu.RUnlock()
+	if f != nil {
+		f()
+	}
+}
+
+func (h *Host) setWaker(driver string, f func()) {
+	h.wakeMu.Lock()
+	if f == nil {
+		delete(h.wakers, driver)
+	} else {
+		h.wakers[driver] = f
+	}
+	h.wakeMu.Unlock()
+}
 
 // Reports returns the host's report service (its clock, its counts).
 func (h *Host) Reports() *report.Service { return h.reports }
@@ -310,7 +342,7 @@ func (h *Host) Run(ctx context.Context, p *Plan) error {
 			h.mu.Lock()
 			keep := time.Duration(h.plan.Config.Spool.ForgetAfter) // as last reloaded
 			h.mu.Unlock()
-			n, err := h.spool.Forget(time.Now().Add(-keep))
+			n, err := h.spool.Forget(ctx, time.Now().Add(-keep))
 			if err != nil {
 				h.log.Error("spool: forget old source ids", "error", err)
 			} else if n > 0 {
@@ -330,7 +362,7 @@ func (h *Host) prune() {
 	if keep <= 0 {
 		return
 	}
-	n, err := h.spool.PruneFailed(h.now().Add(-keep))
+	n, err := h.spool.PruneFailed(context.Background(), h.now().Add(-keep))
 	if err != nil {
 		h.log.Error("spool: prune failed jobs", "error", err)
 	} else if n > 0 {
@@ -379,6 +411,7 @@ func (h *Host) apply(p *Plan) {
 			h.log.Info("stopping driver", "driver", name, "why", why(ok))
 			drivers = append(drivers, u)
 			delete(h.drivers, name)
+			h.setWaker(u.driver.Name(), nil)
 		}
 	}
 	h.reports.SetConfigs(p.Reports)
@@ -389,6 +422,7 @@ func (h *Host) apply(p *Plan) {
 			h.rmu.Lock()
 			delete(h.reporters, name)
 			h.rmu.Unlock()
+			h.setWaker(u.driver.Name(), nil)
 		}
 	}
 	h.mu.Unlock()
@@ -420,6 +454,7 @@ func (h *Host) apply(p *Plan) {
 		h.rmu.Lock()
 		h.reporters[name] = u
 		h.rmu.Unlock()
+		h.setWaker(d.Name(), u.disp.Notify)
 		go func() { defer close(u.done); u.disp.Run(ctx) }()
 		h.log.Info("reports on", "connector", name, "driver", d.Name(), "events", p.Reports[name].Notify.Events, "to", p.Reports[name].Notify.To)
 	}
@@ -438,6 +473,7 @@ func (h *Host) apply(p *Plan) {
 		if st, ok := d.(linedriver.Starter); ok {
 			st.Start()
 		}
+		h.setWaker(d.Name(), u.disp.Notify)
 		go func() { defer close(u.done); u.disp.Run(ctx) }()
 		h.log.Info("driver started", "driver", name, "type", p.Config.Drivers[name].Type, "slots", d.Slots())
 	}
@@ -669,12 +705,14 @@ func (h *Host) stopAll() {
 	for name, u := range h.drivers {
 		drivers = append(drivers, u)
 		delete(h.drivers, name)
+		h.setWaker(u.driver.Name(), nil)
 	}
 	var reporters []*driverUnit
 	h.rmu.Lock()
 	for name, u := range h.reporters {
 		reporters = append(reporters, u)
 		delete(h.reporters, name)
+		h.setWaker(u.driver.Name(), nil)
 	}
 	h.rmu.Unlock()
 	h.mu.Unlock()

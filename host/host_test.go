@@ -81,7 +81,7 @@ func TestStatusWhileUnitsStop(t *testing.T) {
 				t.Fatal(err)
 			}
 			job := &linedriver.Job{ID: "r1.fax", Driver: "fax", Record: linedriver.Record{ID: "r1"}}
-			if _, err := h.Spool().Accept("inbox", "src-1", []*linedriver.Job{job}); err != nil {
+			if _, err := h.Spool().Accept(t.Context(), "inbox", "src-1", []*linedriver.Job{job}); err != nil {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
@@ -212,16 +212,14 @@ func TestFailedJobsPruned(t *testing.T) {
 			t.Fatal(err)
 		}
 		j := &linedriver.Job{ID: "r1.other", Driver: "other", Record: linedriver.Record{ID: "r1", SourceID: "s1"}}
-		if _, err := h.Spool().Accept("inbox", "s1", []*linedriver.Job{j}); err != nil {
+		if _, err := h.Spool().Accept(t.Context(), "inbox", "s1", []*linedriver.Job{j}); err != nil {
 			t.Fatal(err)
 		}
-		if err := h.Spool().Complete(j.ID, linedriver.Fail("bad", "bad"), true); err != nil {
-			t.Fatal(err)
-		}
+		completeAll(t, h.Spool(), "other", linedriver.Fail("bad", "bad"))
 		h.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 		h.plan = p
 		h.prune()
-		if st, _ := h.Spool().Stats(); st.Failed != tc.want {
+		if st, _ := h.Spool().Stats(t.Context()); st.Failed != tc.want {
 			t.Errorf("retention %v: %d failed jobs kept, want %d", tc.retention, st.Failed, tc.want)
 		}
 		h.Spool().Close()

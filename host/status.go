@@ -82,7 +82,7 @@ func (h *Host) Status() (Status, error) {
 	}
 	h.mu.Unlock()
 	st.Spool = h.spool.Health()
-	ss, err := h.spool.Stats()
+	ss, err := h.spool.Stats(context.Background())
 	st.Queued, st.Failed = ss.Queued, ss.Failed
 	if c := h.reports.Counts(); len(c) > 0 {
 		st.Reports = c
@@ -182,41 +182,27 @@ func (h *Host) metricsSnapshot() metrics.Snapshot {
 	return s
 }
 
-// leased returns the ids of the jobs in an attempt, over every driver.
-func (h *Host) leased() map[string]bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := map[string]bool{}
-	for _, u := range h.drivers {
-		for id := range u.disp.Leased() {
-			out[id] = true
-		}
-	}
-	return out
-}
-
 // Jobs lists the jobs q selects (see spool.Query); jobs in an attempt are
 // listed as active.
-func (h *Host) Jobs(q spool.Query) ([]spool.JobInfo, error) {
-	q.Active = h.leased()
-	return h.spool.Jobs(q)
+func (h *Host) Jobs(ctx context.Context, q spool.Query) ([]spool.JobInfo, error) {
+	return h.spool.Jobs(ctx, q)
 }
 
 // Job returns one job with its attempts; spool.ErrNotFound for an unknown
 // id (or one delivered, purged or pruned).
-func (h *Host) Job(id string) (*spool.JobDetail, error) {
-	return h.spool.Job(id, h.leased())
+func (h *Host) Job(ctx context.Context, id string) (*spool.JobDetail, error) {
+	return h.spool.Job(ctx, id)
 }
 
 // RetryJob puts a failed job back in its driver's queue, due now, with its
 // attempts counted from zero, and wakes the driver. spool.ErrNotFound for
 // an unknown id, spool.ErrNotFailed for a job that has not failed.
-func (h *Host) RetryJob(id string) error {
-	d, err := h.spool.Job(id, nil)
+func (h *Host) RetryJob(ctx context.Context, id string) error {
+	d, err := h.spool.Job(ctx, id)
 	if err != nil {
 		return err
 	}
-	if err := h.spool.Retry(id); err != nil {
+	if err := h.spool.Retry(ctx, id); err != nil {
 		return err
 	}
 	activity.Log(h.log, activity.Requeued, slog.String("job", id), slog.String("driver", d.Driver),
@@ -233,12 +219,12 @@ func (h *Host) RetryJob(id string) error {
 
 // PurgeJob removes a failed or queued job with its documents.
 // spool.ErrActive when an attempt of it is in progress.
-func (h *Host) PurgeJob(id string) error {
-	d, err := h.spool.Job(id, nil)
+func (h *Host) PurgeJob(ctx context.Context, id string) error {
+	d, err := h.spool.Job(ctx, id)
 	if err != nil {
 		return err
 	}
-	if err := h.spool.Purge(id, h.leased()); err != nil {
+	if err := h.spool.Purge(ctx, id); err != nil {
 		return err
 	}
 	activity.Log(h.log, activity.Purged, slog.String("job", id), slog.String("driver", d.Driver),

@@ -163,7 +163,7 @@ func row(j spool.JobInfo) JobRow {
 
 // Jobs lists jobs through the host (which knows the ones in an attempt).
 func (b *HostBackend) Jobs(driver, state string, limit int) ([]JobRow, error) {
-	js, err := b.h.Jobs(spool.Query{Driver: driver, State: state, Limit: limit})
+	js, err := b.h.Jobs(context.Background(), spool.Query{Driver: driver, State: state, Limit: limit})
 	if err != nil {
 		return nil, backendErr(err)
 	}
@@ -176,7 +176,7 @@ func (b *HostBackend) Jobs(driver, state string, limit int) ([]JobRow, error) {
 
 // Job shows one job; a fax job gets its pages as thumbnails.
 func (b *HostBackend) Job(id string) (*JobPage, error) {
-	d, err := b.h.Job(id)
+	d, err := b.h.Job(context.Background(), id)
 	if err != nil {
 		return nil, backendErr(err)
 	}
@@ -214,7 +214,7 @@ func (b *HostBackend) faxThumbs(driver, id string) []Thumb {
 	if ok {
 		return t
 	}
-	e, err := b.h.Spool().Entry(id)
+	e, err := b.h.Spool().Entry(context.Background(), id)
 	if err != nil {
 		return nil
 	}
@@ -264,10 +264,14 @@ func thumbPNG(pg *render.Page) []byte {
 }
 
 // Retry and Purge act through the host, which logs them as activity.
-func (b *HostBackend) Retry(id string) error { return backendErr(b.h.RetryJob(id)) }
+func (b *HostBackend) Retry(id string) error {
+	return backendErr(b.h.RetryJob(context.Background(), id))
+}
 
 // Purge removes a failed or queued job.
-func (b *HostBackend) Purge(id string) error { return backendErr(b.h.PurgeJob(id)) }
+func (b *HostBackend) Purge(id string) error {
+	return backendErr(b.h.PurgeJob(context.Background(), id))
+}
 
 // Test runs a connector's Test, bounded to two minutes.
 func (b *HostBackend) Test(ctx context.Context, name string) (TestView, error) {

@@ -5,10 +5,12 @@ package delivery
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -22,9 +24,15 @@ import (
 // Dispatcher feeds one driver.
 type Dispatcher struct {
 	driver      linedriver.Driver
-	spool       *spool.Spool
+	spool       spool.Store
 	log         *slog.Logger
 	maxAttempts int
+	// holder names this dispatcher in the spool's leases: unique per
+	// process and dispatcher.
+	holder string
+	// LeaseTTL is how long a lease holds a job without renewal; an
+	// attempt renews it every third of that while it runs.
+	LeaseTTL time.Duration
 
 	// FollowUps, when set, names the jobs a final outcome brings about (a
 	// delivery report); they are written in the same spool transaction as
@@ -35,7 +43,6 @@ type Dispatcher struct {
 	wake chan struct{}
 
 	mu     sync.Mutex
-	leased map[string]bool
 	active map[string]*ActiveJob
 	health Health
 }
@@ -61,9 +68,22 @@ type Health struct {
 
 // New makes a dispatcher. maxAttempts caps attempts whatever the driver says
 // (0: no cap beyond the driver's own).
-func New(d linedriver.Driver, sp *spool.Spool, log *slog.Logger, maxAttempts int) *Dispatcher {
+func New(d linedriver.Driver, sp spool.Store, log *slog.Logger, maxAttempts int) *Dispatcher {
 	return &Dispatcher{driver: d, spool: sp, log: log, maxAttempts: maxAttempts, wake: make(chan struct{}, 1),
-		leased: map[string]bool{}, active: map[string]*ActiveJob{}, health: Health{Health: "healthy", Since: time.Now()}}
+		holder: holderName(d.Name()), LeaseTTL: DefaultLeaseTTL,
+		active: map[string]*ActiveJob{}, health: Health{Health: "healthy", Since: time.Now()}}
+}
+
+// DefaultLeaseTTL is how long a dispatcher's lease holds a job unrenewed:
+// the time a shared spool waits before it hands the job of a gateway that
+// died to another.
+const DefaultLeaseTTL = 2 * time.Minute
+
+// holderName is host/pid/driver/random: no two dispatchers, here or on
+// another gateway sharing the spool, lease under one name.
+func holderName(driver string) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s/%s", host, os.Getpid(), driver, rand.Text()[:8])
 }
 
 // Active lists the attempts in progress, oldest first.
@@ -82,8 +102,8 @@ func (d *Dispatcher) Active() []ActiveJob {
 func (d *Dispatcher) Leased() map[string]bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make(map[string]bool, len(d.leased))
-	for id := range d.leased {
+	out := make(map[string]bool, len(d.active))
+	for id := range d.active {
 		out[id] = true
 	}
 	return out
@@ -148,7 +168,7 @@ const idleWait = 5 * time.Second
 
 func (d *Dispatcher) worker(ctx context.Context) {
 	for ctx.Err() == nil {
-		e, wait := d.lease()
+		e, wait := d.lease(ctx)
 		if e == nil {
 			t := time.NewTimer(wait)
 			select {
@@ -166,30 +186,49 @@ func (d *Dispatcher) worker(ctx context.Context) {
 	}
 }
 
-// lease takes the earliest due job no other worker holds; when none is due it
-// says how long to wait.
-func (d *Dispatcher) lease() (*spool.Entry, time.Duration) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	e, err := d.spool.Next(d.driver.Name(), d.leased)
+// lease takes the earliest due job no one holds; when none is due it says
+// how long to wait.
+func (d *Dispatcher) lease(ctx context.Context) (*spool.Entry, time.Duration) {
+	e, next, err := d.spool.Lease(ctx, d.driver.Name(), d.holder, d.LeaseTTL)
 	if err != nil {
-		d.log.Error("read spool", "error", err)
+		if ctx.Err() == nil {
+			d.log.Error("read spool", "error", err)
+		}
 		return nil, idleWait
 	}
 	if e == nil {
-		return nil, idleWait
+		if next.IsZero() {
+			return nil, idleWait
+		}
+		return nil, min(max(time.Until(next), 0), idleWait)
 	}
-	if wait := time.Until(e.Due); wait > 0 {
-		return nil, min(wait, idleWait)
-	}
-	d.leased[e.Job.ID] = true
+	d.mu.Lock()
 	d.active[e.Job.ID] = &ActiveJob{JobID: e.Job.ID, Started: time.Now()}
+	d.mu.Unlock()
 	return e, 0
+}
+
+// renew keeps the lease of job id while its attempt runs (until stop is
+// closed).
+func (d *Dispatcher) renew(ctx context.Context, id string, stop <-chan struct{}) {
+	t := time.NewTicker(max(d.LeaseTTL/3, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := d.spool.Renew(ctx, id, d.holder, d.LeaseTTL); err != nil && ctx.Err() == nil {
+				d.log.Warn("renew the lease of a job in an attempt", "job", id, "error", err)
+			}
+		}
+	}
 }
 
 func (d *Dispatcher) release(id string) {
 	d.mu.Lock()
-	delete(d.leased, id)
 	delete(d.active, id)
 	d.mu.Unlock()
 }
@@ -233,7 +272,15 @@ func (d *Dispatcher) attempt(ctx context.Context, e *spool.Entry) {
 	activity.Log(d.log, activity.Attempt, ids...)
 	started := time.Now()
 	alog := &attemptLog{d: d, id: job.ID}
+	stopRenew := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		d.renew(ctx, job.ID, stopRenew)
+	}()
 	o := d.deliver(ctx, &job, alog.report)
+	close(stopRenew)
+	<-renewed
 	ended := time.Now()
 	interrupted := ctx.Err() != nil && o.Result != linedriver.Delivered
 	if interrupted {
@@ -297,11 +344,15 @@ func (d *Dispatcher) attempt(ctx context.Context, e *spool.Entry) {
 // record writes an attempt's outcome to the spool. A write that fails (a
 // full disk, say) is tried again, with growing pauses, until it succeeds or
 // the gateway stops: attempting the job again at once would deliver it
-// again, a fax to the same number over and over.
+// again, a fax to the same number over and over. A lease lost (the job
+// purged, or taken by another after the lease ran out) is not tried again.
 func (d *Dispatcher) record(ctx context.Context, id string, o linedriver.Outcome, countAttempt bool, a *spool.Attempt, follow []spool.FollowUp, ids []slog.Attr) error {
 	wait := recordRetryMin
+	// A shutdown is no reason to lose the outcome: the write itself is
+	// not cancelled.
+	wctx := context.WithoutCancel(ctx)
 	complete := func() error {
-		n, err := d.spool.CompleteWith(id, o, countAttempt, a, follow)
+		n, err := d.spool.Complete(wctx, id, d.holder, o, countAttempt, a, follow)
 		if err == nil && n > 0 && d.FollowedUp != nil {
 			d.FollowedUp()
 		}
@@ -309,7 +360,7 @@ func (d *Dispatcher) record(ctx context.Context, id string, o linedriver.Outcome
 	}
 	for {
 		err := complete()
-		if err == nil || errors.Is(err, spool.ErrNotFound) {
+		if err == nil || errors.Is(err, spool.ErrNotFound) || errors.Is(err, spool.ErrLeaseLost) {
 			return err
 		}
 		d.log.Error("record outcome in spool; trying again", append(attrsAny(ids), "error", err, "in", wait.String())...)
@@ -344,7 +395,10 @@ func (d *Dispatcher) deliver(ctx context.Context, job *linedriver.Job, collect f
 		activity.Log(d.log, activity.Progress, attrs...)
 	}
 	if ss, ok := d.driver.(linedriver.StateSaver); ok {
-		o = ss.DeliverSaving(ctx, job, report, func(state json.RawMessage) error { return d.spool.SaveState(job.ID, state) })
+		save := func(state json.RawMessage) error {
+			return d.spool.SaveState(context.WithoutCancel(ctx), job.ID, d.holder, state)
+		}
+		o = ss.DeliverSaving(ctx, job, report, save)
 	} else {
 		o = d.driver.Deliver(ctx, job, report)
 	}

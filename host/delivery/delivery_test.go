@@ -77,7 +77,7 @@ func blockUntilCancelled(ctx context.Context, _ *linedriver.Job) linedriver.Outc
 	return withState(linedriver.Retry("cancelled", "stopped", 0), `{"confirmed":1}`)
 }
 
-func newSpool(t *testing.T) *spool.Spool {
+func newSpool(t *testing.T) spool.Store {
 	t.Helper()
 	sp, err := spool.Open(filepath.Join(t.TempDir(), "spool.db"))
 	if err != nil {
@@ -87,11 +87,11 @@ func newSpool(t *testing.T) *spool.Spool {
 	return sp
 }
 
-func accept(t *testing.T, sp *spool.Spool, driver string, ids ...string) {
+func accept(t *testing.T, sp spool.Store, driver string, ids ...string) {
 	t.Helper()
 	for _, id := range ids {
 		j := &linedriver.Job{ID: id + "." + driver, Driver: driver, Record: linedriver.Record{ID: id, SourceID: "src-" + id}}
-		if _, err := sp.Accept("inbox", "src-"+id, []*linedriver.Job{j}); err != nil {
+		if _, err := sp.Accept(t.Context(), "inbox", "src-"+id, []*linedriver.Job{j}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -104,13 +104,33 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	testenv.Eventually(t, 5*time.Second, what, cond)
 }
 
-func entry(t *testing.T, sp *spool.Spool, driver string) *spool.Entry {
+// entry is the earliest queued job of driver (nil: none).
+func entry(t *testing.T, sp spool.Store, driver string) *spool.Entry {
 	t.Helper()
-	e, err := sp.Next(driver, nil)
+	js, err := sp.Jobs(t.Context(), spool.Query{Driver: driver})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	for _, j := range js {
+		if j.State != spool.StateFailed {
+			e, err := sp.Entry(t.Context(), j.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e
+		}
+	}
+	return nil
+}
+
+// failed lists the failed jobs.
+func failed(t *testing.T, sp spool.Store) []spool.JobInfo {
+	t.Helper()
+	js, err := sp.Jobs(t.Context(), spool.Query{State: spool.StateFailed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
 
 func TestOutcomes(t *testing.T) {
@@ -168,7 +188,7 @@ func TestOutcomes(t *testing.T) {
 				if len(d.jobs()) < tc.attempts {
 					return false
 				}
-				st, _ := sp.Stats()
+				st, _ := sp.Stats(t.Context())
 				e := entry(t, sp, "fax")
 				return (e != nil) == tc.queued && (st.Failed == 1) == (tc.failed != "") && (e == nil || e.Job.Attempt == tc.attempt)
 			})
@@ -201,7 +221,7 @@ func TestOutcomes(t *testing.T) {
 					t.Errorf("state %s, want %s", e.Job.State, tc.state)
 				}
 			}
-			failed, _ := sp.Failed()
+			failed := failed(t, sp)
 			if tc.failed == "" && len(failed) > 0 {
 				t.Errorf("failed list: %+v", failed)
 			}
@@ -242,7 +262,7 @@ func TestInterruptedAttemptNotCounted(t *testing.T) {
 		<-done
 		e := entry(t, sp, "fax")
 		if e == nil {
-			t.Fatalf("round %d: the interrupted job left the spool (failed: %v)", round, must(sp.Failed()))
+			t.Fatalf("round %d: the interrupted job left the spool (failed: %v)", round, failed(t, sp))
 		}
 		if e.Job.Attempt != 0 || e.Category != "interrupted" || string(e.Job.State) != `{"confirmed":1}` {
 			t.Errorf("round %d: attempt %d category %q state %s; want 0, interrupted, the driver's state", round, e.Job.Attempt, e.Category, e.Job.State)
@@ -323,7 +343,7 @@ func TestSlots(t *testing.T) {
 			defer cancel()
 			go disp.Run(ctx)
 			disp.Notify()
-			waitUntil(t, "every job delivered", func() bool { st, _ := sp.Stats(); return st.Queued["fax"] == 0 })
+			waitUntil(t, "every job delivered", func() bool { st, _ := sp.Stats(t.Context()); return st.Queued["fax"] == 0 })
 			d.mu.Lock()
 			maxRun := d.maxRun
 			d.mu.Unlock()

@@ -45,7 +45,7 @@ func TestFollowUpsWithFinalOutcome(t *testing.T) {
 			done := make(chan struct{})
 			go func() { disp.Run(ctx); close(done) }()
 			disp.Notify()
-			waitUntil(t, "the report job", func() bool { st, _ := sp.Stats(); return st.Queued["report:inbox"] == 1 })
+			waitUntil(t, "the report job", func() bool { st, _ := sp.Stats(t.Context()); return st.Queued["report:inbox"] == 1 })
 			cancel()
 			<-done
 			mu.Lock()
@@ -53,7 +53,7 @@ func TestFollowUpsWithFinalOutcome(t *testing.T) {
 			if len(asked) != len(c.asked) || asked[0] != c.asked[0] || woken != 1 {
 				t.Fatalf("hook asked about %v, woken %d; want %v, 1", asked, woken, c.asked)
 			}
-			if st, _ := sp.Stats(); st.Queued["fax"] != 0 || st.Queued["report:inbox"] != c.reports {
+			if st, _ := sp.Stats(t.Context()); st.Queued["fax"] != 0 || st.Queued["report:inbox"] != c.reports {
 				t.Fatalf("spool %+v", st)
 			}
 		})

@@ -77,7 +77,7 @@ func TestActiveAttemptsHistoryAndHealth(t *testing.T) {
 		}
 		d.release <- st.outcome
 		waitUntil(t, "the outcome recorded", func() bool {
-			j, err := sp.Job("r1.fax", nil)
+			j, err := sp.Job(t.Context(), "r1.fax")
 			return err == nil && len(j.History) == i+1
 		})
 		if h := disp.Health(); h.Health != st.wantHealth {
@@ -86,7 +86,7 @@ func TestActiveAttemptsHistoryAndHealth(t *testing.T) {
 	}
 	// The activity line follows the record in the spool.
 	waitUntil(t, "the failed line", func() bool { return strings.Contains(log.String(), "event=failed") })
-	j, err := sp.Job("r1.fax", nil)
+	j, err := sp.Job(t.Context(), "r1.fax")
 	if err != nil {
 		t.Fatal(err)
 	}

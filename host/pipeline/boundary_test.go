@@ -188,7 +188,7 @@ func TestRefusedSettlementAcrossPluginBoundary(t *testing.T) {
 			if err := <-done; err != nil {
 				t.Fatalf("Run after cancel = %v, want nil", err)
 			}
-			if st, _ := sp.Stats(); st.Queued["fax"] != 2 {
+			if st, _ := sp.Stats(t.Context()); st.Queued["fax"] != 2 {
 				t.Errorf("%d jobs spooled, want 2", st.Queued["fax"])
 			}
 		})

@@ -53,7 +53,7 @@ type Pipeline struct {
 	Mapper      Mapper
 	Targets     map[string]Target
 	Routes      []string // used when the map chooses none
-	Spool       *spool.Spool
+	Spool       spool.Store
 	Log         *slog.Logger
 	MaxInFlight int
 	RetryAfter  time.Duration // for deferred messages (spool errors)
@@ -103,7 +103,8 @@ func (p *Pipeline) Run(ctx context.Context, src plugin.Connector) error {
 func (p *Pipeline) handle(running context.Context, src plugin.Connector, msg *plugin.Message) {
 	ids := []slog.Attr{slog.String("source_id", msg.SourceID), slog.String("delivery", msg.DeliveryID)}
 	activity.Log(p.Log, activity.Received, append(ids, slog.Int("bytes", len(msg.Raw)))...)
-	s, recordID, class := p.decide(msg, ids)
+	// A message taken is spooled whole even while the pipeline stops.
+	s, recordID, class := p.decide(context.WithoutCancel(running), msg, ids)
 	s, err := p.settle(running, src, msg, s)
 	if err != nil {
 		// Not settled at the source: it offers the message again and the
@@ -181,7 +182,7 @@ const (
 
 // decide maps, routes and spools a message and returns its settlement (and,
 // for a rejection, its class).
-func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settlement, string, string) {
+func (p *Pipeline) decide(ctx context.Context, msg *plugin.Message, ids []slog.Attr) (plugin.Settlement, string, string) {
 	retry := func(err error) (plugin.Settlement, string, string) {
 		p.Spool.Deferred(err)
 		return plugin.Settlement{Kind: plugin.Retry, Reason: err.Error(), RetryAfter: p.RetryAfter}, "", ""
@@ -197,7 +198,7 @@ func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settleme
 				rec.Origin = mapped.Origin
 			}
 			if f := p.OnReject(&rec, why); len(f) > 0 {
-				n, err := p.Spool.Add(f)
+				n, err := p.Spool.Add(ctx, f)
 				if err != nil {
 					return retry(err)
 				}
@@ -213,7 +214,7 @@ func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settleme
 		}
 		return plugin.Settlement{Kind: plugin.Reject, Reason: reason}, "", class
 	}
-	if seen, err := p.Spool.Seen(p.Connector, msg.SourceID); err != nil {
+	if seen, err := p.Spool.Seen(ctx, p.Connector, msg.SourceID); err != nil {
 		return retry(err)
 	} else if seen {
 		activity.Log(p.Log, activity.Duplicate, ids...)
@@ -258,7 +259,7 @@ func (p *Pipeline) decide(msg *plugin.Message, ids []slog.Attr) (plugin.Settleme
 	}
 	activity.Log(p.Log, activity.Routed, append(ids, slog.String("record", rec.ID), slog.Any("drivers", routes))...)
 
-	dup, err := p.Spool.Accept(p.Connector, msg.SourceID, jobs)
+	dup, err := p.Spool.Accept(ctx, p.Connector, msg.SourceID, jobs)
 	if err != nil {
 		return retry(err)
 	}

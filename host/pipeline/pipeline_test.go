@@ -137,7 +137,7 @@ func (d *driver) Deliver(context.Context, *linedriver.Job, func(linedriver.Progr
 	return linedriver.Done(nil)
 }
 
-func openSpool(t *testing.T) *spool.Spool {
+func openSpool(t *testing.T) spool.Store {
 	t.Helper()
 	sp, err := spool.Open(filepath.Join(t.TempDir(), "spool.db"))
 	if err != nil {
@@ -240,7 +240,7 @@ func TestSettlement(t *testing.T) {
 			if tc.closeSp {
 				return
 			}
-			st, err := sp.Stats()
+			st, err := sp.Stats(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -249,7 +249,7 @@ func TestSettlement(t *testing.T) {
 					t.Errorf("driver %s has %d jobs in the spool, want %d", d, st.Queued[d], tc.jobs[d])
 				}
 			}
-			seen, _ := sp.Seen("inbox", "maildir:a.eml")
+			seen, _ := sp.Seen(t.Context(), "inbox", "maildir:a.eml")
 			if seen != (tc.kind == plugin.Ack) {
 				t.Errorf("source id remembered = %v, want %v (only an accepted message is remembered)", seen, tc.kind == plugin.Ack)
 			}
@@ -288,7 +288,7 @@ func TestDedupe(t *testing.T) {
 			t.Errorf("delivery %s: settlements %+v, want one ack", id, ss)
 		}
 	}
-	st, _ := sp.Stats()
+	st, _ := sp.Stats(t.Context())
 	if st.Queued["fax"] != 2 {
 		t.Errorf("%d jobs spooled, want 2 (one per source id)", st.Queued["fax"])
 	}
@@ -306,7 +306,7 @@ func TestDedupe(t *testing.T) {
 	p.Connector = "other"
 	src3 := newSource(msg("d6", "imap:1:8"))
 	runUntil(t, p, src3, 1)
-	if st, _ := sp.Stats(); st.Queued["fax"] != 3 {
+	if st, _ := sp.Stats(t.Context()); st.Queued["fax"] != 3 {
 		t.Errorf("%d jobs, want 3: source ids are per connector", st.Queued["fax"])
 	}
 }
@@ -405,7 +405,7 @@ func TestSettleFails(t *testing.T) {
 	if got := src2.settlements()["d2"]; len(got) != 1 || got[0].Kind != plugin.Ack {
 		t.Errorf("redelivery after a failed ack: %+v, want ack", got)
 	}
-	if st, _ := sp.Stats(); st.Queued["fax"] != 1 {
+	if st, _ := sp.Stats(t.Context()); st.Queued["fax"] != 1 {
 		t.Errorf("%d jobs, want 1", st.Queued["fax"])
 	}
 }
@@ -433,7 +433,7 @@ func TestFailedSettleTriedAgain(t *testing.T) {
 	if src.maxOpen != 1 {
 		t.Errorf("%d messages open at once, want 1 (the unsettled one keeps its slot)", src.maxOpen)
 	}
-	if st, _ := sp.Stats(); st.Queued["fax"] != 2 {
+	if st, _ := sp.Stats(t.Context()); st.Queued["fax"] != 2 {
 		t.Errorf("%d jobs, want 2", st.Queued["fax"])
 	}
 }

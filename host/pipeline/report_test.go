@@ -14,13 +14,13 @@ import (
 // checkingSource looks into the spool when a settlement arrives.
 type checkingSource struct {
 	*source
-	sp       *spool.Spool
+	sp       spool.Store
 	mu       sync.Mutex
 	atSettle map[string]int // queued report jobs when each delivery was settled
 }
 
 func (s *checkingSource) Settle(ctx context.Context, id string, st plugin.Settlement) error {
-	stats, _ := s.sp.Stats()
+	stats, _ := s.sp.Stats(ctx)
 	s.mu.Lock()
 	s.atSettle[id] = stats.Queued["report:inbox"]
 	s.mu.Unlock()

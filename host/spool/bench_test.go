@@ -44,7 +44,7 @@ func BenchmarkAccept(b *testing.B) {
 							j := job(id, "file")
 							j.Record.Documents = []linedriver.Document{{Name: "body.txt", MediaType: "text/plain", Data: doc}}
 							start := time.Now()
-							if _, err := s.Accept("inbox", id, []*linedriver.Job{j}); err != nil {
+							if _, err := s.Accept(bg, "inbox", id, []*linedriver.Job{j}); err != nil {
 								b.Error(err)
 								return
 							}

@@ -37,7 +37,7 @@ func TestGroupCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Accept("in", "old", []*linedriver.Job{job("old", "fax")}); err != nil {
+		if _, err := s.Accept(bg, "in", "old", []*linedriver.Job{job("old", "fax")}); err != nil {
 			t.Fatal(err)
 		}
 		release := holdCommitter(t, s)
@@ -53,12 +53,12 @@ func TestGroupCommit(t *testing.T) {
 			wg.Go(func() {
 				switch {
 				case i == 10: // a job that is not there fails alone
-					answers[i].err = s.Retry("nope")
+					answers[i].err = s.Retry(bg, "nope")
 				case i == 20: // accepted before: a duplicate
-					answers[i].dup, answers[i].err = s.Accept("in", "old", []*linedriver.Job{job("again", "fax")})
+					answers[i].dup, answers[i].err = s.Accept(bg, "in", "old", []*linedriver.Job{job("again", "fax")})
 				default:
 					id := fmt.Sprint("m", i)
-					answers[i].dup, answers[i].err = s.Accept("in", id, []*linedriver.Job{job(id, "fax")})
+					answers[i].dup, answers[i].err = s.Accept(bg, "in", id, []*linedriver.Job{job(id, "fax")})
 				}
 			})
 		}
@@ -97,7 +97,7 @@ func TestGroupCommit(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Accept("in", "late", nil); !errors.Is(err, ErrClosed) {
+		if _, err := s.Accept(bg, "in", "late", nil); !errors.Is(err, ErrClosed) {
 			t.Errorf("accept after Close: %v, want ErrClosed", err)
 		}
 
@@ -106,7 +106,7 @@ func TestGroupCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		st, err := s.Stats()
+		st, err := s.Stats(bg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +143,7 @@ func TestGroupCommitFails(t *testing.T) {
 		for i := range n {
 			wg.Go(func() {
 				id := fmt.Sprint("m", i)
-				_, errs[i] = s.Accept("in", id, []*linedriver.Job{job(id, "fax")})
+				_, errs[i] = s.Accept(bg, "in", id, []*linedriver.Job{job(id, "fax")})
 			})
 		}
 		synctest.Wait()
@@ -158,7 +158,7 @@ func TestGroupCommitFails(t *testing.T) {
 			t.Errorf("health %+v, want degraded", h)
 		}
 		for i := range n {
-			if seen, _ := s.Seen("in", fmt.Sprint("m", i)); seen {
+			if seen, _ := s.Seen(bg, "in", fmt.Sprint("m", i)); seen {
 				t.Errorf("m%d is remembered though its commit failed", i)
 			}
 		}
@@ -166,7 +166,7 @@ func TestGroupCommitFails(t *testing.T) {
 		full = false
 		for i := range n {
 			id := fmt.Sprint("m", i)
-			if dup, err := s.Accept("in", id, []*linedriver.Job{job(id, "fax")}); err != nil || dup {
+			if dup, err := s.Accept(bg, "in", id, []*linedriver.Job{job(id, "fax")}); err != nil || dup {
 				t.Errorf("accept %d with space again: dup=%v err=%v", i, dup, err)
 			}
 		}
@@ -187,7 +187,7 @@ func TestGroupCommitPanic(t *testing.T) {
 	if err := s.update(func(*bolt.Tx) error { panic("boom") }); err == nil {
 		t.Fatal("a panicking write succeeded")
 	}
-	if _, err := s.Accept("in", "a", []*linedriver.Job{job("a", "fax")}); err != nil {
+	if _, err := s.Accept(bg, "in", "a", []*linedriver.Job{job("a", "fax")}); err != nil {
 		t.Fatalf("accept after a panicking write: %v", err)
 	}
 }

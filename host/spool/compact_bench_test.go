@@ -53,12 +53,12 @@ func BenchmarkCompactAfterBurst(b *testing.B) {
 		s.db.NoSync = true
 		for i := range n {
 			id := fmt.Sprintf("m%07d", i)
-			if _, err := s.Accept("inbox", "imap:1:"+id, []*linedriver.Job{mail(id)}); err != nil {
+			if _, err := s.Accept(bg, "inbox", "imap:1:"+id, []*linedriver.Job{mail(id)}); err != nil {
 				b.Fatal(err)
 			}
 		}
 		for i := 10; i < n; i++ {
-			if err := s.Complete(fmt.Sprintf("m%07d", i), linedriver.Done(nil), true); err != nil {
+			if err := s.finish(fmt.Sprintf("m%07d", i), linedriver.Done(nil), true); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -82,7 +82,7 @@ func BenchmarkCompactAfterBurst(b *testing.B) {
 				}
 				id := fmt.Sprintf("late%d", i)
 				t0 := time.Now()
-				if _, err := s.Accept("inbox", id, []*linedriver.Job{mail(id)}); err != nil {
+				if _, err := s.Accept(bg, "inbox", id, []*linedriver.Job{mail(id)}); err != nil {
 					b.Error(err)
 					return
 				}

@@ -50,7 +50,7 @@ func TestCompactAfterBurst(t *testing.T) {
 			ids := make([]string, tc.mails)
 			for i := range ids {
 				ids[i] = fmt.Sprintf("m%05d", i)
-				if dup, err := s.Accept("inbox", "imap:1:"+ids[i], []*linedriver.Job{mail(ids[i])}); err != nil || dup {
+				if dup, err := s.Accept(bg, "inbox", "imap:1:"+ids[i], []*linedriver.Job{mail(ids[i])}); err != nil || dup {
 					t.Fatalf("Accept %d = %v, %v", i, dup, err)
 				}
 			}
@@ -59,12 +59,12 @@ func TestCompactAfterBurst(t *testing.T) {
 				if i < tc.failed {
 					o = linedriver.Fail("bad_number", "no such number")
 				}
-				if err := s.Complete(id, o, true); err != nil {
+				if err := s.finish(id, o, true); err != nil {
 					t.Fatal(err)
 				}
 			}
 			s.db.NoSync = false
-			wantJobs, err := s.Jobs(Query{})
+			wantJobs, err := s.Jobs(bg, Query{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,25 +94,25 @@ func TestCompactAfterBurst(t *testing.T) {
 				t.Errorf("LastCompaction = %+v", got)
 			}
 			// A mail accepted after the compaction is in the renamed file.
-			if _, err := s.Accept("inbox", "imap:1:after", []*linedriver.Job{mail("after")}); err != nil {
+			if _, err := s.Accept(bg, "inbox", "imap:1:after", []*linedriver.Job{mail("after")}); err != nil {
 				t.Fatal(err)
 			}
 			wantJobs = append(wantJobs, JobInfo{ID: "after"})
 
 			check := func(when string) {
 				for i, id := range ids {
-					if seen, err := s.Seen("inbox", "imap:1:"+id); err != nil || !seen {
+					if seen, err := s.Seen(bg, "inbox", "imap:1:"+id); err != nil || !seen {
 						t.Fatalf("%s: source id of %s forgotten: %v", when, id, err)
 					}
 					if i%100 != 0 {
 						continue
 					}
-					dup, err := s.Accept("inbox", "imap:1:"+id, []*linedriver.Job{mail("again-" + id)})
+					dup, err := s.Accept(bg, "inbox", "imap:1:"+id, []*linedriver.Job{mail("again-" + id)})
 					if err != nil || !dup {
 						t.Fatalf("%s: mail %s redelivered was taken again: dup = %v, %v", when, id, dup, err)
 					}
 				}
-				got, err := s.Jobs(Query{})
+				got, err := s.Jobs(bg, Query{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -120,7 +120,7 @@ func TestCompactAfterBurst(t *testing.T) {
 					t.Fatalf("%s: %d jobs, want %d", when, len(got), len(wantJobs))
 				}
 				for _, w := range wantJobs {
-					e, err := s.Entry(w.ID)
+					e, err := s.Entry(bg, w.ID)
 					if err != nil {
 						t.Fatalf("%s: job %s: %v", when, w.ID, err)
 					}
@@ -128,7 +128,7 @@ func TestCompactAfterBurst(t *testing.T) {
 						t.Fatalf("%s: job %s documents changed: %+v", when, w.ID, d)
 					}
 				}
-				st, _ := s.Stats()
+				st, _ := s.Stats(bg)
 				if st.Queued["file"] != tc.queued+1 || st.Failed != tc.failed {
 					t.Fatalf("%s: stats %+v, want %d queued, %d failed", when, st, tc.queued+1, tc.failed)
 				}
@@ -154,13 +154,13 @@ func TestCompactSizeFigures(t *testing.T) {
 	for i := range 2000 {
 		id := fmt.Sprintf("m%d", i)
 		ids = append(ids, mail(id))
-		s.Accept("c", id, ids[i:])
+		s.Accept(bg, "c", id, ids[i:])
 	}
 	for _, j := range ids {
-		s.Complete(j.ID, linedriver.Done(nil), true)
+		s.finish(j.ID, linedriver.Done(nil), true)
 	}
 	// Forgetting the source ids leaves only free pages.
-	if n, err := s.Forget(time.Now().Add(time.Hour)); err != nil || n != 2000 {
+	if n, err := s.Forget(bg, time.Now().Add(time.Hour)); err != nil || n != 2000 {
 		t.Fatalf("Forget = %d, %v", n, err)
 	}
 	sz, err := s.Size()
@@ -191,13 +191,13 @@ func TestOnDrained(t *testing.T) {
 	defer s.Close()
 	n := 0
 	s.OnDrained(func() { n++ })
-	s.Accept("c", "1", []*linedriver.Job{job("a", "fax"), job("b", "fax")})
-	s.Complete("a", linedriver.Done(nil), true)
+	s.Accept(bg, "c", "1", []*linedriver.Job{job("a", "fax"), job("b", "fax")})
+	s.finish("a", linedriver.Done(nil), true)
 	if n != 0 {
 		t.Fatalf("drained with a job queued: %d calls", n)
 	}
-	s.Complete("b", linedriver.Fail("x", "y"), true)
-	s.Forget(time.Now()) // a write that finds the queue empty again
+	s.finish("b", linedriver.Fail("x", "y"), true)
+	s.Forget(bg, time.Now()) // a write that finds the queue empty again
 	if n != 1 {
 		t.Fatalf("after the last job: %d calls, want 1", n)
 	}
@@ -251,7 +251,7 @@ func TestCompactHelperProcess(t *testing.T) {
 	say := func(f string, a ...any) { fmt.Fprintf(os.Stdout, f+"\n", a...) }
 	for n := 0; ; n++ {
 		id := run + "-" + strconv.Itoa(n)
-		if _, err := s.Accept("c", "src-"+id, []*linedriver.Job{mail(id)}); err != nil {
+		if _, err := s.Accept(bg, "c", "src-"+id, []*linedriver.Job{mail(id)}); err != nil {
 			say("E %v", err)
 			os.Exit(3)
 		}
@@ -259,7 +259,7 @@ func TestCompactHelperProcess(t *testing.T) {
 		if n >= 3 && n%2 == 0 { // every other mail is delivered; the rest stay
 			old := run + "-" + strconv.Itoa(n-3)
 			say("C %d", n-3)
-			if err := s.Complete(old, linedriver.Done(nil), true); err != nil && !errors.Is(err, ErrNotFound) {
+			if err := s.finish(old, linedriver.Done(nil), true); err != nil && !errors.Is(err, ErrNotFound) {
 				say("E %v", err)
 				os.Exit(3)
 			}
@@ -364,10 +364,10 @@ func TestCompactKill9(t *testing.T) {
 			if !m.accepted {
 				continue
 			}
-			if seen, err := s.Seen("c", "src-"+id); err != nil || !seen {
+			if seen, err := s.Seen(bg, "c", "src-"+id); err != nil || !seen {
 				t.Fatalf("run %s: source id of accepted mail %s forgotten (%v)", run, id, err)
 			}
-			e, err := s.Entry(id)
+			e, err := s.Entry(bg, id)
 			switch {
 			case m.delivered:
 				if !errors.Is(err, ErrNotFound) {

@@ -38,10 +38,10 @@ func TestCompleteWith(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Accept("inbox", "src-a", []*linedriver.Job{job("a.fax", "fax")}); err != nil {
+			if _, err := s.Accept(bg, "inbox", "src-a", []*linedriver.Job{job("a.fax", "fax")}); err != nil {
 				t.Fatal(err)
 			}
-			n, err := s.CompleteWith("a.fax", c.outcome, true, nil, c.follow)
+			n, err := s.finishWith("a.fax", c.outcome, true, nil, c.follow)
 			if err != nil || n != c.wantAdded {
 				t.Fatalf("CompleteWith = %d, %v; want %d added", n, err, c.wantAdded)
 			}
@@ -52,12 +52,12 @@ func TestCompleteWith(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			st, _ := s.Stats()
+			st, _ := s.Stats(bg)
 			if st.Queued["fax"] != c.wantFax || st.Queued["report:inbox"] != c.wantRep || st.Failed != c.wantFail {
 				t.Fatalf("after reopen: %+v, want fax %d report %d failed %d", st, c.wantFax, c.wantRep, c.wantFail)
 			}
 			// Offered again (a second driver of the record, a replay): no second report.
-			if n, err := s.Add(c.follow); err != nil || n != 0 {
+			if n, err := s.Add(bg, c.follow); err != nil || n != 0 {
 				t.Fatalf("Add of the same follow-ups again = %d, %v; want 0", n, err)
 			}
 		})
@@ -73,19 +73,19 @@ func TestFollowUpDedupeOutlivesJob(t *testing.T) {
 	}
 	defer s.Close()
 	f := []FollowUp{report("r", "rejected")}
-	if n, err := s.Add(f); n != 1 || err != nil {
+	if n, err := s.Add(bg, f); n != 1 || err != nil {
 		t.Fatalf("Add = %d, %v", n, err)
 	}
-	if err := s.Complete(f[0].Job.ID, linedriver.Done(nil), true); err != nil {
+	if err := s.finish(f[0].Job.ID, linedriver.Done(nil), true); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.Add(f); n != 0 {
+	if n, _ := s.Add(bg, f); n != 0 {
 		t.Fatal("a sent report was queued again")
 	}
-	if n, err := s.Forget(time.Now().Add(time.Minute)); err != nil || n != 1 {
+	if n, err := s.Forget(bg, time.Now().Add(time.Minute)); err != nil || n != 1 {
 		t.Fatalf("Forget = %d, %v", n, err)
 	}
-	if n, _ := s.Add(f); n != 1 {
+	if n, _ := s.Add(bg, f); n != 1 {
 		t.Fatal("a forgotten key still blocks its follow-up")
 	}
 }

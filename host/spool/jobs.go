@@ -2,6 +2,7 @@ package spool
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +16,7 @@ import (
 // Job states as the operator sees them.
 const (
 	StateQueued   = "queued"   // waiting for its first attempt
-	StateActive   = "active"   // an attempt is in progress (known to the host, not the spool)
+	StateActive   = "active"   // an attempt is in progress: the job is leased
 	StateRetrying = "retrying" // its last attempt failed; due again later
 	StateFailed   = "failed"   // failed for good; kept for the operator
 )
@@ -32,9 +33,6 @@ type Query struct {
 	Driver string `json:"driver,omitempty"`
 	State  string `json:"state,omitempty"` // queued, active, retrying, failed or ""
 	Limit  int    `json:"limit,omitempty"`
-	// Active holds the ids of jobs in an attempt (the host knows them):
-	// they are listed as active rather than queued or retrying.
-	Active map[string]bool `json:"-"`
 }
 
 // DocInfo describes a document without its bytes.
@@ -139,7 +137,10 @@ func queuedState(tx *bolt.Tx, id string, active map[string]bool) string {
 
 // Jobs lists the jobs q selects: queued ones in the order they are due,
 // then failed ones, newest failure first; at most q.Limit (0: all).
-func (s *Spool) Jobs(q Query) ([]JobInfo, error) {
+func (s *Spool) Jobs(ctx context.Context, q Query) ([]JobInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("spool: jobs: %w", err)
+	}
 	switch q.State {
 	case "", StateQueued, StateActive, StateRetrying, StateFailed:
 	default:
@@ -148,6 +149,7 @@ func (s *Spool) Jobs(q Query) ([]JobInfo, error) {
 	out := []JobInfo{}
 	full := func() bool { return q.Limit > 0 && len(out) >= q.Limit }
 	var bad []corrupt // quarantined after the read: the listing goes on
+	active := s.held()
 	err := s.view(func(tx *bolt.Tx) error {
 		if q.State != StateFailed {
 			err := tx.Bucket(bucketDue).ForEach(func(k, _ []byte) error {
@@ -162,7 +164,7 @@ func (s *Spool) Jobs(q Query) ([]JobInfo, error) {
 				if q.Driver != "" && driver != q.Driver {
 					return nil
 				}
-				state := queuedState(tx, id, q.Active)
+				state := queuedState(tx, id, active)
 				if q.State != "" && state != q.State {
 					return nil
 				}
@@ -239,8 +241,11 @@ func (s *Spool) Jobs(q Query) ([]JobInfo, error) {
 
 // Job returns one job, queued or failed, with its attempts; ErrNotFound
 // when the spool has no such job (unknown, delivered, purged, pruned).
-// active tells whether an attempt is in progress (nil: none).
-func (s *Spool) Job(id string, active map[string]bool) (*JobDetail, error) {
+func (s *Spool) Job(ctx context.Context, id string) (*JobDetail, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("spool: job %s: %w", id, err)
+	}
+	active := s.held()
 	var d *JobDetail
 	err := s.view(func(tx *bolt.Tx) error {
 		var ji JobInfo
@@ -271,7 +276,10 @@ func (s *Spool) Job(id string, active map[string]bool) (*JobDetail, error) {
 
 // Entry returns a queued or failed job with its documents (for a console
 // that shows them).
-func (s *Spool) Entry(id string) (*Entry, error) {
+func (s *Spool) Entry(ctx context.Context, id string) (*Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("spool: job %s: %w", id, err)
+	}
 	var out *Entry
 	err := s.view(func(tx *bolt.Tx) error {
 		e, err := getEntry(tx, id)
@@ -294,7 +302,11 @@ func (s *Spool) Entry(id string) (*Entry, error) {
 
 // Retry puts a failed job back in its driver's queue, due now, with its
 // attempts counted from zero again. Its history stays.
-func (s *Spool) Retry(id string) error {
+func (s *Spool) Retry(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("spool: retry %s: %w", id, err)
+	}
+	var driver string
 	err := s.update(func(tx *bolt.Tx) error {
 		fb := tx.Bucket(bucketFailed)
 		v := fb.Get([]byte(id))
@@ -313,20 +325,32 @@ func (s *Spool) Retry(id string) error {
 		}
 		e.Job.Attempt = 0
 		e.Due, e.Finished, e.LastError, e.Category = time.Now(), time.Time{}, "", ""
+		driver = e.Job.Driver
 		return putEntry(tx, &e)
 	})
 	if err != nil {
 		return fmt.Errorf("spool: retry %s: %w", id, err)
 	}
+	s.wake(driver)
 	return nil
 }
 
 // Purge removes a failed or queued job with its documents and history. A
-// job in an attempt (active[id]) is not purged: ErrActive.
-func (s *Spool) Purge(id string, active map[string]bool) error {
-	if active[id] {
+// job in an attempt (leased) is not purged: ErrActive.
+func (s *Spool) Purge(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("spool: purge %s: %w", id, err)
+	}
+	s.leaseMu.Lock()
+	if s.heldLocked(id, time.Now()) {
+		s.leaseMu.Unlock()
 		return fmt.Errorf("spool: purge %s: %w", id, ErrActive)
 	}
+	// Held by the purge while it runs: no Lease takes the job meanwhile.
+	l := &lease{holder: purging, pins: 1}
+	s.leases[id] = l
+	s.leaseMu.Unlock()
+	defer s.unpin(id, l, true)
 	err := s.update(func(tx *bolt.Tx) error {
 		if fb := tx.Bucket(bucketFailed); fb.Get([]byte(id)) != nil {
 			if err := fb.Delete([]byte(id)); err != nil {
@@ -351,7 +375,10 @@ func (s *Spool) Purge(id string, active map[string]bool) error {
 
 // PruneFailed removes the failed jobs that failed before cutoff, with their
 // documents and history, and returns how many.
-func (s *Spool) PruneFailed(cutoff time.Time) (int, error) {
+func (s *Spool) PruneFailed(ctx context.Context, cutoff time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("spool: prune failed jobs: %w", err)
+	}
 	n := 0
 	err := s.update(func(tx *bolt.Tx) error {
 		n = 0

@@ -47,12 +47,12 @@ func jobsSpool(t *testing.T) (*Spool, map[string]string) {
 	for _, name := range []string{"queued", "retrying", "active", "failed", "file"} { // the order they are due
 		j := js[name]
 		names[name] = j.ID
-		if _, err := s.Accept("inbox", j.Record.SourceID, []*linedriver.Job{j}); err != nil {
+		if _, err := s.Accept(bg, "inbox", j.Record.SourceID, []*linedriver.Job{j}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	busy := linedriver.Retry("busy", "the line is busy", time.Hour)
-	if err := s.CompleteAttempt(names["retrying"], busy, true, &Attempt{N: 1, Result: "temporary", Category: "busy", Log: "dial 1002\nBUSY\n"}); err != nil {
+	if err := s.finishAttempt(names["retrying"], busy, true, &Attempt{N: 1, Result: "temporary", Category: "busy", Log: "dial 1002\nBUSY\n"}); err != nil {
 		t.Fatal(err)
 	}
 	for n := 1; n <= 2; n++ {
@@ -60,16 +60,16 @@ func jobsSpool(t *testing.T) (*Spool, map[string]string) {
 		if n == 2 {
 			o = linedriver.Fail("bad_number", "no fax machine answers")
 		}
-		if err := s.CompleteAttempt(names["failed"], o, true, &Attempt{N: n, Result: o.Result.String(), Reason: o.Reason}); err != nil {
+		if err := s.finishAttempt(names["failed"], o, true, &Attempt{N: n, Result: o.Result.String(), Reason: o.Reason}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	s.hold(names["active"]) // in an attempt
 	return s, names
 }
 
 func TestJobs(t *testing.T) {
 	s, n := jobsSpool(t)
-	active := map[string]bool{n["active"]: true}
 	for _, tc := range []struct {
 		name string
 		q    Query
@@ -86,8 +86,7 @@ func TestJobs(t *testing.T) {
 		{"limit", Query{Limit: 2}, []string{n["queued"] + "=queued", n["active"] + "=active"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.q.Active = active
-			got, err := s.Jobs(tc.q)
+			got, err := s.Jobs(bg, tc.q)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,11 +95,11 @@ func TestJobs(t *testing.T) {
 			}
 		})
 	}
-	if _, err := s.Jobs(Query{State: "stuck"}); err == nil {
+	if _, err := s.Jobs(bg, Query{State: "stuck"}); err == nil {
 		t.Error("Jobs with an unknown state: no error")
 	}
 
-	failed, err := s.Jobs(Query{State: StateFailed})
+	failed, err := s.Jobs(bg, Query{State: StateFailed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,19 +112,18 @@ func TestJobs(t *testing.T) {
 
 func TestJobDetailAndActions(t *testing.T) {
 	s, n := jobsSpool(t)
-	active := map[string]bool{n["active"]: true}
 
-	d, err := s.Job(n["retrying"], active)
+	d, err := s.Job(bg, n["retrying"])
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d.State != StateRetrying || d.Attempts != 1 || len(d.History) != 1 || d.History[0].Log != "dial 1002\nBUSY\n" {
 		t.Errorf("retrying job = %+v", d)
 	}
-	if d, _ := s.Job(n["failed"], active); d == nil || len(d.History) != 2 || d.History[1].Result != "permanent" {
+	if d, _ := s.Job(bg, n["failed"]); d == nil || len(d.History) != 2 || d.History[1].Result != "permanent" {
 		t.Errorf("failed job's history = %+v", d)
 	}
-	if _, err := s.Job("nope", nil); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Job(bg, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Job(unknown) = %v, want ErrNotFound", err)
 	}
 
@@ -134,33 +132,33 @@ func TestJobDetailAndActions(t *testing.T) {
 		do      func() error
 		wantErr error
 	}{
-		{"retry a queued job", func() error { return s.Retry(n["queued"]) }, ErrNotFailed},
-		{"retry an unknown job", func() error { return s.Retry("nope") }, ErrNotFound},
-		{"purge an active job", func() error { return s.Purge(n["active"], active) }, ErrActive},
-		{"purge an unknown job", func() error { return s.Purge("nope", active) }, ErrNotFound},
-		{"retry the failed job", func() error { return s.Retry(n["failed"]) }, nil},
-		{"retry it again", func() error { return s.Retry(n["failed"]) }, ErrNotFailed},
-		{"purge a queued job", func() error { return s.Purge(n["file"], active) }, nil},
+		{"retry a queued job", func() error { return s.Retry(bg, n["queued"]) }, ErrNotFailed},
+		{"retry an unknown job", func() error { return s.Retry(bg, "nope") }, ErrNotFound},
+		{"purge an active job", func() error { return s.Purge(bg, n["active"]) }, ErrActive},
+		{"purge an unknown job", func() error { return s.Purge(bg, "nope") }, ErrNotFound},
+		{"retry the failed job", func() error { return s.Retry(bg, n["failed"]) }, nil},
+		{"retry it again", func() error { return s.Retry(bg, n["failed"]) }, ErrNotFailed},
+		{"purge a queued job", func() error { return s.Purge(bg, n["file"]) }, nil},
 	} {
 		if err := tc.do(); !errors.Is(err, tc.wantErr) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.wantErr)
 		}
 	}
 	// The retried job is due now with its attempts from zero, and keeps its history.
-	d, err = s.Job(n["failed"], nil)
+	d, err = s.Job(bg, n["failed"])
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d.State != StateQueued || d.Attempts != 0 || d.LastError != "" || time.Since(d.Due) < 0 || len(d.History) != 2 {
 		t.Errorf("retried job = %+v", d)
 	}
-	if e, _ := s.Next("fax", map[string]bool{n["queued"]: true, n["active"]: true}); e == nil || e.Job.ID != n["failed"] {
+	if e, _ := s.next("fax", map[string]bool{n["queued"]: true, n["active"]: true}); e == nil || e.Job.ID != n["failed"] {
 		t.Errorf("Next after the retry = %+v, want the retried job", e)
 	}
-	if _, err := s.Job(n["file"], nil); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Job(bg, n["file"]); !errors.Is(err, ErrNotFound) {
 		t.Errorf("purged job: %v, want ErrNotFound", err)
 	}
-	st, _ := s.Stats()
+	st, _ := s.Stats(bg)
 	if st.Queued["file"] != 0 || st.Failed != 0 {
 		t.Errorf("stats after purge and retry = %+v", st)
 	}
@@ -168,7 +166,7 @@ func TestJobDetailAndActions(t *testing.T) {
 
 func TestStatsPerDriver(t *testing.T) {
 	s, _ := jobsSpool(t)
-	st, err := s.Stats()
+	st, err := s.Stats(bg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,24 +185,24 @@ func TestHistoryIsBounded(t *testing.T) {
 	}
 	defer s.Close()
 	j := jobAt(time.Now(), 1, "fax")
-	s.Accept("inbox", "src", []*linedriver.Job{j})
+	s.Accept(bg, "inbox", "src", []*linedriver.Job{j})
 	big := string(make([]byte, 2*MaxLog))
 	for n := 1; n <= MaxHistory+5; n++ {
-		if err := s.CompleteAttempt(j.ID, linedriver.Retry("busy", "busy", 0), true, &Attempt{N: n, Log: big}); err != nil {
+		if err := s.finishAttempt(j.ID, linedriver.Retry("busy", "busy", 0), true, &Attempt{N: n, Log: big}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	d, err := s.Job(j.ID, nil)
+	d, err := s.Job(bg, j.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(d.History) != MaxHistory || d.History[0].N != 6 || len(d.History[0].Log) > MaxLog+len("…") {
 		t.Errorf("history: %d attempts, first #%d, log %d bytes", len(d.History), d.History[0].N, len(d.History[0].Log))
 	}
-	if err := s.Complete(j.ID, linedriver.Done(nil), true); err != nil {
+	if err := s.finish(j.ID, linedriver.Done(nil), true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Job(j.ID, nil); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Job(bg, j.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a delivered job: %v, want ErrNotFound", err)
 	}
 }
@@ -219,12 +217,12 @@ func TestPruneFailed(t *testing.T) {
 		{time.Now().Add(time.Second), 1},
 		{time.Now().Add(time.Second), 0},
 	} {
-		got, err := s.PruneFailed(tc.cutoff)
+		got, err := s.PruneFailed(bg, tc.cutoff)
 		if err != nil || got != tc.want {
 			t.Errorf("PruneFailed(%v) = %d, %v; want %d", tc.cutoff, got, err, tc.want)
 		}
 	}
-	if _, err := s.Job(n["failed"], nil); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Job(bg, n["failed"]); !errors.Is(err, ErrNotFound) {
 		t.Errorf("pruned job: %v, want ErrNotFound", err)
 	}
 }
@@ -250,21 +248,21 @@ func TestHealth(t *testing.T) {
 		do   func() error
 		want Health
 	}{
-		{"a good write", func() error { _, err := s.Accept("in", "a", []*linedriver.Job{job("a", "fax")}); return err },
+		{"a good write", func() error { _, err := s.Accept(bg, "in", "a", []*linedriver.Job{job("a", "fax")}); return err },
 			Health{Health: Healthy}},
 		{"a failed write", func() error {
 			fault = diskFull
-			_, err := s.Accept("in", "b", []*linedriver.Job{job("b", "fax")})
+			_, err := s.Accept(bg, "in", "b", []*linedriver.Job{job("b", "fax")})
 			return err
 		}, Health{Health: Degraded, WriteErrors: 1, LastError: diskFull.Error()}},
 		{"a deferral", func() error { s.Deferred(diskFull); return diskFull }, Health{Health: Degraded, WriteErrors: 1, Deferrals: 1, LastError: diskFull.Error()}},
-		{"reads do not heal", func() error { _, err := s.Seen("in", "a"); return err }, Health{Health: Degraded, WriteErrors: 1, Deferrals: 1, LastError: diskFull.Error()}},
+		{"reads do not heal", func() error { _, err := s.Seen(bg, "in", "a"); return err }, Health{Health: Degraded, WriteErrors: 1, Deferrals: 1, LastError: diskFull.Error()}},
 		{"a job not found is no disk trouble", func() error {
 			fault = nil
 			s.faultHook = nil
-			return s.Retry("nope")
+			return s.Retry(bg, "nope")
 		}, Health{Health: Degraded, WriteErrors: 1, Deferrals: 1, LastError: diskFull.Error()}},
-		{"space again", func() error { _, err := s.Accept("in", "b", []*linedriver.Job{job("b", "fax")}); return err },
+		{"space again", func() error { _, err := s.Accept(bg, "in", "b", []*linedriver.Job{job("b", "fax")}); return err },
 			Health{Health: Healthy, WriteErrors: 1, Deferrals: 1, LastError: diskFull.Error()}},
 	}
 	for i, st := range steps {

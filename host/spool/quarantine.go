@@ -2,6 +2,7 @@ package spool
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,7 +91,10 @@ func (s *Spool) quarantine(found []corrupt) error {
 }
 
 // Quarantine lists the entries taken out because they could not be decoded.
-func (s *Spool) Quarantine() ([]Quarantined, error) {
+func (s *Spool) Quarantine(ctx context.Context) ([]Quarantined, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("spool: quarantine: %w", err)
+	}
 	out := []Quarantined{}
 	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketQuarantine).ForEach(func(k, v []byte) error {

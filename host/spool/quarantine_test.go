@@ -49,14 +49,14 @@ func TestCorruptJobQuarantined(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"a", "b", "c"} {
-		if _, err := s.Accept("in", id, []*linedriver.Job{job(id, "fax")}); err != nil {
+		if _, err := s.Accept(bg, "in", id, []*linedriver.Job{job(id, "fax")}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Accept("in", "f", []*linedriver.Job{job("f", "file")}); err != nil {
+	if _, err := s.Accept(bg, "in", "f", []*linedriver.Job{job("f", "file")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Complete("f", linedriver.Outcome{Result: linedriver.Permanent, Reason: "no"}, true); err != nil {
+	if err := s.finish("f", linedriver.Outcome{Result: linedriver.Permanent, Reason: "no"}, true); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -69,9 +69,9 @@ func TestCorruptJobQuarantined(t *testing.T) {
 	}
 	var reported []string
 	s.OnQuarantine(func(q Quarantined) { reported = append(reported, q.Bucket+"/"+q.Key) })
-	e, err := s.Next("fax", nil)
+	e, _, err := s.Lease(bg, "fax", "w", time.Minute)
 	if err != nil {
-		t.Fatalf("Next with corrupt jobs ahead: %v", err)
+		t.Fatalf("Lease with corrupt jobs ahead: %v", err)
 	}
 	if e == nil || e.Job.ID != "c" {
 		t.Fatalf("Next = %+v, want job c", e)
@@ -82,7 +82,7 @@ func TestCorruptJobQuarantined(t *testing.T) {
 	if h := s.Health(); h.Quarantined != 2 || h.Health != Healthy {
 		t.Errorf("health %+v, want healthy with 2 quarantined", h)
 	}
-	list, err := s.Jobs(Query{})
+	list, err := s.Jobs(bg, Query{})
 	if err != nil {
 		t.Fatalf("Jobs with a corrupt failed job: %v", err)
 	}
@@ -92,7 +92,7 @@ func TestCorruptJobQuarantined(t *testing.T) {
 	if h := s.Health(); h.Quarantined != 3 {
 		t.Errorf("%d quarantined after listing, want 3 (the failed job too)", h.Quarantined)
 	}
-	if seen, _ := s.Seen("in", "a"); !seen {
+	if seen, _ := s.Seen(bg, "in", "a"); !seen {
 		t.Error("the source id of a quarantined job was forgotten: the mail would be taken again")
 	}
 	s.Close()
@@ -105,7 +105,7 @@ func TestCorruptJobQuarantined(t *testing.T) {
 	if h := s.Health(); h.Quarantined != 3 {
 		t.Errorf("after restart: %d quarantined, want 3", h.Quarantined)
 	}
-	q, err := s.Quarantine()
+	q, err := s.Quarantine(bg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,10 +117,10 @@ func TestCorruptJobQuarantined(t *testing.T) {
 			t.Errorf("quarantined %s/%s: error %q, %d bytes kept", qe.Bucket, qe.Key, qe.Error, len(qe.Data))
 		}
 	}
-	if e, err := s.Next("fax", nil); err != nil || e == nil || e.Job.ID != "c" {
-		t.Errorf("Next after restart = %+v, %v; want c", e, err)
+	if e, _, err := s.Lease(bg, "fax", "w", time.Minute); err != nil || e == nil || e.Job.ID != "c" {
+		t.Errorf("Lease after restart = %+v, %v; want c", e, err)
 	}
-	if _, err := s.Job("a", nil); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Job(bg, "a"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Job(a) = %v, want ErrNotFound: it is in the quarantine", err)
 	}
 }

@@ -6,6 +6,7 @@ package spool
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -73,7 +74,18 @@ type Spool struct {
 	lastCompaction atomic.Pointer[Compaction]
 	// c commits the writes in groups (commit.go).
 	c committer
+	// leases are the jobs held by an attempt (lease.go): in memory, as
+	// one process owns the file and its leases end with it.
+	leaseMu sync.Mutex
+	leases  map[string]*lease
+	wakeMu  sync.Mutex
+	wakes   []func(driver string)
 }
+
+var (
+	_ Store      = (*Spool)(nil)
+	_ Maintainer = (*Spool)(nil)
+)
 
 // openLockTimeout is how long Open waits for another process's lock.
 var openLockTimeout = 2 * time.Second
@@ -117,7 +129,7 @@ func Open(path string) (*Spool, error) {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 	}
-	s := &Spool{path: path, db: db}
+	s := &Spool{path: path, db: db, leases: map[string]*lease{}}
 	s.health.init(time.Now)
 	_ = db.View(func(tx *bolt.Tx) error {
 		s.drained.Store(queueEmpty(tx))
@@ -217,7 +229,10 @@ func dueKey(driver string, due time.Time, id string) []byte {
 }
 
 // Seen reports whether a message with this source id was accepted before.
-func (s *Spool) Seen(connector, sourceID string) (bool, error) {
+func (s *Spool) Seen(ctx context.Context, connector, sourceID string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("spool: seen %s: %w", sourceID, err)
+	}
 	var seen bool
 	err := s.view(func(tx *bolt.Tx) error {
 		seen = tx.Bucket(bucketSources).Get(sourceKey(connector, sourceID)) != nil
@@ -229,7 +244,10 @@ func (s *Spool) Seen(connector, sourceID string) (bool, error) {
 // Accept stores the jobs made from one message, and its source id, in one
 // transaction. If the source id was accepted before, it stores nothing and
 // reports dup. When Accept returns nil the jobs survive a crash.
-func (s *Spool) Accept(connector, sourceID string, jobs []*linedriver.Job) (dup bool, err error) {
+func (s *Spool) Accept(ctx context.Context, connector, sourceID string, jobs []*linedriver.Job) (dup bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("spool: accept %s: %w", sourceID, err)
+	}
 	now := time.Now()
 	err = s.update(func(tx *bolt.Tx) error {
 		dup = false // a write may run again (see commit.go)
@@ -254,6 +272,13 @@ func (s *Spool) Accept(connector, sourceID string, jobs []*linedriver.Job) (dup 
 	})
 	if err != nil {
 		return false, fmt.Errorf("spool: accept %s: %w", sourceID, err)
+	}
+	if !dup {
+		drivers := make([]string, 0, len(jobs))
+		for _, j := range jobs {
+			drivers = append(drivers, j.Driver)
+		}
+		s.wake(drivers...)
 	}
 	return dup, nil
 }
@@ -291,47 +316,6 @@ func removeEntry(tx *bolt.Tx, e *Entry) error {
 	return tx.Bucket(bucketJobs).Delete([]byte(e.Job.ID))
 }
 
-// Next returns the earliest-due job of driver that is not in skip, and the
-// time it is due. It returns (nil, zero, nil) when the driver has no job.
-// A returned job may be due in the future: the caller waits until then.
-// A job that cannot be decoded is moved to the quarantine (see Quarantine)
-// and the next one is returned.
-func (s *Spool) Next(driver string, skip map[string]bool) (*Entry, error) {
-	for {
-		var out *Entry
-		var bad []corrupt
-		err := s.view(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketDue).Cursor()
-			prefix := append([]byte(driver), 0)
-			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-				id := string(k[len(prefix)+9:])
-				if skip[id] {
-					continue
-				}
-				e, err := getEntry(tx, id)
-				if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
-					// Not decodable, or a schedule without its job:
-					// out of the queue, so the queue goes on.
-					bad = append(bad, corrupt{bucket: bucketJobs, key: []byte(id), due: bytes.Clone(k), err: err})
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				out = e
-				return nil
-			}
-			return nil
-		})
-		if err != nil || len(bad) == 0 {
-			return out, err
-		}
-		if err := s.dropCorrupt(bad); err != nil {
-			return nil, err
-		}
-	}
-}
-
 // dropCorrupt quarantines the jobs found corrupt and removes the schedule
 // keys left without a job.
 func (s *Spool) dropCorrupt(bad []corrupt) error {
@@ -363,21 +347,6 @@ func (s *Spool) dropCorrupt(bad []corrupt) error {
 	return nil
 }
 
-// Complete records the outcome of an attempt. Delivered removes the job;
-// Temporary reschedules it with the new state; Permanent moves it to the
-// failed list, where the operator can still see it.
-func (s *Spool) Complete(id string, o linedriver.Outcome, countAttempt bool) error {
-	_, err := s.CompleteWith(id, o, countAttempt, nil, nil)
-	return err
-}
-
-// CompleteAttempt is Complete that also keeps a's record of the attempt in
-// the job's history (the last MaxHistory attempts; see Job).
-func (s *Spool) CompleteAttempt(id string, o linedriver.Outcome, countAttempt bool, a *Attempt) error {
-	_, err := s.CompleteWith(id, o, countAttempt, a, nil)
-	return err
-}
-
 // FollowUp is a job that an outcome or a rejection brings about (a delivery
 // report), added at most once per Key: a second FollowUp with the same Key
 // and Namespace adds nothing, even after the first one's job is gone, until
@@ -388,25 +357,13 @@ type FollowUp struct {
 	Job       *linedriver.Job
 }
 
-// CompleteWith is CompleteAttempt, and adds the follow-up jobs in the same
-// transaction: a crash cannot keep the outcome and lose its report, or the
-// other way round. It returns how many follow-ups were new.
-func (s *Spool) CompleteWith(id string, o linedriver.Outcome, countAttempt bool, a *Attempt, follow []FollowUp) (added int, err error) {
-	err = s.update(func(tx *bolt.Tx) error {
-		added = 0
-		if err := complete(tx, id, o, countAttempt, a); err != nil {
-			return err
-		}
-		added, err = addFollowUps(tx, follow)
-		return err
-	})
-	return added, err
-}
-
 // Add stores follow-up jobs on their own (e.g. the report of a rejected
 // message, written before the rejection is settled). It returns how many
 // were new.
-func (s *Spool) Add(follow []FollowUp) (added int, err error) {
+func (s *Spool) Add(ctx context.Context, follow []FollowUp) (added int, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("spool: add follow-up jobs: %w", err)
+	}
 	err = s.update(func(tx *bolt.Tx) error {
 		added, err = addFollowUps(tx, follow)
 		return err
@@ -414,6 +371,7 @@ func (s *Spool) Add(follow []FollowUp) (added int, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("spool: add follow-up jobs: %w", err)
 	}
+	s.wakeFollowUps(follow)
 	return added, nil
 }
 
@@ -441,21 +399,23 @@ func addFollowUps(tx *bolt.Tx, follow []FollowUp) (int, error) {
 	return n, nil
 }
 
-// complete records an outcome in tx: see Complete.
-func complete(tx *bolt.Tx, id string, o linedriver.Outcome, countAttempt bool, a *Attempt) error {
+// complete records an outcome in tx (see Complete) and returns the job's
+// driver.
+func complete(tx *bolt.Tx, id string, o linedriver.Outcome, countAttempt bool, a *Attempt) (string, error) {
 	e, err := getEntry(tx, id)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := removeEntry(tx, e); err != nil {
-		return err
+		return "", err
 	}
 	if err := appendHistory(tx, id, a); err != nil {
-		return err
+		return "", err
 	}
+	driver := e.Job.Driver
 	switch o.Result {
 	case linedriver.Delivered:
-		return tx.Bucket(bucketHistory).Delete([]byte(id))
+		return driver, tx.Bucket(bucketHistory).Delete([]byte(id))
 	case linedriver.Permanent:
 		if countAttempt {
 			e.Job.Attempt++
@@ -463,9 +423,9 @@ func complete(tx *bolt.Tx, id string, o linedriver.Outcome, countAttempt bool, a
 		e.LastError, e.Category, e.Finished = o.Reason, o.Category, time.Now()
 		b, err := json.Marshal(e)
 		if err != nil {
-			return err
+			return "", err
 		}
-		return tx.Bucket(bucketFailed).Put([]byte(id), b)
+		return driver, tx.Bucket(bucketFailed).Put([]byte(id), b)
 	default:
 		if countAttempt {
 			e.Job.Attempt++
@@ -476,32 +436,10 @@ func complete(tx *bolt.Tx, id string, o linedriver.Outcome, countAttempt bool, a
 		e.LastError, e.Category = o.Reason, o.Category
 		e.Due = time.Now().Add(o.RetryAfter)
 		if err := tx.Bucket(bucketRetry).Put([]byte(id), nil); err != nil {
-			return err
+			return "", err
 		}
-		return putEntry(tx, e)
+		return driver, putEntry(tx, e)
 	}
-}
-
-// SaveState keeps a driver's state of a job in the middle of an attempt
-// (e.g. the pages already confirmed), so that an attempt cut off by a
-// crash resumes from there. The schedule does not change.
-func (s *Spool) SaveState(id string, state json.RawMessage) error {
-	err := s.update(func(tx *bolt.Tx) error {
-		e, err := getEntry(tx, id)
-		if err != nil {
-			return err
-		}
-		e.Job.State = state
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		return tx.Bucket(bucketJobs).Put([]byte(id), b)
-	})
-	if err != nil {
-		return fmt.Errorf("spool: save state of %s: %w", id, err)
-	}
-	return nil
 }
 
 // Stats counts what the spool holds.
@@ -517,7 +455,10 @@ type Stats struct {
 }
 
 // Stats counts jobs per driver, failed jobs and remembered source ids.
-func (s *Spool) Stats() (Stats, error) {
+func (s *Spool) Stats(ctx context.Context) (Stats, error) {
+	if err := ctx.Err(); err != nil {
+		return Stats{}, fmt.Errorf("spool: stats: %w", err)
+	}
 	st := Stats{Queued: map[string]int{}, Retrying: map[string]int{}, FailedBy: map[string]int{}, Oldest: map[string]time.Time{}}
 	err := s.view(func(tx *bolt.Tx) error {
 		// Every queued job has one key in due, led by its driver's name:
@@ -578,7 +519,10 @@ func (s *Spool) Failed() ([]Entry, error) {
 
 // Forget drops remembered source ids accepted before cutoff whose jobs are
 // all gone, so the dedupe table does not grow without end.
-func (s *Spool) Forget(cutoff time.Time) (int, error) {
+func (s *Spool) Forget(ctx context.Context, cutoff time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("spool: forget: %w", err)
+	}
 	n := 0
 	err := s.update(func(tx *bolt.Tx) error {
 		n = 0

@@ -49,7 +49,7 @@ func TestWriteTestdata(t *testing.T) {
 	}
 	accept := func(src string, jobs ...*linedriver.Job) {
 		t.Helper()
-		dup, err := s.Accept("inbox", src, jobs)
+		dup, err := s.Accept(bg, "inbox", src, jobs)
 		must(err)
 		if dup {
 			t.Fatalf("%s: dup", src)
@@ -57,21 +57,21 @@ func TestWriteTestdata(t *testing.T) {
 	}
 	// queued: a fax job (with a page state, as after page 1 of 2) and a file job from one mail.
 	accept("<m1>", testdataJob(id("a1", "fax"), "fax", "<m1>", at), testdataJob(id("a1", "file"), "file", "<m1>", at))
-	must(s.SaveState(id("a1", "fax"), json.RawMessage(`{"pages_done":1}`)))
+	must(s.saveState(id("a1", "fax"), json.RawMessage(`{"pages_done":1}`)))
 	// retrying: one failed attempt, in its history.
 	accept("<m2>", testdataJob(id("b2", "fax"), "fax", "<m2>", at))
 	a := &Attempt{N: 1, Started: at, Ended: at.Add(time.Minute), Result: "temporary", Category: "busy", Reason: "line busy", Log: "ATD...\nBUSY"}
-	must(s.CompleteAttempt(id("b2", "fax"), linedriver.Outcome{Result: linedriver.Temporary, Category: "busy", Reason: "line busy", RetryAfter: time.Hour}, true, a))
+	must(s.finishAttempt(id("b2", "fax"), linedriver.Outcome{Result: linedriver.Temporary, Category: "busy", Reason: "line busy", RetryAfter: time.Hour}, true, a))
 	// failed for good, with a report follow-up queued in the same transaction.
 	accept("<m3>", testdataJob(id("c3", "fax"), "fax", "<m3>", at))
 	rep := testdataJob(id("c3r", "report:inbox"), "report:inbox", "<m3>", at)
-	_, err = s.CompleteWith(id("c3", "fax"), linedriver.Outcome{Result: linedriver.Permanent, Category: "bad_number", Reason: "number unobtainable"}, true,
+	_, err = s.finishWith(id("c3", "fax"), linedriver.Outcome{Result: linedriver.Permanent, Category: "bad_number", Reason: "number unobtainable"}, true,
 		&Attempt{N: 1, Started: at, Ended: at, Result: "permanent", Category: "bad_number", Reason: "number unobtainable"},
 		[]FollowUp{{Namespace: "report:inbox", Key: id("c3", "fax") + "/failed", Job: rep}})
 	must(err)
 	// delivered: gone, but its source id is remembered.
 	accept("<m4>", testdataJob(id("d4", "file"), "file", "<m4>", at))
-	must(s.Complete(id("d4", "file"), linedriver.Outcome{Result: linedriver.Delivered}, true))
+	must(s.finish(id("d4", "file"), linedriver.Outcome{Result: linedriver.Delivered}, true))
 	must(s.Close())
 	// one undecodable entry in the queue: it must be quarantined, not block it.
 	db, err := bolt.Open(*writeTestdata, 0o600, nil)

@@ -67,7 +67,7 @@ func Handler(h *host.Host) http.Handler {
 			replyError(w, http.StatusBadRequest, "state must be one of queued, active, retrying, failed")
 			return
 		}
-		jobs, err := h.Jobs(q)
+		jobs, err := h.Jobs(r.Context(), q)
 		if err != nil {
 			fail(w, err)
 			return
@@ -75,7 +75,7 @@ func Handler(h *host.Host) http.Handler {
 		reply(w, http.StatusOK, jobs)
 	})
 	mux.HandleFunc("GET /api/jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
-		d, err := h.Job(r.PathValue("id"))
+		d, err := h.Job(r.Context(), r.PathValue("id"))
 		if err != nil {
 			fail(w, err)
 			return
@@ -84,7 +84,7 @@ func Handler(h *host.Host) http.Handler {
 	})
 	mux.HandleFunc("POST /api/jobs/{id}/retry", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		if err := h.RetryJob(id); err != nil {
+		if err := h.RetryJob(r.Context(), id); err != nil {
 			fail(w, err)
 			return
 		}
@@ -92,7 +92,7 @@ func Handler(h *host.Host) http.Handler {
 	})
 	mux.HandleFunc("POST /api/jobs/{id}/purge", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		if err := h.PurgeJob(id); err != nil {
+		if err := h.PurgeJob(r.Context(), id); err != nil {
 			fail(w, err)
 			return
 		}
