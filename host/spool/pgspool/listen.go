@@ -1,0 +1,65 @@
+package pgspool
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// listen keeps a dedicated connection LISTENing on Channel and calls the
+// wake hooks with each notification's driver. When the connection breaks
+// (the database restarted, the network went) it reconnects with a growing
+// pause and then wakes every driver with queued jobs, since notifications
+// sent meanwhile are lost. While it cannot connect the store is degraded.
+func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig) {
+	defer s.listenWG.Done()
+	pause := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, cfg, func() { pause = 50 * time.Millisecond })
+		if ctx.Err() != nil {
+			return
+		}
+		s.observe(fmt.Errorf("pgspool: listen for new jobs: %w", err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 2*time.Second)
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, connected func()) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
+		return err
+	}
+	connected()
+	s.observe(nil)
+	// Whatever was notified while nobody listened: wake every driver that
+	// has queued jobs.
+	rows, err := conn.Query(ctx, `SELECT DISTINCT driver FROM jobs WHERE state = 'queued'`)
+	if err != nil {
+		return err
+	}
+	drivers, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, d := range drivers {
+		s.wake(d)
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		s.wake(n.Payload)
+	}
+}
