@@ -127,7 +127,7 @@ func (s *Store) commitGroup(group []*writeReq) {
 				s.c.commits.Add(1)
 				s.c.writes.Add(int64(len(group)))
 			} else {
-				err = fmt.Errorf("pgspool: commit: %w", err)
+				err = fmt.Errorf("pgspool: write: %w", err)
 			}
 			for _, r := range group {
 				r.done <- err

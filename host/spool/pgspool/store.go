@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,6 +140,10 @@ func Redact(dsn string) string {
 		}
 		return u.String()
 	}
+	if strings.Contains(dsn, "://") { // a URL that does not parse
+		dsn = urlPassword.ReplaceAllString(dsn, "${1}xxxxx@")
+		return queryPassword.ReplaceAllString(dsn, "${1}xxxxx")
+	}
 	// key=value form: drop the value of password=.
 	fields := strings.Fields(dsn)
 	for i, f := range fields {
@@ -148,6 +153,11 @@ func Redact(dsn string) string {
 	}
 	return strings.Join(fields, " ")
 }
+
+var (
+	urlPassword   = regexp.MustCompile(`(://[^:/@]*:)[^@]*@`)
+	queryPassword = regexp.MustCompile(`([?&]password=)[^&]*`)
+)
 
 // redactErr keeps err matchable (errors.Is/As) while its text loses the
 // DSN's password, should a driver ever print it.
