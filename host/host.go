@@ -253,11 +253,7 @@ type connUnit struct {
 // everything the host runs also go to its activity hub (Activity), and
 // from there to its metrics (Metrics).
 func New(p *Plan, log *slog.Logger) (*Host, error) {
-	dir := p.Config.Resolve(p.Config.Spool.Dir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
-	}
-	sp, err := spool.Open(filepath.Join(dir, "spool.db"))
+	sp, err := OpenSpool(context.Background(), p.Config)
 	if err != nil {
 		return nil, err
 	}
@@ -265,17 +261,21 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 	h := &Host{log: slog.New(hub.Handler(log.Handler())), spool: sp, Backoff: pluginmgr.DefaultBackoff, hub: hub, now: time.Now,
 		drivers: map[string]*driverUnit{}, reporters: map[string]*driverUnit{}, pdfMakers: map[string]linedriver.PDFMaker{},
 		conns: map[string]*connUnit{}, drained: make(chan struct{}, 1), wakers: map[string]func(){}}
-	h.maint = sp
+	if m, ok := sp.(spool.Maintainer); ok {
+		h.maint = m
+	}
 	sp.Wake(h.wake)
 	h.reports = report.NewService(h.log.With("component", "report"))
 	h.metrics = metrics.New(h.metricsSnapshot)
 	hub.Observe(h.metrics.Observe)
-	sp.OnDrained(func() {
-		select {
-		case h.drained <- struct{}{}:
-		default:
-		}
-	})
+	if h.maint != nil {
+		h.maint.OnDrained(func() {
+			select {
+			case h.drained <- struct{}{}:
+			default:
+			}
+		})
+	}
 	slog := h.log.With("component", "spool")
 	sp.OnHealthChange(func(old, new spool.Health) {
 		if new.Health == spool.Healthy {

@@ -14,6 +14,7 @@ import (
 var shipsNot = []string{
 	"github.com/mediagw/mediagw/internal/demo",                 // the demo rig and its stand-ins
 	"github.com/mediagw/mediagw/internal/testenv",              // test helpers
+	"github.com/mediagw/mediagw/internal/pgtest",               // private PostgreSQL clusters of the tests
 	"github.com/mediagw/mediagw/internal/browsertest",          // the console's browser test rig
 	"github.com/chromedp",                                      // drives the headless browser of the console tests
 	"github.com/mediagw/mediagw/examples/demo",                 // the demo's config and mails

@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mediagw/mediagw/internal/duration"
+	"github.com/mediagw/mediagw/secret"
 )
 
 // Config is a whole gateway configuration.
@@ -52,6 +53,32 @@ type Spool struct {
 	FailedRetention Duration `yaml:"failed_retention"`
 	// Compact gives the file's free pages back to the disk after a burst.
 	Compact Compact `yaml:"compact"`
+
+	// Backend is where the queue lives: bbolt (one file in Dir, one
+	// gateway) or postgres (a database several gateways share).
+	Backend string `yaml:"backend"`
+	// DSN is the PostgreSQL connection string (postgres): a secret, given
+	// inline, as env:NAME or file:PATH.
+	DSN secret.Secret `yaml:"dsn"`
+	// TLS is the client's TLS to PostgreSQL (it replaces the DSN's sslmode).
+	TLS SpoolTLS `yaml:"tls"`
+	// Migrate is auto (apply pending schema migrations on start) or manual
+	// (refuse to start until `mediagw spool migrate` ran).
+	Migrate string `yaml:"migrate"`
+}
+
+// Spool backends.
+const (
+	BackendBolt     = "bbolt"
+	BackendPostgres = "postgres"
+)
+
+// SpoolTLS is the client side of TLS to the spool's database.
+type SpoolTLS struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
 }
 
 // Compact is the automatic compaction of the spool file: when the queue
@@ -144,7 +171,7 @@ type Duration = duration.Duration
 // Defaults are the values of keys the file leaves out.
 var Defaults = Config{
 	Spool: Spool{Dir: "spool", ForgetAfter: Duration(14 * 24 * time.Hour), FailedRetention: Duration(30 * 24 * time.Hour),
-		Compact: Compact{Auto: true, MinSize: 64 << 20}},
+		Compact: Compact{Auto: true, MinSize: 64 << 20}, Backend: BackendBolt, Migrate: "auto"},
 	Log: Log{Level: "info", Format: "text"},
 }
 
@@ -261,6 +288,7 @@ func (c *Config) check(e *Error) {
 		e.add("%s: log.format %q: want text or json", c.At("log.format"), c.Log.Format)
 	}
 	c.checkStatus(e)
+	c.checkSpool(e)
 	if len(c.Connectors) == 0 {
 		e.add("%s: no connectors: name at least one under connectors:", c.File)
 	}
@@ -483,3 +511,39 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // SortedKeys is exported for callers that walk sections in a stable order.
 func SortedKeys[V any](m map[string]V) []string { return sortedKeys(m) }
+
+func (c *Config) checkSpool(e *Error) {
+	sp := &c.Spool
+	switch sp.Backend {
+	case BackendBolt:
+		for _, k := range []string{"dsn", "tls", "migrate"} {
+			if _, ok := c.lines["spool."+k]; ok {
+				e.add("%s: spool.%s is for backend: postgres (this spool is bbolt)", c.At("spool."+k), k)
+			}
+		}
+	case BackendPostgres:
+		if sp.DSN.IsZero() {
+			e.add("%s: spool.dsn is missing: backend postgres needs the database's connection string (e.g. env:MEDIAGW_DSN)", c.At("spool.backend"))
+		}
+		switch sp.Migrate {
+		case "auto", "manual":
+		default:
+			e.add("%s: spool.migrate %q: want auto or manual", c.At("spool.migrate"), sp.Migrate)
+		}
+		t := &sp.TLS
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			e.add("%s: spool.tls: cert_file and key_file go together", c.At("spool.tls"))
+		}
+		for _, f := range []*string{&t.CAFile, &t.CertFile, &t.KeyFile} {
+			if *f == "" {
+				continue
+			}
+			*f = c.Resolve(*f)
+			if _, err := os.Stat(*f); err != nil {
+				e.add("%s: spool.tls: %v", c.At("spool.tls"), err)
+			}
+		}
+	default:
+		e.add("%s: spool.backend %q: want bbolt or postgres", c.At("spool.backend"), sp.Backend)
+	}
+}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,7 +52,7 @@ func TestParseProblems(t *testing.T) {
 			[]string{cfgFile + `:6: log: unknown key "levle" (valid keys: format, level)`}, nil},
 		{"unknown keys everywhere, each at its line", "spool:\n  dir: s\n  forget: 1h\nconector:\n  x: 1\ndrivers:\n  fax:\n    type: faxmodem\n    option: {}\n",
 			[]string{
-				cfgFile + `:3: spool: unknown key "forget" (valid keys: `, " dir, ", " forget_after)",
+				cfgFile + `:3: spool: unknown key "forget" (valid keys: `, " dir, ", " forget_after, ", " tls)",
 				cfgFile + `:4: top level: unknown key "conector" (valid keys: connectors, drivers, log, maps, spool, status)`,
 				cfgFile + `:9: drivers.fax: unknown key "option" (valid keys: max_attempts, options, type)`,
 			}, nil},
@@ -63,6 +64,16 @@ func TestParseProblems(t *testing.T) {
 			[]string{cfgFile + ":2: log.level \"loud\"", `route "pager" is not defined under drivers:`}, nil},
 		{"bad duration", "spool:\n  forget_after: two weeks\n", []string{cfgFile + `:2: "two weeks" is not a duration`}, nil},
 		{"bad size", "spool:\n  compact:\n    min_size: 64 megs\n", []string{cfgFile + `:3: "64 megs" is not a size`}, nil},
+		{"unknown backend", "spool:\n  backend: mysql\n", []string{cfgFile + `:2: spool.backend "mysql": want bbolt or postgres`}, nil},
+		{"postgres without a dsn", "spool:\n  backend: postgres\n", []string{cfgFile + `:2: spool.dsn is missing`}, nil},
+		{"dsn from an unset variable", "spool:\n  backend: postgres\n  dsn: env:MEDIAGW_TEST_UNSET_DSN\n",
+			[]string{cfgFile + `:3: secret: environment variable MEDIAGW_TEST_UNSET_DSN is not set`}, nil},
+		{"unknown tls key", "spool:\n  backend: postgres\n  tls:\n    ca: x\n",
+			[]string{cfgFile + `:4: spool.tls: unknown key "ca" (valid keys: ca_file, cert_file, key_file, server_name)`}, nil},
+		{"bad migrate, half a client certificate", "spool:\n  backend: postgres\n  dsn: postgres://gw:s3cret@db/mediagw\n  migrate: sometimes\n  tls:\n    cert_file: c.pem\n",
+			[]string{cfgFile + `:4: spool.migrate "sometimes": want auto or manual`, cfgFile + `:5: spool.tls: cert_file and key_file go together`},
+			[]string{"s3cret"}},
+		{"postgres keys on a bbolt spool", "spool:\n  dir: s\n  dsn: postgres://db/x\n", []string{cfgFile + `:3: spool.dsn is for backend: postgres`}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,5 +203,27 @@ func TestSpoolCompactSettings(t *testing.T) {
 		if cfg.Spool.Compact.Auto != tc.auto || cfg.Spool.Compact.MinSize != tc.minSize {
 			t.Errorf("%q: compact = %+v, want auto %v, min_size %d", tc.src, cfg.Spool.Compact, tc.auto, tc.minSize)
 		}
+	}
+}
+
+// backend: postgres with the DSN from the environment: the DSN is read,
+// and printing the config shows no password.
+func TestSpoolPostgres(t *testing.T) {
+	t.Setenv("MEDIAGW_TEST_DSN", "postgres://gw:s3cret@db.example/mediagw")
+	var cfg Config
+	cfg.Spool = Defaults.Spool
+	src := "spool:\n  backend: postgres\n  dsn: env:MEDIAGW_TEST_DSN\n  tls:\n    server_name: db.example\n"
+	if err := yaml.Unmarshal([]byte(src), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	sp := cfg.Spool
+	if sp.Backend != BackendPostgres || sp.DSN.Reveal() != "postgres://gw:s3cret@db.example/mediagw" || sp.Migrate != "auto" || sp.TLS.ServerName != "db.example" {
+		t.Fatalf("spool = %+v", sp)
+	}
+	if s := fmt.Sprintf("%v %+v", cfg, cfg); strings.Contains(s, "s3cret") {
+		t.Fatalf("the config prints the DSN's password: %s", s)
+	}
+	if Defaults.Spool.Backend != BackendBolt {
+		t.Fatalf("default backend = %q, want bbolt", Defaults.Spool.Backend)
 	}
 }

@@ -83,11 +83,11 @@ func (r *jobRow) entry() (*spool.Entry, error) {
 	return e, decodeJob(r.id, r.body, r.attempt, r.jstate, &e.Job)
 }
 
-func (r *jobRow) opState(active map[string]bool) string {
+func (r *jobRow) opState() string {
 	switch {
 	case r.state == "failed":
 		return spool.StateFailed
-	case r.leased || active[r.id]:
+	case r.leased:
 		return spool.StateActive
 	case r.retrying:
 		return spool.StateRetrying
@@ -161,7 +161,7 @@ func (s *Store) Jobs(ctx context.Context, q spool.Query) ([]spool.JobInfo, error
 			if err != nil {
 				return err
 			}
-			if q.State != "" && r.opState(q.Active) != q.State {
+			if q.State != "" && r.opState() != q.State {
 				continue
 			}
 			rowsOut = append(rowsOut, r)
@@ -195,7 +195,7 @@ func (s *Store) Jobs(ctx context.Context, q spool.Query) ([]spool.JobInfo, error
 			}
 			continue
 		}
-		out = append(out, info(e, r.opState(q.Active), sizes))
+		out = append(out, info(e, r.opState(), sizes))
 	}
 	s.observe(nil)
 	return out, nil
@@ -226,7 +226,7 @@ func (s *Store) Job(ctx context.Context, id string) (*spool.JobDetail, error) {
 	if err != nil {
 		return nil, s.observe(fmt.Errorf("pgspool: job %s: %w", id, err))
 	}
-	d := &spool.JobDetail{JobInfo: info(e, r.opState(nil), sizes), History: []spool.Attempt{}}
+	d := &spool.JobDetail{JobInfo: info(e, r.opState(), sizes), History: []spool.Attempt{}}
 	rows, err := s.pool.Query(ctx, `SELECT attempt FROM history WHERE job_id = $1 ORDER BY seq`, id)
 	if err != nil {
 		return nil, s.observe(fmt.Errorf("pgspool: job %s: history: %w", id, err))
