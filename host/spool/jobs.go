@@ -153,9 +153,6 @@ func (s *Spool) Jobs(ctx context.Context, q Query) ([]JobInfo, error) {
 	err := s.view(func(tx *bolt.Tx) error {
 		if q.State != StateFailed {
 			err := tx.Bucket(bucketDue).ForEach(func(k, _ []byte) error {
-				if full() {
-					return nil
-				}
 				i := strings.IndexByte(string(k), 0)
 				if i < 0 || len(k) < i+10 {
 					return nil
@@ -182,8 +179,12 @@ func (s *Spool) Jobs(ctx context.Context, q Query) ([]JobInfo, error) {
 			if err != nil {
 				return err
 			}
-			// due keys sort by driver first: order by due time overall.
+			// due keys sort by driver first: order by due time overall,
+			// then cut to the limit.
 			sort.SliceStable(out, func(i, j int) bool { return out[i].Due.Before(out[j].Due) })
+			if q.Limit > 0 && len(out) > q.Limit {
+				out = out[:q.Limit]
+			}
 		}
 		if q.State == "" || q.State == StateFailed {
 			// Sort by the time of failure reading only that, then decode

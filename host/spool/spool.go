@@ -527,7 +527,7 @@ func (s *Spool) Forget(ctx context.Context, cutoff time.Time) (int, error) {
 	err := s.update(func(tx *bolt.Tx) error {
 		n = 0
 		src := tx.Bucket(bucketSources)
-		jobs := tx.Bucket(bucketJobs)
+		jobs, failed := tx.Bucket(bucketJobs), tx.Bucket(bucketFailed)
 		var drop [][]byte
 		err := src.ForEach(func(k, v []byte) error {
 			var se sourceEntry
@@ -535,7 +535,7 @@ func (s *Spool) Forget(ctx context.Context, cutoff time.Time) (int, error) {
 				return nil
 			}
 			for _, id := range se.Jobs {
-				if jobs.Get([]byte(id)) != nil {
+				if jobs.Get([]byte(id)) != nil || failed.Get([]byte(id)) != nil {
 					return nil
 				}
 			}

@@ -25,8 +25,13 @@ import (
 //     job rows; Lease reads them, listings do not.
 //   - One holder: a leased job is handed to no other Lease until its holder
 //     records an outcome, or the lease expires (a dead holder's jobs come
-//     back). Complete and SaveState by anyone but the holder of a live lease
-//     fail with ErrLeaseLost and change nothing.
+//     back). Complete, SaveState and Renew by anyone but the job's holder
+//     fail with ErrLeaseLost and change nothing; a holder whose lease ran
+//     out keeps the job until another Lease takes it (so a slow attempt
+//     nobody else wanted still records its outcome). The lease ends with
+//     Complete: a second Complete fails with ErrLeaseLost.
+//   - Remembered: a source id or follow-up key stays while any of its jobs
+//     is queued or failed; Forget drops it only after.
 //   - Corruption contained: an entry that cannot be decoded is moved to the
 //     quarantine (Quarantine, OnQuarantine) and the queue goes on.
 type Store interface {
@@ -93,8 +98,8 @@ type Store interface {
 }
 
 // ErrLeaseLost is returned by Complete, SaveState and Renew when the caller
-// no longer holds the job's lease (it expired and another holder took it,
-// or the job was purged).
+// does not hold the job's lease (it expired and another holder took it, the
+// job was purged, or the lease ended with an earlier Complete).
 var ErrLeaseLost = errors.New("spool: lease lost")
 
 // Maintainer is what a backend that keeps its own file offers besides Store
