@@ -741,7 +741,10 @@ func testClose(t *testing.T, s spool.Store) {
 		do   func() error
 	}{
 		{"Seen", func() error { _, err := s.Seen(ctx, "inbox", "<m1>"); return err }},
-		{"Accept", func() error { _, err := s.Accept(ctx, "inbox", "<m2>", []*linedriver.Job{job("fax", "<m2>")}); return err }},
+		{"Accept", func() error {
+			_, err := s.Accept(ctx, "inbox", "<m2>", []*linedriver.Job{job("fax", "<m2>")})
+			return err
+		}},
 		{"Add", func() error { _, err := s.Add(ctx, []spool.FollowUp{report("k")}); return err }},
 		{"Lease", func() error { _, _, err := s.Lease(ctx, "fax", "w1", time.Minute); return err }},
 		{"Stats", func() error { _, err := s.Stats(ctx); return err }},
@@ -766,7 +769,10 @@ func testCancelled(t *testing.T, s spool.Store) {
 		name string
 		do   func() error
 	}{
-		{"Accept", func() error { _, err := s.Accept(ctx, "inbox", "<m1>", []*linedriver.Job{job("fax", "<m1>")}); return err }},
+		{"Accept", func() error {
+			_, err := s.Accept(ctx, "inbox", "<m1>", []*linedriver.Job{job("fax", "<m1>")})
+			return err
+		}},
 		{"Lease", func() error { _, _, err := s.Lease(ctx, "fax", "w1", time.Minute); return err }},
 		{"Jobs", func() error { _, err := s.Jobs(ctx, spool.Query{}); return err }},
 	} {
