@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -114,6 +115,9 @@ func entry(t *testing.T, sp spool.Store, driver string) *spool.Entry {
 	for _, j := range js {
 		if j.State != spool.StateFailed {
 			e, err := sp.Entry(t.Context(), j.ID)
+			if errors.Is(err, spool.ErrNotFound) {
+				return entry(t, sp, driver) // delivered or failed since the listing
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

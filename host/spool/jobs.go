@@ -109,7 +109,8 @@ func appendHistory(tx *bolt.Tx, id string, a *Attempt) error {
 	return b.Put([]byte(id), v)
 }
 
-func info(e *Entry, state string) JobInfo {
+// info lists a job from its row: no document is read.
+func info(e *jobRow, state string) JobInfo {
 	ji := JobInfo{ID: e.Job.ID, Driver: e.Job.Driver, Connector: e.Job.Record.Connector, SourceID: e.Job.Record.SourceID,
 		State: state, Attempts: e.Job.Attempt, LastError: e.LastError, Category: e.Category,
 		Accepted: e.Job.Accepted, Finished: e.Finished, Fields: e.Job.Record.Fields, Documents: []DocInfo{}}
@@ -119,8 +120,12 @@ func info(e *Entry, state string) JobInfo {
 	if ji.Fields == nil {
 		ji.Fields = map[string]string{}
 	}
-	for _, d := range e.Job.Record.Documents {
-		ji.Documents = append(ji.Documents, DocInfo{Name: d.Name, MediaType: d.MediaType, Size: len(d.Data)})
+	for i, d := range e.Job.Record.Documents {
+		size := len(d.Data)
+		if i < len(e.Docs) {
+			size = e.Docs[i].Size
+		}
+		ji.Documents = append(ji.Documents, DocInfo{Name: d.Name, MediaType: d.MediaType, Size: size})
 	}
 	return ji
 }
@@ -165,7 +170,7 @@ func (s *Spool) Jobs(ctx context.Context, q Query) ([]JobInfo, error) {
 				if q.State != "" && state != q.State {
 					return nil
 				}
-				e, err := getEntry(tx, id)
+				r, err := getRow(tx, bucketJobs, id)
 				if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
 					bad = append(bad, corrupt{bucket: bucketJobs, key: []byte(id), due: bytes.Clone(k), err: err})
 					return nil
@@ -173,7 +178,7 @@ func (s *Spool) Jobs(ctx context.Context, q Query) ([]JobInfo, error) {
 				if err != nil {
 					return err
 				}
-				out = append(out, info(e, state))
+				out = append(out, info(r, state))
 				return nil
 			})
 			if err != nil {
@@ -188,7 +193,7 @@ func (s *Spool) Jobs(ctx context.Context, q Query) ([]JobInfo, error) {
 		}
 		if q.State == "" || q.State == StateFailed {
 			// Sort by the time of failure reading only that, then decode
-			// (documents and all) only the jobs that are listed.
+			// only the jobs that are listed.
 			type failedKey struct {
 				id       []byte
 				finished time.Time
@@ -216,15 +221,15 @@ func (s *Spool) Jobs(ctx context.Context, q Query) ([]JobInfo, error) {
 				if full() {
 					break
 				}
-				var e Entry
-				if err := json.Unmarshal(fb.Get(k.id), &e); err != nil {
-					bad = append(bad, corrupt{bucket: bucketFailed, key: bytes.Clone(k.id), err: corruptJob(string(k.id), err)})
+				r, err := getRow(tx, bucketFailed, string(k.id))
+				if err != nil {
+					bad = append(bad, corrupt{bucket: bucketFailed, key: bytes.Clone(k.id), err: err})
 					continue
 				}
-				if q.Driver != "" && e.Job.Driver != q.Driver {
+				if q.Driver != "" && r.Job.Driver != q.Driver {
 					continue
 				}
-				out = append(out, info(&e, StateFailed))
+				out = append(out, info(r, StateFailed))
 			}
 		}
 		return nil
@@ -250,18 +255,14 @@ func (s *Spool) Job(ctx context.Context, id string) (*JobDetail, error) {
 	var d *JobDetail
 	err := s.view(func(tx *bolt.Tx) error {
 		var ji JobInfo
-		if e, err := getEntry(tx, id); err == nil {
-			ji = info(e, queuedState(tx, id, active))
+		if r, err := getRow(tx, bucketJobs, id); err == nil {
+			ji = info(r, queuedState(tx, id, active))
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
-		} else if v := tx.Bucket(bucketFailed).Get([]byte(id)); v != nil {
-			var e Entry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("spool: failed job %s is corrupt: %w", id, err)
-			}
-			ji = info(&e, StateFailed)
+		} else if r, err := getRow(tx, bucketFailed, id); err == nil {
+			ji = info(r, StateFailed)
 		} else {
-			return ErrNotFound
+			return err
 		}
 		d = &JobDetail{JobInfo: ji, History: []Attempt{}}
 		if v := tx.Bucket(bucketHistory).Get([]byte(id)); v != nil {
@@ -283,16 +284,14 @@ func (s *Spool) Entry(ctx context.Context, id string) (*Entry, error) {
 	}
 	var out *Entry
 	err := s.view(func(tx *bolt.Tx) error {
-		e, err := getEntry(tx, id)
+		r, err := getRow(tx, bucketJobs, id)
 		if errors.Is(err, ErrNotFound) {
-			v := tx.Bucket(bucketFailed).Get([]byte(id))
-			if v == nil {
-				return ErrNotFound
-			}
-			e = &Entry{}
-			err = json.Unmarshal(v, e)
+			r, err = getRow(tx, bucketFailed, id)
 		}
-		out = e
+		if err != nil {
+			return err
+		}
+		out, err = r.entry(tx)
 		return err
 	})
 	if err != nil {
@@ -309,25 +308,17 @@ func (s *Spool) Retry(ctx context.Context, id string) error {
 	}
 	var driver string
 	err := s.update(func(tx *bolt.Tx) error {
-		fb := tx.Bucket(bucketFailed)
-		v := fb.Get([]byte(id))
-		if v == nil {
-			if tx.Bucket(bucketJobs).Get([]byte(id)) != nil {
-				return ErrNotFailed
-			}
-			return ErrNotFound
+		r, err := getRow(tx, bucketFailed, id)
+		if errors.Is(err, ErrNotFound) && tx.Bucket(bucketJobs).Get([]byte(id)) != nil {
+			return ErrNotFailed
 		}
-		var e Entry
-		if err := json.Unmarshal(v, &e); err != nil {
-			return fmt.Errorf("failed job is corrupt: %w", err)
-		}
-		if err := fb.Delete([]byte(id)); err != nil {
+		if err != nil {
 			return err
 		}
-		e.Job.Attempt = 0
-		e.Due, e.Finished, e.LastError, e.Category = time.Now(), time.Time{}, "", ""
-		driver = e.Job.Driver
-		return putEntry(tx, &e)
+		r.Job.Attempt = 0
+		r.Due, r.Finished, r.LastError, r.Category = time.Now(), time.Time{}, "", ""
+		driver = r.Job.Driver
+		return moveRow(tx, bucketFailed, bucketJobs, r, time.Time{})
 	})
 	if err != nil {
 		return fmt.Errorf("spool: retry %s: %w", id, err)
@@ -353,20 +344,27 @@ func (s *Spool) Purge(ctx context.Context, id string) error {
 	s.leaseMu.Unlock()
 	defer s.unpin(id, l, true)
 	err := s.update(func(tx *bolt.Tx) error {
-		if fb := tx.Bucket(bucketFailed); fb.Get([]byte(id)) != nil {
-			if err := fb.Delete([]byte(id)); err != nil {
+		bucket := bucketFailed
+		r, err := getRow(tx, bucket, id)
+		if errors.Is(err, ErrNotFound) {
+			bucket = bucketJobs
+			r, err = getRow(tx, bucket, id)
+		}
+		switch {
+		case errors.Is(err, ErrCorrupt):
+			// Undecodable: its row goes (a schedule left behind is
+			// dropped by the next Lease).
+			if err := tx.Bucket(bucket).Delete([]byte(id)); err != nil {
 				return err
 			}
-		} else {
-			e, err := getEntry(tx, id)
-			if err != nil {
-				return err
-			}
-			if err := removeEntry(tx, e); err != nil {
+		case err != nil:
+			return err
+		default:
+			if err := dropRow(tx, bucket, r); err != nil {
 				return err
 			}
 		}
-		return tx.Bucket(bucketHistory).Delete([]byte(id))
+		return forgetJob(tx, id)
 	})
 	if err != nil {
 		return fmt.Errorf("spool: purge %s: %w", id, err)
@@ -383,25 +381,21 @@ func (s *Spool) PruneFailed(ctx context.Context, cutoff time.Time) (int, error) 
 	n := 0
 	err := s.update(func(tx *bolt.Tx) error {
 		n = 0
-		fb := tx.Bucket(bucketFailed)
-		var drop [][]byte
-		err := fb.ForEach(func(k, v []byte) error {
-			var e struct {
-				Finished time.Time `json:"finished"`
-			}
-			if err := json.Unmarshal(v, &e); err == nil && e.Finished.Before(cutoff) {
-				drop = append(drop, append([]byte(nil), k...))
+		var drop []*jobRow
+		err := tx.Bucket(bucketFailed).ForEach(func(k, _ []byte) error {
+			if r, err := getRow(tx, bucketFailed, string(k)); err == nil && r.Finished.Before(cutoff) {
+				drop = append(drop, r)
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		for _, k := range drop {
-			if err := fb.Delete(k); err != nil {
+		for _, r := range drop {
+			if err := dropRow(tx, bucketFailed, r); err != nil {
 				return err
 			}
-			if err := tx.Bucket(bucketHistory).Delete(k); err != nil {
+			if err := forgetJob(tx, r.Job.ID); err != nil {
 				return err
 			}
 			n++

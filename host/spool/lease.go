@@ -204,21 +204,19 @@ func (s *Spool) SaveState(ctx context.Context, id, holder string, state json.Raw
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("spool: save state of %s: %w", id, err)
 	}
+	if !json.Valid(state) {
+		return fmt.Errorf("spool: save state of %s: the driver's state is not JSON", id)
+	}
 	l, err := s.pin(id, holder)
 	if err != nil {
 		return fmt.Errorf("spool: save state of %s: %w", id, err)
 	}
+	// The state alone is written: the job's row and documents stay.
 	err = s.update(func(tx *bolt.Tx) error {
-		e, err := getEntry(tx, id)
-		if err != nil {
-			return err
+		if tx.Bucket(bucketJobs).Get([]byte(id)) == nil {
+			return ErrNotFound
 		}
-		e.Job.State = state
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		return tx.Bucket(bucketJobs).Put([]byte(id), b)
+		return tx.Bucket(bucketState).Put([]byte(id), state)
 	})
 	s.unpin(id, l, errors.Is(err, ErrNotFound))
 	if errors.Is(err, ErrNotFound) {

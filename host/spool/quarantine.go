@@ -53,8 +53,21 @@ func (s *Spool) quarantine(found []corrupt) error {
 			if v == nil {
 				continue // gone meanwhile
 			}
-			if e := new(Entry); json.Unmarshal(v, e) == nil {
-				continue // rewritten meanwhile
+			// Read again as the reader did: the entry may have been
+			// rewritten meanwhile.
+			r, rerr := getRow(tx, c.bucket, string(c.key))
+			if rerr == nil {
+				_, rerr = r.entry(tx)
+			}
+			if !errors.Is(rerr, ErrCorrupt) {
+				continue
+			}
+			if r != nil {
+				// A row whose document is missing: the others it holds
+				// are let go.
+				if err := releaseDocs(tx, r.Docs); err != nil {
+					return err
+				}
 			}
 			qe := Quarantined{Bucket: string(c.bucket), Key: string(c.key), Error: c.err.Error(), At: time.Now().UTC(), Data: bytes.Clone(v)}
 			qv, err := json.Marshal(qe)
@@ -76,6 +89,9 @@ func (s *Spool) quarantine(found []corrupt) error {
 				if err := tx.Bucket(bucketRetry).Delete(c.key); err != nil {
 					return err
 				}
+			}
+			if err := tx.Bucket(bucketState).Delete(c.key); err != nil {
+				return err
 			}
 			moved = append(moved, qe)
 		}

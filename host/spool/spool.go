@@ -25,10 +25,10 @@ import (
 )
 
 var (
-	bucketJobs    = []byte("jobs")    // job id → Entry
+	bucketJobs    = []byte("jobs")    // job id → jobRow (rows.go)
 	bucketDue     = []byte("due")     // driver \x00 due(8 bytes) \x00 job id → nil
 	bucketSources = []byte("sources") // connector \x00 source id → sourceEntry
-	bucketFailed  = []byte("failed")  // job id → Entry, kept for the operator
+	bucketFailed  = []byte("failed")  // job id → jobRow, kept for the operator
 	bucketHistory = []byte("history") // job id → []Attempt, the last attempts of a job
 	bucketRetry   = []byte("retry")   // job id → nil: a queued job whose last attempt failed
 )
@@ -80,7 +80,13 @@ type Spool struct {
 	leases  map[string]*lease
 	wakeMu  sync.Mutex
 	wakes   []func(driver string)
+	// upgrade is what Open did to a file of an older format (nil: none).
+	upgrade *Upgrade
 }
+
+// Upgraded tells what Open did to a spool file of an older format (nil:
+// the file was new or of this release's format).
+func (s *Spool) Upgraded() *Upgrade { return s.upgrade }
 
 var (
 	_ Store      = (*Spool)(nil)
@@ -109,17 +115,18 @@ func Open(path string) (*Spool, error) {
 		db.Close()
 		return nil, fmt.Errorf("spool: remove the copy of an unfinished compaction: %w", err)
 	}
+	var up *Upgrade
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJobs, bucketDue, bucketSources, bucketFailed, bucketHistory, bucketRetry, bucketQuarantine} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		up, err = prepare(tx)
+		return err
 	})
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("spool: init %s: %w", path, err)
+		if errors.Is(err, ErrFormat) {
+			return nil, fmt.Errorf("%w (%s)", err, path)
+		}
+		return nil, fmt.Errorf("spool: open %s: %w", path, err)
 	}
 	if created {
 		// bbolt syncs the file, not the folder that names it: a new spool
@@ -129,7 +136,7 @@ func Open(path string) (*Spool, error) {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 	}
-	s := &Spool{path: path, db: db, leases: map[string]*lease{}}
+	s := &Spool{path: path, db: db, leases: map[string]*lease{}, upgrade: up}
 	s.health.init(time.Now)
 	_ = db.View(func(tx *bolt.Tx) error {
 		s.drained.Store(queueEmpty(tx))
@@ -259,7 +266,7 @@ func (s *Spool) Accept(ctx context.Context, connector, sourceID string, jobs []*
 		}
 		se := sourceEntry{Accepted: now}
 		for _, j := range jobs {
-			if err := putEntry(tx, &Entry{Job: *j, Due: now}); err != nil {
+			if err := insertJob(tx, bucketJobs, &Entry{Job: *j, Due: now}); err != nil {
 				return err
 			}
 			se.Jobs = append(se.Jobs, j.ID)
@@ -281,39 +288,6 @@ func (s *Spool) Accept(ctx context.Context, connector, sourceID string, jobs []*
 		s.wake(drivers...)
 	}
 	return dup, nil
-}
-
-func putEntry(tx *bolt.Tx, e *Entry) error {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	if err := tx.Bucket(bucketJobs).Put([]byte(e.Job.ID), b); err != nil {
-		return err
-	}
-	return tx.Bucket(bucketDue).Put(dueKey(e.Job.Driver, e.Due, e.Job.ID), nil)
-}
-
-func getEntry(tx *bolt.Tx, id string) (*Entry, error) {
-	v := tx.Bucket(bucketJobs).Get([]byte(id))
-	if v == nil {
-		return nil, ErrNotFound
-	}
-	var e Entry
-	if err := json.Unmarshal(v, &e); err != nil {
-		return nil, corruptJob(id, err)
-	}
-	return &e, nil
-}
-
-func removeEntry(tx *bolt.Tx, e *Entry) error {
-	if err := tx.Bucket(bucketDue).Delete(dueKey(e.Job.Driver, e.Due, e.Job.ID)); err != nil {
-		return err
-	}
-	if err := tx.Bucket(bucketRetry).Delete([]byte(e.Job.ID)); err != nil {
-		return err
-	}
-	return tx.Bucket(bucketJobs).Delete([]byte(e.Job.ID))
 }
 
 // dropCorrupt quarantines the jobs found corrupt and removes the schedule
@@ -384,7 +358,7 @@ func addFollowUps(tx *bolt.Tx, follow []FollowUp) (int, error) {
 		if src.Get(key) != nil || tx.Bucket(bucketJobs).Get([]byte(f.Job.ID)) != nil {
 			continue
 		}
-		if err := putEntry(tx, &Entry{Job: *f.Job, Due: now}); err != nil {
+		if err := insertJob(tx, bucketJobs, &Entry{Job: *f.Job, Due: now}); err != nil {
 			return n, err
 		}
 		b, err := json.Marshal(sourceEntry{Jobs: []string{f.Job.ID}, Accepted: now})
@@ -402,44 +376,41 @@ func addFollowUps(tx *bolt.Tx, follow []FollowUp) (int, error) {
 // complete records an outcome in tx (see Complete) and returns the job's
 // driver.
 func complete(tx *bolt.Tx, id string, o linedriver.Outcome, countAttempt bool, a *Attempt) (string, error) {
-	e, err := getEntry(tx, id)
+	r, err := getRow(tx, bucketJobs, id)
 	if err != nil {
-		return "", err
-	}
-	if err := removeEntry(tx, e); err != nil {
 		return "", err
 	}
 	if err := appendHistory(tx, id, a); err != nil {
 		return "", err
 	}
-	driver := e.Job.Driver
-	switch o.Result {
-	case linedriver.Delivered:
-		return driver, tx.Bucket(bucketHistory).Delete([]byte(id))
-	case linedriver.Permanent:
-		if countAttempt {
-			e.Job.Attempt++
-		}
-		e.LastError, e.Category, e.Finished = o.Reason, o.Category, time.Now()
-		b, err := json.Marshal(e)
-		if err != nil {
+	driver, due := r.Job.Driver, r.Due
+	if o.Result == linedriver.Delivered {
+		if err := dropRow(tx, bucketJobs, r); err != nil {
 			return "", err
 		}
-		return driver, tx.Bucket(bucketFailed).Put([]byte(id), b)
-	default:
-		if countAttempt {
-			e.Job.Attempt++
-		}
-		if o.State != nil {
-			e.Job.State = o.State
-		}
-		e.LastError, e.Category = o.Reason, o.Category
-		e.Due = time.Now().Add(o.RetryAfter)
-		if err := tx.Bucket(bucketRetry).Put([]byte(id), nil); err != nil {
-			return "", err
-		}
-		return driver, putEntry(tx, e)
+		return driver, forgetJob(tx, id)
 	}
+	if countAttempt {
+		r.Job.Attempt++
+	}
+	r.LastError, r.Category = o.Reason, o.Category
+	if o.Result == linedriver.Permanent {
+		r.Finished = time.Now()
+		return driver, moveRow(tx, bucketJobs, bucketFailed, r, due)
+	}
+	if o.State != nil {
+		if !json.Valid(o.State) {
+			return "", fmt.Errorf("the driver's state of %s is not JSON", id)
+		}
+		if err := tx.Bucket(bucketState).Put([]byte(id), o.State); err != nil {
+			return "", err
+		}
+	}
+	r.Due = time.Now().Add(o.RetryAfter)
+	if err := tx.Bucket(bucketRetry).Put([]byte(id), nil); err != nil {
+		return "", err
+	}
+	return driver, moveRow(tx, bucketJobs, bucketJobs, r, due)
 }
 
 // Stats counts what the spool holds.
@@ -505,12 +476,16 @@ func (s *Spool) Stats(ctx context.Context) (Stats, error) {
 func (s *Spool) Failed() ([]Entry, error) {
 	var out []Entry
 	err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketFailed).ForEach(func(_, v []byte) error {
-			var e Entry
-			if err := json.Unmarshal(v, &e); err != nil {
+		return tx.Bucket(bucketFailed).ForEach(func(k, _ []byte) error {
+			r, err := getRow(tx, bucketFailed, string(k))
+			if err != nil {
 				return err
 			}
-			out = append(out, e)
+			e, err := r.entry(tx)
+			if err != nil {
+				return err
+			}
+			out = append(out, *e)
 			return nil
 		})
 	})
