@@ -258,6 +258,10 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 		return nil, err
 	}
 	hub := activity.NewHub()
+	if up := sp.Upgraded(); up != nil {
+		log.Info("spool upgraded in place", "component", "spool", "from_format", up.From, "to_format", up.To,
+			"queued_jobs", up.Jobs, "failed_jobs", up.Failed, "undecodable", up.Undecodable)
+	}
 	h := &Host{log: slog.New(hub.Handler(log.Handler())), spool: sp, Backoff: pluginmgr.DefaultBackoff, hub: hub, now: time.Now,
 		drivers: map[string]*driverUnit{}, reporters: map[string]*driverUnit{}, pdfMakers: map[string]linedriver.PDFMaker{},
 		conns: map[string]*connUnit{}, drained: make(chan struct{}, 1), wakers: map[string]func(){}}

@@ -178,7 +178,7 @@ type jobState struct {
 }
 
 // FollowUps returns the report job an attempt's outcome brings about, for
-// spool.CompleteWith: none for a temporary outcome, for a report job, for a
+// the spool's Complete: none for a temporary outcome, for a report job, for a
 // connector without notify, an event it does not ask for, or a mail that
 // must not be answered.
 func (s *Service) FollowUps(job *linedriver.Job, o linedriver.Outcome) []spool.FollowUp {

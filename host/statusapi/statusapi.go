@@ -153,6 +153,8 @@ func fail(w http.ResponseWriter, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, spool.ErrNotFailed), errors.Is(err, spool.ErrActive):
 		code = http.StatusConflict
+	case errors.Is(err, host.ErrNoCompaction):
+		code = http.StatusNotImplemented
 	}
 	replyError(w, code, err.Error())
 }
