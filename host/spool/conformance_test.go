@@ -12,17 +12,32 @@ import (
 // backend.
 func TestConformance(t *testing.T) {
 	spooltest.Run(t, func(t *testing.T) spool.Store {
-		s, err := spool.Open(filepath.Join(t.TempDir(), "spool.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return corruptible{s}
+		return open(t, filepath.Join(t.TempDir(), "spool.db"))
 	})
 }
 
-// corruptible lets the conformance test plant an undecodable job.
-type corruptible struct{ *spool.Spool }
+func open(t *testing.T, path string) spool.Store {
+	s, err := spool.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return corruptible{s, path}
+}
+
+// corruptible lets the conformance test plant an undecodable job and
+// reopen the file.
+type corruptible struct {
+	*spool.Spool
+	path string
+}
+
+func (c corruptible) Reopen(t *testing.T) spool.Store {
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return open(t, c.path)
+}
 
 func (c corruptible) Corrupt(t *testing.T, id string) {
 	t.Helper()

@@ -28,6 +28,14 @@ type Corrupter interface {
 	Corrupt(t *testing.T, id string)
 }
 
+// Reopener is offered by a store that can be closed and opened again on
+// the same data (the same file, the same database): Reopen closes it and
+// returns the store opened anew. When the store does not offer it, the
+// durability case is skipped.
+type Reopener interface {
+	Reopen(t *testing.T) spool.Store
+}
+
 // wait is how long a case waits for what a backend may do a little later
 // (a lease that runs out, a wake from another connection).
 const wait = 10 * time.Second
@@ -65,6 +73,7 @@ var cases = []struct {
 	{"Health", testHealth},
 	{"Quarantine", testQuarantine},
 	{"Cancelled", testCancelled},
+	{"Durable", testDurable},
 	{"Close", testClose},
 }
 
@@ -782,5 +791,42 @@ func testCancelled(t *testing.T, s spool.Store) {
 	}
 	if seen, err := s.Seen(t.Context(), "inbox", "<m1>"); err != nil || seen {
 		t.Errorf("Seen after a cancelled Accept = %v, %v; want nothing stored", seen, err)
+	}
+}
+
+func testDurable(t *testing.T, s spool.Store) {
+	r, ok := s.(Reopener)
+	if !ok {
+		t.Skip("the store offers no Reopener")
+	}
+	queued, failed := job("fax", "<m1>"), job("file", "<m1>")
+	accept(t, s, "<m1>", queued, failed)
+	e := lease(t, s, "fax", "w1", time.Minute)
+	if err := s.SaveState(t.Context(), e.Job.ID, "w1", json.RawMessage(`{"pages_done":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	e = lease(t, s, "file", "w1", time.Minute)
+	complete(t, s, e.Job.ID, "w1", linedriver.Fail("bad", "no"), &spool.Attempt{N: 1, Result: "permanent", Log: "tried"}, report("m1/failed"))
+
+	s = r.Reopen(t)
+	ctx := t.Context()
+	if seen, err := s.Seen(ctx, "inbox", "<m1>"); err != nil || !seen {
+		t.Errorf("Seen after reopening = %v, %v", seen, err)
+	}
+	if n, err := s.Add(ctx, []spool.FollowUp{report("m1/failed")}); err != nil || n != 0 {
+		t.Errorf("Add of a report key after reopening = %d, %v; want 0", n, err)
+	}
+	d, err := s.Job(ctx, failed.ID)
+	if err != nil || d.State != spool.StateFailed || len(d.History) != 1 || d.History[0].Log != "tried" {
+		t.Errorf("the failed job after reopening = %+v, %v", d, err)
+	}
+	// The lease may or may not outlive the store (bbolt: no; a shared
+	// database: until it runs out); the job and its state do.
+	got, err := s.Entry(ctx, queued.ID)
+	if err != nil || string(got.Job.State) != `{"pages_done":1}` || string(got.Job.Record.Documents[0].Data) != string(doc) {
+		t.Errorf("the queued job after reopening = %v: want its state and document", err)
+	}
+	if st := stats(t, s); st.Queued["fax"] != 1 || st.Queued["report:inbox"] != 1 || st.Failed != 1 {
+		t.Errorf("Stats after reopening = %+v", st)
 	}
 }
