@@ -258,7 +258,8 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 		return nil, err
 	}
 	hub := activity.NewHub()
-	if up := sp.Upgraded(); up != nil {
+	if u, ok := sp.(interface{ Upgraded() *spool.Upgrade }); ok && u.Upgraded() != nil {
+		up := u.Upgraded()
 		log.Info("spool upgraded in place", "component", "spool", "from_format", up.From, "to_format", up.To,
 			"queued_jobs", up.Jobs, "failed_jobs", up.Failed, "undecodable", up.Undecodable)
 	}
