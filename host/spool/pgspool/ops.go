@@ -254,7 +254,7 @@ func (s *Store) Entry(ctx context.Context, id string) (*spool.Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgspool: job %s: %w", id, err)
 	}
-	if err := s.loadDocuments(ctx, r.rid, &e.Job); err != nil {
+	if err := loadDocuments(ctx, s.pool, r.rid, &e.Job); err != nil {
 		return nil, s.observe(fmt.Errorf("pgspool: job %s: documents: %w", id, err))
 	}
 	return e, nil
