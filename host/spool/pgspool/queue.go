@@ -199,10 +199,10 @@ RETURNING id, job, attempt, due, last_error, category, (SELECT state FROM job_st
 	ARRAY(SELECT data FROM documents d WHERE d.record_id = jobs.record_id ORDER BY idx)`
 
 // Lease hands holder the earliest due job of driver that nobody holds,
-// for ttl (by the database's clock). When none is due it returns when one
-// will be, on this gateway's clock: the earliest due time of the driver's
-// queued jobs, or the end of a lease that holds one (a dead holder's job
-// comes back then); zero when the driver has no job.
+// for ttl (by the database's clock). When none is due it returns when the
+// earliest job nobody holds will be, on this gateway's clock (zero: none).
+// A job whose lease ran out counts as held by nobody: a dead gateway's
+// jobs come back to whichever worker asks next.
 func (s *Store) Lease(ctx context.Context, driver, holder string, ttl time.Duration) (*spool.Entry, time.Time, error) {
 	if s.closed.Load() {
 		return nil, time.Time{}, spool.ErrClosed
@@ -221,8 +221,8 @@ func (s *Store) Lease(ctx context.Context, driver, holder string, ttl time.Durat
 			Scan(&id, &body, &attempt, &due, &lastErr, &category, &state, &names, &types, &data)
 		if errors.Is(err, pgx.ErrNoRows) {
 			var wait *float64
-			err := s.leases.QueryRow(ctx, `SELECT EXTRACT(EPOCH FROM min(greatest(due, coalesce(lease_until, due))) - now())::float8
-				FROM jobs WHERE driver = $1 AND state = 'queued'`, driver).Scan(&wait)
+			err := s.leases.QueryRow(ctx, `SELECT EXTRACT(EPOCH FROM min(due) - now())::float8
+				FROM jobs WHERE driver = $1 AND state = 'queued' AND (lease_until IS NULL OR lease_until < now())`, driver).Scan(&wait)
 			if err != nil {
 				return nil, time.Time{}, s.observe(fmt.Errorf("pgspool: lease a job of %s: %w", driver, err))
 			}
