@@ -228,3 +228,17 @@ func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	return nil
 }
+
+// Connect opens a pool on the database of pc and checks that it answers
+// (for the operator's commands, which need no store).
+func Connect(ctx context.Context, pc *pgxpool.Config) (*pgxpool.Pool, error) {
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("pgspool: connect: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgspool: connect: %w", err)
+	}
+	return pool, nil
+}

@@ -254,7 +254,7 @@ func (s *Store) Entry(ctx context.Context, id string) (*spool.Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgspool: job %s: %w", id, err)
 	}
-	if err := s.loadDocuments(ctx, r.rid, &e.Job); err != nil {
+	if err := loadDocuments(ctx, s.pool, r.rid, &e.Job); err != nil {
 		return nil, s.observe(fmt.Errorf("pgspool: job %s: documents: %w", id, err))
 	}
 	return e, nil
@@ -332,13 +332,13 @@ SELECT count(*) FROM j`, cutoff).Scan(&n)
 	return n, nil
 }
 
-// Forget drops source ids accepted before cutoff whose jobs are no longer
-// queued.
+// Forget drops source ids accepted before cutoff whose jobs are all gone
+// (delivered, purged, pruned): a failed job keeps its source id.
 func (s *Store) Forget(ctx context.Context, cutoff time.Time) (int, error) {
 	var n int64
 	err := s.write(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM sources s WHERE accepted < $1
-			AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = ANY(s.jobs) AND j.state = 'queued')`, cutoff)
+			AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = ANY(s.jobs))`, cutoff)
 		n = tag.RowsAffected()
 		return err
 	})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mediagw/mediagw/host/spool"
 	"github.com/mediagw/mediagw/linedriver"
@@ -192,31 +193,36 @@ WHERE id = (
 	WHERE driver = $1 AND state = 'queued' AND due <= now() AND (lease_until IS NULL OR lease_until < now())
 	ORDER BY due, id LIMIT 1
 	FOR UPDATE SKIP LOCKED)
-RETURNING id, record_id, job, attempt, due, last_error, category, (SELECT state FROM job_state WHERE job_id = jobs.id)`
+RETURNING id, job, attempt, due, last_error, category, (SELECT state FROM job_state WHERE job_id = jobs.id),
+	ARRAY(SELECT name FROM documents d WHERE d.record_id = jobs.record_id ORDER BY idx),
+	ARRAY(SELECT media_type FROM documents d WHERE d.record_id = jobs.record_id ORDER BY idx),
+	ARRAY(SELECT data FROM documents d WHERE d.record_id = jobs.record_id ORDER BY idx)`
 
 // Lease hands holder the earliest due job of driver that nobody holds,
-// for ttl (by the database's clock). When none is due it returns when one
-// will be, on this gateway's clock: the earliest due time of the driver's
-// queued jobs, or the end of a lease that holds one (a dead holder's job
-// comes back then); zero when the driver has no job.
+// for ttl (by the database's clock). When none is due it returns when the
+// earliest job nobody holds will be, on this gateway's clock (zero: none).
+// A job whose lease ran out counts as held by nobody: a dead gateway's
+// jobs come back to whichever worker asks next.
 func (s *Store) Lease(ctx context.Context, driver, holder string, ttl time.Duration) (*spool.Entry, time.Time, error) {
 	if s.closed.Load() {
 		return nil, time.Time{}, spool.ErrClosed
 	}
 	for {
 		var (
-			id, rid           string
+			id                string
 			body, state       []byte
 			attempt           int
 			due               time.Time
 			lastErr, category string
+			names, types      []string
+			data              [][]byte
 		)
-		err := s.pool.QueryRow(ctx, leaseJob, driver, s.holder(holder), ttl.Microseconds()).
-			Scan(&id, &rid, &body, &attempt, &due, &lastErr, &category, &state)
+		err := s.leases.QueryRow(ctx, leaseJob, driver, s.holder(holder), ttl.Microseconds()).
+			Scan(&id, &body, &attempt, &due, &lastErr, &category, &state, &names, &types, &data)
 		if errors.Is(err, pgx.ErrNoRows) {
 			var wait *float64
-			err := s.pool.QueryRow(ctx, `SELECT EXTRACT(EPOCH FROM min(greatest(due, coalesce(lease_until, due))) - now())::float8
-				FROM jobs WHERE driver = $1 AND state = 'queued'`, driver).Scan(&wait)
+			err := s.leases.QueryRow(ctx, `SELECT EXTRACT(EPOCH FROM min(due) - now())::float8
+				FROM jobs WHERE driver = $1 AND state = 'queued' AND (lease_until IS NULL OR lease_until < now())`, driver).Scan(&wait)
 			if err != nil {
 				return nil, time.Time{}, s.observe(fmt.Errorf("pgspool: lease a job of %s: %w", driver, err))
 			}
@@ -236,8 +242,11 @@ func (s *Store) Lease(ctx context.Context, driver, holder string, ttl time.Durat
 			}
 			continue
 		}
-		if err := s.loadDocuments(ctx, rid, &e.Job); err != nil {
-			return nil, time.Time{}, s.observe(fmt.Errorf("pgspool: lease a job of %s: documents of %s: %w", driver, id, err))
+		if len(names) > 0 || len(e.Job.Record.Documents) > 0 {
+			e.Job.Record.Documents = make([]linedriver.Document, len(names))
+			for i := range names {
+				e.Job.Record.Documents[i] = linedriver.Document{Name: names[i], MediaType: types[i], Data: data[i]}
+			}
 		}
 		s.observe(nil)
 		return e, time.Time{}, nil
@@ -259,8 +268,8 @@ func decodeJob(id string, body []byte, attempt int, state []byte, j *linedriver.
 }
 
 // loadDocuments fills j's documents with their bytes.
-func (s *Store) loadDocuments(ctx context.Context, rid string, j *linedriver.Job) error {
-	rows, err := s.pool.Query(ctx, `SELECT idx, name, media_type, data FROM documents WHERE record_id = $1 ORDER BY idx`, rid)
+func loadDocuments(ctx context.Context, pool *pgxpool.Pool, rid string, j *linedriver.Job) error {
+	rows, err := pool.Query(ctx, `SELECT idx, name, media_type, data FROM documents WHERE record_id = $1 ORDER BY idx`, rid)
 	if err != nil {
 		return err
 	}
@@ -287,7 +296,7 @@ func (s *Store) Renew(ctx context.Context, id, holder string, ttl time.Duration)
 	if s.closed.Load() {
 		return spool.ErrClosed
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET lease_until = now() + $3 * interval '1 microsecond'
+	tag, err := s.leases.Exec(ctx, `UPDATE jobs SET lease_until = now() + $3 * interval '1 microsecond'
 		WHERE id = $1 AND state = 'queued' AND lease_holder = $2 AND lease_until > now()`, id, s.holder(holder), ttl.Microseconds())
 	if err != nil {
 		return s.observe(fmt.Errorf("pgspool: renew the lease of %s: %w", id, err))

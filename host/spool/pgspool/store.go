@@ -59,7 +59,11 @@ const Channel = "mediagw_jobs"
 
 // Store is the spool on PostgreSQL. It is safe for concurrent use.
 type Store struct {
-	pool    *pgxpool.Pool
+	pool *pgxpool.Pool
+	// leases takes and renews leases: its sessions commit without waiting
+	// for the WAL flush (synchronous_commit off). A lease lost in a crash
+	// of the database only frees its job early, as a dead holder's would.
+	leases  *pgxpool.Pool
 	gateway string
 	c       committer
 	health  healthTracker
@@ -221,10 +225,19 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if gw == "" {
 		gw, _ = os.Hostname()
 	}
-	s := &Store{pool: pool, gateway: gw}
+	lc := pc.Copy()
+	lc.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	lc.MaxConns = max(4, pc.MaxConns/2)
+	leases, err := pgxpool.NewWithConfig(ctx, lc)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgspool: connect to %s: %w", Redact(cfg.DSN), redactErr(err, cfg.DSN))
+	}
+	s := &Store{pool: pool, leases: leases, gateway: gw}
 	s.health.init()
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM quarantine`).Scan(&s.health.h.Quarantined); err != nil {
 		pool.Close()
+		leases.Close()
 		return nil, fmt.Errorf("pgspool: count the quarantine: %w", err)
 	}
 	s.startCommitter()
@@ -255,6 +268,7 @@ func (s *Store) Close() error {
 	s.listenWG.Wait()
 	s.stopCommitter()
 	s.pool.Close()
+	s.leases.Close()
 	return nil
 }
 
