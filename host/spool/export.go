@@ -49,9 +49,15 @@ func (s *Spool) Export(ctx context.Context, job func(*Exported) error, source fu
 					return err
 				}
 				x := &Exported{Failed: failed, Retry: !failed && retry.Get(k) != nil, History: hist(k)}
-				if json.Unmarshal(v, &x.Entry) != nil {
+				r, err := getRow(tx, b, string(k))
+				if err != nil {
+					return nil // undecodable: left in the file
+				}
+				e, err := r.entry(tx)
+				if err != nil {
 					return nil
 				}
+				x.Entry = *e
 				return job(x)
 			})
 			if err != nil {
