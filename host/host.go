@@ -24,6 +24,7 @@ import (
 	"github.com/mediagw/mediagw/host/activity"
 	"github.com/mediagw/mediagw/host/config"
 	"github.com/mediagw/mediagw/host/delivery"
+	"github.com/mediagw/mediagw/host/inbound"
 	"github.com/mediagw/mediagw/host/metrics"
 	"github.com/mediagw/mediagw/host/pipeline"
 	"github.com/mediagw/mediagw/host/pluginmgr"
@@ -31,6 +32,7 @@ import (
 	"github.com/mediagw/mediagw/host/spool"
 	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/plugin"
+	"gopkg.in/yaml.v3"
 
 	// Built-in line drivers register themselves.
 	_ "github.com/mediagw/mediagw/linedriver/dc09"
@@ -49,6 +51,10 @@ type Plan struct {
 	Connectors map[string]*ConnectorPlan
 	// Reports are the notify sections of the connectors whose map has one.
 	Reports map[string]*report.Config
+	// Inbound routes received faxes; Mailers are the connectors its mail
+	// targets send through (each gets a mail driver).
+	Inbound *inbound.Router
+	Mailers []string
 }
 
 // ConnectorPlan is one connector ready to launch.
@@ -64,6 +70,18 @@ func Prepare(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 	p := &Plan{Config: cfg, Maps: map[string]*datamap.Map{}, Drivers: map[string]linedriver.Driver{},
 		DriverFP: map[string]string{}, Connectors: map[string]*ConnectorPlan{}, Reports: map[string]*report.Config{}}
 	e := &config.Error{}
+	router, err := inbound.Compile(cfg, filepath.Join(cfg.Resolve(cfg.Spool.Dir), inbound.UnroutedName))
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			e.Problems = append(e.Problems, ce.Problems...)
+		} else {
+			e.Problems = append(e.Problems, err.Error())
+		}
+	} else {
+		p.Inbound = router
+		addInboundDrivers(cfg, p)
+	}
 	for _, name := range config.SortedKeys(cfg.Maps) {
 		file := cfg.Resolve(cfg.Maps[name])
 		spec, err := datamap.LoadFile(file)
@@ -152,6 +170,26 @@ func Prepare(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 	return p, nil
 }
 
+// addInboundDrivers adds to the config a file driver for each folder the
+// inbound routes write to (named folder:ROUTE, so that status shows its
+// queue like any driver's), and lists the connectors that mail faxes.
+func addInboundDrivers(cfg *config.Config, p *Plan) {
+	mailers := map[string]bool{}
+	for _, t := range p.Inbound.Drivers() {
+		if t.Mail != nil {
+			mailers[t.Mail.Connector] = true
+			continue
+		}
+		if cfg.Drivers == nil {
+			cfg.Drivers = map[string]*config.Driver{}
+		}
+		var opts yaml.Node
+		_ = opts.Encode(map[string]string{"dir": t.Folder})
+		cfg.Drivers[t.Driver] = &config.Driver{Type: "file", Options: opts}
+	}
+	p.Mailers = config.SortedKeys(mailers)
+}
+
 // Close releases the drivers of a plan that will not run.
 func (p *Plan) Close() {
 	for _, d := range p.Drivers {
@@ -220,6 +258,7 @@ type Host struct {
 	drivers   map[string]*driverUnit
 	rmu       sync.Mutex                     // guards reporters and pdfMakers (written under mu too)
 	reporters map[string]*driverUnit         // per connector with notify
+	mailers   map[string]*driverUnit         // per connector that mails received faxes
 	pdfMakers map[string]linedriver.PDFMaker // running drivers that make pages
 	conns     map[string]*connUnit
 	stopping  bool
@@ -229,6 +268,10 @@ type Host struct {
 	// holder of mu may be waiting for.
 	wakeMu sync.RWMutex
 	wakers map[string]func()
+
+	// inbound keeps received faxes; routes are the inbound routes in force.
+	inbound *inbound.Store
+	routes  atomic.Pointer[inbound.Router]
 }
 
 type driverUnit struct {
@@ -264,13 +307,17 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 			"queued_jobs", up.Jobs, "failed_jobs", up.Failed, "undecodable", up.Undecodable)
 	}
 	h := &Host{log: slog.New(hub.Handler(log.Handler())), spool: sp, Backoff: pluginmgr.DefaultBackoff, hub: hub, now: time.Now,
-		drivers: map[string]*driverUnit{}, reporters: map[string]*driverUnit{}, pdfMakers: map[string]linedriver.PDFMaker{},
+		drivers: map[string]*driverUnit{}, reporters: map[string]*driverUnit{}, mailers: map[string]*driverUnit{}, pdfMakers: map[string]linedriver.PDFMaker{},
 		conns: map[string]*connUnit{}, drained: make(chan struct{}, 1), wakers: map[string]func(){}}
 	if m, ok := sp.(spool.Maintainer); ok {
 		h.maint = m
 	}
 	sp.Wake(h.wake)
 	h.reports = report.NewService(h.log.With("component", "report"))
+	h.routes.Store(p.Inbound)
+	// Received pages wait on this machine's disk, whatever the spool's
+	// backend, until their call ends.
+	h.inbound = inbound.New(filepath.Join(p.Config.Resolve(p.Config.Spool.Dir), "inbound"), sp, h.routes.Load, h.wake, h.log.With("component", "inbound"))
 	h.metrics = metrics.New(h.metricsSnapshot)
 	hub.Observe(h.metrics.Observe)
 	if h.maint != nil {
@@ -334,6 +381,7 @@ func (h *Host) Reports() *report.Service { return h.reports }
 func (h *Host) Run(ctx context.Context, p *Plan) error {
 	h.apply(p)
 	h.prune()
+	h.recoverCalls(ctx)
 	ticker := time.NewTicker(time.Hour)
 	defer ticker.Stop()
 	for {
@@ -354,7 +402,41 @@ func (h *Host) Run(ctx context.Context, p *Plan) error {
 				h.log.Info("forgot old source ids", "count", n)
 			}
 			h.prune()
+			h.recoverCalls(ctx)
 			h.autoCompact(ctx, "hourly")
+		}
+	}
+}
+
+// Inbound is the host's store of received faxes (the linedriver.Inbound
+// it hands receiving drivers).
+func (h *Host) Inbound() *inbound.Store { return h.inbound }
+
+// recoverCalls finishes the received calls an earlier run left on disk.
+func (h *Host) recoverCalls(ctx context.Context) {
+	if err := h.inbound.Recover(ctx); err != nil {
+		h.log.Error("inbound: calls left on disk could not be finished; they are tried again in an hour", "error", err)
+	}
+}
+
+// receive runs a receiving driver's Receive until ctx ends; a Receive that
+// fails is started again after a pause, one that returns nil has no line
+// that answers.
+func (h *Host) receive(ctx context.Context, name string, r linedriver.Receiver) {
+	log := h.log.With("driver", name)
+	for wait := 5 * time.Second; ctx.Err() == nil; wait = min(2*wait, 5*time.Minute) {
+		err := r.Receive(ctx, h.inbound)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			log.Debug("driver receives no calls")
+			return
+		}
+		log.Error("receiving stopped; starting again", "error", err, "in", wait.String())
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
 		}
 	}
 }
@@ -420,12 +502,22 @@ func (h *Host) apply(p *Plan) {
 		}
 	}
 	h.reports.SetConfigs(p.Reports)
+	h.routes.Store(p.Inbound)
 	var reporters []*driverUnit
 	for name, u := range h.reporters {
 		if _, ok := p.Reports[name]; !ok {
 			reporters = append(reporters, u)
 			h.rmu.Lock()
 			delete(h.reporters, name)
+			h.rmu.Unlock()
+			h.setWaker(u.driver.Name(), nil)
+		}
+	}
+	for name, u := range h.mailers {
+		if !slices.Contains(p.Mailers, name) {
+			reporters = append(reporters, u)
+			h.rmu.Lock()
+			delete(h.mailers, name)
 			h.rmu.Unlock()
 			h.setWaker(u.driver.Name(), nil)
 		}
@@ -463,6 +555,22 @@ func (h *Host) apply(p *Plan) {
 		go func() { defer close(u.done); u.disp.Run(ctx) }()
 		h.log.Info("reports on", "connector", name, "driver", d.Name(), "events", p.Reports[name].Notify.Events, "to", p.Reports[name].Notify.To)
 	}
+	for _, name := range p.Mailers {
+		if _, running := h.mailers[name]; running {
+			continue
+		}
+		// Received faxes mailed through a connector have a dispatcher of
+		// their own, beside its reports'.
+		d := report.NewMailDriver(name, h.reports, h.log.With("driver", report.MailDriverName(name)))
+		ctx, cancel := context.WithCancel(context.Background())
+		u := &driverUnit{driver: d, cancel: cancel, done: make(chan struct{}),
+			disp: delivery.New(d, h.spool, h.log.With("driver", d.Name()), report.MaxAttempts)}
+		h.rmu.Lock()
+		h.mailers[name] = u
+		h.rmu.Unlock()
+		h.setWaker(d.Name(), u.disp.Notify)
+		go func() { defer close(u.done); u.disp.Run(ctx) }()
+	}
 	for name, d := range p.Drivers {
 		if _, running := h.drivers[name]; running {
 			if d != h.drivers[name].driver {
@@ -479,7 +587,18 @@ func (h *Host) apply(p *Plan) {
 			st.Start()
 		}
 		h.setWaker(d.Name(), u.disp.Notify)
-		go func() { defer close(u.done); u.disp.Run(ctx) }()
+		rcv, receives := d.(linedriver.Receiver)
+		go func() {
+			defer close(u.done)
+			var wg sync.WaitGroup
+			if receives {
+				// The driver takes calls in while it runs (a modem set to
+				// answer); its pages go to the inbound store.
+				wg.Go(func() { h.receive(ctx, name, rcv) })
+			}
+			u.disp.Run(ctx)
+			wg.Wait()
+		}()
 		h.log.Info("driver started", "driver", name, "type", p.Config.Drivers[name].Type, "slots", d.Slots())
 	}
 	h.rmu.Lock()
@@ -717,6 +836,11 @@ func (h *Host) stopAll() {
 	for name, u := range h.reporters {
 		reporters = append(reporters, u)
 		delete(h.reporters, name)
+		h.setWaker(u.driver.Name(), nil)
+	}
+	for name, u := range h.mailers {
+		reporters = append(reporters, u)
+		delete(h.mailers, name)
 		h.setWaker(u.driver.Name(), nil)
 	}
 	h.rmu.Unlock()

@@ -53,6 +53,8 @@ type Record struct {
 	// Origin is what the gateway needs to answer the message's sender
 	// (delivery reports); nil when the source gave no message headers.
 	Origin *Origin `json:"origin,omitempty"`
+	// CallLog is the T.30 log of the call a received fax came in on.
+	CallLog string `json:"call_log,omitempty"`
 }
 
 // Skipped is an attachment, or part of a message, left out of a record.

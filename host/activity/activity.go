@@ -27,6 +27,11 @@ const (
 	Purged     = "purged"      // an operator removed a job
 	Pruned     = "pruned"      // failed jobs older than spool.failed_retention were removed
 	ReportSent = "report_sent" // a delivery report went back to the sender
+
+	// A received fax: the call, each page on disk, the fax in the spool.
+	Incoming     = "incoming"      // a line answered a fax call
+	PageReceived = "page_received" // a received page is on disk (before the far end hears it was received)
+	FaxReceived  = "fax_received"  // the received pages became a record in the spool, routed
 )
 
 // Log writes one activity line at info level (warn for failures).

@@ -191,6 +191,22 @@ func documents(n string) string {
 	return n + " documents"
 }
 
+func or(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func ifSet(prefix, v string) string {
+	if v == "" {
+		return ""
+	}
+	return prefix + v
+}
+
 // describe names the event's kind for the live view and says in a few
 // words what happened.
 func describe(e Event) (kind, msg string) {
@@ -220,6 +236,16 @@ func describe(e Event) (kind, msg string) {
 			return e.Kind, fmt.Sprintf("%s report%s not sent: %s", f["report"], to, r)
 		}
 		return e.Kind, fmt.Sprintf("%s report sent%s", f["report"], to)
+	case Incoming:
+		return e.Kind, strings.TrimSpace(fmt.Sprintf("fax call from %s %s", or(f["remote_id"], f["caller_number"], "an unknown sender"), ifSet("to ", f["called_number"])))
+	case PageReceived:
+		return e.Kind, fmt.Sprintf("page %s received", f["page"])
+	case FaxReceived:
+		msg := fmt.Sprintf("fax received, %s pages, route %s", f["pages"], f["route"])
+		if f["incomplete"] != "" {
+			msg += "; incomplete: " + f["incomplete"]
+		}
+		return e.Kind, msg
 	case Rejected, Deferred:
 		return e.Kind, f["reason"]
 	case Attempt:

@@ -35,6 +35,8 @@ type Config struct {
 	Connectors map[string]*Connector `yaml:"connectors"`
 	Maps       map[string]string     `yaml:"maps"` // name → data-map file
 	Drivers    map[string]*Driver    `yaml:"drivers"`
+	// Inbound routes received faxes (see inbound.go).
+	Inbound *Inbound `yaml:"inbound"`
 
 	// File is the path the config was read from; relative paths in it are
 	// relative to its directory.
@@ -251,6 +253,10 @@ func sectionLines(b []byte) map[string]int {
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k, v := top.Content[i], top.Content[i+1]
 		out[k.Value] = k.Line
+		if k.Value == "inbound" {
+			keyLines(v, "inbound", out)
+			continue
+		}
 		if v.Kind == yaml.MappingNode {
 			for j := 0; j+1 < len(v.Content); j += 2 {
 				out[k.Value+"."+v.Content[j].Value] = v.Content[j].Line
@@ -260,10 +266,19 @@ func sectionLines(b []byte) map[string]int {
 	return out
 }
 
-// At returns "file:line" for a section key like "connectors.inbox".
+// At returns "file:line" for a section key like "connectors.inbox" (under
+// inbound: any key, "inbound.routes.0.match.hours.1"); a key the file
+// does not have gives the line of its nearest parent.
 func (c *Config) At(key string) string {
-	if l, ok := c.lines[key]; ok {
-		return fmt.Sprintf("%s:%d", c.File, l)
+	for key != "" {
+		if l, ok := c.lines[key]; ok {
+			return fmt.Sprintf("%s:%d", c.File, l)
+		}
+		i := strings.LastIndexByte(key, '.')
+		if i < 0 {
+			break
+		}
+		key = key[:i]
 	}
 	return c.File
 }
@@ -289,8 +304,8 @@ func (c *Config) check(e *Error) {
 	}
 	c.checkStatus(e)
 	c.checkSpool(e)
-	if len(c.Connectors) == 0 {
-		e.add("%s: no connectors: name at least one under connectors:", c.File)
+	if len(c.Connectors) == 0 && !c.HasInbound() {
+		e.add("%s: no connectors: name at least one under connectors: (or route received faxes under inbound:)", c.File)
 	}
 	// A name with nothing under it ("inbox:" alone) decodes as nil; it gets
 	// the same messages as any entry that lacks its keys.
@@ -304,9 +319,13 @@ func (c *Config) check(e *Error) {
 			c.Drivers[name] = &Driver{}
 		}
 	}
+	c.checkInbound(e)
 	for _, name := range sortedKeys(c.Drivers) {
 		d := c.Drivers[name]
 		d.Line = c.lines["drivers."+name]
+		if strings.ContainsRune(name, ':') {
+			e.add("%s: driver %s: a name must not contain \":\" (report:, mail: and folder: name the gateway's own drivers)", c.At("drivers."+name), name)
+		}
 		if d.Type == "" {
 			e.add("%s: driver %s: type is missing", c.At("drivers."+name), name)
 		}

@@ -53,7 +53,7 @@ func TestParseProblems(t *testing.T) {
 		{"unknown keys everywhere, each at its line", "spool:\n  dir: s\n  forget: 1h\nconector:\n  x: 1\ndrivers:\n  fax:\n    type: faxmodem\n    option: {}\n",
 			[]string{
 				cfgFile + `:3: spool: unknown key "forget" (valid keys: `, " dir, ", " forget_after, ", " tls)",
-				cfgFile + `:4: top level: unknown key "conector" (valid keys: connectors, drivers, log, maps, spool, status)`,
+				cfgFile + `:4: top level: unknown key "conector" (valid keys: connectors, drivers, inbound, log, maps, spool, status)`,
 				cfgFile + `:9: drivers.fax: unknown key "option" (valid keys: max_attempts, options, type)`,
 			}, nil},
 		{"unknown key and wrong type together", "log:\n  levle: debug\nconnectors:\n  inbox:\n    max_in_flight: many\n",

@@ -105,6 +105,9 @@ type JobPage struct {
 	Documents []Document
 	History   []Attempt
 	Thumbs    []Thumb // the fax pages, in order
+	// CallLog is the T.30 log of the call a received fax came in on, one
+	// line each.
+	CallLog []string
 }
 
 // Field is a label and its value.

@@ -195,7 +195,18 @@ func (b *HostBackend) Job(id string) (*JobPage, error) {
 		p.History = append(p.History, at)
 	}
 	p.Thumbs = b.faxThumbs(d.Driver, id)
+	if e, err := b.h.Spool().Entry(context.Background(), id); err == nil && e.Job.Record.CallLog != "" {
+		p.CallLog = strings.Split(strings.TrimRight(e.Job.Record.CallLog, "\n"), "\n")
+	}
 	return p, nil
+}
+
+// received reports whether a record is a received fax: it came in on a
+// driver's line (its Connector names a driver), not from a connector.
+func received(p *host.Plan, rec *linedriver.Record) bool {
+	_, isDriver := p.Config.Drivers[rec.Connector]
+	_, isConnector := p.Config.Connectors[rec.Connector]
+	return isDriver && !isConnector
 }
 
 const thumbWidth = 340
@@ -205,7 +216,7 @@ const thumbWidth = 340
 // few jobs' pages are kept.
 func (b *HostBackend) faxThumbs(driver, id string) []Thumb {
 	p := b.currentPlan()
-	if p == nil || p.Config.Drivers[driver] == nil || p.Config.Drivers[driver].Type != "faxmodem" {
+	if p == nil {
 		return nil
 	}
 	b.mu.Lock()
@@ -218,8 +229,17 @@ func (b *HostBackend) faxThumbs(driver, id string) []Thumb {
 	if err != nil {
 		return nil
 	}
+	// A fax to send, or a received fax (whose pages are its TIFF; the
+	// PDF beside it holds the same pages).
+	in := received(p, &e.Job.Record)
+	if !in && (p.Config.Drivers[driver] == nil || p.Config.Drivers[driver].Type != "faxmodem") {
+		return nil
+	}
 	docs := make([]render.Document, 0, len(e.Job.Record.Documents))
 	for _, d := range e.Job.Record.Documents {
+		if in && d.MediaType != "image/tiff" {
+			continue
+		}
 		docs = append(docs, render.Document{Name: d.Name, MediaType: d.MediaType, Data: d.Data})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -62,6 +62,8 @@ type Metrics struct {
 	pages     *prometheus.CounterVec
 	callSecs  *prometheus.HistogramVec
 	reports   *prometheus.CounterVec
+	faxesIn   *prometheus.CounterVec
+	pagesIn   *prometheus.CounterVec
 }
 
 // Health states a connector can be in, each a series of
@@ -87,6 +89,8 @@ func New(snap func() Snapshot) *Metrics {
 	m.failed = f("jobs_failed_total", "Jobs that failed for good, by category.", "driver", "category")
 	m.retried = f("jobs_retried_total", "Attempts that failed for now, by category (the job is tried again).", "driver", "category")
 	m.pages = f("fax_pages_sent_total", "Fax pages put on the line.", "driver")
+	m.faxesIn = f("faxes_received_total", "Received faxes put in the spool, complete or cut short (complete=false).", "driver", "complete")
+	m.pagesIn = f("fax_pages_received_total", "Received fax pages stored on disk.", "driver")
 	m.reports = f("reports_sent_total", "Delivery reports sent back to senders, by result.", "connector", "result")
 	m.callSecs = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "mediagw", Name: "fax_call_seconds",
 		Help:    "Length of fax calls, from dialling to the end of the attempt.",
@@ -124,6 +128,10 @@ func (m *Metrics) Observe(e activity.Event) {
 		m.retried.WithLabelValues(e.Driver, orUnknown(e.Fields["category"])).Inc()
 	case activity.KindPage:
 		m.pages.WithLabelValues(e.Driver).Inc()
+	case activity.FaxReceived:
+		m.faxesIn.WithLabelValues(e.Driver, strconv.FormatBool(e.Fields["incomplete"] == "")).Inc()
+	case activity.PageReceived:
+		m.pagesIn.WithLabelValues(e.Driver).Inc()
 	case activity.ReportSent:
 		m.reports.WithLabelValues(e.Connector, orUnknown(e.Fields["result"])).Inc()
 	}

@@ -24,6 +24,7 @@ type Driver struct {
 	connector string
 	svc       *Service
 	log       *slog.Logger
+	mail      bool // the connector's mail driver (received faxes), see mail.go
 	// PDF, when set, makes the PDF of a delivered job's pages for
 	// notify.attach_pages; job is the delivered job, rebuilt.
 	PDF func(ctx context.Context, job *linedriver.Job) ([]byte, error)
@@ -36,8 +37,13 @@ func NewDriver(connector string, svc *Service, log *slog.Logger) *Driver {
 	return &Driver{connector: connector, svc: svc, log: log}
 }
 
-// Name is DriverName(connector).
-func (d *Driver) Name() string { return DriverName(d.connector) }
+// Name is DriverName(connector), or MailDriverName(connector).
+func (d *Driver) Name() string {
+	if d.mail {
+		return MailDriverName(d.connector)
+	}
+	return DriverName(d.connector)
+}
 
 // Check accepts every record: report jobs are made by the host only.
 func (d *Driver) Check(*linedriver.Record) error { return nil }
@@ -61,17 +67,16 @@ const (
 
 var retry = backoff.Policy{Min: retryMin, Max: retryMax}
 
-// Deliver sends one report.
+// Deliver sends one report (or, for the mail driver, one mail).
 func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(linedriver.Progress)) linedriver.Outcome {
+	if d.mail {
+		return d.deliverMail(ctx, job, report)
+	}
 	cfg, snd, state := d.svc.sender(d.connector)
-	switch {
-	case cfg == nil:
+	if cfg == nil {
 		return linedriver.Fail("notify_off", fmt.Sprintf("connector %s no longer has a notify section", d.connector))
-	case state == senderOff:
-		return linedriver.Fail("send_unsupported", fmt.Sprintf("reports for connector %s are off: its plugin cannot send", d.connector))
-	case state == senderUnknown:
-		o := linedriver.Retry("connector_down", fmt.Sprintf("connector %s is not running", d.connector), downRetry)
-		o.Uncounted = true
+	}
+	if o, ok := d.senderDown(state); !ok {
 		return o
 	}
 	var st jobState
@@ -90,24 +95,11 @@ func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(l
 	res, err := snd.Send(ctx, &plugin.OutgoingMessage{From: bare(cfg.Notify.From), To: []string{st.To}, Raw: raw})
 	d.sent(job, st.Event, st.To, err)
 	if err != nil {
-		var sf *plugin.SendFailure
-		switch {
-		case errors.As(err, &sf) && !sf.Temporary:
+		o := d.sendFailed(job, st.To, err)
+		if o.Result == linedriver.Permanent {
 			d.svc.count(d.connector, func(c *Counts) { c.Failed++ })
-			return linedriver.Fail(string(sf.Category), fmt.Sprintf("report to %s: %v", st.To, err))
-		case errors.Is(err, plugin.ErrSendUnsupported):
-			d.svc.count(d.connector, func(c *Counts) { c.Failed++ })
-			return linedriver.Fail("send_unsupported", fmt.Sprintf("reports for connector %s are off: %v", d.connector, err))
-		case errors.As(err, &sf):
-			return linedriver.Retry(string(sf.Category), err.Error(), retry.Delay(job.Attempt))
-		case errors.Is(err, plugin.ErrStreamEnded) || errors.Is(err, plugin.ErrClosed):
-			// The plugin went away mid-send: it is relaunched; the report
-			// waits for it like one made while it was down.
-			o := linedriver.Retry("connector_down", err.Error(), downRetry)
-			o.Uncounted = true
-			return o
 		}
-		return linedriver.Retry("send", err.Error(), retry.Delay(job.Attempt))
+		return o
 	}
 	d.svc.count(d.connector, func(c *Counts) { c.Sent++ })
 	id := res.MessageID
@@ -120,6 +112,49 @@ func (d *Driver) Deliver(ctx context.Context, job *linedriver.Job, report func(l
 		details["why"] = st.Reason // what the report told the sender went wrong
 	}
 	return linedriver.Done(details)
+}
+
+func (d *Driver) what() string {
+	if d.mail {
+		return "mails"
+	}
+	return "reports"
+}
+
+// senderDown is the outcome of an attempt while the connector cannot send;
+// ok when it can.
+func (d *Driver) senderDown(state senderState) (linedriver.Outcome, bool) {
+	switch state {
+	case senderOff:
+		return linedriver.Fail("send_unsupported", fmt.Sprintf("%s for connector %s are off: its plugin cannot send", d.what(), d.connector)), false
+	case senderUnknown:
+		o := linedriver.Retry("connector_down", fmt.Sprintf("connector %s is not running", d.connector), downRetry)
+		o.Uncounted = true
+		return o, false
+	}
+	return linedriver.Outcome{}, true
+}
+
+// sendFailed is the outcome of a send that failed: for good when the
+// connector says so, else tried again with backoff; a plugin that went
+// away is waited for without using up an attempt.
+func (d *Driver) sendFailed(job *linedriver.Job, to string, err error) linedriver.Outcome {
+	var sf *plugin.SendFailure
+	switch {
+	case errors.As(err, &sf) && !sf.Temporary:
+		return linedriver.Fail(string(sf.Category), fmt.Sprintf("%s to %s: %v", strings.TrimSuffix(d.what(), "s"), to, err))
+	case errors.Is(err, plugin.ErrSendUnsupported):
+		return linedriver.Fail("send_unsupported", fmt.Sprintf("%s for connector %s are off: %v", d.what(), d.connector, err))
+	case errors.As(err, &sf):
+		return linedriver.Retry(string(sf.Category), err.Error(), retry.Delay(job.Attempt))
+	case errors.Is(err, plugin.ErrStreamEnded) || errors.Is(err, plugin.ErrClosed):
+		// The plugin went away mid-send: it is relaunched; the mail
+		// waits for it like one made while it was down.
+		o := linedriver.Retry("connector_down", err.Error(), downRetry)
+		o.Uncounted = true
+		return o
+	}
+	return linedriver.Retry("send", err.Error(), retry.Delay(job.Attempt))
 }
 
 // sent logs the send as an activity event (report_sent, with the result:

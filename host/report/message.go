@@ -19,7 +19,11 @@ type Message struct {
 	References        string // the original mail's References header, as it came
 	Date              time.Time
 	Tag               string // X-Mediagw-Report: <record>/<event>
-	Attachments       []Attachment
+	// AutoSubmitted is the Auto-Submitted header (RFC 3834): "" is
+	// auto-replied (a report answers a mail); a received fax's mail is
+	// auto-generated.
+	AutoSubmitted string
+	Attachments   []Attachment
 }
 
 // Attachment is a file attached to a report.
@@ -38,11 +42,15 @@ func (m *Message) Bytes() ([]byte, error) {
 		if v == "" {
 			continue
 		}
-		a, err := mail.ParseAddress(v)
+		as, err := mail.ParseAddressList(v)
 		if err != nil {
 			return nil, fmt.Errorf("report: %s %q: %w", key, v, err)
 		}
-		h.SetAddressList(key, []*gomail.Address{{Name: a.Name, Address: a.Address}})
+		list := make([]*gomail.Address, len(as))
+		for i, a := range as {
+			list[i] = &gomail.Address{Name: a.Name, Address: a.Address}
+		}
+		h.SetAddressList(key, list)
 	}
 	h.SetSubject(m.Subject)
 	h.SetMessageID(m.MessageID)
@@ -54,7 +62,11 @@ func (m *Message) Bytes() ([]byte, error) {
 		refs, _ := orig.MsgIDList("References")
 		h.SetMsgIDList("References", append(refs, m.InReplyTo))
 	}
-	h.Set("Auto-Submitted", "auto-replied")
+	auto := m.AutoSubmitted
+	if auto == "" {
+		auto = "auto-replied"
+	}
+	h.Set("Auto-Submitted", auto)
 	h.Set("X-Mediagw-Report", m.Tag)
 
 	var buf bytes.Buffer

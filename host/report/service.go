@@ -182,7 +182,7 @@ type jobState struct {
 // connector without notify, an event it does not ask for, or a mail that
 // must not be answered.
 func (s *Service) FollowUps(job *linedriver.Job, o linedriver.Outcome) []spool.FollowUp {
-	if strings.HasPrefix(job.Driver, DriverPrefix) {
+	if strings.HasPrefix(job.Driver, DriverPrefix) || strings.HasPrefix(job.Driver, MailPrefix) {
 		return nil
 	}
 	st := jobState{Attempts: job.Attempt, Category: o.Category, Reason: o.Reason, Driver: job.Driver, JobID: job.ID, Accepted: job.Accepted}
