@@ -1,0 +1,383 @@
+package inbound
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mediagw/mediagw/host/config"
+	"github.com/mediagw/mediagw/host/spool"
+	"github.com/mediagw/mediagw/internal/testenv"
+	"github.com/mediagw/mediagw/linedriver"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/faxtiff"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/render"
+)
+
+func TestMain(m *testing.M) { testenv.RunMain(m) }
+
+// recAcceptor is the real spool, with a list of the jobs it took.
+type recAcceptor struct {
+	sp   *spool.Spool
+	mu   sync.Mutex
+	jobs []*linedriver.Job
+}
+
+func (a *recAcceptor) Accept(connector, sourceID string, jobs []*linedriver.Job) (bool, error) {
+	dup, err := a.sp.Accept(connector, sourceID, jobs)
+	if err == nil && !dup {
+		a.mu.Lock()
+		a.jobs = append(a.jobs, jobs...)
+		a.mu.Unlock()
+	}
+	return dup, err
+}
+
+func (a *recAcceptor) taken() []*linedriver.Job {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]*linedriver.Job(nil), a.jobs...)
+}
+
+type site struct {
+	dir    string
+	acc    *recAcceptor
+	router *Router
+}
+
+func newSite(t *testing.T) *site {
+	t.Helper()
+	dir := t.TempDir()
+	sp, err := spool.Open(filepath.Join(dir, "spool.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.Close() })
+	r, err := Compile(&config.Config{File: filepath.Join(dir, "mediagw.yaml")}, filepath.Join(dir, "unrouted"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &site{dir: dir, acc: &recAcceptor{sp: sp}, router: r}
+}
+
+func (s *site) store() *Store {
+	return New(filepath.Join(s.dir, "inbound"), s.acc, func() *Router { return s.router }, nil, nil)
+}
+
+// pages renders a text of n pages at the resolution, the pages a far end
+// would send.
+func pages(t *testing.T, n int, res render.Resolution) []*render.Page {
+	t.Helper()
+	var text strings.Builder
+	for i := range n {
+		if i > 0 {
+			text.WriteString("\f")
+		}
+		fmt.Fprintf(&text, "Page %d of a received fax\n\nThe quick brown fox jumps over the lazy dog.\n", i+1)
+	}
+	ps, err := render.Render(context.Background(), []render.Document{{Name: "t.txt", MediaType: "text/plain", Data: []byte(text.String())}},
+		render.Options{Resolution: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != n {
+		t.Fatalf("rendered %d pages, want %d", len(ps), n)
+	}
+	return ps
+}
+
+func inboundPage(p *render.Page) *linedriver.InboundPage {
+	ip := &linedriver.InboundPage{Width: p.Width, Height: p.Height, XRes: 204, YRes: p.Resolution.DPI()}
+	for y := range p.Height {
+		ip.Rows = append(ip.Rows, bytes.Clone(p.Row(y)))
+	}
+	return ip
+}
+
+func testCall(id string) *linedriver.Call {
+	return &linedriver.Call{ID: id, Driver: "modem", Device: "/dev/ttyIAX1", CalledNumber: "1001", CallerNumber: "+1 555 0199",
+		RemoteID: " +1 555 0199 ACME ", Started: time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC), Params: "V.17 14400, fine, MMR, ECM",
+		Log: "<- DIS\n-> DCS\n"}
+}
+
+// TestReceiveWholeFax: three pages in, one record out: both documents
+// hold exactly the pages received, read by libtiff and ghostscript, the
+// fields say who called and that the fax is whole, the folder is gone.
+func TestReceiveWholeFax(t *testing.T) {
+	s := newSite(t)
+	st := s.store()
+	ctx := context.Background()
+	call := testCall("call-1")
+	sent := pages(t, 3, render.Fine)
+	if err := st.Begin(ctx, call); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range sent {
+		if err := st.Page(ctx, call, i+1, inboundPage(p)); err != nil {
+			t.Fatal(err)
+		}
+		// On disk before Page returned: a page file per confirmed page.
+		if _, err := os.Stat(filepath.Join(st.Dir(), call.ID, pageName(i+1))); err != nil {
+			t.Fatalf("page %d not on disk after Page: %v", i+1, err)
+		}
+	}
+	call.Log += "-> MCF\n<- DCN\n"
+	if err := st.End(ctx, call, nil); err != nil {
+		t.Fatal(err)
+	}
+	jobs := s.acc.taken()
+	if len(jobs) != 1 || jobs[0].Driver != FolderDriver(UnroutedName) {
+		t.Fatalf("jobs %v, want one for the unrouted folder (no routes configured)", jobs)
+	}
+	rec := jobs[0].Record
+	want := map[string]string{"called_number": "1001", "caller_number": "+1 555 0199", "remote_id": "+1 555 0199 ACME",
+		"pages": "3", "started": "2026-03-02T09:30:00Z", "params": "V.17 14400, fine, MMR, ECM", "incomplete": "", "route": UnroutedName}
+	for k, v := range want {
+		if rec.Fields[k] != v {
+			t.Errorf("field %s = %q, want %q", k, rec.Fields[k], v)
+		}
+	}
+	if rec.SourceID != call.ID || rec.Connector != "modem" || !strings.Contains(rec.CallLog, "<- DCN") {
+		t.Errorf("record source %q connector %q log %q", rec.SourceID, rec.Connector, rec.CallLog)
+	}
+	checkDocuments(t, &rec, sent)
+	if _, err := os.Stat(filepath.Join(st.Dir(), call.ID)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the call's folder is still there: %v", err)
+	}
+}
+
+// checkDocuments reads the record's TIFF with libtiff (tiffinfo for its
+// pages and coding, tiffcp to decode it) and renders its PDF with
+// ghostscript; every page must equal the page sent, row for row.
+func checkDocuments(t *testing.T, rec *linedriver.Record, sent []*render.Page) {
+	t.Helper()
+	if len(rec.Documents) != 2 || rec.Documents[0].MediaType != "application/pdf" || rec.Documents[1].MediaType != "image/tiff" {
+		t.Fatalf("documents %v, want a PDF and a TIFF", rec.Documents)
+	}
+	dir := t.TempDir()
+	tif := filepath.Join(dir, "fax.tiff")
+	os.WriteFile(tif, rec.Documents[1].Data, 0o644)
+	info, err := exec.Command(testenv.LookPath(t, "tiffinfo"), tif).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tiffinfo: %v\n%s", err, info)
+	}
+	if n := strings.Count(string(info), "TIFF Directory"); n != len(sent) {
+		t.Errorf("tiffinfo sees %d pages, want %d", n, len(sent))
+	}
+	if n := strings.Count(string(info), "Compression Scheme: CCITT Group 3"); n != len(sent) {
+		t.Errorf("%d of %d pages coded MH (CCITT Group 3):\n%s", n, len(sent), info)
+	}
+	raw := filepath.Join(dir, "raw.tiff")
+	if out, err := exec.Command(testenv.LookPath(t, "tiffcp"), "-c", "none", tif, raw).CombinedOutput(); err != nil {
+		t.Fatalf("tiffcp: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(raw)
+	frames, err := faxtiff.Read(b, faxtiff.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(frames) != len(sent) {
+		t.Fatalf("libtiff decoded %d pages, want %d", len(frames), len(sent))
+	}
+	for i, f := range frames {
+		samePage(t, fmt.Sprintf("TIFF page %d", i+1), f.Bitmap.Width, f.Bitmap.Height, f.Bitmap.Row, sent[i])
+	}
+
+	pdf := filepath.Join(dir, "fax.pdf")
+	os.WriteFile(pdf, rec.Documents[0].Data, 0o644)
+	res := sent[0].Resolution
+	out, err := exec.Command(testenv.LookPath(t, "gs"), "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pbmraw",
+		fmt.Sprintf("-r204x%d", int(res.DPI())), "-o", filepath.Join(dir, "p%d.pbm"), pdf).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ghostscript cannot read the PDF: %v\n%s", err, out)
+	}
+	for i, want := range sent {
+		got := readPBM(t, filepath.Join(dir, fmt.Sprintf("p%d.pbm", i+1)))
+		samePage(t, fmt.Sprintf("PDF page %d", i+1), got.Width, got.Height, got.Row, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("p%d.pbm", len(sent)+1))); err == nil {
+		t.Errorf("the PDF has more pages than the %d received", len(sent))
+	}
+}
+
+func samePage(t *testing.T, what string, w, h int, row func(int) []byte, want *render.Page) {
+	t.Helper()
+	if w != want.Width || h != want.Height {
+		t.Errorf("%s: %d×%d, received %d×%d", what, w, h, want.Width, want.Height)
+		return
+	}
+	diff := 0
+	for y := range h {
+		if !bytes.Equal(row(y), want.Row(y)) {
+			diff++
+		}
+	}
+	if diff != 0 {
+		t.Errorf("%s: %d of %d rows differ from the page received", what, diff, h)
+	}
+}
+
+// readPBM reads ghostscript's raw PBM (P4).
+func readPBM(t *testing.T, path string) *render.Page {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	var fields []string
+	for len(fields) < 3 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%s: not a raw PBM: %v", path, err)
+		}
+		if line[0] != '#' {
+			fields = append(fields, strings.Fields(line)...)
+		}
+	}
+	var w, h int
+	if _, err := fmt.Sscanf(strings.Join(fields, " "), "P4 %d %d", &w, &h); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	p := render.NewPage(w, h, render.Fine)
+	if _, err := io.ReadFull(r, p.Pix); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestCutCall: a call cut after page 2 (End with an error), and a call an
+// earlier run left on disk (the gateway died after page 2): both deliver
+// pages 1–2, marked incomplete in the fields.
+func TestCutCall(t *testing.T) {
+	ctx := context.Background()
+	sent := pages(t, 2, render.Standard)
+	for _, tc := range []struct {
+		name   string
+		finish func(t *testing.T, s *site, st *Store, call *linedriver.Call)
+		reason string
+	}{
+		{"End with the receiver's error", func(t *testing.T, s *site, st *Store, call *linedriver.Call) {
+			if err := st.End(ctx, call, errors.New("the far end hung up during page 3")); err != nil {
+				t.Fatal(err)
+			}
+		}, "the call was cut after page 2 (the far end hung up during page 3)"},
+		{"the gateway died: the next run's Recover", func(t *testing.T, s *site, st *Store, call *linedriver.Call) {
+			// A crash leaves a page written halfway (its temporary file).
+			os.WriteFile(filepath.Join(st.Dir(), call.ID, ".page-003.tiff.tmp-1"), []byte("II*\x00"), 0o600)
+			if err := s.store().Recover(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}, "the call was cut after page 2 (the gateway stopped during the call)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSite(t)
+			st := s.store()
+			call := testCall("call-cut")
+			if err := st.Begin(ctx, call); err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range sent {
+				if err := st.Page(ctx, call, i+1, inboundPage(p)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tc.finish(t, s, st, call)
+			jobs := s.acc.taken()
+			if len(jobs) != 1 {
+				t.Fatalf("%d jobs, want 1", len(jobs))
+			}
+			rec := jobs[0].Record
+			if rec.Fields["incomplete"] != tc.reason || rec.Fields["pages"] != "2" {
+				t.Errorf("incomplete %q, pages %s; want %q, 2", rec.Fields["incomplete"], rec.Fields["pages"], tc.reason)
+			}
+			checkDocuments(t, &rec, sent)
+			if ents, _ := os.ReadDir(st.Dir()); len(ents) != 0 {
+				t.Errorf("left in the inbound folder: %v", ents)
+			}
+		})
+	}
+}
+
+// TestRecoverAcceptedCall: a run that died between the spool's accept and
+// the folder's removal leaves the folder; the next run removes it without
+// a second job. A call cut inside Begin (no page) leaves nothing.
+func TestRecoverAcceptedCall(t *testing.T) {
+	ctx := context.Background()
+	s := newSite(t)
+	st := s.store()
+	call := testCall("call-twice")
+	st.Begin(ctx, call)
+	st.Page(ctx, call, 1, inboundPage(pages(t, 1, render.Fine)[0]))
+	saved := t.TempDir()
+	if out, err := exec.Command("cp", "-a", filepath.Join(st.Dir(), call.ID), saved).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if err := st.End(ctx, call, nil); err != nil {
+		t.Fatal(err)
+	}
+	os.Rename(filepath.Join(saved, call.ID), filepath.Join(st.Dir(), call.ID))
+	os.Mkdir(filepath.Join(st.Dir(), "call-nopage"), 0o700) // cut before call.json was written
+	if err := s.store().Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.acc.taken()); n != 1 {
+		t.Errorf("%d jobs, want 1: the call was accepted twice", n)
+	}
+	if ents, _ := os.ReadDir(st.Dir()); len(ents) != 0 {
+		t.Errorf("left in the inbound folder: %v", ents)
+	}
+}
+
+// TestPageRefused: what the store refuses, with ErrCall; a page sent again
+// replaces the stored one.
+func TestPageRefused(t *testing.T) {
+	ctx := context.Background()
+	s := newSite(t)
+	st := s.store()
+	p := inboundPage(pages(t, 1, render.Fine)[0])
+	if err := st.Begin(ctx, &linedriver.Call{ID: "../escape", Driver: "modem"}); !errors.Is(err, ErrCall) {
+		t.Errorf("Begin with id ../escape: %v, want ErrCall", err)
+	}
+	call := testCall("call-bad")
+	if err := st.Page(ctx, call, 1, p); !errors.Is(err, ErrCall) {
+		t.Errorf("Page before Begin: %v, want ErrCall", err)
+	}
+	st.Begin(ctx, call)
+	short := *p
+	short.Rows = short.Rows[:10]
+	for _, tc := range []struct {
+		name string
+		n    int
+		page *linedriver.InboundPage
+	}{
+		{"page 2 before page 1", 2, p},
+		{"page 0", 0, p},
+		{"fewer rows than its height", 1, &short},
+	} {
+		if err := st.Page(ctx, call, tc.n, tc.page); !errors.Is(err, ErrCall) {
+			t.Errorf("%s: %v, want ErrCall", tc.name, err)
+		}
+	}
+	for range 2 { // the far end repeats page 1
+		if err := st.Page(ctx, call, 1, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := countPages(filepath.Join(st.Dir(), call.ID)); n != 1 {
+		t.Errorf("%d pages stored, want 1", n)
+	}
+	if err := st.Begin(ctx, call); !errors.Is(err, ErrCall) {
+		t.Errorf("a second Begin of a call in progress: %v, want ErrCall", err)
+	}
+}
