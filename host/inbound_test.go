@@ -63,10 +63,12 @@ func init() {
 	})
 }
 
-func (d *fakeLine) Name() string                   { return d.name }
-func (d *fakeLine) Check(*linedriver.Record) error { return errors.New("a receiving test line sends nothing") }
-func (d *fakeLine) Slots() int                     { return 1 }
-func (d *fakeLine) Close() error                   { return nil }
+func (d *fakeLine) Name() string { return d.name }
+func (d *fakeLine) Check(*linedriver.Record) error {
+	return errors.New("a receiving test line sends nothing")
+}
+func (d *fakeLine) Slots() int   { return 1 }
+func (d *fakeLine) Close() error { return nil }
 func (d *fakeLine) Deliver(context.Context, *linedriver.Job, func(linedriver.Progress)) linedriver.Outcome {
 	return linedriver.Fail("test", "a receiving test line sends nothing")
 }
