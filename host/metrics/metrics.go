@@ -250,7 +250,7 @@ func (m *Metrics) Names() []string {
 	ch := make(chan *prometheus.Desc, 256)
 	go func() {
 		for _, c := range []prometheus.Collector{m.received, m.mapped, m.rejected, m.deferred, m.delivered, m.failed,
-			m.retried, m.pages, m.reports, m.callSecs, &gauges{}} {
+			m.retried, m.pages, m.faxesIn, m.pagesIn, m.reports, m.callSecs, &gauges{}} {
 			c.Describe(ch)
 		}
 		close(ch)
