@@ -80,6 +80,12 @@ func (h *Host) Status() (Status, error) {
 		dr, _ := u.driver.(linedriver.DeviceReporter)
 		drivers[name] = drv{u.disp, u.driver.Slots(), dr}
 	}
+	h.rmu.Lock()
+	for _, u := range h.mailers {
+		// Received faxes waiting to be mailed show like a driver's jobs.
+		drivers[u.driver.Name()] = drv{u.disp, u.driver.Slots(), nil}
+	}
+	h.rmu.Unlock()
 	h.mu.Unlock()
 	st.Spool = h.spool.Health()
 	ss, err := h.spool.Stats(context.Background())

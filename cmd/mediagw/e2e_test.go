@@ -357,6 +357,9 @@ func TestConfigErrorsStopBeforeStart(t *testing.T) {
 		}, "refusing to run it"},
 		{"plugin rejects its config", func(s *site) { s.editConfig("      path: var/Maildir", "      colour: blue\n      path: var/Maildir") }, "mediagw.yaml:22: connector inbox: config.colour: unknown key"},
 		{"unknown driver type", func(s *site) { s.editConfig("type: file", "type: teletype") }, `driver archive: unknown type "teletype"`},
+		{"bad inbound route", func(s *site) {
+			s.editConfig("drivers:\n", "inbound:\n  routes:\n    - {name: night, folder: var/night, match: {hours: ['8:00-25:00']}}\ndrivers:\n")
+		}, `: inbound route night: hours "8:00-25:00": "25:00" is not a time of day`},
 		{"unknown driver option", func(s *site) { s.editConfig("      dir: var/archive", "      dir: var/archive\n      dri: x") }, "mediagw.yaml:34: file driver archive: options: dri: unknown key (valid keys: dir, require)"},
 	}
 	for _, tc := range cases {

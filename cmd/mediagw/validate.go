@@ -40,7 +40,14 @@ func runValidate(args []string, std stdio) int {
 		fmt.Fprintln(std.err, strings.Join(problems, "\n"))
 		return 1
 	}
-	fmt.Fprintf(std.out, "%s: ok (%d connector(s), %d map(s), %d driver(s))\n", *cfgPath, len(plan.Connectors), len(plan.Maps), len(plan.Drivers))
+	in := ""
+	if plan.Config.HasInbound() {
+		in = fmt.Sprintf(", %d inbound route(s)", len(plan.Inbound.Routes))
+		if plan.Inbound.Default != nil {
+			in += " and a default"
+		}
+	}
+	fmt.Fprintf(std.out, "%s: ok (%d connector(s), %d map(s), %d driver(s)%s)\n", *cfgPath, len(plan.Connectors), len(plan.Maps), len(plan.Drivers), in)
 	return 0
 }
 
