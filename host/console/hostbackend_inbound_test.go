@@ -63,7 +63,7 @@ func TestReceivedFaxJobPage(t *testing.T) {
 	if err := in.End(ctx, call, nil); err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := h.Spool().Jobs(spool.Query{})
+	jobs, err := h.Spool().Jobs(ctx, spool.Query{})
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("jobs %v, %v; want the received fax's", jobs, err)
 	}

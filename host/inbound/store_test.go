@@ -32,8 +32,8 @@ type recAcceptor struct {
 	jobs []*linedriver.Job
 }
 
-func (a *recAcceptor) Accept(connector, sourceID string, jobs []*linedriver.Job) (bool, error) {
-	dup, err := a.sp.Accept(connector, sourceID, jobs)
+func (a *recAcceptor) Accept(ctx context.Context, connector, sourceID string, jobs []*linedriver.Job) (bool, error) {
+	dup, err := a.sp.Accept(ctx, connector, sourceID, jobs)
 	if err == nil && !dup {
 		a.mu.Lock()
 		a.jobs = append(a.jobs, jobs...)
