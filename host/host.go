@@ -797,6 +797,15 @@ func (h *Host) setSender(name string, inst *pluginmgr.Instance) {
 		snd, can = h.WrapSender(name, snd), true
 	}
 	h.reports.SetSender(name, snd, can, true)
+	if !can || snd == nil {
+		h.mu.Lock()
+		mails := h.plan != nil && slices.Contains(h.plan.Mailers, name)
+		h.mu.Unlock()
+		if mails {
+			h.log.Error("received faxes routed to a mailbox through this connector cannot be sent: its plugin cannot send (configure its send section); they wait in the failed list",
+				"connector", name, "driver", report.MailDriverName(name))
+		}
+	}
 }
 
 func (h *Host) watchHealth(ctx context.Context, c plugin.HealthReporter, st *pluginmgr.State, log *slog.Logger) {

@@ -82,7 +82,8 @@ type callFile struct {
 	Started      time.Time `json:"started"`
 	Params       string    `json:"params,omitempty"`
 	Log          string    `json:"log,omitempty"`
-	Pages        int       `json:"pages"` // confirmed so far; the page files are the truth
+	Pages        int       `json:"pages"`              // confirmed so far; the page files are the truth
+	LastPage     time.Time `json:"last_page,omitzero"` // when the last page was stored
 	// Ended is set by End before the pages are assembled: a crash after it
 	// finishes the call as it ended, not as cut.
 	Ended  time.Time `json:"ended,omitzero"`
@@ -175,7 +176,7 @@ func (s *Store) Page(ctx context.Context, call *linedriver.Call, n int, page *li
 		return fmt.Errorf("inbound: page %d of call %s: %w", n, call.ID, err)
 	}
 	cf := fromCall(call)
-	cf.Pages = max(n, have)
+	cf.Pages, cf.LastPage = max(n, have), s.Now()
 	if err := writeCall(dir, cf); err != nil {
 		// The page is safe; call.json only loses the latest log lines.
 		s.log.Warn("inbound: call.json not updated", "call", call.ID, "error", err)
@@ -332,6 +333,9 @@ func (s *Store) record(cf *callFile, pages []*faxtiff.Bitmap) (*linedriver.Recor
 		return nil, err
 	}
 	end := cf.Ended
+	if end.IsZero() {
+		end = cf.LastPage // a call cut by a crash: until its last page, not until the restart
+	}
 	if end.IsZero() {
 		end = s.Now()
 	}

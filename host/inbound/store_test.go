@@ -275,7 +275,9 @@ func TestCutCall(t *testing.T) {
 		{"the gateway died: the next run's Recover", func(t *testing.T, s *site, st *Store, call *linedriver.Call) {
 			// A crash leaves a page written halfway (its temporary file).
 			os.WriteFile(filepath.Join(st.Dir(), call.ID, ".page-003.tiff.tmp-1"), []byte("II*\x00"), 0o600)
-			if err := s.store().Recover(ctx); err != nil {
+			next := s.store()
+			next.Now = func() time.Time { return call.Started.Add(3 * time.Hour) } // the restart, hours later
+			if err := next.Recover(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}, "the call was cut after page 2 (the gateway stopped during the call)"},
@@ -284,6 +286,7 @@ func TestCutCall(t *testing.T) {
 			s := newSite(t)
 			st := s.store()
 			call := testCall("call-cut")
+			st.Now = func() time.Time { return call.Started.Add(40 * time.Second) }
 			if err := st.Begin(ctx, call); err != nil {
 				t.Fatal(err)
 			}
@@ -298,8 +301,9 @@ func TestCutCall(t *testing.T) {
 				t.Fatalf("%d jobs, want 1", len(jobs))
 			}
 			rec := jobs[0].Record
-			if rec.Fields["incomplete"] != tc.reason || rec.Fields["pages"] != "2" {
-				t.Errorf("incomplete %q, pages %s; want %q, 2", rec.Fields["incomplete"], rec.Fields["pages"], tc.reason)
+			if rec.Fields["incomplete"] != tc.reason || rec.Fields["pages"] != "2" || rec.Fields["duration"] != "40s" {
+				t.Errorf("incomplete %q, pages %s, duration %s; want %q, 2, 40s (until the last page)",
+					rec.Fields["incomplete"], rec.Fields["pages"], rec.Fields["duration"], tc.reason)
 			}
 			checkDocuments(t, &rec, sent)
 			if ents, _ := os.ReadDir(st.Dir()); len(ents) != 0 {
