@@ -213,6 +213,24 @@ func TestDemoMaildirExample(t *testing.T) {
 	}
 }
 
+// TestDemoFaxIn: the received-fax demo says its line is simulated, mails
+// the two faxes for sales (the cut one marked incomplete) with their PDF and
+// TIFF, and files the third.
+func TestDemoFaxIn(t *testing.T) {
+	bin := filepath.Join(binaries(t), "mediagw-demo")
+	r := runDemoBinary(t, bin, nil, "--example", "fax-in", "--dir", t.TempDir())
+	for _, want := range []string{"the fax line is SIMULATED", `mailed  to sales@demo.example: "Fax from +1 555 0100 ACME, 2 pages"`,
+		`"Fax from LAB NORTH, 1 page (incomplete)"`, "fax-demo-call-1.pdf", "fax-demo-call-1.tiff", "filed   demo-call-3 (to 999, 1 page(s), route default)",
+		"All 3 simulated faxes delivered"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q", want)
+		}
+	}
+	if r.code != 0 || t.Failed() {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
 // TestDemoAlarmMaildirExample: the Maildir alarm demo ends with both alarms
 // acknowledged by a DC-09 receiver (one by the backup) and the unknown code
 // rejected.

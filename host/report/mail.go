@@ -47,8 +47,13 @@ type MailJob struct {
 	Tag string `json:"tag"`
 }
 
+// startWait is how long a mail waits for its connector's plugin to come up
+// (at the gateway's start, or after the plugin was relaunched) before the
+// attempt is put off by downRetry.
+var startWait = 15 * time.Second
+
 func (d *Driver) deliverMail(ctx context.Context, job *linedriver.Job, report func(linedriver.Progress)) linedriver.Outcome {
-	_, snd, state := d.svc.sender(d.connector)
+	snd, state := d.awaitSender(ctx)
 	if o, ok := d.senderDown(state); !ok {
 		return o
 	}
@@ -81,4 +86,26 @@ func (d *Driver) deliverMail(ctx context.Context, job *linedriver.Job, report fu
 		id = msg.MessageID
 	}
 	return linedriver.Done(map[string]string{"to": strings.Join(to, ", "), "message_id": id, "subject": msg.Subject})
+}
+
+// awaitSender returns the connector's sender, waiting up to startWait while
+// its plugin is not running: a fax received while the gateway starts goes
+// out as soon as the plugin is up, not a downRetry later.
+func (d *Driver) awaitSender(ctx context.Context) (plugin.Sender, senderState) {
+	timeout := time.NewTimer(startWait)
+	defer timeout.Stop()
+	for {
+		changed := d.svc.senderChanged()
+		_, snd, state := d.svc.sender(d.connector)
+		if state != senderUnknown {
+			return snd, state
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			return nil, senderUnknown
+		case <-ctx.Done():
+			return nil, senderUnknown
+		}
+	}
 }

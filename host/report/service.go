@@ -56,6 +56,8 @@ type Service struct {
 
 	mu    sync.Mutex
 	conns map[string]*conn
+	// changed is closed (and replaced) whenever a sender comes or goes.
+	changed chan struct{}
 }
 
 type senderState int
@@ -77,7 +79,7 @@ type conn struct {
 
 // NewService makes a service with no connectors.
 func NewService(log *slog.Logger) *Service {
-	return &Service{log: log, Now: time.Now, conns: map[string]*conn{}}
+	return &Service{log: log, Now: time.Now, conns: map[string]*conn{}, changed: make(chan struct{})}
 }
 
 // SetConfigs replaces the notify sections (connector → config) after a
@@ -131,6 +133,8 @@ func (s *Service) conn(name string) *conn {
 func (s *Service) SetSender(connector string, snd plugin.Sender, canSend, running bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	close(s.changed)
+	s.changed = make(chan struct{})
 	c := s.conn(connector)
 	switch {
 	case !running:
@@ -284,6 +288,13 @@ func ownAddresses(n *datamap.NotifySpec, o *linedriver.Origin) []string {
 		own = append(own, o.To)
 	}
 	return own
+}
+
+// senderChanged returns a channel closed at the next SetSender.
+func (s *Service) senderChanged() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
 }
 
 // sender returns a connector's config and sender.
