@@ -61,8 +61,10 @@ func (d *Driver) deliverMail(ctx context.Context, job *linedriver.Job, report fu
 	if err := json.Unmarshal(job.State, &mj); err != nil || len(mj.To) == 0 {
 		return linedriver.Fail("state", fmt.Sprintf("mail job is unreadable: %v", err))
 	}
+	// The job's id, the same at every attempt (':' is not allowed in a msg-id).
+	id := strings.ReplaceAll(job.ID, ":", "-") + "@" + domainOf(mj.From)
 	msg := &Message{From: mj.From, To: strings.Join(mj.To, ", "), Subject: mj.Subject, Body: mj.Body,
-		MessageID: job.ID + "@" + domainOf(mj.From), Date: mj.Time, Tag: mj.Tag, AutoSubmitted: "auto-generated"}
+		MessageID: id, Date: mj.Time, Tag: mj.Tag, AutoSubmitted: "auto-generated"}
 	for _, doc := range job.Record.Documents {
 		if slices.Contains(mj.Attach, doc.Name) {
 			msg.Attachments = append(msg.Attachments, Attachment{Name: doc.Name, MediaType: doc.MediaType, Data: doc.Data})
@@ -81,9 +83,8 @@ func (d *Driver) deliverMail(ctx context.Context, job *linedriver.Job, report fu
 	if err != nil {
 		return d.sendFailed(job, strings.Join(to, ", "), err)
 	}
-	id := res.MessageID
-	if id == "" {
-		id = msg.MessageID
+	if res.MessageID != "" {
+		id = res.MessageID
 	}
 	return linedriver.Done(map[string]string{"to": strings.Join(to, ", "), "message_id": id, "subject": msg.Subject})
 }
