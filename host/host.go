@@ -424,8 +424,9 @@ func (h *Host) recoverCalls(ctx context.Context) {
 // that answers.
 func (h *Host) receive(ctx context.Context, name string, r linedriver.Receiver) {
 	log := h.log.With("driver", name)
+	in := driverInbound{h.inbound, name}
 	for wait := 5 * time.Second; ctx.Err() == nil; wait = min(2*wait, 5*time.Minute) {
-		err := r.Receive(ctx, h.inbound)
+		err := r.Receive(ctx, in)
 		if ctx.Err() != nil {
 			return
 		}
@@ -439,6 +440,20 @@ func (h *Host) receive(ctx context.Context, name string, r linedriver.Receiver) 
 		case <-time.After(wait):
 		}
 	}
+}
+
+// driverInbound is the Inbound a driver receives into: a call it does not
+// name the driver of is its own.
+type driverInbound struct {
+	*inbound.Store
+	name string
+}
+
+func (d driverInbound) Begin(ctx context.Context, call *linedriver.Call) error {
+	if call.Driver == "" {
+		call.Driver = d.name
+	}
+	return d.Store.Begin(ctx, call)
 }
 
 // prune removes the failed jobs older than spool.failed_retention.

@@ -22,11 +22,18 @@ const pageEncoding = t4.MMR
 // extension some fax viewers and archives refuse).
 const faxEncoding = t4.MH
 
+// maxPixels bounds a received page, and is what the page files are read
+// back with: a B4 page at 400 × 400 dpi is about 16 million pels.
+const maxPixels = 25_000_000
+
 // bitmap checks a received page and makes it a faxtiff.Bitmap.
 func bitmap(p *linedriver.InboundPage) (*faxtiff.Bitmap, error) {
 	stride := (p.Width + 7) / 8
 	if p.Width <= 0 || p.Height <= 0 || len(p.Rows) != p.Height {
 		return nil, fmt.Errorf("page of %d×%d pels with %d rows", p.Width, p.Height, len(p.Rows))
+	}
+	if int64(p.Width)*int64(p.Height) > maxPixels {
+		return nil, fmt.Errorf("page of %d×%d pels is larger than %d pels", p.Width, p.Height, maxPixels)
 	}
 	pix := make([]byte, 0, stride*p.Height)
 	for y, r := range p.Rows {
@@ -60,7 +67,7 @@ func pageFile(b *faxtiff.Bitmap) ([]byte, error) {
 
 // readPage decodes a page file.
 func readPage(data []byte) (*faxtiff.Bitmap, error) {
-	fr, err := faxtiff.Read(data, faxtiff.Limits{MaxPages: 1})
+	fr, err := faxtiff.Read(data, faxtiff.Limits{MaxPages: 1, MaxPixels: maxPixels})
 	if err != nil {
 		return nil, err
 	}

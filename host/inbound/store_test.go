@@ -360,6 +360,7 @@ func TestPageRefused(t *testing.T) {
 	st.Begin(ctx, call)
 	short := *p
 	short.Rows = short.Rows[:10]
+	huge := &linedriver.InboundPage{Width: 1728, Height: 20000, Rows: make([][]byte, 20000)}
 	for _, tc := range []struct {
 		name string
 		n    int
@@ -368,6 +369,7 @@ func TestPageRefused(t *testing.T) {
 		{"page 2 before page 1", 2, p},
 		{"page 0", 0, p},
 		{"fewer rows than its height", 1, &short},
+		{"a page of 34 million pels", 1, huge},
 	} {
 		if err := st.Page(ctx, call, tc.n, tc.page); !errors.Is(err, ErrCall) {
 			t.Errorf("%s: %v, want ErrCall", tc.name, err)
