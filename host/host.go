@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,7 +81,6 @@ func Prepare(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 		}
 	} else {
 		p.Inbound = router
-		addInboundDrivers(cfg, p)
 	}
 	for _, name := range config.SortedKeys(cfg.Maps) {
 		file := cfg.Resolve(cfg.Maps[name])
@@ -120,6 +120,11 @@ func Prepare(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 				at = fmt.Sprintf("%s:%d", cfg.File, config.KeyLine(&dc.Options, oe.Key))
 			}
 			e.Problems = append(e.Problems, fmt.Sprintf("%s: %v", at, err))
+		}
+	}
+	if p.Inbound != nil {
+		if err := addInboundDrivers(cfg, p, log); err != nil {
+			e.Problems = append(e.Problems, err.Error())
 		}
 	}
 	for _, name := range config.SortedKeys(cfg.Connectors) {
@@ -170,24 +175,47 @@ func Prepare(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 	return p, nil
 }
 
-// addInboundDrivers adds to the config a file driver for each folder the
-// inbound routes write to (named folder:ROUTE, so that status shows its
-// queue like any driver's), and lists the connectors that mail faxes.
-func addInboundDrivers(cfg *config.Config, p *Plan) {
+// addInboundDrivers adds a file driver for each folder the inbound routes
+// write to (named folder:ROUTE, so that status shows its queue like any
+// driver's; its entry under the config's drivers is made too), and lists
+// the connectors that mail faxes. A gateway without inbound routes and
+// without a receiving driver gets none.
+func addInboundDrivers(cfg *config.Config, p *Plan, log *slog.Logger) error {
+	receives := cfg.HasInbound()
+	for _, d := range p.Drivers {
+		if _, ok := d.(linedriver.Receiver); ok {
+			receives = true
+		}
+	}
+	if !receives {
+		return nil
+	}
 	mailers := map[string]bool{}
+	file, _ := linedriver.Lookup("file")
 	for _, t := range p.Inbound.Drivers() {
 		if t.Mail != nil {
 			mailers[t.Mail.Connector] = true
 			continue
 		}
+		opts, err := json.Marshal(map[string]string{"dir": t.Folder})
+		if err != nil {
+			return err
+		}
+		d, err := file(t.Driver, opts, log.With("driver", t.Driver))
+		if err != nil {
+			return fmt.Errorf("%s: inbound: %w", cfg.File, err)
+		}
+		var node yaml.Node
+		_ = node.Encode(map[string]string{"dir": t.Folder})
 		if cfg.Drivers == nil {
 			cfg.Drivers = map[string]*config.Driver{}
 		}
-		var opts yaml.Node
-		_ = opts.Encode(map[string]string{"dir": t.Folder})
-		cfg.Drivers[t.Driver] = &config.Driver{Type: "file", Options: opts}
+		cfg.Drivers[t.Driver] = &config.Driver{Type: "file", Options: node}
+		p.Drivers[t.Driver] = d
+		p.DriverFP[t.Driver] = fingerprint("file", "0", string(opts))
 	}
 	p.Mailers = config.SortedKeys(mailers)
+	return nil
 }
 
 // Close releases the drivers of a plan that will not run.

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/host/activity"
+	"github.com/mediagw/mediagw/host/config"
 	"github.com/mediagw/mediagw/host/report"
 	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/faxtiff"
@@ -291,7 +292,11 @@ func (s *Store) finish(ctx context.Context, cf *callFile) error {
 	if err != nil {
 		return fmt.Errorf("inbound: call %s: %w", cf.ID, err)
 	}
-	rt := s.router().Route(&Facts{CalledNumber: cf.CalledNumber, CallerNumber: cf.CallerNumber, RemoteID: cf.RemoteID, Time: cf.Started})
+	rtr := s.router()
+	if rtr == nil { // no inbound section compiled: everything is unrouted
+		rtr, _ = Compile(&config.Config{}, filepath.Join(filepath.Dir(s.dir), UnroutedName))
+	}
+	rt := rtr.Route(&Facts{CalledNumber: cf.CalledNumber, CallerNumber: cf.CallerNumber, RemoteID: cf.RemoteID, Time: cf.Started})
 	rec.Fields["route"] = rt.Name
 	if rt.Name == UnroutedName {
 		log.Error("inbound: no route takes this fax and there is no default route; it goes to the unrouted folder",
@@ -302,7 +307,7 @@ func (s *Store) finish(ctx context.Context, cf *callFile) error {
 	for _, t := range rt.Targets {
 		j := &linedriver.Job{ID: rec.ID + "." + t.Driver, Driver: t.Driver, Record: *rec, Accepted: now}
 		if t.Mail != nil {
-			if j.State, err = s.mail(t.Mail, rec, cf, len(pages), log); err != nil {
+			if j.State, err = s.mail(t.Mail, rec, cf, len(pages), rtr.Location(), log); err != nil {
 				return fmt.Errorf("inbound: call %s: %w", cf.ID, err)
 			}
 		}
@@ -359,9 +364,9 @@ func (s *Store) record(cf *callFile, pages []*faxtiff.Bitmap) (*linedriver.Recor
 }
 
 // mail writes a mail target's message, kept in the job's state.
-func (s *Store) mail(m *Mail, rec *linedriver.Record, cf *callFile, pages int, log *slog.Logger) ([]byte, error) {
+func (s *Store) mail(m *Mail, rec *linedriver.Record, cf *callFile, pages int, loc *time.Location, log *slog.Logger) ([]byte, error) {
 	d := &Data{CalledNumber: cf.CalledNumber, CallerNumber: cf.CallerNumber, RemoteID: cf.RemoteID, Params: cf.Params,
-		Device: cf.Device, Route: rec.Fields["route"], Pages: pages, Started: cf.Started.In(s.router().Location()),
+		Device: cf.Device, Route: rec.Fields["route"], Pages: pages, Started: cf.Started.In(loc),
 		Incomplete: rec.Fields["incomplete"], Fields: rec.Fields}
 	d.Duration, _ = time.ParseDuration(rec.Fields["duration"])
 	subject, err := execute(m.Subject, builtinSubject, d)
