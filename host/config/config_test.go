@@ -73,6 +73,10 @@ func TestParseProblems(t *testing.T) {
 		{"bad migrate, half a client certificate", "spool:\n  backend: postgres\n  dsn: postgres://gw:s3cret@db/mediagw\n  migrate: sometimes\n  tls:\n    cert_file: c.pem\n",
 			[]string{cfgFile + `:4: spool.migrate "sometimes": want auto or manual`, cfgFile + `:5: spool.tls: cert_file and key_file go together`},
 			[]string{"s3cret"}},
+		{"a driver named like the gateway's own", "inbound:\n  default: {folder: f}\ndrivers:\n  mail:x:\n    type: file\n",
+			[]string{cfgFile + `:4: driver mail:x: a name must not contain ":"`}, []string{"no connectors"}},
+		{"an inbound route without a target, no connectors needed", "inbound:\n  routes:\n    - name: a\n      match: {called: ['1']}\n",
+			[]string{cfgFile + `:3: inbound route a: no target`}, []string{"no connectors"}},
 		{"postgres keys on a bbolt spool", "spool:\n  dir: s\n  dsn: postgres://db/x\n", []string{cfgFile + `:3: spool.dsn is for backend: postgres`}, nil},
 	}
 	for _, tc := range cases {
@@ -93,6 +97,17 @@ func TestParseProblems(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A gateway that only receives faxes into folders needs no connector.
+func TestReceiveOnly(t *testing.T) {
+	c, err := Parse(filepath.Join(t.TempDir(), "mediagw.yaml"), []byte("inbound:\n  default:\n    folder: faxes\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.HasInbound() || c.Inbound.Default.Folder != "faxes" {
+		t.Errorf("inbound %+v", c.Inbound)
 	}
 }
 
