@@ -387,3 +387,27 @@ func TestPageRefused(t *testing.T) {
 		t.Errorf("a second Begin of a call in progress: %v, want ErrCall", err)
 	}
 }
+
+// BenchmarkPage: the time between a page received and its MCF, as far as
+// the gateway is concerned (MMR coding, the page file and call.json written
+// and fsync'd), for a fine text page.
+func BenchmarkPage(b *testing.B) {
+	dir := b.TempDir()
+	st := New(filepath.Join(dir, "inbound"), nil, nil, nil, nil)
+	ps, err := render.Render(context.Background(), []render.Document{{Name: "t.txt", MediaType: "text/plain",
+		Data: bytes.Repeat([]byte("The quick brown fox jumps over the lazy dog. 0123456789\n"), 60)}}, render.Options{Resolution: render.Fine})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := inboundPage(ps[0])
+	call := testCall("bench")
+	if err := st.Begin(context.Background(), call); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if err := st.Page(context.Background(), call, i+1, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
