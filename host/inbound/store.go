@@ -272,6 +272,7 @@ func (s *Store) finish(ctx context.Context, cf *callFile) error {
 	dir := s.callDir(cf.ID)
 	log := s.log.With("driver", cf.Driver, "call", cf.ID)
 	var pages []*faxtiff.Bitmap
+	var lost []string
 	for n := 1; n <= cf.Pages; n++ {
 		data, err := os.ReadFile(filepath.Join(dir, pageName(n)))
 		if err == nil {
@@ -283,6 +284,7 @@ func (s *Store) finish(ctx context.Context, cf *callFile) error {
 		}
 		// A page confirmed to the far end is lost: say so, keep the rest.
 		log.Error("inbound: a stored page cannot be read", "page", n, "error", err)
+		lost = append(lost, strconv.Itoa(n))
 	}
 	if len(pages) == 0 {
 		log.Warn("inbound: the call ended with no page", "reason", cf.Reason)
@@ -291,6 +293,13 @@ func (s *Store) finish(ctx context.Context, cf *callFile) error {
 	rec, err := s.record(cf, pages)
 	if err != nil {
 		return fmt.Errorf("inbound: call %s: %w", cf.ID, err)
+	}
+	if len(lost) > 0 {
+		why := fmt.Sprintf("page %s of %d could not be read back from disk", strings.Join(lost, ", "), cf.Pages)
+		if rec.Fields["incomplete"] != "" {
+			why = rec.Fields["incomplete"] + "; " + why
+		}
+		rec.Fields["incomplete"] = why
 	}
 	rtr := s.router()
 	if rtr == nil { // no inbound section compiled: everything is unrouted

@@ -313,6 +313,35 @@ func TestCutCall(t *testing.T) {
 	}
 }
 
+// TestLostPage: a page file damaged on disk is left out and the fax is
+// marked incomplete, naming it; the other pages are delivered.
+func TestLostPage(t *testing.T) {
+	ctx := context.Background()
+	s := newSite(t)
+	st := s.store()
+	call := testCall("call-lost")
+	sent := pages(t, 2, render.Fine)
+	st.Begin(ctx, call)
+	for i, p := range sent {
+		if err := st.Page(ctx, call, i+1, inboundPage(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(st.Dir(), call.ID, pageName(1)), []byte("II*\x00 damaged"), 0o600)
+	if err := st.End(ctx, call, nil); err != nil {
+		t.Fatal(err)
+	}
+	jobs := s.acc.taken()
+	if len(jobs) != 1 {
+		t.Fatalf("%d jobs, want 1", len(jobs))
+	}
+	rec := jobs[0].Record
+	if rec.Fields["pages"] != "1" || rec.Fields["incomplete"] != "page 1 of 2 could not be read back from disk" {
+		t.Errorf("pages %s, incomplete %q", rec.Fields["pages"], rec.Fields["incomplete"])
+	}
+	checkDocuments(t, &rec, sent[1:])
+}
+
 // TestRecoverAcceptedCall: a run that died between the spool's accept and
 // the folder's removal leaves the folder; the next run removes it without
 // a second job. A call cut inside Begin (no page) leaves nothing.
