@@ -96,6 +96,9 @@ func (s *Spool) Compact(ctx context.Context) (Compaction, error) {
 	if err != nil {
 		return Compaction{}, fmt.Errorf("spool: compact: %w", err)
 	}
+	if err := s.sweepDocsLocked(); err != nil {
+		return Compaction{}, fmt.Errorf("spool: compact: %w", err)
+	}
 	dst, err := s.copyLocked()
 	if err != nil {
 		return Compaction{}, fmt.Errorf("spool: compact: %w", err)

@@ -3,6 +3,7 @@ package spool
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -157,8 +158,17 @@ func (s *Spool) Jobs(ctx context.Context, q Query) ([]JobInfo, error) {
 	active := s.held()
 	err := s.view(func(tx *bolt.Tx) error {
 		if q.State != StateFailed {
+			// The schedule's keys say driver, due time and id: select and
+			// sort on them, then decode only the rows listed.
+			type dueKey struct {
+				key   []byte
+				id    string
+				state string
+				due   int64
+			}
+			var keys []dueKey
 			err := tx.Bucket(bucketDue).ForEach(func(k, _ []byte) error {
-				i := strings.IndexByte(string(k), 0)
+				i := bytes.IndexByte(k, 0)
 				if i < 0 || len(k) < i+10 {
 					return nil
 				}
@@ -170,25 +180,27 @@ func (s *Spool) Jobs(ctx context.Context, q Query) ([]JobInfo, error) {
 				if q.State != "" && state != q.State {
 					return nil
 				}
-				r, err := getRow(tx, bucketJobs, id)
-				if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
-					bad = append(bad, corrupt{bucket: bucketJobs, key: []byte(id), due: bytes.Clone(k), err: err})
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				out = append(out, info(r, state))
+				keys = append(keys, dueKey{bytes.Clone(k), id, state, int64(binary.BigEndian.Uint64(k[i+1:]))})
 				return nil
 			})
 			if err != nil {
 				return err
 			}
-			// due keys sort by driver first: order by due time overall,
-			// then cut to the limit.
-			sort.SliceStable(out, func(i, j int) bool { return out[i].Due.Before(out[j].Due) })
-			if q.Limit > 0 && len(out) > q.Limit {
-				out = out[:q.Limit]
+			// due keys sort by driver first: order by due time overall.
+			sort.SliceStable(keys, func(i, j int) bool { return keys[i].due < keys[j].due })
+			for _, k := range keys {
+				if full() {
+					break
+				}
+				r, err := getRow(tx, bucketJobs, k.id)
+				if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
+					bad = append(bad, corrupt{bucket: bucketJobs, key: []byte(k.id), due: k.key, err: err})
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				out = append(out, info(r, k.state))
 			}
 		}
 		if q.State == "" || q.State == StateFailed {

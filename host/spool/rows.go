@@ -229,3 +229,77 @@ func releaseDocs(tx *bolt.Tx, refs []docRef) error {
 	}
 	return nil
 }
+
+// sweepDocsLocked sets every document's count to the rows that hold it and
+// drops the documents no row holds: those of a row quarantined because it
+// could not be decoded (which cannot say what it held). It writes only
+// when something is off. s.mu is held for writing (Compact).
+func (s *Spool) sweepDocsLocked() error {
+	held := map[string]uint32{}
+	var fix bool
+	scan := func(tx *bolt.Tx) error {
+		clear(held)
+		fix = false
+		for _, b := range [][]byte{bucketJobs, bucketFailed} {
+			err := tx.Bucket(b).ForEach(func(k, _ []byte) error {
+				if r, err := getRow(tx, b, string(k)); err == nil {
+					for _, ref := range r.Docs {
+						// (A document missing holds nothing: its row is
+						// quarantined when read.)
+						if k, err := hex.DecodeString(ref.Key); err == nil && tx.Bucket(bucketDocs).Get(k) != nil {
+							held[string(k)]++
+						}
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		refs := tx.Bucket(bucketRefs)
+		if refs.Stats().KeyN != len(held) || tx.Bucket(bucketDocs).Stats().KeyN != len(held) {
+			fix = true
+			return nil
+		}
+		return refs.ForEach(func(k, v []byte) error {
+			if len(v) != 4 || binary.BigEndian.Uint32(v) != held[string(k)] {
+				fix = true
+			}
+			return nil
+		})
+	}
+	if err := s.db.View(scan); err != nil || !fix {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := scan(tx); err != nil {
+			return err
+		}
+		for _, name := range [][]byte{bucketRefs, bucketDocs} {
+			b := tx.Bucket(name)
+			var drop [][]byte
+			err := b.ForEach(func(k, _ []byte) error {
+				if held[string(k)] == 0 {
+					drop = append(drop, bytes.Clone(k))
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, k := range drop {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		refs := tx.Bucket(bucketRefs)
+		for k, n := range held {
+			if err := refs.Put([]byte(k), binary.BigEndian.AppendUint32(nil, n)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
