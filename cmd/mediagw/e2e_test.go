@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -187,6 +189,9 @@ func (s *site) archive() []archived {
 			continue // a record being written
 		}
 		b, err := os.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a job written again replaces its folder
+		}
 		if err != nil {
 			s.t.Fatal(err)
 		}
