@@ -317,6 +317,16 @@ h AS (DELETE FROM history WHERE job_id = $1)
 DELETE FROM documents d WHERE d.record_id IN (SELECT record_id FROM j)
 	AND NOT EXISTS (SELECT 1 FROM jobs x WHERE x.record_id = d.record_id AND x.id <> $1)`
 
+// deliverJob is dropJob for the holder of a live lease only; it returns
+// whether the job went.
+const deliverJob = `
+WITH j AS (DELETE FROM jobs WHERE id = $1 AND state = 'queued' AND lease_holder = $2 AND lease_until > now() RETURNING record_id),
+s AS (DELETE FROM job_state WHERE job_id = $1 AND EXISTS (SELECT 1 FROM j)),
+h AS (DELETE FROM history WHERE job_id = $1 AND EXISTS (SELECT 1 FROM j)),
+d AS (DELETE FROM documents d WHERE d.record_id IN (SELECT record_id FROM j)
+	AND NOT EXISTS (SELECT 1 FROM jobs x WHERE x.record_id = d.record_id AND x.id <> $1))
+SELECT EXISTS (SELECT 1 FROM j)`
+
 const appendHistory = `
 WITH ins AS (INSERT INTO history (job_id, attempt) VALUES ($1, $2))
 DELETE FROM history WHERE job_id = $1
@@ -344,6 +354,20 @@ func (s *Store) Complete(ctx context.Context, id, holder string, o linedriver.Ou
 	var driver string
 	err = s.write(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		added = 0
+		if o.Result == linedriver.Delivered {
+			// One statement: the lease checked and the job gone with its
+			// state, history and (when no other job of the record is
+			// left) documents.
+			var gone bool
+			if err := tx.QueryRow(ctx, deliverJob, id, h).Scan(&gone); err != nil {
+				return err
+			}
+			if !gone {
+				return spool.ErrLeaseLost
+			}
+			added, err = addFollowUps(ctx, tx, follow)
+			return err
+		}
 		if err := checkLease(ctx, tx, id, h, &driver); err != nil {
 			return err
 		}
@@ -353,10 +377,6 @@ func (s *Store) Complete(ctx context.Context, id, holder string, o linedriver.Ou
 			}
 		}
 		switch o.Result {
-		case linedriver.Delivered:
-			if _, err := tx.Exec(ctx, dropJob, id); err != nil {
-				return err
-			}
 		case linedriver.Permanent:
 			if _, err := tx.Exec(ctx, `UPDATE jobs SET state = 'failed', attempt = attempt + $2, last_error = $3, category = $4,
 				finished = now(), retrying = false, lease_holder = NULL, lease_until = NULL WHERE id = $1`,
