@@ -76,6 +76,9 @@ func compactSpool(ctx context.Context, cfgPath, apiURL string, timeout time.Dura
 	if err != nil {
 		return c, "", err
 	}
+	if cfg.Spool.Backend == config.BackendPostgres {
+		return c, "", fmt.Errorf("spool compact: %s: the spool is on PostgreSQL (spool.backend: postgres), which reclaims space by its own autovacuum; compaction is for the bbolt file", cfgPath)
+	}
 	path := filepath.Join(cfg.Resolve(cfg.Spool.Dir), "spool.db")
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return c, "", fmt.Errorf("spool compact: %s has no spool yet (spool.dir)", path)
