@@ -29,8 +29,18 @@ const writeTimeout = 30 * time.Second
 
 type writeFunc func(ctx context.Context, tx pgx.Tx) error
 
+// stmt is a write that is one statement: the statements of a group are
+// sent together (one round trip for all of them); scan reads the
+// statement's row and returns the write's own error (e.g. ErrLeaseLost).
+type stmt struct {
+	sql  string
+	args []any
+	scan func(pgx.Row) error
+}
+
 type writeReq struct {
-	fn   writeFunc
+	fn   writeFunc // or
+	stmt *stmt
 	done chan error
 }
 
@@ -66,10 +76,18 @@ func (s *Store) stopCommitter() {
 // error; the write may still be committed (the caller retries, dedupe
 // makes that harmless).
 func (s *Store) write(ctx context.Context, fn writeFunc) error {
+	return s.submit(ctx, &writeReq{fn: fn, done: make(chan error, 1)})
+}
+
+// writeStmt is write for a write that is one statement.
+func (s *Store) writeStmt(ctx context.Context, st *stmt) error {
+	return s.submit(ctx, &writeReq{stmt: st, done: make(chan error, 1)})
+}
+
+func (s *Store) submit(ctx context.Context, r *writeReq) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &writeReq{fn: fn, done: make(chan error, 1)}
 	select {
 	case s.c.reqs <- r:
 	case <-s.c.quit:
@@ -113,11 +131,34 @@ func (s *Store) commitGroup(group []*writeReq) {
 		failed := -1
 		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			for i, r := range group {
-				if err := safely(ctx, tx, r.fn); err != nil {
-					failed = i
+			for i := 0; i < len(group); {
+				if group[i].stmt == nil {
+					if err := safely(ctx, tx, group[i].fn); err != nil {
+						failed = i
+						return err
+					}
+					i++
+					continue
+				}
+				// A run of statements goes in one batch.
+				j := i
+				b := &pgx.Batch{}
+				for ; j < len(group) && group[j].stmt != nil; j++ {
+					b.Queue(group[j].stmt.sql, group[j].stmt.args...)
+				}
+				br := tx.SendBatch(ctx, b)
+				for k := i; k < j; k++ {
+					if err := group[k].stmt.scan(br.QueryRow()); err != nil {
+						br.Close()
+						failed = k
+						return err
+					}
+				}
+				if err := br.Close(); err != nil {
+					failed = j - 1
 					return err
 				}
+				i = j
 			}
 			return nil
 		})

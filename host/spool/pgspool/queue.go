@@ -122,15 +122,15 @@ func (s *Store) Accept(ctx context.Context, connector, sourceID string, jobs []*
 	if err != nil {
 		return false, fmt.Errorf("pgspool: accept %s: %w", sourceID, err)
 	}
-	err = s.write(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	err = s.writeStmt(ctx, &stmt{sql: insertJobs, args: args, scan: func(row pgx.Row) error {
 		var inserted bool
 		var n int
-		if err := tx.QueryRow(ctx, insertJobs, args...).Scan(&inserted, &n); err != nil {
+		if err := row.Scan(&inserted, &n); err != nil {
 			return err
 		}
 		dup = !inserted
 		return nil
-	})
+	}})
 	if err != nil {
 		return false, fmt.Errorf("pgspool: accept %s: %w", sourceID, err)
 	}
@@ -352,6 +352,22 @@ func (s *Store) Complete(ctx context.Context, id, holder string, o linedriver.Ou
 	}
 	h := s.holder(holder)
 	var driver string
+	if o.Result == linedriver.Delivered && len(follow) == 0 {
+		err = s.writeStmt(ctx, &stmt{sql: deliverJob, args: []any{id, h}, scan: func(row pgx.Row) error {
+			var gone bool
+			if err := row.Scan(&gone); err != nil {
+				return err
+			}
+			if !gone {
+				return spool.ErrLeaseLost
+			}
+			return nil
+		}})
+		if err != nil {
+			return 0, fmt.Errorf("pgspool: complete %s: %w", id, err)
+		}
+		return 0, nil
+	}
 	err = s.write(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		added = 0
 		if o.Result == linedriver.Delivered {
@@ -432,17 +448,27 @@ func putState(ctx context.Context, tx pgx.Tx, id string, state json.RawMessage) 
 	return err
 }
 
+// saveState writes a job's state if $2 holds a live lease of it, and
+// returns whether it did.
+const saveState = `
+WITH j AS (SELECT id FROM jobs WHERE id = $1 AND state = 'queued' AND lease_holder = $2 AND lease_until > now() FOR UPDATE),
+ins AS (INSERT INTO job_state (job_id, state) SELECT id, $3 FROM j
+	ON CONFLICT (job_id) DO UPDATE SET state = excluded.state RETURNING 1)
+SELECT EXISTS (SELECT 1 FROM ins)`
+
 // SaveState keeps the driver's state of job id in the middle of holder's
 // attempt: one small row, the job's row untouched.
 func (s *Store) SaveState(ctx context.Context, id, holder string, state json.RawMessage) error {
-	h := s.holder(holder)
-	err := s.write(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		var driver string
-		if err := checkLease(ctx, tx, id, h, &driver); err != nil {
+	err := s.writeStmt(ctx, &stmt{sql: saveState, args: []any{id, s.holder(holder), []byte(state)}, scan: func(row pgx.Row) error {
+		var saved bool
+		if err := row.Scan(&saved); err != nil {
 			return err
 		}
-		return putState(ctx, tx, id, state)
-	})
+		if !saved {
+			return spool.ErrLeaseLost
+		}
+		return nil
+	}})
 	if err != nil {
 		return fmt.Errorf("pgspool: save state of %s: %w", id, err)
 	}
