@@ -159,10 +159,15 @@ func TestLeaseExpires(t *testing.T) {
 	}
 }
 
-// A job accepted by one gateway wakes the idle workers of the other.
+// A job accepted by one gateway wakes the idle workers of the other, also
+// after the listening connection was silent and pinged.
 func TestWakeAcrossGateways(t *testing.T) {
+	was := listenPing
+	t.Cleanup(func() { listenPing = was }) // after the stores closed
+	listenPing = 50 * time.Millisecond
 	_, _, dsn := newStore(t)
 	a, b := open(t, dsn, "a"), open(t, dsn, "b")
+	testenv.Eventually(t, 10*time.Second, "two pings of b's silent listening connection", func() bool { return b.pings.Load() >= 2 })
 	woke := make(chan string, 16)
 	b.Wake(func(d string) {
 		select {

@@ -2,6 +2,7 @@ package pgspool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,10 +57,28 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, connected f
 		s.wake(d)
 	}
 	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
+		// A connection the network dropped without a word would wait
+		// for ever: every listenPing without news it is pinged.
+		wctx, cancel := context.WithTimeout(ctx, listenPing)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			s.wake(n.Payload)
+		case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+			pctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+			err = conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("ping: %w", err)
+			}
+			s.pings.Add(1)
+		default:
 			return err
 		}
-		s.wake(n.Payload)
 	}
 }
+
+// listenPing is how long the listening connection may stay silent before
+// it is pinged (a variable for the tests).
+var listenPing = 30 * time.Second
