@@ -72,7 +72,7 @@ type Store struct {
 	wakes  []func(driver string)
 
 	closed   atomic.Bool
-	pings    atomic.Int64 // pings of the silent listening connection
+	pings    atomic.Int64       // pings of the silent listening connection
 	cancel   context.CancelFunc // stops the listener
 	listenWG sync.WaitGroup
 }
