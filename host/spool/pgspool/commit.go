@@ -38,6 +38,12 @@ type stmt struct {
 	scan func(pgx.Row) error
 }
 
+// run runs st alone in tx (for a write that needs more than the
+// statement, e.g. a check before it).
+func (st *stmt) run(ctx context.Context, tx pgx.Tx) error {
+	return st.scan(tx.QueryRow(ctx, st.sql, st.args...))
+}
+
 type writeReq struct {
 	fn   writeFunc // or
 	stmt *stmt

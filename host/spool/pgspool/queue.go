@@ -122,7 +122,7 @@ func (s *Store) Accept(ctx context.Context, connector, sourceID string, jobs []*
 	if err != nil {
 		return false, fmt.Errorf("pgspool: accept %s: %w", sourceID, err)
 	}
-	err = s.writeStmt(ctx, &stmt{sql: insertJobs, args: args, scan: func(row pgx.Row) error {
+	insert := &stmt{sql: insertJobs, args: args, scan: func(row pgx.Row) error {
 		var inserted bool
 		var n int
 		if err := row.Scan(&inserted, &n); err != nil {
@@ -130,7 +130,10 @@ func (s *Store) Accept(ctx context.Context, connector, sourceID string, jobs []*
 		}
 		dup = !inserted
 		return nil
-	}})
+	}}
+	// One statement: sent in one batch with the other writes waiting. (A
+	// write that checks something first runs insert.run in s.write.)
+	err = s.writeStmt(ctx, insert)
 	if err != nil {
 		return false, fmt.Errorf("pgspool: accept %s: %w", sourceID, err)
 	}
