@@ -160,13 +160,19 @@ func addFollowUps(ctx context.Context, tx pgx.Tx, follow []spool.FollowUp) (int,
 		if err != nil {
 			return n, err
 		}
-		var inserted bool
-		var c int
-		if err := tx.QueryRow(ctx, insertJobs, args...).Scan(&inserted, &c); err != nil {
+		insert := &stmt{sql: insertJobs, args: args, scan: func(row pgx.Row) error {
+			var inserted bool
+			var c int
+			if err := row.Scan(&inserted, &c); err != nil {
+				return err
+			}
+			if inserted {
+				n++
+			}
+			return nil
+		}}
+		if err := insert.run(ctx, tx); err != nil {
 			return n, err
-		}
-		if inserted {
-			n++
 		}
 	}
 	return n, nil
