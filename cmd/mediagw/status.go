@@ -196,8 +196,12 @@ func printStatus(w io.Writer, st statusDoc) {
 		if n := st.Spool.Quarantined; n > 0 {
 			note = strings.TrimSpace(fmt.Sprintf("quarantined %d (entries that cannot be decoded; see the log)  %s", n, note))
 		}
-		fmt.Fprintf(tw, "spool: %s\twrite errors %d\tdeferrals %d\tfile %s (live %s, free %s)\t%s\n", st.Spool.Health,
-			st.Spool.WriteErrors, st.Spool.Deferrals, mib(st.Spool.FileBytes), mib(st.Spool.LiveBytes), mib(st.Spool.FreeBytes), note)
+		size := "" // a spool on PostgreSQL has no file of its own
+		if st.Spool.FileBytes > 0 {
+			size = fmt.Sprintf("file %s (live %s, free %s)", mib(st.Spool.FileBytes), mib(st.Spool.LiveBytes), mib(st.Spool.FreeBytes))
+		}
+		fmt.Fprintf(tw, "spool: %s\twrite errors %d\tdeferrals %d\t%s\t%s\n", st.Spool.Health,
+			st.Spool.WriteErrors, st.Spool.Deferrals, size, note)
 	}
 	if len(st.Reports) > 0 {
 		fmt.Fprintln(tw)
