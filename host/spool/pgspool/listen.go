@@ -17,12 +17,16 @@ import (
 func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig) {
 	defer s.listenWG.Done()
 	pause := 50 * time.Millisecond
+	down := false // the outage is reported once, not at every try
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, cfg, func() { pause = 50 * time.Millisecond })
+		err := s.listenOnce(ctx, cfg, func() { pause, down = 50*time.Millisecond, false })
 		if ctx.Err() != nil {
 			return
 		}
-		s.observe(fmt.Errorf("pgspool: listen for new jobs: %w", err))
+		if !down {
+			down = true
+			s.observe(fmt.Errorf("pgspool: listen for new jobs: %w", err))
+		}
 		select {
 		case <-ctx.Done():
 			return
