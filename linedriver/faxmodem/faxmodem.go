@@ -457,6 +457,7 @@ func (d *Driver) send(ctx context.Context, m *Modem, dial string, pages []*rende
 		return class2.Send(ctx, ch, m.Config.DialModifiers+dial, Pages(pages), class2.Config{
 			Class: class, LocalID: d.opts.LocalID, Fine: d.opts.Resolution != "standard",
 			MR: !strings.EqualFold(d.opts.Encoding, "mh"), RTNRetries: rtnRetries, FirstPage: first,
+			ECM: strings.ToLower(d.opts.ECM), Encoding: strings.ToLower(d.opts.Encoding), FrameSize: d.opts.ECMFrameSize,
 			Pace: m.Config.Flow != "none", Confirmed: confirmed,
 			Log: func(step, detail string) { report(pageProgress(step, detail, len(pages))) },
 		})

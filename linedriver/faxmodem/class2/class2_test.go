@@ -94,7 +94,7 @@ func TestSend(t *testing.T) {
 }
 
 func TestHangupWords(t *testing.T) {
-	tests := map[string]string{"0": "", "00": "", "25": t30.CatTraining, "27": t30.CatTraining, "11": t30.CatNoAnswer, "54": t30.CatProtocol, "x": t30.CatProtocol, "99": t30.CatProtocol}
+	tests := map[string]string{"0": "", "00": "", "25": t30.CatTraining, "27": t30.CatTraining, "11": t30.CatNoAnswer, "54": t30.CatProtocol, "94": t30.CatProtocol, "A1": t30.CatProtocol, "x": t30.CatProtocol, "99": t30.CatProtocol}
 	for v, cat := range tests {
 		err := class2.HangupError(v)
 		var e *t30.Error
@@ -118,8 +118,19 @@ func TestParseParams(t *testing.T) {
 	if _, err := class2.ParseParams("1,9,0,2,0"); err == nil {
 		t.Error("bit rate code 9 accepted")
 	}
-	if _, err := class2.ParseParams("0,5,0,2,2,1,0,0"); err == nil {
+	if _, err := class2.ParseParams("0,5,0,2,3,0,0,0"); err == nil {
 		t.Error("MMR accepted without ECM")
+	}
+	if _, err := class2.ParseParams("0,5,0,2,2,1,0,0"); err == nil {
+		t.Error("uncompressed mode accepted")
+	}
+	p, err = class2.ParseParams("1,5,0,2,3,2,0,0")
+	if err != nil || !p.ECM || !p.MMR || p.MR || p.FrameSize != 256 || p.MinLineBits() != 0 {
+		t.Errorf("ParseParams(MMR, ECM 256) = %+v, %v", p, err)
+	}
+	p, err = class2.ParseParams("0,3,0,2,1,1,0,0")
+	if err != nil || !p.ECM || !p.MR || p.FrameSize != 64 {
+		t.Errorf("ParseParams(MR, ECM 64) = %+v, %v", p, err)
 	}
 }
 

@@ -13,10 +13,14 @@ import (
 // class2State is the Class 2/2.0 side of the emulator: the modem runs
 // T.30 itself and reports with +F result lines.
 type class2State struct {
-	localID string
-	vr, df  int
-	online  bool
+	localID    string
+	vr, df, ec int
+	online     bool
 }
+
+// defaultRanges is the default answer to AT+FCC=?: fine, V.17, MH, MR
+// and MMR, ECM with 64- and 256-octet frames.
+const defaultRanges = "(0,1),(0-5),(0-2),(0-2),(0-3),(0-2),(0),(0-7)"
 
 func (m *Modem) dialect(s20, s2 string) string {
 	if m.class == "2.0" {
@@ -38,14 +42,19 @@ func (m *Modem) class2(ctx context.Context, u, c string) (bool, error) {
 	case strings.HasPrefix(u, "+FLI=") || strings.HasPrefix(u, "+FLID="):
 		v := c[strings.Index(c, "=")+1:]
 		m.c2.localID = strings.Trim(v, `"`)
-	case strings.HasPrefix(u, "+FCC=") || strings.HasPrefix(u, "+FDCC=") || strings.HasPrefix(u, "+FDIS="):
+	case u == "+FCC=?" || u == "+FDCC=?":
+		m.write("\r\n" + m.remote.Ranges + "\r\n")
+	case strings.HasPrefix(u, "+FCC=") || strings.HasPrefix(u, "+FDCC=") || strings.HasPrefix(u, "+FIS=") || strings.HasPrefix(u, "+FDIS="):
 		f := strings.Split(u[strings.Index(u, "=")+1:], ",")
-		if len(f) > 0 {
-			m.c2.vr, _ = strconv.Atoi(f[0])
+		vals := make([]int, 8)
+		for i := range min(len(f), 8) {
+			vals[i], _ = strconv.Atoi(strings.TrimSpace(f[i]))
+			if strings.TrimSpace(f[i]) != "" && !rangeHas(m.remote.Ranges, i, vals[i]) {
+				m.result("ERROR")
+				return true, nil
+			}
 		}
-		if len(f) > 4 {
-			m.c2.df, _ = strconv.Atoi(f[4])
-		}
+		m.c2.vr, m.c2.df, m.c2.ec = vals[0], vals[4], vals[5]
 	case u == "+FDT":
 		return true, m.class2Page(ctx)
 	case strings.HasPrefix(u, "+FET="):
@@ -67,14 +76,20 @@ func (m *Modem) class2Dial(ctx context.Context) error {
 	caps := m.remote.Caps
 	m.write("\r\n" + m.dialect("+FCO", "+FCON") + "\r\n")
 	m.write(fmt.Sprintf("\r\n%s\"%s\"\r\n", m.dialect("+FCI:", "+FCSI:"), m.remote.CSI))
-	vr, df := 0, 0
+	vr, df, ec := 0, 0, 0
 	if caps.Fine {
 		vr = 1
 	}
 	if caps.MR {
 		df = 1
 	}
-	m.write(fmt.Sprintf("\r\n%s%d,5,0,2,%d,0,0,0\r\n", m.dialect("+FIS:", "+FDIS:"), vr, df))
+	if caps.ECM {
+		ec = 2
+		if caps.MMR {
+			df = 3
+		}
+	}
+	m.write(fmt.Sprintf("\r\n%s%d,5,0,2,%d,%d,0,0\r\n", m.dialect("+FIS:", "+FDIS:"), vr, df, ec))
 	m.c2.online = true
 	m.state = stWaitPage
 	m.result("OK")
@@ -83,7 +98,20 @@ func (m *Modem) class2Dial(ctx context.Context) error {
 
 // negotiated picks what the modem would: the best speed that trains.
 func (m *Modem) negotiated() t30.Params {
-	p := t30.Params{Fine: m.c2.vr == 1 && m.remote.Caps.Fine, MR: m.c2.df == 1 && m.remote.Caps.MR}
+	caps := m.remote.Caps
+	p := t30.Params{Fine: m.c2.vr == 1 && caps.Fine}
+	if m.c2.ec > 0 && caps.ECM {
+		p.ECM, p.FrameSize = true, 256
+		if m.c2.ec == 1 {
+			p.FrameSize = 64
+		}
+	}
+	switch {
+	case m.c2.df == 3 && p.ECM && caps.MMR:
+		p.MMR = true
+	case m.c2.df >= 1 && caps.MR:
+		p.MR = true
+	}
 	for _, s := range t30.Speeds {
 		if m.remote.FTTAbove > 0 && s.Bits > m.remote.FTTAbove {
 			continue
@@ -119,8 +147,7 @@ func (m *Modem) class2Page(ctx context.Context) error {
 	m.mu.Lock()
 	m.call.DCS = append(m.call.DCS, p)
 	m.mu.Unlock()
-	b2i := map[bool]int{false: 0, true: 1}
-	m.write(fmt.Sprintf("\r\n%s%d,%d,0,2,%d,0,0,0\r\n", m.dialect("+FCS:", "+FDCS:"), b2i[p.Fine], brCode(p.Speed.Bits), b2i[p.MR]))
+	m.write(fmt.Sprintf("\r\n%s%s\r\n", m.dialect("+FCS:", "+FDCS:"), sessionParams(p)))
 	m.result("CONNECT")
 	if m.class == "2" {
 		m.rw.Write([]byte{at.XON}) //nolint:errcheck
@@ -149,10 +176,75 @@ func (m *Modem) class2Page(ctx context.Context) error {
 	if m.silent {
 		return nil
 	}
+	if m.params.ECM {
+		m.ecmLine(data)
+	}
 	m.lastPage = data
 	m.state = stWaitPPM
 	m.result("OK")
 	return nil
+}
+
+// ecmLine plays what a Class 2 modem does by itself in error correction
+// mode: it cuts the page into frames, and the far end asks again (PPR) for
+// those CorruptFrames damages; the host sees none of it.
+func (m *Modem) ecmLine(data []byte) {
+	frames := (len(data) + m.params.FrameSize - 1) / m.params.FrameSize
+	ppr := 0
+	for n, times := range m.remote.CorruptFrames {
+		if n < frames && n < 256 {
+			ppr = max(ppr, times)
+			for range times {
+				m.mu.Lock()
+				m.call.Resent = append(m.call.Resent, n)
+				m.mu.Unlock()
+			}
+		}
+	}
+	m.mu.Lock()
+	m.call.PPR += ppr
+	m.mu.Unlock()
+}
+
+// sessionParams is the +FCS report of p: vr,br,wd,ln,df,ec,bf,st.
+func sessionParams(p t30.Params) string {
+	vr, df, ec := 0, 0, 0
+	if p.Fine {
+		vr = 1
+	}
+	switch {
+	case p.MMR:
+		df = 3
+	case p.MR:
+		df = 1
+	}
+	if p.ECM {
+		ec = 2
+		if p.FrameSize == 64 {
+			ec = 1
+		}
+	}
+	return fmt.Sprintf("%d,%d,0,2,%d,%d,0,0", vr, brCode(p.Speed.Bits), df, ec)
+}
+
+// rangeHas reports whether parameter i of an AT+FCC=? answer takes x.
+func rangeHas(ranges string, i, x int) bool {
+	items := strings.Split(strings.Trim(ranges, "()"), "),(")
+	if i >= len(items) {
+		return true
+	}
+	for _, part := range strings.Split(items[i], ",") {
+		lo, hi, ok := strings.Cut(part, "-")
+		a, _ := strconv.Atoi(lo)
+		b := a
+		if ok {
+			b, _ = strconv.Atoi(hi)
+		}
+		if x >= a && x <= b {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Modem) class2PostPage(fet int) {

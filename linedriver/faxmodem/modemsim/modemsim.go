@@ -81,6 +81,10 @@ type Remote struct {
 	SilentAfterConnect bool
 	// Classes answers AT+FCLASS=? (default "0,1,1.0,2,2.0").
 	Classes string
+	// Ranges answers a Class 2/2.0 modem's AT+FCC=? (default: fine, V.17,
+	// MH, MR and MMR, ECM with 64- and 256-octet frames). A +FCC or +FIS
+	// outside them is answered with ERROR.
+	Ranges string
 	// XOFFEvery sends XOFF, then XON 20 ms later, every so many bytes of
 	// page data (0: never).
 	XOFFEvery int
@@ -186,6 +190,9 @@ func New(rw io.ReadWriter, r Remote) *Modem {
 	}
 	if r.Classes == "" {
 		r.Classes = "0,1,1.0,2,2.0"
+	}
+	if r.Ranges == "" {
+		r.Ranges = defaultRanges
 	}
 	if r.CSI == "" {
 		r.CSI = "+1 555 0100"
