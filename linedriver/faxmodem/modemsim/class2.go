@@ -55,6 +55,17 @@ func (m *Modem) class2(ctx context.Context, u, c string) (bool, error) {
 			}
 		}
 		m.c2.vr, m.c2.df, m.c2.ec = vals[0], vals[4], vals[5]
+	case u == "A":
+		m.class2Answer()
+		return true, nil
+	case u == "+FDR":
+		return true, m.class2Receive(ctx)
+	case strings.HasPrefix(u, "+FPS=") || strings.HasPrefix(u, "+FPTS="):
+		m.class2Verdict(u[strings.Index(u, "=")+1:])
+		return true, nil
+	case u == "+FKS" || u == "+FK":
+		m.class2Abort()
+		return true, nil
 	case u == "+FDT":
 		return true, m.class2Page(ctx)
 	case strings.HasPrefix(u, "+FET="):

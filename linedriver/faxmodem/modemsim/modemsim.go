@@ -88,6 +88,9 @@ type Remote struct {
 	// XOFFEvery sends XOFF, then XON 20 ms later, every so many bytes of
 	// page data (0: never).
 	XOFFEvery int
+	// Caller makes the far end a fax machine that calls the modem: a Class
+	// 2/2.0 modem answers ATA with it and hands its pages to the host.
+	Caller *Caller
 	// Decode turns a received page into rows (e.g. with the t4 decoder).
 	Decode func(data []byte, p t30.Params) ([][]byte, error)
 	// OnPage is called for each page the remote confirmed.
@@ -122,6 +125,10 @@ type Call struct {
 	CTC      []int        // ECM: bit rates the sender moved to with CTC
 	RR       int          // ECM: RR received`
 	Dropped  bool         // the sender closed the port (DTR dropped) before DCN
+	// a call from Remote.Caller
+	Incoming bool
+	Verdicts []int // the host's verdict on each page sent (+FPS=1 MCF, 2 RTN), in order
+	Aborted  bool  // the host ended the call (+FKS / +FK)
 }
 
 // Modem is one emulated modem.
@@ -173,6 +180,7 @@ type Modem struct {
 
 	// class 2
 	c2 class2State
+	rx *inbound // a call from Remote.Caller
 }
 
 const (
@@ -392,6 +400,7 @@ func (m *Modem) dropped() {
 	m.state = stIdle
 	m.out = nil
 	m.c2 = class2State{}
+	m.rx = nil
 	if inCall && m.remote.OnDrop != nil {
 		m.remote.OnDrop()
 	}
@@ -618,6 +627,7 @@ func (m *Modem) hangupState() {
 	m.inCall = false
 	m.listening = false
 	m.out = nil
+	m.c2.online, m.rx = false, nil
 }
 
 func (m *Modem) dial(ctx context.Context, number string) error {
