@@ -208,6 +208,9 @@ func (d *Driver) Check(rec *linedriver.Record) error {
 	if _, err := d.opts.Dial.Check(num); err != nil {
 		return err
 	}
+	if _, err := d.jobOptionsOf(rec.Fields); err != nil {
+		return err
+	}
 	if len(rec.Documents) == 0 {
 		return errors.New("faxmodem: the record has no documents to send")
 	}
@@ -251,6 +254,10 @@ func (d *Driver) DeliverSaving(ctx context.Context, job *linedriver.Job, report 
 	if err != nil {
 		return d.fail(st, "dial_policy", err.Error())
 	}
+	jo, err := d.jobOptionsOf(job.Record.Fields)
+	if err != nil {
+		return d.fail(st, "options", err.Error())
+	}
 	report(linedriver.Progress{Step: "render", Detail: fmt.Sprintf("%d documents", len(job.Record.Documents))})
 	pages, err := d.render(ctx, job, call.Number.International())
 	if err != nil {
@@ -288,7 +295,7 @@ func (d *Driver) DeliverSaving(ctx context.Context, job *linedriver.Job, report 
 			d.log.Warn("save fax progress", "job", job.ID, "page", page, "error", err)
 		}
 	}
-	res, err := d.send(ctx, m, call.Dial, pages, st.Confirmed, report, confirmed)
+	res, err := d.send(ctx, m, call.Dial, pages, st.Confirmed, jo, report, confirmed)
 	var e *t30.Error
 	if err != nil && !errors.As(err, &e) {
 		e = &t30.Error{Category: t30.CatModem, Reason: err.Error(), Err: err}
@@ -438,7 +445,7 @@ func EncodePage(pg *render.Page, p t30.Params) ([]byte, error) {
 
 // send runs one call on modem m; dial is the plan's dial string, which
 // follows the modem's own dial modifiers.
-func (d *Driver) send(ctx context.Context, m *Modem, dial string, pages []*render.Page, first int, report func(linedriver.Progress), confirmed func(page int)) (t30.Result, error) {
+func (d *Driver) send(ctx context.Context, m *Modem, dial string, pages []*render.Page, first int, jo jobOptions, report func(linedriver.Progress), confirmed func(page int)) (t30.Result, error) {
 	ch, err := d.opts.Open(m.Config)
 	if err != nil {
 		return t30.Result{}, &t30.Error{Category: t30.CatModem, Reason: "cannot open " + m.Config.Device + ": " + err.Error(), Err: err}
@@ -456,8 +463,8 @@ func (d *Driver) send(ctx context.Context, m *Modem, dial string, pages []*rende
 		report(linedriver.Progress{Step: "class", Detail: "Class " + class + ": the modem runs T.30"})
 		return class2.Send(ctx, ch, m.Config.DialModifiers+dial, Pages(pages), class2.Config{
 			Class: class, LocalID: d.opts.LocalID, Fine: d.opts.Resolution != "standard",
-			MR: !strings.EqualFold(d.opts.Encoding, "mh"), RTNRetries: rtnRetries, FirstPage: first,
-			ECM: strings.ToLower(d.opts.ECM), Encoding: strings.ToLower(d.opts.Encoding), FrameSize: d.opts.ECMFrameSize,
+			MR: jo.Encoding != "mh", RTNRetries: rtnRetries, FirstPage: first,
+			ECM: jo.ECM, Encoding: jo.Encoding, FrameSize: d.opts.ECMFrameSize,
 			Pace: m.Config.Flow != "none", Confirmed: confirmed,
 			Log: func(step, detail string) { report(pageProgress(step, detail, len(pages))) },
 		})
@@ -468,9 +475,9 @@ func (d *Driver) send(ctx context.Context, m *Modem, dial string, pages []*rende
 	}
 	cfg.LocalID = d.opts.LocalID
 	cfg.Fine = d.opts.Resolution != "standard"
-	cfg.MR = !strings.EqualFold(d.opts.Encoding, "mh")
-	cfg.Encoding = strings.ToLower(d.opts.Encoding)
-	cfg.ECM = strings.ToLower(d.opts.ECM)
+	cfg.MR = jo.Encoding != "mh"
+	cfg.Encoding = jo.Encoding
+	cfg.ECM = jo.ECM
 	cfg.FrameSize = d.opts.ECMFrameSize
 	cfg.MaxBits = d.opts.MaxSpeed
 	cfg.Modulations = d.opts.Modulations
