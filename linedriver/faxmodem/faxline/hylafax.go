@@ -63,44 +63,9 @@ func (l *Line) StartHylaFAX(ctx context.Context, opts HylaFAXOptions) (*HylaFAX,
 	if err != nil {
 		return nil, fmt.Errorf("faxline: %w", err)
 	}
-	const sys = "/var/spool/hylafax"
-	if _, err := os.Stat(filepath.Join(sys, "bin")); err != nil {
-		return nil, fmt.Errorf("faxline: HylaFAX spool: %w", err)
-	}
-	spool := filepath.Join(l.Dir, "hylafax")
-	if err := os.MkdirAll(spool, 0o755); err != nil {
+	spool, devID, err := l.hylafaxSpool(ctx, "hylafax", l.DevB, opts)
+	if err != nil {
 		return nil, err
-	}
-	if out, err := exec.CommandContext(ctx, "cp", "-a", sys+"/.", spool+"/").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("faxline: copy the HylaFAX spool: %v: %s", err, out)
-	}
-	if out, err := exec.CommandContext(ctx, "cp", "-a", "/etc/hylafax/.", filepath.Join(spool, "etc")+"/").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("faxline: copy the HylaFAX config: %v: %s", err, out)
-	}
-	// faxgetty names its config after the device: /dev/ttyX is ttyX,
-	// other paths have their slashes turned into underscores.
-	devID := strings.ReplaceAll(strings.TrimPrefix(l.DevB, "/dev/"), "/", "_")
-	ecm := "yes"
-	if opts.NoECM {
-		ecm = "no"
-	}
-	if opts.LocalID == "" {
-		opts.LocalID = "+1 555 0002"
-	}
-	conf := fmt.Sprintf(hylafaxConfig, opts.LocalID, ecm)
-	if err := os.WriteFile(filepath.Join(spool, "etc", "config."+devID), []byte(conf), 0o644); err != nil {
-		return nil, err
-	}
-	// faxgetty works as uucp in its spool
-	if u, err := user.Lookup("uucp"); err == nil {
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		filepath.Walk(spool, func(p string, _ os.FileInfo, err error) error { //nolint:errcheck // best effort
-			if err == nil {
-				os.Lchown(p, uid, gid) //nolint:errcheck // best effort
-			}
-			return nil
-		})
 	}
 	h := &HylaFAX{Spool: spool, devID: devID, log: &lockedBuffer{mu: &l.mu}, done: make(chan error, 1)}
 	h.cmd = exec.CommandContext(ctx, bin, "-q", spool, l.DevB)
@@ -111,32 +76,85 @@ func (l *Line) StartHylaFAX(ctx context.Context, opts HylaFAXOptions) (*HylaFAX,
 		return nil, fmt.Errorf("faxline: start faxgetty: %w", err)
 	}
 	go func() { h.done <- h.cmd.Wait() }()
+	if err := waitIdle(ctx, spool, devID, h.done, h.log); err != nil {
+		h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// hylafaxSpool makes a HylaFAX spool of its own under the line's directory
+// (a copy of the system's spool and of /etc/hylafax, owned by uucp) with a
+// modem config for dev, and returns it with the device's id.
+func (l *Line) hylafaxSpool(ctx context.Context, name, dev string, opts HylaFAXOptions) (spool, devID string, err error) {
+	const sys = "/var/spool/hylafax"
+	if _, err := os.Stat(filepath.Join(sys, "bin")); err != nil {
+		return "", "", fmt.Errorf("faxline: HylaFAX spool: %w", err)
+	}
+	spool = filepath.Join(l.Dir, name)
+	if err := os.MkdirAll(spool, 0o755); err != nil {
+		return "", "", err
+	}
+	if out, err := exec.CommandContext(ctx, "cp", "-a", sys+"/.", spool+"/").CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("faxline: copy the HylaFAX spool: %v: %s", err, out)
+	}
+	if out, err := exec.CommandContext(ctx, "cp", "-a", "/etc/hylafax/.", filepath.Join(spool, "etc")+"/").CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("faxline: copy the HylaFAX config: %v: %s", err, out)
+	}
+	// faxgetty names its config after the device: /dev/ttyX is ttyX,
+	// other paths have their slashes turned into underscores.
+	devID = strings.ReplaceAll(strings.TrimPrefix(dev, "/dev/"), "/", "_")
+	ecm := "yes"
+	if opts.NoECM {
+		ecm = "no"
+	}
+	if opts.LocalID == "" {
+		opts.LocalID = "+1 555 0002"
+	}
+	conf := fmt.Sprintf(hylafaxConfig, opts.LocalID, ecm)
+	if err := os.WriteFile(filepath.Join(spool, "etc", "config."+devID), []byte(conf), 0o644); err != nil {
+		return "", "", err
+	}
+	// HylaFAX works as uucp in its spool
+	if u, err := user.Lookup("uucp"); err == nil {
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		filepath.Walk(spool, func(p string, _ os.FileInfo, err error) error { //nolint:errcheck // best effort
+			if err == nil {
+				os.Lchown(p, uid, gid) //nolint:errcheck // best effort
+			}
+			return nil
+		})
+	}
+	return spool, devID, nil
+}
+
+// waitIdle waits until faxgetty's status says "Running and idle", then 6 s
+// more: faxgetty's modem setup hung up, and iaxmodem refuses calls for 5 s.
+func waitIdle(ctx context.Context, spool, devID string, done <-chan error, log *lockedBuffer) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if b, err := os.ReadFile(filepath.Join(spool, "status", devID)); err == nil && strings.Contains(string(b), "Running and idle") {
 			break
 		}
 		select {
-		case err := <-h.done:
-			return nil, fmt.Errorf("faxline: faxgetty ended: %v: %s", err, h.log.String())
+		case err := <-done:
+			return fmt.Errorf("faxline: faxgetty ended: %v: %s", err, log.String())
 		case <-ctx.Done():
-			h.Close()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			h.Close()
-			return nil, fmt.Errorf("faxline: faxgetty not ready after 30 s: %s", h.Status())
+			b, _ := os.ReadFile(filepath.Join(spool, "status", devID))
+			return fmt.Errorf("faxline: faxgetty not ready after 30 s: %s %s", b, log.String())
 		}
 	}
-	// faxgetty's modem setup hung up; iaxmodem refuses calls for 5 s.
 	select {
 	case <-time.After(6 * time.Second):
+		return nil
 	case <-ctx.Done():
-		h.Close()
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
-	return h, nil
 }
 
 // Status is faxgetty's status line.
