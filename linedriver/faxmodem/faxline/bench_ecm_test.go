@@ -2,45 +2,80 @@ package faxline
 
 import (
 	"context"
-	"os"
+	"fmt"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mediagw/mediagw/internal/testenv"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/at"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/render"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/t30"
 )
 
-// BenchmarkECMvsMH sends CCITT test page 1 (1728×2376, fine) over the
-// soft-modem line at V.17 14400 with our Class 1 sender: ECM with MMR to
-// HylaFAX's faxgetty, and MH without ECM to efax. It reports seconds per
-// page from dial to hang-up, and checks the page HylaFAX filed.
+// benchText is a text page: 66 lines of 78 characters, as a letter fills one.
+func benchText(b *testing.B) [][]byte {
+	words := strings.Fields(`The alarm receiving centre confirms the service visit of Tuesday morning. Zone four
+		reported an open contact at the loading bay door at 09:58, cleared at 10:04 after the patrol checked the
+		site. Panel seventeen, account 4711, battery test passed; the backup line to the second receiver answered
+		within the supervision window. Please sign and return the attached form by fax before the end of the month.`)
+	var sb strings.Builder
+	line := ""
+	for i := 0; sb.Len() < 66*79; i++ {
+		word := words[i%len(words)]
+		if len(line)+1+len(word) > 78 {
+			sb.WriteString(line + "\n")
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += word
+	}
+	pages, err := render.Render(context.Background(), []render.Document{{Name: "letter.txt", MediaType: "text/plain", Data: []byte(sb.String())}}, render.Options{Resolution: render.Fine})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := pages[0]
+	rows := make([][]byte, p.Height)
+	for y := range rows {
+		rows[y] = append([]byte(nil), p.Row(y)[:width/8]...)
+	}
+	return rows
+}
+
+// BenchmarkECMvsMH sends the same page over the soft-modem line at V.17
+// 14400, fine, one call each: mediagw's Class 1 sender with ECM and MMR to
+// HylaFAX's faxgetty, mediagw with MH (no ECM) to efax, efax to efax (MH),
+// and HylaFAX to HylaFAX with ECM (sendfax through faxq to faxgetty on the
+// other modem). The pages are CCITT test page 1 (Debian jbigkit-testdata)
+// and a text page. It reports seconds per page from dial to hang-up
+// (efax: its whole run; HylaFAX: its session log from DIAL to the end) and
+// logs the table with mediagw ECM+MMR ÷ efax per page.
 func BenchmarkECMvsMH(b *testing.B) {
-	testenv.LookPath(b, "iaxmodem")
-	testenv.LookPath(b, "faxgetty")
-	testenv.LookPath(b, "efax")
-	testenv.LookPath(b, "jbgtopbm")
-	testenv.LookPath(b, "tifftopnm")
+	for _, bin := range []string{"iaxmodem", "faxgetty", "faxq", "hfaxd", "sendfax", "efax", "efix", "jbgtopbm", "tiffsplit", "tifftopnm"} {
+		testenv.LookPath(b, bin)
+	}
 	const src = "/usr/share/jbigkit-testdata/ccitt1.jbg" // Debian jbigkit-testdata
 	out, err := exec.Command("jbgtopbm", src).Output()
 	if err != nil {
 		testenv.Skip(b, "CCITT test page: "+err.Error())
 	}
-	page := parsePBM(b, out)
+	pages := []struct {
+		name string
+		rows [][]byte
+	}{{"ccitt1", parsePBM(b, out)}, {"text", benchText(b)}}
+
 	// iaxmodem cuts long device paths: keep the line's directory short
 	short := func(b *testing.B) string {
-		d, err := os.MkdirTemp("", "fl")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { os.RemoveAll(d) })
-		return d
+		d := shortTemp(b)
+		return filepath.Join(d, "line")
 	}
-	send := func(b *testing.B, line *Line, ecm string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
+	mediagw := func(ctx context.Context, b *testing.B, line *Line, rows [][]byte, ecm string) (time.Duration, t30.Result) {
 		ch, err := at.Open(line.DevA, 115200, at.Options{})
 		if err != nil {
 			b.Fatal(err)
@@ -49,62 +84,137 @@ func BenchmarkECMvsMH(b *testing.B) {
 		if err := initModem(ctx, ch); err != nil {
 			b.Fatal(err)
 		}
-		cfg := t30.Config{LocalID: "+1 555 0001", Fine: true, ECM: ecm, Encoding: map[string]string{"on": "", "off": "mh"}[ecm], Pace: true}
+		cfg := t30.Config{LocalID: "+1 555 0001", Fine: true, MR: ecm == "on", ECM: ecm, Encoding: map[string]string{"on": "", "off": "mh"}[ecm], Pace: true}
 		start := time.Now()
-		res, err := t30.Send(ctx, ch, line.NumB, encodePages([][][]byte{page}), cfg)
+		res, err := t30.Send(ctx, ch, line.NumB, encodePages([][][]byte{rows}), cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.ReportMetric(time.Since(start).Seconds(), "s/page")
-		b.Logf("%s: %v", res.Params, time.Since(start).Round(time.Millisecond))
+		return time.Since(start), res
 	}
-	b.Run("mediagw-ECM-MMR-to-HylaFAX", func(b *testing.B) {
-		for range b.N {
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-			line, err := Start(ctx, filepath.Join(short(b), "line"))
-			if err != nil {
-				b.Fatal(err)
-			}
+	checkHylaFAX := func(ctx context.Context, b *testing.B, hf *HylaFAX, rows [][]byte) {
+		file, err := hf.Received(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := decodeTIFF(b, file); len(got) != 1 || len(got[0]) != len(rows) {
+			b.Errorf("HylaFAX filed %d pages", len(got))
+		} else if _, ok := findPage(got[0], rows); !ok {
+			b.Errorf("the page HylaFAX filed differs")
+		}
+	}
+	efaxRx := func(ctx context.Context, b *testing.B, line *Line) *Receiver {
+		rx, err := line.Receive(ctx, filepath.Join(line.Dir, "rx"), "+1 555 0002", "1,5,0,2,0,0,0,0", 80*time.Millisecond)
+		if err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(time.Second) // efax sets the modem up
+		return rx
+	}
+	efaxGot := func(ctx context.Context, b *testing.B, rx *Receiver) {
+		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+		rx.Wait(wctx) //nolint:errcheck // pages counted below
+		wcancel()
+		if n := len(rx.Pages()); n != 1 {
+			b.Errorf("efax received %d pages", n)
+		}
+	}
+	paths := []struct {
+		name string
+		run  func(ctx context.Context, b *testing.B, line *Line, rows [][]byte) time.Duration
+	}{
+		{"mediagw-ECM-MMR-to-HylaFAX", func(ctx context.Context, b *testing.B, line *Line, rows [][]byte) time.Duration {
 			hf, err := line.StartHylaFAX(ctx, HylaFAXOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}
-			send(b, line, "on")
-			file, err := hf.Received(ctx)
+			defer hf.Close()
+			took, res := mediagw(ctx, b, line, rows, "on")
+			if !res.Params.ECM || !res.Params.MMR {
+				b.Errorf("sent with %s", res.Params)
+			}
+			checkHylaFAX(ctx, b, hf, rows)
+			return took
+		}},
+		{"mediagw-MH-to-efax", func(ctx context.Context, b *testing.B, line *Line, rows [][]byte) time.Duration {
+			rx := efaxRx(ctx, b, line)
+			took, res := mediagw(ctx, b, line, rows, "off")
+			if res.Params.ECM || res.Params.MR || res.Params.MMR {
+				b.Errorf("sent with %s", res.Params)
+			}
+			efaxGot(ctx, b, rx)
+			return took
+		}},
+		{"efax-MH-to-efax", func(ctx context.Context, b *testing.B, line *Line, rows [][]byte) time.Duration {
+			tif := writeTIFF(b, line.Dir, "page", rows)
+			rx := efaxRx(ctx, b, line)
+			start := time.Now()
+			out, err := exec.CommandContext(ctx, "efax", "-d", line.DevA, "-o1", "-l", "+1 555 0001", "-t", line.NumB, tif).CombinedOutput()
+			took := time.Since(start)
+			if err != nil {
+				b.Fatalf("efax: %v: %s", err, out)
+			}
+			efaxGot(ctx, b, rx)
+			return took
+		}},
+		{"HylaFAX-to-HylaFAX-ECM", func(ctx context.Context, b *testing.B, line *Line, rows [][]byte) time.Duration {
+			hf, err := line.StartHylaFAX(ctx, HylaFAXOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}
-			if got := decodeTIFF(b, file); len(got) != 1 || len(got[0]) != len(page) {
-				b.Errorf("HylaFAX filed %d pages", len(got))
-			} else if _, ok := findPage(got[0], page); !ok {
-				b.Errorf("the page HylaFAX filed differs")
+			defer hf.Close()
+			tx, err := line.StartHylaFAXSender(ctx, HylaFAXOptions{})
+			if err != nil {
+				b.Fatal(err)
 			}
-			hf.Close()
-			line.Close()
-			cancel()
+			defer tx.Close()
+			job, err := tx.Send(ctx, line.NumB, writeTIFF(b, line.Dir, "page", rows), true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			took, err := tx.Wait(ctx, job)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !strings.Contains(hf.SessionLogs(), "frames of block") {
+				b.Errorf("HylaFAX received without ECM")
+			}
+			checkHylaFAX(ctx, b, hf, rows)
+			return took
+		}},
+	}
+	var mu sync.Mutex
+	secs := map[string]float64{}
+	for _, pg := range pages {
+		for _, p := range paths {
+			b.Run(pg.name+"/"+p.name, func(b *testing.B) {
+				for range b.N {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+					line, err := Start(ctx, short(b))
+					if err != nil {
+						b.Fatal(err)
+					}
+					took := p.run(ctx, b, line, pg.rows)
+					line.Close()
+					cancel()
+					b.ReportMetric(took.Seconds(), "s/page")
+					mu.Lock()
+					secs[pg.name+"/"+p.name] = took.Seconds()
+					mu.Unlock()
+				}
+			})
 		}
-	})
-	b.Run("mediagw-MH-to-efax", func(b *testing.B) {
-		for range b.N {
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-			line, err := Start(ctx, filepath.Join(short(b), "line"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			rx, err := line.Receive(ctx, filepath.Join(line.Dir, "rx"), "+1 555 0002", "1,5,0,2,0,0,0,0", 80*time.Millisecond)
-			if err != nil {
-				b.Fatal(err)
-			}
-			time.Sleep(time.Second)
-			send(b, line, "off")
-			wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
-			rx.Wait(wctx) //nolint:errcheck // pages counted below
-			wcancel()
-			if n := len(rx.Pages()); n != 1 {
-				b.Errorf("efax received %d pages", n)
-			}
-			line.Close()
-			cancel()
+	}
+	var table []string
+	for k, v := range secs {
+		table = append(table, fmt.Sprintf("%-36s %6.1f s", k, v))
+	}
+	sort.Strings(table)
+	for _, pg := range pages {
+		ecm, efax := secs[pg.name+"/mediagw-ECM-MMR-to-HylaFAX"], secs[pg.name+"/efax-MH-to-efax"]
+		if ecm > 0 && efax > 0 {
+			table = append(table, fmt.Sprintf("%s: mediagw ECM+MMR ÷ efax = %.2f", pg.name, ecm/efax))
 		}
-	})
+	}
+	b.Logf("seconds per page, V.17 14400, fine:\n%s", strings.Join(table, "\n"))
 }
