@@ -35,6 +35,10 @@ type ReceiveConfig struct {
 	// MaxRefused is how many times in a row a page may be refused (RTN)
 	// before the call is ended (default 3).
 	MaxRefused int
+	// DataTrigger is the character that releases the page data after
+	// AT+FDR's CONNECT: 0 picks DC1 for Class 2 (SP-2388-A) and DC2 for
+	// Class 2.0; some Class 2 modems (ZyXEL, Rockwell RC32ACL) want DC2.
+	DataTrigger byte
 	// Log gets each step, as Config.Log does.
 	Log func(step, detail string)
 }
@@ -46,7 +50,7 @@ var ErrRefused = errors.New("class2: a page was refused and not sent again")
 // Receive answers a ringing line on a modem set to AT+FCLASS=2 or 2.0 and
 // receives one fax: +FCR=1, +FLI, +FCC, +FBO=0, then ATA → +FCO, +FTI/+FTSI
 // (the far end's id), +FCS/+FDCS; in.Begin; then for each page AT+FDR →
-// CONNECT, DC2, page data to DLE ETX → +FPS/+FPTS and +FET (the far end's
+// CONNECT, DC1 (Class 2) or DC2 (2.0), page data to DLE ETX → +FPS/+FPTS and +FET (the far end's
 // post-page message), the page decoded with t4 and handed to in.Page, and
 // the verdict set with AT+FPS=1 (MCF) only after in.Page returned nil, else
 // AT+FPS=2 (RTN); after EOP the last AT+FDR ends with +FHS:00. in.End is
@@ -65,6 +69,13 @@ func Receive(ctx context.Context, ch *at.Channel, cfg ReceiveConfig, call *lined
 		cfg.MaxRefused = 3
 	}
 	d := dialectOf(cfg.Class)
+	trigger := cfg.DataTrigger
+	if trigger == 0 {
+		trigger = dc2
+		if cfg.Class == "2" {
+			trigger = dc1
+		}
+	}
 	var logb strings.Builder
 	log := func(step, detail string) {
 		fmt.Fprintf(&logb, "%s %s: %s\n", time.Now().UTC().Format("15:04:05.000"), step, detail)
@@ -209,8 +220,8 @@ func Receive(ctx context.Context, ch *at.Channel, cfg ReceiveConfig, call *lined
 		if params.Speed.Bits == 0 {
 			return end(&t30.Error{Category: t30.CatProtocol, Reason: "the modem reported no session parameters"})
 		}
-		// DC2: the host is ready for the page data.
-		if err := ch.Write([]byte{dc2}); err != nil {
+		// DC1 / DC2: the host is ready for the page data.
+		if err := ch.Write([]byte{trigger}); err != nil {
 			return end(modemErr(err))
 		}
 		data, err := ch.ReadData(ctx, cfg.Timeout)
@@ -306,6 +317,9 @@ func decodePage(data []byte, width int, p t30.Params) (*linedriver.InboundPage, 
 	return pg, nil
 }
 
-// dc2 is the character a host sends after AT+FDR's CONNECT when it is ready
-// for page data (T.32 8.3.4).
-const dc2 = 0x12
+// The characters a host sends after AT+FDR's CONNECT when it is ready for
+// the page data: DC1 in Class 2 (SP-2388-A), DC2 in Class 2.0.
+const (
+	dc1 = 0x11
+	dc2 = 0x12
+)

@@ -124,7 +124,8 @@ func (m *Modem) class2Receive(ctx context.Context) error {
 		}
 	}
 	m.result("CONNECT")
-	if err := m.waitByte(ctx, 0x12); err != nil { // DC2
+	// the host releases the data with DC1 (Class 2) or DC2 (Class 2.0)
+	if err := m.waitByte(ctx, byte(m.dialectInt(0x12, 0x11))); err != nil {
 		return err
 	}
 	if rx.page+1 == rx.c.HangupInPage {
@@ -176,6 +177,13 @@ func (m *Modem) endIncoming(code int) {
 	m.write("\r\n" + m.hangup2(code) + "\r\n")
 	m.c2.online, m.inCall, m.rx = false, false, nil
 	m.result("OK")
+}
+
+func (m *Modem) dialectInt(v20, v2 int) int {
+	if m.class == "2.0" {
+		return v20
+	}
+	return v2
 }
 
 // waitByte drops what the host sends until b.
