@@ -54,9 +54,11 @@ var ErrRefused = errors.New("class2: a page was refused and not sent again")
 // post-page message), the page decoded with t4 and handed to in.Page, and
 // the verdict set with AT+FPS=1 (MCF) only after in.Page returned nil, else
 // AT+FPS=2 (RTN); after EOP the last AT+FDR ends with +FHS:00. in.End is
-// called once Begin succeeded, with nil when the far end ended the document
-// properly. call is filled in (RemoteID, Params, Log) as the call goes; the
-// caller sets ID, Driver, Device, Started and the numbers it knows.
+// called once Begin succeeded (with a context that outlives ctx by up to
+// 30 s), with nil when the far end ended the document properly. call is
+// filled in (RemoteID, Params, Log) as the call goes; the caller sets ID,
+// Driver, Device, Started and the numbers it knows, and may have started
+// call.Log (rings, caller id): Receive appends to it.
 //
 // The modem is hung up (ATH0) before Receive returns. The error is a
 // *t30.Error with a category (a hang-up status in words), ErrRefused, or
@@ -77,8 +79,9 @@ func Receive(ctx context.Context, ch *at.Channel, cfg ReceiveConfig, call *lined
 		}
 	}
 	var logb strings.Builder
+	logb.WriteString(call.Log) // what the caller logged before (rings, caller id)
 	log := func(step, detail string) {
-		fmt.Fprintf(&logb, "%s %s: %s\n", time.Now().UTC().Format("15:04:05.000"), step, detail)
+		fmt.Fprintf(&logb, "%s [%s] %s\n", time.Now().Format("15:04:05.000"), step, detail)
 		call.Log = logb.String()
 		if cfg.Log != nil {
 			cfg.Log(step, detail)
@@ -182,7 +185,11 @@ func Receive(ctx context.Context, ch *at.Channel, cfg ReceiveConfig, call *lined
 		} else {
 			log("end", fmt.Sprintf("%d pages", n))
 		}
-		if err := in.End(ctx, call, cause); err != nil {
+		// End gets a context of its own: the call's may be over (the
+		// gateway stopping), and what was received must still be kept.
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := in.End(ectx, call, cause); err != nil {
 			if cause != nil {
 				return errors.Join(cause, err)
 			}

@@ -31,6 +31,8 @@ type inbox struct {
 	ends      []error
 	remoteID  string
 	callParam string
+	afterPage func(n int) // called once page n is stored
+	endCtxErr error       // End's context's error
 }
 
 var errDisk = errors.New("disk full")
@@ -54,13 +56,17 @@ func (b *inbox) Page(_ context.Context, _ *linedriver.Call, n int, p *linedriver
 		b.pages = map[int]*linedriver.InboundPage{}
 	}
 	b.pages[n] = p
+	if b.afterPage != nil {
+		b.afterPage(n)
+	}
 	return nil
 }
 
-func (b *inbox) End(_ context.Context, _ *linedriver.Call, err error) error {
+func (b *inbox) End(ctx context.Context, _ *linedriver.Call, err error) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.ends = append(b.ends, err)
+	b.endCtxErr = ctx.Err()
 	return nil
 }
 
@@ -85,6 +91,7 @@ func TestReceive(t *testing.T) {
 		endCat   string // or its category
 		noEnd    bool   // Begin refused: no End
 		aborted  bool
+		stopAt   int // the gateway stops (ctx cancelled) once this page is stored
 	}{
 		{name: "MMR over ECM", caller: modemsim.Caller{Pages: 3}, stored: 3, params: "V.17 14400, fine, MMR, ECM 256-octet frames", verdicts: []int{1, 1, 1}},
 		{name: "ECM with 64-octet frames offered", caller: modemsim.Caller{Pages: 1}, cfg: class2.ReceiveConfig{FrameSize: 64}, stored: 1, params: "V.17 14400, fine, MMR, ECM 64-octet frames", verdicts: []int{1}},
@@ -96,6 +103,7 @@ func TestReceive(t *testing.T) {
 		{name: "damaged page refused, then good", caller: modemsim.Caller{Pages: 2, Resend: 1, Corrupt: map[int]int{2: 1}, Caps: &t30.Caps{CanReceive: true, V17: true, Fine: true}}, stored: 2, params: "V.17 14400, fine, MH", verdicts: []int{1, 2, 1}},
 		{name: "far end hangs up mid-page", caller: modemsim.Caller{Pages: 3, HangupInPage: 2}, stored: 1, params: "V.17", verdicts: []int{1}, endCat: t30.CatProtocol},
 		{name: "page refused three times: call ended", caller: modemsim.Caller{Pages: 2, Resend: 5}, failPage: map[int]int{1: 9}, stored: 0, params: "V.17", verdicts: []int{2, 2}, endCat: t30.CatProtocol, aborted: true},
+		{name: "gateway stopping mid-call", caller: modemsim.Caller{Pages: 3}, stopAt: 1, stored: 1, params: "V.17", endCat: t30.CatCancelled},
 		{name: "call refused by the host", caller: modemsim.Caller{Pages: 1}, beginErr: errDisk, noEnd: true, params: "V.17", aborted: true},
 	}
 	for _, class := range []string{"2", "2.0"} {
@@ -126,8 +134,20 @@ func TestReceive(t *testing.T) {
 				in := &inbox{beginErr: tt.beginErr, failPage: maps(tt.failPage)}
 				cfg := tt.cfg
 				cfg.Class, cfg.LocalID, cfg.Fine, cfg.Timeout = class, "+1 555 0002", true, 5*time.Second
-				call := &linedriver.Call{ID: "c1", Device: "sim"}
-				err := class2.Receive(ctx, ch, cfg, call, in)
+				call := &linedriver.Call{ID: "c1", Device: "sim", Log: "ring: caller 1002\n"}
+				rctx, stop := context.WithCancel(ctx)
+				defer stop()
+				if tt.stopAt > 0 {
+					in.afterPage = func(n int) {
+						if n == tt.stopAt {
+							stop()
+						}
+					}
+				}
+				err := class2.Receive(rctx, ch, cfg, call, in)
+				if in.endCtxErr != nil {
+					t.Errorf("End's context: %v", in.endCtxErr)
+				}
 
 				if in.begun != 1 {
 					t.Fatalf("Begin called %d times", in.begun)
@@ -183,7 +203,7 @@ func TestReceive(t *testing.T) {
 				if c.Aborted != tt.aborted {
 					t.Errorf("aborted %v, want %v", c.Aborted, tt.aborted)
 				}
-				if !strings.Contains(call.Log, "answer") {
+				if !strings.HasPrefix(call.Log, "ring: caller 1002\n") || !strings.Contains(call.Log, "[answer] ATA") {
 					t.Errorf("call log %q", call.Log)
 				}
 			})

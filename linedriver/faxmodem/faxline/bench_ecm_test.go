@@ -2,7 +2,7 @@ package faxline
 
 import (
 	"context"
-		"os/exec"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
