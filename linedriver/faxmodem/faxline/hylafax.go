@@ -111,8 +111,27 @@ func (l *Line) hylafaxSpool(ctx context.Context, name, dev string, opts HylaFAXO
 	if opts.LocalID == "" {
 		opts.LocalID = "+1 555 0002"
 	}
-	conf := fmt.Sprintf(hylafaxConfig, opts.LocalID, ecm)
+	// UUCP lock files are named after the device's base name (LCK..ttyIAXB),
+	// so lines running at once would lock each other out in /var/lock: each
+	// spool locks in a folder of its own (a scheduler parameter too).
+	locks := filepath.Join(spool, "locks")
+	if err := os.MkdirAll(locks, 0o755); err != nil {
+		return "", "", err
+	}
+	lockConf := "UUCPLockDir: " + locks + "\n"
+	conf := fmt.Sprintf(hylafaxConfig, opts.LocalID, ecm) + lockConf
 	if err := os.WriteFile(filepath.Join(spool, "etc", "config."+devID), []byte(conf), 0o644); err != nil {
+		return "", "", err
+	}
+	f, err := os.OpenFile(filepath.Join(spool, "etc", "config"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return "", "", err
+	}
+	_, err = f.WriteString("\n" + lockConf)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return "", "", err
 	}
 	// HylaFAX works as uucp in its spool
