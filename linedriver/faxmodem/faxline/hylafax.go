@@ -3,6 +3,7 @@ package faxline
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -63,10 +64,25 @@ func (l *Line) StartHylaFAX(ctx context.Context, opts HylaFAXOptions) (*HylaFAX,
 	if err != nil {
 		return nil, fmt.Errorf("faxline: %w", err)
 	}
-	spool, devID, err := l.hylafaxSpool(ctx, "hylafax", l.DevB, opts)
+	spool, err := l.hylafaxSpool(ctx, "hylafax")
 	if err != nil {
 		return nil, err
 	}
+	// faxgetty names its config after the device: /dev/ttyX is ttyX,
+	// other paths have their slashes turned into underscores.
+	devID := devID(l.DevB)
+	ecm := "yes"
+	if opts.NoECM {
+		ecm = "no"
+	}
+	if opts.LocalID == "" {
+		opts.LocalID = "+1 555 0002"
+	}
+	conf := fmt.Sprintf(hylafaxConfig, opts.LocalID, ecm)
+	if err := os.WriteFile(filepath.Join(spool, "etc", "config."+devID), []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	chownUUCP(spool)
 	h := &HylaFAX{Spool: spool, devID: devID, log: &lockedBuffer{mu: &l.mu}, done: make(chan error, 1)}
 	h.cmd = exec.CommandContext(ctx, bin, "-q", spool, l.DevB)
 	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
@@ -76,104 +92,32 @@ func (l *Line) StartHylaFAX(ctx context.Context, opts HylaFAXOptions) (*HylaFAX,
 		return nil, fmt.Errorf("faxline: start faxgetty: %w", err)
 	}
 	go func() { h.done <- h.cmd.Wait() }()
-	if err := waitIdle(ctx, spool, devID, h.done, h.log); err != nil {
-		h.Close()
-		return nil, err
-	}
-	return h, nil
-}
-
-// hylafaxSpool makes a HylaFAX spool of its own under the line's directory
-// (a copy of the system's spool and of /etc/hylafax, owned by uucp) with a
-// modem config for dev, and returns it with the device's id.
-func (l *Line) hylafaxSpool(ctx context.Context, name, dev string, opts HylaFAXOptions) (spool, devID string, err error) {
-	const sys = "/var/spool/hylafax"
-	if _, err := os.Stat(filepath.Join(sys, "bin")); err != nil {
-		return "", "", fmt.Errorf("faxline: HylaFAX spool: %w", err)
-	}
-	spool = filepath.Join(l.Dir, name)
-	if err := os.MkdirAll(spool, 0o755); err != nil {
-		return "", "", err
-	}
-	if out, err := exec.CommandContext(ctx, "cp", "-a", sys+"/.", spool+"/").CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("faxline: copy the HylaFAX spool: %v: %s", err, out)
-	}
-	if out, err := exec.CommandContext(ctx, "cp", "-a", "/etc/hylafax/.", filepath.Join(spool, "etc")+"/").CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("faxline: copy the HylaFAX config: %v: %s", err, out)
-	}
-	// faxgetty names its config after the device: /dev/ttyX is ttyX,
-	// other paths have their slashes turned into underscores.
-	devID = strings.ReplaceAll(strings.TrimPrefix(dev, "/dev/"), "/", "_")
-	ecm := "yes"
-	if opts.NoECM {
-		ecm = "no"
-	}
-	if opts.LocalID == "" {
-		opts.LocalID = "+1 555 0002"
-	}
-	// UUCP lock files are named after the device's base name (LCK..ttyIAXB),
-	// so lines running at once would lock each other out in /var/lock: each
-	// spool locks in a folder of its own (a scheduler parameter too).
-	locks := filepath.Join(spool, "locks")
-	if err := os.MkdirAll(locks, 0o755); err != nil {
-		return "", "", err
-	}
-	lockConf := "UUCPLockDir: " + locks + "\n"
-	conf := fmt.Sprintf(hylafaxConfig, opts.LocalID, ecm) + lockConf
-	if err := os.WriteFile(filepath.Join(spool, "etc", "config."+devID), []byte(conf), 0o644); err != nil {
-		return "", "", err
-	}
-	f, err := os.OpenFile(filepath.Join(spool, "etc", "config"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return "", "", err
-	}
-	_, err = f.WriteString("\n" + lockConf)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", "", err
-	}
-	// HylaFAX works as uucp in its spool
-	if u, err := user.Lookup("uucp"); err == nil {
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		filepath.Walk(spool, func(p string, _ os.FileInfo, err error) error { //nolint:errcheck // best effort
-			if err == nil {
-				os.Lchown(p, uid, gid) //nolint:errcheck // best effort
-			}
-			return nil
-		})
-	}
-	return spool, devID, nil
-}
-
-// waitIdle waits until faxgetty's status says "Running and idle", then 6 s
-// more: faxgetty's modem setup hung up, and iaxmodem refuses calls for 5 s.
-func waitIdle(ctx context.Context, spool, devID string, done <-chan error, log *lockedBuffer) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if b, err := os.ReadFile(filepath.Join(spool, "status", devID)); err == nil && strings.Contains(string(b), "Running and idle") {
 			break
 		}
 		select {
-		case err := <-done:
-			return fmt.Errorf("faxline: faxgetty ended: %v: %s", err, log.String())
+		case err := <-h.done:
+			return nil, fmt.Errorf("faxline: faxgetty ended: %v: %s", err, h.log.String())
 		case <-ctx.Done():
-			return ctx.Err()
+			h.Close()
+			return nil, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(filepath.Join(spool, "status", devID))
-			return fmt.Errorf("faxline: faxgetty not ready after 30 s: %s %s", b, log.String())
+			h.Close()
+			return nil, fmt.Errorf("faxline: faxgetty not ready after 30 s: %s", h.Status())
 		}
 	}
+	// faxgetty's modem setup hung up; iaxmodem refuses calls for 5 s.
 	select {
 	case <-time.After(6 * time.Second):
-		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		h.Close()
+		return nil, ctx.Err()
 	}
+	return h, nil
 }
 
 // Status is faxgetty's status line.
@@ -222,5 +166,194 @@ func (h *HylaFAX) Close() error {
 			<-h.done
 		}
 	})
+	return nil
+}
+
+// hylafaxSpool makes a HylaFAX spool of the line's own under dir/name: a
+// copy of the system's spool and configuration.
+func (l *Line) hylafaxSpool(ctx context.Context, name string) (string, error) {
+	const sys = "/var/spool/hylafax"
+	if _, err := os.Stat(filepath.Join(sys, "bin")); err != nil {
+		return "", fmt.Errorf("faxline: HylaFAX spool: %w", err)
+	}
+	spool := filepath.Join(l.Dir, name)
+	if err := os.MkdirAll(spool, 0o755); err != nil {
+		return "", err
+	}
+	if out, err := exec.CommandContext(ctx, "cp", "-a", sys+"/.", spool+"/").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("faxline: copy the HylaFAX spool: %v: %s", err, out)
+	}
+	if out, err := exec.CommandContext(ctx, "cp", "-a", "/etc/hylafax/.", filepath.Join(spool, "etc")+"/").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("faxline: copy the HylaFAX config: %v: %s", err, out)
+	}
+	return spool, nil
+}
+
+// chownUUCP gives the spool to uucp, as which HylaFAX's programs work.
+func chownUUCP(spool string) {
+	if u, err := user.Lookup("uucp"); err == nil {
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		filepath.Walk(spool, func(p string, _ os.FileInfo, err error) error { //nolint:errcheck // best effort
+			if err == nil {
+				os.Lchown(p, uid, gid) //nolint:errcheck // best effort
+			}
+			return nil
+		})
+	}
+}
+
+// devID is HylaFAX's name for a device: /dev/ttyX is ttyX, other paths
+// have their slashes turned into underscores.
+func devID(dev string) string {
+	return strings.ReplaceAll(strings.TrimPrefix(dev, "/dev/"), "/", "_")
+}
+
+// HylaFAXSender is HylaFAX sending from modem A: its queue manager faxq,
+// its client-server daemon hfaxd on a free port of 127.0.0.1, and modem A
+// made known to faxq as a send-only modem; Send submits with sendfax.
+type HylaFAXSender struct {
+	Spool string
+	port  int
+	procs []*exec.Cmd
+	log   *lockedBuffer
+	waits []chan error
+}
+
+// hylafaxSendConfig is faxsend's modem config for iaxmodem (Class 1);
+// TagLineFont "" turns the tag line off, so pages go as they are.
+const hylafaxSendConfig = `CountryCode: 1
+AreaCode: 555
+LongDistancePrefix: 1
+InternationalPrefix: 011
+DialStringRules: etc/dialrules
+FAXNumber: +1.555.0001
+LocalIdentifier: "+1 555 0001"
+SessionTracing: 0xFFF
+LogFileMode: 0644
+ModemType: Class1
+ModemRate: 115200
+ModemFlowControl: rtscts
+ModemResetCmds: ATH1
+ModemReadyCmds: ATH0
+Class1TMConnectDelay: 400
+Class1ECMSupport: %s
+TagLineFont: ""
+`
+
+// StartHylaFAXSender starts faxq and hfaxd with a spool of their own and
+// tells faxq that modem A sends. Close stops them.
+func (l *Line) StartHylaFAXSender(ctx context.Context, noECM bool) (*HylaFAXSender, error) {
+	for _, b := range []string{"faxq", "hfaxd", "faxmodem", "sendfax"} {
+		if _, err := exec.LookPath(b); err != nil {
+			return nil, fmt.Errorf("faxline: %w", err)
+		}
+	}
+	spool, err := l.hylafaxSpool(ctx, "hylafax-tx")
+	if err != nil {
+		return nil, err
+	}
+	ecm := "yes"
+	if noECM {
+		ecm = "no"
+	}
+	if err := os.WriteFile(filepath.Join(spool, "etc", "config."+devID(l.DevA)), []byte(fmt.Sprintf(hylafaxSendConfig, ecm)), 0o644); err != nil {
+		return nil, err
+	}
+	chownUUCP(spool)
+	port, err := freePortPair()
+	if err != nil {
+		return nil, err
+	}
+	h := &HylaFAXSender{Spool: spool, port: port, log: &lockedBuffer{mu: &l.mu}}
+	start := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		cmd.Stdout, cmd.Stderr = h.log, h.log
+		cmd.Cancel = func() error { return cmd.Process.Signal(unix.SIGTERM) }
+		cmd.WaitDelay = 3 * time.Second
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("faxline: start %s: %w", args[0], err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		h.procs, h.waits = append(h.procs, cmd), append(h.waits, done)
+		return nil
+	}
+	if err := start("faxq", "-D", "-q", spool); err != nil {
+		return nil, err
+	}
+	if err := start("hfaxd", "-d", "-q", spool, "-l", "127.0.0.1", "-i", strconv.Itoa(port)); err != nil {
+		h.Close()
+		return nil, err
+	}
+	// faxq takes the modem once its FIFO is there
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := exec.CommandContext(ctx, "faxmodem", "-q", spool, devID(l.DevA)).CombinedOutput()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			h.Close()
+			return nil, fmt.Errorf("faxline: faxmodem: %v: %s\n%s", err, out, h.log.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			h.Close()
+			return nil, fmt.Errorf("faxline: hfaxd not listening: %v\n%s", err, h.log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return h, nil
+}
+
+// Send submits files (TIFF) to number with sendfax: no cover page, fine
+// resolution, no mail; noECM adds -E.
+func (h *HylaFAXSender) Send(ctx context.Context, number string, noECM bool, files ...string) (string, error) {
+	args := []string{"-h", fmt.Sprintf("127.0.0.1:%d", h.port), "-n", "-N", "-m", "-t", "1"}
+	if noECM {
+		args = append(args, "-E")
+	}
+	args = append(args, "-d", number)
+	cmd := exec.CommandContext(ctx, "sendfax", append(args, files...)...)
+	cmd.Env = append(os.Environ(), "FAXUSER=faxline")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("faxline: sendfax: %v: %s", err, out)
+	}
+	return string(out), nil
+}
+
+// Logs returns what faxq and hfaxd printed and HylaFAX's session logs.
+func (h *HylaFAXSender) Logs() string {
+	var b strings.Builder
+	b.WriteString(h.log.String())
+	m, _ := filepath.Glob(filepath.Join(h.Spool, "log", "c*"))
+	for _, f := range m {
+		x, _ := os.ReadFile(f)
+		fmt.Fprintf(&b, "--- %s\n%s", filepath.Base(f), x)
+	}
+	return b.String()
+}
+
+// Close stops faxq and hfaxd.
+func (h *HylaFAXSender) Close() error {
+	for i, p := range h.procs {
+		p.Process.Signal(unix.SIGTERM) //nolint:errcheck // it may have ended
+		select {
+		case <-h.waits[i]:
+		case <-time.After(5 * time.Second):
+			p.Process.Kill() //nolint:errcheck // did not stop
+			<-h.waits[i]
+		}
+	}
+	h.procs = nil
 	return nil
 }
