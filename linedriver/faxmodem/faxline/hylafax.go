@@ -49,6 +49,7 @@ ModemReadyCmds: ATH0
 Class1AdaptRecvCmd: AT+FAR=1
 Class1TMConnectDelay: 400
 Class1ECMSupport: %s
+UUCPLockDir: locks
 `
 
 // HylaFAXOptions configure StartHylaFAX.
@@ -185,6 +186,9 @@ func (l *Line) hylafaxSpool(ctx context.Context, name string) (string, error) {
 	}
 	if out, err := exec.CommandContext(ctx, "cp", "-a", "/etc/hylafax/.", filepath.Join(spool, "etc")+"/").CombinedOutput(); err != nil {
 		return "", fmt.Errorf("faxline: copy the HylaFAX config: %v: %s", err, out)
+	}
+	if err := ownLocks(spool); err != nil {
+		return "", err
 	}
 	return spool, nil
 }

@@ -33,6 +33,29 @@ func freePortPair() (int, error) {
 	return 0, errors.New("faxline: no two free ports in a row")
 }
 
+// ownLocks makes the spool keep its UUCP lock files in a folder of its own:
+// they are named after the device's base name (LCK..ttyIAXB), so lines
+// running at once would lock each other out in /var/lock. The setting is
+// read by faxq and, from etc/config, by faxgetty and faxsend.
+func ownLocks(spool string) error {
+	locks := filepath.Join(spool, "locks")
+	if err := os.MkdirAll(locks, 0o755); err != nil {
+		return fmt.Errorf("faxline: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(spool, "etc", "config"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("faxline: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "\nUUCPLockDir: %s\n", locks)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("faxline: %w", err)
+	}
+	return nil
+}
+
 // ErrJobFailed is a HylaFAX job that ended other than done.
 var ErrJobFailed = errors.New("faxline: HylaFAX job failed")
 
