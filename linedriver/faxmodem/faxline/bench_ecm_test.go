@@ -207,11 +207,12 @@ func BenchmarkECMvsMH(b *testing.B) {
 					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 					line, err := Start(ctx, short(b))
 					if err != nil {
+						cancel()
 						b.Fatal(err)
 					}
+					// closed even when the call fails (b.Fatal): no soft modem left behind
+					b.Cleanup(func() { line.Close(); cancel() })
 					took := p.run(ctx, b, line, pg.rows)
-					line.Close()
-					cancel()
 					b.ReportMetric(took.Seconds(), "s/page")
 					mu.Lock()
 					secs[pg.name+"/"+p.name] = took.Seconds()
