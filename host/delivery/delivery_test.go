@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mediagw/mediagw/host/spool"
@@ -431,4 +432,32 @@ func TestUnrecordedOutcomeNotRepeated(t *testing.T) {
 	if e := entry(t, sp, "fax"); e == nil || e.Job.Attempt != 0 {
 		t.Errorf("job after an unrecorded attempt: %+v, want still queued, no attempt counted", e)
 	}
+}
+
+// TestUnrecordedOutcomeKeepsLease: while the dispatcher retries the write
+// of an outcome for longer than the lease's time to live, it keeps the
+// lease, so no other worker takes the job and sends it again.
+func TestUnrecordedOutcomeKeepsLease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sp, err := spool.Open(filepath.Join(t.TempDir(), "spool.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sp.Close()
+		d := &script{name: "fax", slots: 2, outcomes: []func(context.Context, *linedriver.Job) linedriver.Outcome{
+			give(withState(linedriver.Retry("busy", "line busy", 0), `{"confirmed":`))}}
+		disp := New(d, sp, slog.New(slog.DiscardHandler), 0)
+		disp.LeaseTTL = 3 * time.Second
+		accept(t, sp, "fax", "r1")
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { disp.Run(ctx); close(done) }()
+		time.Sleep(10 * disp.LeaseTTL)
+		synctest.Wait()
+		if n := len(d.jobs()); n != 1 {
+			t.Errorf("the driver saw %d attempts while the outcome of the first was not recorded, want 1", n)
+		}
+		cancel()
+		<-done
+	})
 }
