@@ -64,7 +64,7 @@ type Status struct {
 // Status reports the health of the connectors, drivers and spool, and the
 // queues. Failed jobs are counted apart: they do not make the gateway
 // degraded.
-func (h *Host) Status() (Status, error) {
+func (h *Host) Status(ctx context.Context) (Status, error) {
 	h.mu.Lock()
 	st := Status{Connectors: map[string]pluginmgr.State{}, Drivers: map[string]DriverStatus{}}
 	type drv struct {
@@ -88,7 +88,7 @@ func (h *Host) Status() (Status, error) {
 	h.rmu.Unlock()
 	h.mu.Unlock()
 	st.Spool = h.spool.Health()
-	ss, err := h.spool.Stats(context.Background())
+	ss, err := h.spool.Stats(ctx)
 	st.Queued, st.Failed = ss.Queued, ss.Failed
 	if c := h.reports.Counts(); len(c) > 0 {
 		st.Reports = c
@@ -154,7 +154,7 @@ func (h *Host) metricsSnapshot() metrics.Snapshot {
 	s := metrics.Snapshot{Queued: map[string]int{}, InProgress: map[string]int{}, Failed: map[string]int{},
 		OldestAge: map[string]time.Duration{}, DriverHealthy: map[string]bool{}, ConnectorHealthy: map[string]bool{},
 		ConnectorHealth: map[string]string{}, Restarts: map[string]int{}, ModemHealth: map[string]map[string]string{}}
-	st, err := h.Status()
+	st, err := h.Status(context.Background())
 	if err != nil {
 		h.log.Warn("metrics: status", "error", err)
 	}

@@ -70,7 +70,7 @@ func TestReceivedFaxJobPage(t *testing.T) {
 	id := jobs[0].ID
 
 	b := NewHostBackend(h, plan)
-	page, err := b.Job(id)
+	page, err := b.Job(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
