@@ -704,7 +704,7 @@ func why(stillConfigured bool) string {
 func (h *Host) pipelineFor(p *Plan, cp *ConnectorPlan) *pipeline.Pipeline {
 	targets := map[string]pipeline.Target{}
 	for name, u := range h.drivers {
-		targets[name] = pipeline.Target{Driver: u.driver, Notify: u.disp.Notify}
+		targets[name] = pipeline.Target{Driver: u.driver}
 	}
 	pl := &pipeline.Pipeline{
 		Connector: cp.Name, Mapper: dataMap{p.Maps[cp.Config.Map]}, Targets: targets, Routes: cp.Config.Routes,
