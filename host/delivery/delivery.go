@@ -180,6 +180,9 @@ func (d *Dispatcher) worker(ctx context.Context) {
 			t.Stop()
 			continue
 		}
+		// The wake that brought this job may have been for more: one
+		// wake holds one signal, so pass it on to the next idle worker.
+		d.Notify()
 		d.attempt(ctx, e)
 		d.release(e.Job.ID)
 		// Another worker may be waiting on work this one saw.

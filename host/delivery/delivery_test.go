@@ -461,3 +461,43 @@ func TestUnrecordedOutcomeKeepsLease(t *testing.T) {
 		<-done
 	})
 }
+
+// TestIdleWorkersAllWoken: jobs that come in a burst while every worker is
+// idle start at once on as many workers, not one now and the others after
+// the idle wait. (The spool wakes a driver once per write, and the
+// dispatcher's wake holds one signal.)
+func TestIdleWorkersAllWoken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sp, err := spool.Open(filepath.Join(t.TempDir(), "spool.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sp.Close()
+		release := make(chan struct{})
+		d := &script{name: "fax", slots: 3, outcomes: []func(context.Context, *linedriver.Job) linedriver.Outcome{
+			func(context.Context, *linedriver.Job) linedriver.Outcome { <-release; return linedriver.Done(nil) }}}
+		disp := New(d, sp, slog.New(slog.DiscardHandler), 0)
+		sp.Wake(func(string) { disp.Notify() })
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { disp.Run(ctx); close(done) }()
+		synctest.Wait() // every worker idle
+		var jobs []*linedriver.Job
+		for _, id := range []string{"a", "b", "c"} {
+			jobs = append(jobs, &linedriver.Job{ID: id + ".fax", Driver: "fax", Record: linedriver.Record{ID: id, SourceID: "src"}})
+		}
+		if _, err := sp.Accept(t.Context(), "inbox", "src", jobs); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		d.mu.Lock()
+		running := d.running
+		d.mu.Unlock()
+		if running != 3 {
+			t.Errorf("%d attempts running right after 3 jobs came to 3 idle workers, want 3", running)
+		}
+		close(release)
+		cancel()
+		<-done
+	})
+}
