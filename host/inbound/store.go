@@ -47,9 +47,16 @@ type Store struct {
 	// Now is the clock of the records and mails; tests set it.
 	Now func() time.Time
 
-	mu     sync.Mutex
-	active map[string]bool // call ids between Begin and the end of End
+	mu sync.Mutex
+	// active holds the calls between Begin and the end of End, by id: a
+	// Page or End of another call under the same id (one whose Begin was
+	// refused) touches nothing. Recover holds the calls it finishes under
+	// recovering.
+	active map[string]*linedriver.Call
 }
+
+// recovering marks, in Store.active, a call Recover is finishing.
+var recovering = &linedriver.Call{}
 
 var _ linedriver.Inbound = (*Store)(nil)
 
@@ -66,7 +73,7 @@ func New(dir string, sp Acceptor, router func() *Router, wake func(driver string
 	if wake == nil {
 		wake = func(string) {}
 	}
-	return &Store{dir: dir, spool: sp, router: router, wake: wake, log: log, Now: time.Now, active: map[string]bool{}}
+	return &Store{dir: dir, spool: sp, router: router, wake: wake, log: log, Now: time.Now, active: map[string]*linedriver.Call{}}
 }
 
 // Dir is the store's folder.
@@ -108,14 +115,14 @@ func (s *Store) Begin(ctx context.Context, call *linedriver.Call) error {
 		return fmt.Errorf("%w: call id %q cannot name a folder", ErrCall, call.ID)
 	}
 	s.mu.Lock()
-	if s.active[call.ID] {
+	if s.active[call.ID] != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: call %s is already in progress", ErrCall, call.ID)
 	}
-	s.active[call.ID] = true
+	s.active[call.ID] = call
 	s.mu.Unlock()
 	if err := s.begin(call); err != nil {
-		s.done(call.ID)
+		s.done(call.ID, call)
 		return err
 	}
 	activity.Log(s.log, activity.Incoming, slog.String("driver", call.Driver), slog.String("call", call.ID),
@@ -132,6 +139,10 @@ func (s *Store) begin(call *linedriver.Call) error {
 	dir := s.callDir(call.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("inbound: call %s: %w", call.ID, err)
+	} else if err != nil && countPages(dir) > 0 {
+		// Another call's confirmed pages, left by an earlier run and not
+		// finished yet: this call must not write over them.
+		return fmt.Errorf("%w: call %s: the pages of an earlier call with this id wait in its folder", ErrCall, call.ID)
 	}
 	if err := writeCall(dir, fromCall(call)); err != nil {
 		return fmt.Errorf("inbound: call %s: %w", call.ID, err)
@@ -142,10 +153,20 @@ func (s *Store) begin(call *linedriver.Call) error {
 	return nil
 }
 
-func (s *Store) done(id string) {
+// done ends c's hold on id.
+func (s *Store) done(id string, c *linedriver.Call) {
 	s.mu.Lock()
-	delete(s.active, id)
+	if s.active[id] == c {
+		delete(s.active, id)
+	}
 	s.mu.Unlock()
+}
+
+// own reports whether call is the one in progress under its id.
+func (s *Store) own(call *linedriver.Call) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active[call.ID] == call
 }
 
 func pageName(n int) string { return fmt.Sprintf("page-%03d.tiff", n) }
@@ -154,10 +175,7 @@ func pageName(n int) string { return fmt.Sprintf("page-%03d.tiff", n) }
 // the folder fsync'd) and returns when it is on disk. A page sent again
 // (the far end repeats a page it heard no confirmation of) replaces it.
 func (s *Store) Page(ctx context.Context, call *linedriver.Call, n int, page *linedriver.InboundPage) error {
-	s.mu.Lock()
-	active := s.active[call.ID]
-	s.mu.Unlock()
-	if !active {
+	if !s.own(call) {
 		return fmt.Errorf("%w: page %d of call %s, which has not begun", ErrCall, n, call.ID)
 	}
 	dir := s.callDir(call.ID)
@@ -192,7 +210,10 @@ func (s *Store) Page(ctx context.Context, call *linedriver.Call, n int, page *li
 // record cannot be made (the spool refuses it) the folder stays and is
 // tried again at the next Recover.
 func (s *Store) End(ctx context.Context, call *linedriver.Call, cause error) error {
-	defer s.done(call.ID)
+	if !s.own(call) {
+		return fmt.Errorf("%w: end of call %s, which has not begun", ErrCall, call.ID)
+	}
+	defer s.done(call.ID, call)
 	dir := s.callDir(call.ID)
 	cf := fromCall(call)
 	cf.Pages = countPages(dir)
@@ -229,16 +250,16 @@ func (s *Store) Recover(ctx context.Context) error {
 			continue
 		}
 		s.mu.Lock()
-		busy := s.active[id]
+		busy := s.active[id] != nil
 		if !busy {
-			s.active[id] = true
+			s.active[id] = recovering
 		}
 		s.mu.Unlock()
 		if busy {
 			continue
 		}
 		err := s.recoverCall(ctx, id)
-		s.done(id)
+		s.done(id, recovering)
 		if err != nil {
 			errs = append(errs, err)
 		}

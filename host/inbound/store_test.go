@@ -440,3 +440,61 @@ func BenchmarkPage(b *testing.B) {
 		}
 	}
 }
+
+// TestTwoCallsOneID: a second call under the id of a call in progress (a
+// receiver's mistake) or of a call an earlier run left on disk is refused,
+// and its Page and End touch nothing of the first: the first call's pages
+// are delivered whole, once.
+func TestTwoCallsOneID(t *testing.T) {
+	ctx := context.Background()
+	s := newSite(t)
+	st := s.store()
+	sent := pages(t, 2, render.Fine)
+	first, second := testCall("call-x"), testCall("call-x")
+	second.RemoteID = "OTHER"
+	if err := st.Begin(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Page(ctx, first, 1, inboundPage(sent[0])); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Begin(ctx, second); !errors.Is(err, ErrCall) {
+		t.Errorf("Begin of a second call with the id of one in progress: %v, want ErrCall", err)
+	}
+	other := pages(t, 1, render.Standard)[0]
+	if err := st.Page(ctx, second, 1, inboundPage(other)); !errors.Is(err, ErrCall) {
+		t.Errorf("Page of the refused call: %v, want ErrCall", err)
+	}
+	if err := st.End(ctx, second, errors.New("refused")); !errors.Is(err, ErrCall) {
+		t.Errorf("End of the refused call: %v, want ErrCall", err)
+	}
+	if n := len(s.acc.taken()); n != 0 {
+		t.Fatalf("%d jobs after the refused call ended, want none: the first call is still in progress", n)
+	}
+	if err := st.Page(ctx, first, 2, inboundPage(sent[1])); err != nil {
+		t.Fatalf("page 2 of the first call: %v", err)
+	}
+
+	// The gateway dies; the next run gets a call with the same id before
+	// the left folder was finished.
+	next := s.store()
+	third := testCall("call-x")
+	if err := next.Begin(ctx, third); !errors.Is(err, ErrCall) {
+		t.Errorf("Begin of a call with the id of a call left on disk: %v, want ErrCall", err)
+	}
+	if err := next.End(ctx, third, errors.New("refused")); !errors.Is(err, ErrCall) {
+		t.Errorf("End of the refused call: %v, want ErrCall", err)
+	}
+	if err := next.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	jobs := s.acc.taken()
+	if len(jobs) != 1 {
+		t.Fatalf("%d jobs, want the first call's", len(jobs))
+	}
+	rec := jobs[0].Record
+	if rec.Fields["remote_id"] != "+1 555 0199 ACME" {
+		t.Errorf("remote_id %q, want the first call's", rec.Fields["remote_id"])
+	}
+	checkDocuments(t, &rec, sent)
+}
