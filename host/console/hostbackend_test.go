@@ -46,23 +46,7 @@ func TestBackendErr(t *testing.T) {
 // under the request's context: a request that ended (the browser went
 // away) ends its spool calls instead of running them to the end.
 func TestHostBackendRequestContext(t *testing.T) {
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "mediagw.yaml")
-	writeFile(t, cfgPath, "spool:\n  dir: var/spool\ndrivers:\n  line:\n    type: file\n    options: {dir: var/line}\ninbound:\n  default:\n    folder: var/faxes\n")
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	plan, err := host.Prepare(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := host.New(plan, log) // not run: the job stays queued
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Spool().Close()
+	h, plan := lineHost(t)
 	job := &linedriver.Job{ID: "20260101T000000.000Z-0a0b0c0d0e0f.line", Driver: "line",
 		Record: linedriver.Record{ID: "20260101T000000.000Z-0a0b0c0d0e0f", SourceID: "1"}}
 	if _, err := h.Spool().Accept(t.Context(), "inbox", "1", []*linedriver.Job{job}); err != nil {
@@ -87,4 +71,28 @@ func TestHostBackendRequestContext(t *testing.T) {
 	if _, err := h.Spool().Job(t.Context(), job.ID); err != nil {
 		t.Errorf("the job after a Purge under an ended request: %v, want it still queued", err)
 	}
+}
+
+// lineHost is a host, not run, with a file driver "line" that also takes
+// received faxes (routed to a folder): its jobs stay queued.
+func lineHost(t *testing.T) (*host.Host, *host.Plan) {
+	t.Helper()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "mediagw.yaml")
+	writeFile(t, cfgPath, "spool:\n  dir: var/spool\ndrivers:\n  line:\n    type: file\n    options: {dir: var/line}\ninbound:\n  default:\n    folder: var/faxes\n")
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	plan, err := host.Prepare(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := host.New(plan, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Spool().Close() })
+	return h, plan
 }

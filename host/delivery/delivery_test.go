@@ -439,11 +439,7 @@ func TestUnrecordedOutcomeNotRepeated(t *testing.T) {
 // lease, so no other worker takes the job and sends it again.
 func TestUnrecordedOutcomeKeepsLease(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sp, err := spool.Open(filepath.Join(t.TempDir(), "spool.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sp.Close()
+		sp := newSpool(t)
 		d := &script{name: "fax", slots: 2, outcomes: []func(context.Context, *linedriver.Job) linedriver.Outcome{
 			give(withState(linedriver.Retry("busy", "line busy", 0), `{"confirmed":`))}}
 		disp := New(d, sp, slog.New(slog.DiscardHandler), 0)
@@ -468,11 +464,7 @@ func TestUnrecordedOutcomeKeepsLease(t *testing.T) {
 // dispatcher's wake holds one signal.)
 func TestIdleWorkersAllWoken(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sp, err := spool.Open(filepath.Join(t.TempDir(), "spool.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sp.Close()
+		sp := newSpool(t)
 		release := make(chan struct{})
 		d := &script{name: "fax", slots: 3, outcomes: []func(context.Context, *linedriver.Job) linedriver.Outcome{
 			func(context.Context, *linedriver.Job) linedriver.Outcome { <-release; return linedriver.Done(nil) }}}
