@@ -345,7 +345,7 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 	h.routes.Store(p.Inbound)
 	// Received pages wait on this machine's disk, whatever the spool's
 	// backend, until their call ends.
-	h.inbound = inbound.New(filepath.Join(p.Config.Resolve(p.Config.Spool.Dir), "inbound"), sp, h.routes.Load, h.wake, h.log.With("component", "inbound"))
+	h.inbound = inbound.New(filepath.Join(p.Config.Resolve(p.Config.Spool.Dir), "inbound"), sp, h.routes.Load, h.log.With("component", "inbound"))
 	h.metrics = metrics.New(h.metricsSnapshot)
 	hub.Observe(h.metrics.Observe)
 	if h.maint != nil {

@@ -42,7 +42,6 @@ type Store struct {
 	dir    string
 	spool  Acceptor
 	router func() *Router
-	wake   func(driver string)
 	log    *slog.Logger
 	// Now is the clock of the records and mails; tests set it.
 	Now func() time.Time
@@ -65,15 +64,13 @@ var _ linedriver.Inbound = (*Store)(nil)
 var ErrCall = errors.New("inbound: call refused")
 
 // New makes a store in dir. router returns the routes in force (they may
-// change on a reload); wake tells a driver's dispatcher that a job came.
-func New(dir string, sp Acceptor, router func() *Router, wake func(driver string), log *slog.Logger) *Store {
+// change on a reload). The spool wakes the dispatchers of the jobs it
+// accepts (spool.Store's Wake).
+func New(dir string, sp Acceptor, router func() *Router, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if wake == nil {
-		wake = func(string) {}
-	}
-	return &Store{dir: dir, spool: sp, router: router, wake: wake, log: log, Now: time.Now, active: map[string]*linedriver.Call{}}
+	return &Store{dir: dir, spool: sp, router: router, log: log, Now: time.Now, active: map[string]*linedriver.Call{}}
 }
 
 // Dir is the store's folder.
@@ -353,7 +350,6 @@ func (s *Store) finish(ctx context.Context, cf *callFile) error {
 		targets := make([]string, len(jobs))
 		for i, j := range jobs {
 			targets[i] = j.Driver
-			s.wake(j.Driver)
 		}
 		activity.Log(log, activity.FaxReceived, slog.String("record", rec.ID), slog.String("source_id", cf.ID),
 			slog.Int("pages", len(pages)), slog.String("route", rt.Name), slog.String("targets", strings.Join(targets, ",")),

@@ -70,7 +70,7 @@ func newSite(t *testing.T) *site {
 }
 
 func (s *site) store() *Store {
-	return New(filepath.Join(s.dir, "inbound"), s.acc, func() *Router { return s.router }, nil, nil)
+	return New(filepath.Join(s.dir, "inbound"), s.acc, func() *Router { return s.router }, nil)
 }
 
 // pages renders a text of n pages at the resolution, the pages a far end
@@ -422,7 +422,7 @@ func TestPageRefused(t *testing.T) {
 // and fsync'd), for a fine text page.
 func BenchmarkPage(b *testing.B) {
 	dir := b.TempDir()
-	st := New(filepath.Join(dir, "inbound"), nil, nil, nil, nil)
+	st := New(filepath.Join(dir, "inbound"), nil, nil, nil)
 	ps, err := render.Render(context.Background(), []render.Document{{Name: "t.txt", MediaType: "text/plain",
 		Data: bytes.Repeat([]byte("The quick brown fox jumps over the lazy dog. 0123456789\n"), 60)}}, render.Options{Resolution: render.Fine})
 	if err != nil {
