@@ -201,7 +201,8 @@ func (h *Host) Job(ctx context.Context, id string) (*spool.JobDetail, error) {
 }
 
 // RetryJob puts a failed job back in its driver's queue, due now, with its
-// attempts counted from zero, and wakes the driver. spool.ErrNotFound for
+// attempts counted from zero (the spool wakes its driver's dispatcher,
+// whichever it is: a line, report or mail driver). spool.ErrNotFound for
 // an unknown id, spool.ErrNotFailed for a job that has not failed.
 func (h *Host) RetryJob(ctx context.Context, id string) error {
 	d, err := h.spool.Job(ctx, id)
@@ -214,12 +215,6 @@ func (h *Host) RetryJob(ctx context.Context, id string) error {
 	activity.Log(h.log, activity.Requeued, slog.String("job", id), slog.String("driver", d.Driver),
 		slog.String("source_id", d.SourceID), slog.String("by", "operator"),
 		slog.String("reason", "operator retried the failed job"))
-	h.mu.Lock()
-	u := h.drivers[d.Driver]
-	h.mu.Unlock()
-	if u != nil {
-		u.disp.Notify()
-	}
 	return nil
 }
 
