@@ -274,7 +274,15 @@ func (s *Store) recoverCall(ctx context.Context, id string) error {
 			return removeCall(s.dir, dir)
 		}
 		s.log.Error("inbound: a call's call.json is unreadable; its pages are delivered without it", "call", id, "error", err)
+		// Its pages' times date it (and route it by time): the first
+		// page's write stands for the start, the last one's for the end.
 		cf = &callFile{ID: id, Driver: "unknown"}
+		if fi, err := os.Stat(filepath.Join(dir, pageName(1))); err == nil {
+			cf.Started = fi.ModTime()
+		}
+		if fi, err := os.Stat(filepath.Join(dir, pageName(countPages(dir)))); err == nil {
+			cf.LastPage = fi.ModTime()
+		}
 	}
 	cf.ID = id
 	cf.Pages = countPages(dir)

@@ -498,3 +498,54 @@ func TestTwoCallsOneID(t *testing.T) {
 	}
 	checkDocuments(t, &rec, sent)
 }
+
+// TestRecoverWithoutCallFile: a call left by a dead gateway whose call.json
+// cannot be read is still delivered, dated and routed by its pages' times
+// (the first page's write for its start, the last one's for its end), not
+// as a call of the year 1.
+func TestRecoverWithoutCallFile(t *testing.T) {
+	ctx := context.Background()
+	s := newSite(t)
+	r, _, err := load(t, routesYAML) // a night route (18:00-08:00) and a default
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.router = r
+	st := s.store()
+	call := testCall("call-nofile") // Monday 10:30 in Berlin
+	sent := pages(t, 2, render.Standard)
+	if err := st.Begin(ctx, call); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(st.Dir(), call.ID)
+	for i, p := range sent {
+		if err := st.Page(ctx, call, i+1, inboundPage(p)); err != nil {
+			t.Fatal(err)
+		}
+		at := call.Started.Add(time.Duration(20*(i+1)) * time.Second)
+		if err := os.Chtimes(filepath.Join(dir, pageName(i+1)), at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "call.json"), []byte("{\"id\": \"call-nof"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	next := s.store()
+	next.Now = func() time.Time { return call.Started.Add(3 * time.Hour) }
+	if err := next.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	jobs := s.acc.taken()
+	if len(jobs) != 1 {
+		t.Fatalf("%d jobs, want 1", len(jobs))
+	}
+	rec := jobs[0].Record
+	want := map[string]string{"route": "default", "started": call.Started.Add(20 * time.Second).UTC().Format(time.RFC3339),
+		"duration": "20s", "pages": "2"}
+	for k, v := range want {
+		if rec.Fields[k] != v {
+			t.Errorf("field %s = %q, want %q", k, rec.Fields[k], v)
+		}
+	}
+	checkDocuments(t, &rec, sent)
+}
