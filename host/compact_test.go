@@ -93,7 +93,7 @@ func TestAutoCompactWhenDrained(t *testing.T) {
 			t.Errorf("log line %q lacks %q", line, want)
 		}
 	}
-	st, _ := h.Status()
+	st, _ := h.Status(t.Context())
 	if st.Spool.LastCompaction == nil || st.Spool.FileBytes >= before.FileBytes/2 {
 		t.Errorf("status after compaction: %+v (before: %+v)", st.Spool, before)
 	}

@@ -345,7 +345,7 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 	h.routes.Store(p.Inbound)
 	// Received pages wait on this machine's disk, whatever the spool's
 	// backend, until their call ends.
-	h.inbound = inbound.New(filepath.Join(p.Config.Resolve(p.Config.Spool.Dir), "inbound"), sp, h.routes.Load, h.wake, h.log.With("component", "inbound"))
+	h.inbound = inbound.New(filepath.Join(p.Config.Resolve(p.Config.Spool.Dir), "inbound"), sp, h.routes.Load, h.log.With("component", "inbound"))
 	h.metrics = metrics.New(h.metricsSnapshot)
 	hub.Observe(h.metrics.Observe)
 	if h.maint != nil {
@@ -704,7 +704,7 @@ func why(stillConfigured bool) string {
 func (h *Host) pipelineFor(p *Plan, cp *ConnectorPlan) *pipeline.Pipeline {
 	targets := map[string]pipeline.Target{}
 	for name, u := range h.drivers {
-		targets[name] = pipeline.Target{Driver: u.driver, Notify: u.disp.Notify}
+		targets[name] = pipeline.Target{Driver: u.driver}
 	}
 	pl := &pipeline.Pipeline{
 		Connector: cp.Name, Mapper: dataMap{p.Maps[cp.Config.Map]}, Targets: targets, Routes: cp.Config.Routes,

@@ -94,7 +94,7 @@ func TestStatusWhileUnitsStop(t *testing.T) {
 			within(t, d.cancelled, 10*time.Second, "the attempt being cancelled")
 
 			answered := make(chan struct{})
-			go func() { defer close(answered); _, _ = h.Status() }()
+			go func() { defer close(answered); _, _ = h.Status(context.Background()) }()
 			within(t, answered, 2*time.Second, "Status while the attempt winds down")
 			select {
 			case <-stopped:

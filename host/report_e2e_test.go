@@ -142,7 +142,7 @@ func (s *reportSite) waitSettled(t testing.TB, n int) {
 	for {
 		cur, _ := os.ReadDir(filepath.Join(s.dir, "var/Maildir/cur"))
 		failed, _ := filepath.Glob(filepath.Join(s.dir, "var/failed/*.reason"))
-		st, _ := s.h.Status()
+		st, _ := s.h.Status(t.Context())
 		if len(cur)+len(failed) >= n && st.Queued["report:inbox"] == 0 && st.Queued["line"] == 0 {
 			return
 		}
@@ -213,7 +213,7 @@ func TestReportsEndToEnd(t *testing.T) {
 	if n := len(s.snd.sent()); n != 2 {
 		t.Fatalf("%d reports after the bounce and the returned report, want still 2", n)
 	}
-	st, _ := s.h.Status()
+	st, _ := s.h.Status(t.Context())
 	if c := st.Reports["inbox"]; c.Sent != 2 || c.Suppressed != 2 {
 		t.Fatalf("report counts %+v, want 2 sent and 2 suppressed", c)
 	}

@@ -64,7 +64,7 @@ type Status struct {
 // Status reports the health of the connectors, drivers and spool, and the
 // queues. Failed jobs are counted apart: they do not make the gateway
 // degraded.
-func (h *Host) Status() (Status, error) {
+func (h *Host) Status(ctx context.Context) (Status, error) {
 	h.mu.Lock()
 	st := Status{Connectors: map[string]pluginmgr.State{}, Drivers: map[string]DriverStatus{}}
 	type drv struct {
@@ -88,7 +88,7 @@ func (h *Host) Status() (Status, error) {
 	h.rmu.Unlock()
 	h.mu.Unlock()
 	st.Spool = h.spool.Health()
-	ss, err := h.spool.Stats(context.Background())
+	ss, err := h.spool.Stats(ctx)
 	st.Queued, st.Failed = ss.Queued, ss.Failed
 	if c := h.reports.Counts(); len(c) > 0 {
 		st.Reports = c
@@ -154,7 +154,7 @@ func (h *Host) metricsSnapshot() metrics.Snapshot {
 	s := metrics.Snapshot{Queued: map[string]int{}, InProgress: map[string]int{}, Failed: map[string]int{},
 		OldestAge: map[string]time.Duration{}, DriverHealthy: map[string]bool{}, ConnectorHealthy: map[string]bool{},
 		ConnectorHealth: map[string]string{}, Restarts: map[string]int{}, ModemHealth: map[string]map[string]string{}}
-	st, err := h.Status()
+	st, err := h.Status(context.Background())
 	if err != nil {
 		h.log.Warn("metrics: status", "error", err)
 	}
@@ -201,7 +201,8 @@ func (h *Host) Job(ctx context.Context, id string) (*spool.JobDetail, error) {
 }
 
 // RetryJob puts a failed job back in its driver's queue, due now, with its
-// attempts counted from zero, and wakes the driver. spool.ErrNotFound for
+// attempts counted from zero (the spool wakes its driver's dispatcher,
+// whichever it is: a line, report or mail driver). spool.ErrNotFound for
 // an unknown id, spool.ErrNotFailed for a job that has not failed.
 func (h *Host) RetryJob(ctx context.Context, id string) error {
 	d, err := h.spool.Job(ctx, id)
@@ -214,12 +215,6 @@ func (h *Host) RetryJob(ctx context.Context, id string) error {
 	activity.Log(h.log, activity.Requeued, slog.String("job", id), slog.String("driver", d.Driver),
 		slog.String("source_id", d.SourceID), slog.String("by", "operator"),
 		slog.String("reason", "operator retried the failed job"))
-	h.mu.Lock()
-	u := h.drivers[d.Driver]
-	h.mu.Unlock()
-	if u != nil {
-		u.disp.Notify()
-	}
 	return nil
 }
 

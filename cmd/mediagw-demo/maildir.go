@@ -102,7 +102,7 @@ func demoMaildir(stdout, stderr io.Writer, dir string, verbose bool, timeout tim
 }
 
 func spoolEmpty(h *host.Host) bool {
-	st, err := h.Status()
+	st, err := h.Status(context.Background())
 	if err != nil {
 		return false
 	}

@@ -77,6 +77,9 @@ func TestParseProblems(t *testing.T) {
 			[]string{cfgFile + `:4: driver mail:x: a name must not contain ":"`}, []string{"no connectors"}},
 		{"an inbound route without a target, no connectors needed", "inbound:\n  routes:\n    - name: a\n      match: {called: ['1']}\n",
 			[]string{cfgFile + `:3: inbound route a: no target`}, []string{"no connectors"}},
+		{"inbound routes named like the default route and the unrouted folder",
+			"inbound:\n  routes:\n    - name: default\n      folder: a\n    - name: unrouted\n      folder: b\n  default: {folder: c}\n",
+			[]string{cfgFile + `:3: inbound route "default": the name is reserved`, cfgFile + `:5: inbound route "unrouted": the name is reserved`}, nil},
 		{"postgres keys on a bbolt spool", "spool:\n  dir: s\n  dsn: postgres://db/x\n", []string{cfgFile + `:3: spool.dsn is for backend: postgres`}, nil},
 	}
 	for _, tc := range cases {

@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"slices"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -65,6 +66,10 @@ func (c *Config) HasInbound() bool {
 	return c.Inbound != nil && (len(c.Inbound.Routes) > 0 || c.Inbound.Default != nil)
 }
 
+// inboundReserved are the route names the gateway gives its own routes
+// (host/inbound: the default route and the unrouted folder).
+var inboundReserved = []string{"default", "unrouted"}
+
 // InboundKey is the config path of a route's key: "inbound.routes.2.match".
 func InboundKey(route int, key string) string {
 	if route < 0 {
@@ -86,6 +91,12 @@ func (c *Config) checkInbound(e *Error) {
 		}
 		if names[r.Name] {
 			e.add("%s: inbound route %q: the name is used twice", c.At(InboundKey(i, "name")), r.Name)
+		}
+		if slices.Contains(inboundReserved, r.Name) {
+			// The route's folder driver would be the default's or the
+			// unrouted folder's, and its faxes would land there.
+			e.add("%s: inbound route %q: the name is reserved (%s name the default route and the folder of faxes no route takes)",
+				c.At(InboundKey(i, "name")), r.Name, strings.Join(inboundReserved, " and "))
 		}
 		names[r.Name] = true
 		c.checkTarget(e, &r.InboundTarget, i, "inbound route "+r.Name)

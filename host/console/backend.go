@@ -11,16 +11,20 @@ import (
 type Backend interface {
 	// Overview returns a light for every connector, driver, modem and the
 	// spool, with the queue counts and active jobs of each driver.
-	Overview() (Overview, error)
+	//
+	// The calls that read or change the spool take the request's
+	// context: a client that goes away, or a spool that does not answer
+	// (a shared database), ends them.
+	Overview(ctx context.Context) (Overview, error)
 	// Jobs lists a driver's jobs ("" for all drivers) in a state: queued,
 	// active, retrying, failed, or "" for all; at most limit.
-	Jobs(driver, state string, limit int) ([]JobRow, error)
+	Jobs(ctx context.Context, driver, state string, limit int) ([]JobRow, error)
 	// Job returns one job with its fields, documents, attempts and pages.
 	// A job that does not exist is an error matching ErrNotFound.
-	Job(id string) (*JobPage, error)
+	Job(ctx context.Context, id string) (*JobPage, error)
 	// Retry schedules a failed job again; Purge deletes it and its documents.
-	Retry(id string) error
-	Purge(id string) error
+	Retry(ctx context.Context, id string) error
+	Purge(ctx context.Context, id string) error
 	// Test runs a connector's Test, as `mediagw test` does.
 	Test(ctx context.Context, connector string) (TestView, error)
 	// Subscribe returns live activity events and a function that ends the

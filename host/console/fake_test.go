@@ -87,7 +87,7 @@ func pngPage() []byte {
 	return b.Bytes()
 }
 
-func (f *fakeBackend) Overview() (Overview, error) {
+func (f *fakeBackend) Overview(context.Context) (Overview, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ov := Overview{Health: Green, Units: append([]Unit(nil), f.units...)}
@@ -109,7 +109,7 @@ func (f *fakeBackend) setLight(name string, l Light, state, lastErr string) {
 	}
 }
 
-func (f *fakeBackend) Jobs(driver, state string, limit int) ([]JobRow, error) {
+func (f *fakeBackend) Jobs(_ context.Context, driver, state string, limit int) ([]JobRow, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []JobRow
@@ -125,7 +125,7 @@ func (f *fakeBackend) Jobs(driver, state string, limit int) ([]JobRow, error) {
 	return out, nil
 }
 
-func (f *fakeBackend) Job(id string) (*JobPage, error) {
+func (f *fakeBackend) Job(_ context.Context, id string) (*JobPage, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	j, ok := f.jobs[id]
@@ -136,7 +136,7 @@ func (f *fakeBackend) Job(id string) (*JobPage, error) {
 	return &c, nil
 }
 
-func (f *fakeBackend) Retry(id string) error {
+func (f *fakeBackend) Retry(_ context.Context, id string) error {
 	f.mu.Lock()
 	j, ok := f.jobs[id]
 	switch {
@@ -154,7 +154,7 @@ func (f *fakeBackend) Retry(id string) error {
 	return nil
 }
 
-func (f *fakeBackend) Purge(id string) error {
+func (f *fakeBackend) Purge(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.jobs[id]; !ok {

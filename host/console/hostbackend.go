@@ -65,8 +65,8 @@ func lightOf(health string) Light {
 }
 
 // Overview turns host.Status into lights.
-func (b *HostBackend) Overview() (Overview, error) {
-	st, err := b.h.Status()
+func (b *HostBackend) Overview(ctx context.Context) (Overview, error) {
+	st, err := b.h.Status(ctx)
 	if err != nil && st.Connectors == nil {
 		return Overview{}, err
 	}
@@ -162,8 +162,8 @@ func row(j spool.JobInfo) JobRow {
 }
 
 // Jobs lists jobs through the host (which knows the ones in an attempt).
-func (b *HostBackend) Jobs(driver, state string, limit int) ([]JobRow, error) {
-	js, err := b.h.Jobs(context.Background(), spool.Query{Driver: driver, State: state, Limit: limit})
+func (b *HostBackend) Jobs(ctx context.Context, driver, state string, limit int) ([]JobRow, error) {
+	js, err := b.h.Jobs(ctx, spool.Query{Driver: driver, State: state, Limit: limit})
 	if err != nil {
 		return nil, backendErr(err)
 	}
@@ -175,8 +175,8 @@ func (b *HostBackend) Jobs(driver, state string, limit int) ([]JobRow, error) {
 }
 
 // Job shows one job; a fax job gets its pages as thumbnails.
-func (b *HostBackend) Job(id string) (*JobPage, error) {
-	d, err := b.h.Job(context.Background(), id)
+func (b *HostBackend) Job(ctx context.Context, id string) (*JobPage, error) {
+	d, err := b.h.Job(ctx, id)
 	if err != nil {
 		return nil, backendErr(err)
 	}
@@ -194,8 +194,8 @@ func (b *HostBackend) Job(id string) (*JobPage, error) {
 		}
 		p.History = append(p.History, at)
 	}
-	p.Thumbs = b.faxThumbs(d.Driver, id)
-	if e, err := b.h.Spool().Entry(context.Background(), id); err == nil && e.Job.Record.CallLog != "" {
+	p.Thumbs = b.faxThumbs(ctx, d.Driver, id)
+	if e, err := b.h.Spool().Entry(ctx, id); err == nil && e.Job.Record.CallLog != "" {
 		p.CallLog = strings.Split(strings.TrimRight(e.Job.Record.CallLog, "\n"), "\n")
 	}
 	return p, nil
@@ -214,7 +214,7 @@ const thumbWidth = 340
 // faxThumbs renders a fax job's documents as the fax driver would lay them
 // out (default options, without the header line), scaled down; the last
 // few jobs' pages are kept.
-func (b *HostBackend) faxThumbs(driver, id string) []Thumb {
+func (b *HostBackend) faxThumbs(ctx context.Context, driver, id string) []Thumb {
 	p := b.currentPlan()
 	if p == nil {
 		return nil
@@ -225,7 +225,7 @@ func (b *HostBackend) faxThumbs(driver, id string) []Thumb {
 	if ok {
 		return t
 	}
-	e, err := b.h.Spool().Entry(context.Background(), id)
+	e, err := b.h.Spool().Entry(ctx, id)
 	if err != nil {
 		return nil
 	}
@@ -242,7 +242,7 @@ func (b *HostBackend) faxThumbs(driver, id string) []Thumb {
 		}
 		docs = append(docs, render.Document{Name: d.Name, MediaType: d.MediaType, Data: d.Data})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	pages, err := render.Render(ctx, docs, render.Options{MaxPages: 20})
 	if err != nil {
@@ -284,13 +284,13 @@ func thumbPNG(pg *render.Page) []byte {
 }
 
 // Retry and Purge act through the host, which logs them as activity.
-func (b *HostBackend) Retry(id string) error {
-	return backendErr(b.h.RetryJob(context.Background(), id))
+func (b *HostBackend) Retry(ctx context.Context, id string) error {
+	return backendErr(b.h.RetryJob(ctx, id))
 }
 
 // Purge removes a failed or queued job.
-func (b *HostBackend) Purge(id string) error {
-	return backendErr(b.h.PurgeJob(context.Background(), id))
+func (b *HostBackend) Purge(ctx context.Context, id string) error {
+	return backendErr(b.h.PurgeJob(ctx, id))
 }
 
 // Test runs a connector's Test, bounded to two minutes.

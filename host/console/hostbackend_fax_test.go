@@ -105,7 +105,7 @@ func TestOverviewModemLights(t *testing.T) {
 
 	b := NewHostBackend(h, plan)
 	lights := func() map[string]Unit {
-		ov, err := b.Overview()
+		ov, err := b.Overview(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,7 +148,7 @@ func TestOverviewModemLights(t *testing.T) {
 	if u := got["fax "+tty]; u.Light != Green || u.State != "idle" || u.LastError != "" {
 		t.Errorf("working modem: %+v, want green and idle", u)
 	}
-	if st, _ := h.Status(); st.Health != host.Degraded || len(st.Drivers["fax"].Devices) != 2 {
+	if st, _ := h.Status(t.Context()); st.Health != host.Degraded || len(st.Drivers["fax"].Devices) != 2 {
 		t.Errorf("status %s with devices %+v, want degraded with two", st.Health, st.Drivers["fax"].Devices)
 	}
 
@@ -179,7 +179,7 @@ func TestOverviewModemLights(t *testing.T) {
 
 // busy reports whether the fax driver still has jobs.
 func busy(t *testing.T, h *host.Host) bool {
-	st, err := h.Status()
+	st, err := h.Status(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,16 +3,11 @@ package console
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/mediagw/mediagw/host"
-	"github.com/mediagw/mediagw/host/config"
 	"github.com/mediagw/mediagw/host/spool"
 	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/render"
@@ -22,23 +17,7 @@ import (
 // thumbnails (from its TIFF, not twice from the PDF beside it) and the T.30
 // log of the call it came in on.
 func TestReceivedFaxJobPage(t *testing.T) {
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "mediagw.yaml")
-	writeFile(t, cfgPath, "spool:\n  dir: var/spool\ndrivers:\n  line:\n    type: file\n    options: {dir: var/line}\ninbound:\n  default:\n    folder: var/faxes\n")
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	plan, err := host.Prepare(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := host.New(plan, log) // not run: the job stays queued
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Spool().Close()
+	h, plan := lineHost(t) // not run: the job stays queued
 
 	ctx := context.Background()
 	call := &linedriver.Call{ID: "call-1", Driver: "line", RemoteID: "ACME", Started: time.Now(),
@@ -70,7 +49,7 @@ func TestReceivedFaxJobPage(t *testing.T) {
 	id := jobs[0].ID
 
 	b := NewHostBackend(h, plan)
-	page, err := b.Job(id)
+	page, err := b.Job(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"html/template"
 	"io"
@@ -129,8 +130,8 @@ type overviewData struct {
 	Connectors, Drivers, Others []Unit
 }
 
-func (s *Server) overviewData() (overviewData, error) {
-	ov, err := s.b.Overview()
+func (s *Server) overviewData(ctx context.Context) (overviewData, error) {
+	ov, err := s.b.Overview(ctx)
 	if err != nil {
 		return overviewData{}, err
 	}
@@ -149,7 +150,7 @@ func (s *Server) overviewData() (overviewData, error) {
 }
 
 func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request) {
-	d, err := s.overviewData()
+	d, err := s.overviewData(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -158,7 +159,7 @@ func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) overviewFragment(w http.ResponseWriter, r *http.Request) {
-	d, err := s.overviewData()
+	d, err := s.overviewData(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -175,7 +176,7 @@ type activityData struct {
 func (s *Server) activityPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := activityData{Connector: q.Get("connector"), Driver: q.Get("driver")}
-	if ov, err := s.b.Overview(); err == nil {
+	if ov, err := s.b.Overview(r.Context()); err == nil {
 		for _, u := range ov.Units {
 			switch u.Kind {
 			case "connector":
@@ -214,7 +215,7 @@ const listLimit = 200
 
 func (s *Server) queueData(r *http.Request) (queueData, error) {
 	d := queueData{Driver: r.URL.Query().Get("driver")}
-	ov, err := s.b.Overview()
+	ov, err := s.b.Overview(r.Context())
 	if err != nil {
 		return d, err
 	}
@@ -227,7 +228,7 @@ func (s *Server) queueData(r *http.Request) (queueData, error) {
 			state string
 			into  *[]JobRow
 		}{{"active", &q.Active}, {"retrying", &q.Retrying}, {"queued", &q.Queued}} {
-			rows, err := s.b.Jobs(u.Name, st.state, listLimit)
+			rows, err := s.b.Jobs(r.Context(), u.Name, st.state, listLimit)
 			if err != nil {
 				return d, err
 			}
@@ -269,7 +270,7 @@ func (s *Server) queueFragment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) failedPage(w http.ResponseWriter, r *http.Request) {
-	rows, err := s.b.Jobs(r.URL.Query().Get("driver"), "failed", listLimit)
+	rows, err := s.b.Jobs(r.Context(), r.URL.Query().Get("driver"), "failed", listLimit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -278,7 +279,7 @@ func (s *Server) failedPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) jobPage(w http.ResponseWriter, r *http.Request) {
-	j, err := s.b.Job(r.PathValue("id"))
+	j, err := s.b.Job(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -293,7 +294,7 @@ func (s *Server) jobThumb(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	j, err := s.b.Job(r.PathValue("id"))
+	j, err := s.b.Job(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -308,7 +309,7 @@ func (s *Server) jobThumb(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := s.b.Retry(id); err != nil {
+	if err := s.b.Retry(r.Context(), id); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -318,7 +319,7 @@ func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) purge(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := s.b.Purge(id); err != nil {
+	if err := s.b.Purge(r.Context(), id); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -31,7 +31,8 @@ type Dispatcher struct {
 	// process and dispatcher.
 	holder string
 	// LeaseTTL is how long a lease holds a job without renewal; an
-	// attempt renews it every third of that while it runs.
+	// attempt renews it every third of that while it runs and until its
+	// outcome is written.
 	LeaseTTL time.Duration
 
 	// FollowUps, when set, names the jobs a final outcome brings about (a
@@ -179,6 +180,9 @@ func (d *Dispatcher) worker(ctx context.Context) {
 			t.Stop()
 			continue
 		}
+		// The wake that brought this job may have been for more: one
+		// wake holds one signal, so pass it on to the next idle worker.
+		d.Notify()
 		d.attempt(ctx, e)
 		d.release(e.Job.ID)
 		// Another worker may be waiting on work this one saw.
@@ -278,9 +282,14 @@ func (d *Dispatcher) attempt(ctx context.Context, e *spool.Entry) {
 		defer close(renewed)
 		d.renew(ctx, job.ID, stopRenew)
 	}()
+	// The lease is renewed until the outcome is written (or given up):
+	// a write retried past the lease's time to live must not let another
+	// worker take the job and send it again.
+	defer func() {
+		close(stopRenew)
+		<-renewed
+	}()
 	o := d.deliver(ctx, &job, alog.report)
-	close(stopRenew)
-	<-renewed
 	ended := time.Now()
 	interrupted := ctx.Err() != nil && o.Result != linedriver.Delivered
 	if interrupted {

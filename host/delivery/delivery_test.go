@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mediagw/mediagw/host/spool"
@@ -431,4 +432,64 @@ func TestUnrecordedOutcomeNotRepeated(t *testing.T) {
 	if e := entry(t, sp, "fax"); e == nil || e.Job.Attempt != 0 {
 		t.Errorf("job after an unrecorded attempt: %+v, want still queued, no attempt counted", e)
 	}
+}
+
+// TestUnrecordedOutcomeKeepsLease: while the dispatcher retries the write
+// of an outcome for longer than the lease's time to live, it keeps the
+// lease, so no other worker takes the job and sends it again.
+func TestUnrecordedOutcomeKeepsLease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sp := newSpool(t)
+		d := &script{name: "fax", slots: 2, outcomes: []func(context.Context, *linedriver.Job) linedriver.Outcome{
+			give(withState(linedriver.Retry("busy", "line busy", 0), `{"confirmed":`))}}
+		disp := New(d, sp, slog.New(slog.DiscardHandler), 0)
+		disp.LeaseTTL = 3 * time.Second
+		accept(t, sp, "fax", "r1")
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { disp.Run(ctx); close(done) }()
+		time.Sleep(10 * disp.LeaseTTL)
+		synctest.Wait()
+		if n := len(d.jobs()); n != 1 {
+			t.Errorf("the driver saw %d attempts while the outcome of the first was not recorded, want 1", n)
+		}
+		cancel()
+		<-done
+	})
+}
+
+// TestIdleWorkersAllWoken: jobs that come in a burst while every worker is
+// idle start at once on as many workers, not one now and the others after
+// the idle wait. (The spool wakes a driver once per write, and the
+// dispatcher's wake holds one signal.)
+func TestIdleWorkersAllWoken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sp := newSpool(t)
+		release := make(chan struct{})
+		d := &script{name: "fax", slots: 3, outcomes: []func(context.Context, *linedriver.Job) linedriver.Outcome{
+			func(context.Context, *linedriver.Job) linedriver.Outcome { <-release; return linedriver.Done(nil) }}}
+		disp := New(d, sp, slog.New(slog.DiscardHandler), 0)
+		sp.Wake(func(string) { disp.Notify() })
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { disp.Run(ctx); close(done) }()
+		synctest.Wait() // every worker idle
+		var jobs []*linedriver.Job
+		for _, id := range []string{"a", "b", "c"} {
+			jobs = append(jobs, &linedriver.Job{ID: id + ".fax", Driver: "fax", Record: linedriver.Record{ID: id, SourceID: "src"}})
+		}
+		if _, err := sp.Accept(t.Context(), "inbox", "src", jobs); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		d.mu.Lock()
+		running := d.running
+		d.mu.Unlock()
+		if running != 3 {
+			t.Errorf("%d attempts running right after 3 jobs came to 3 idle workers, want 3", running)
+		}
+		close(release)
+		cancel()
+		<-done
+	})
 }

@@ -76,6 +76,8 @@ func TestRoute(t *testing.T) {
 		{"the end of the window is not in it", Facts{Time: tue(8, 0)}, "default"},
 		{"the window's hours are Berlin's, not UTC's", Facts{Time: time.Date(2026, 3, 3, 17, 30, 0, 0, time.UTC)}, "night"},
 		{"a Saturday", Facts{Time: time.Date(2026, 3, 7, 12, 0, 0, 0, berlin)}, "weekend"},
+		{"Friday's night after midnight is Saturday's", Facts{Time: time.Date(2026, 3, 7, 3, 0, 0, 0, berlin)}, "weekend"},
+		{"Monday before 08:00 is Monday's", Facts{Time: time.Date(2026, 3, 2, 3, 0, 0, 0, berlin)}, "night"},
 		{"both criteria of lab", Facts{CallerNumber: "+1 555 0199", CalledNumber: "2002", Time: tue(10, 0)}, "lab"},
 		{"one criterion of lab only", Facts{CallerNumber: "+1 555 0199", CalledNumber: "3003", Time: tue(10, 0)}, "default"},
 		{"a criterion the line did not report does not match", Facts{CallerNumber: "+1 555 0199", Time: tue(10, 0)}, "default"},

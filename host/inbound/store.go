@@ -42,14 +42,20 @@ type Store struct {
 	dir    string
 	spool  Acceptor
 	router func() *Router
-	wake   func(driver string)
 	log    *slog.Logger
 	// Now is the clock of the records and mails; tests set it.
 	Now func() time.Time
 
-	mu     sync.Mutex
-	active map[string]bool // call ids between Begin and the end of End
+	mu sync.Mutex
+	// active holds the calls between Begin and the end of End, by id: a
+	// Page or End of another call under the same id (one whose Begin was
+	// refused) touches nothing. Recover holds the calls it finishes under
+	// recovering.
+	active map[string]*linedriver.Call
 }
+
+// recovering marks, in Store.active, a call Recover is finishing.
+var recovering = &linedriver.Call{}
 
 var _ linedriver.Inbound = (*Store)(nil)
 
@@ -58,15 +64,13 @@ var _ linedriver.Inbound = (*Store)(nil)
 var ErrCall = errors.New("inbound: call refused")
 
 // New makes a store in dir. router returns the routes in force (they may
-// change on a reload); wake tells a driver's dispatcher that a job came.
-func New(dir string, sp Acceptor, router func() *Router, wake func(driver string), log *slog.Logger) *Store {
+// change on a reload). The spool wakes the dispatchers of the jobs it
+// accepts (spool.Store's Wake).
+func New(dir string, sp Acceptor, router func() *Router, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if wake == nil {
-		wake = func(string) {}
-	}
-	return &Store{dir: dir, spool: sp, router: router, wake: wake, log: log, Now: time.Now, active: map[string]bool{}}
+	return &Store{dir: dir, spool: sp, router: router, log: log, Now: time.Now, active: map[string]*linedriver.Call{}}
 }
 
 // Dir is the store's folder.
@@ -108,14 +112,14 @@ func (s *Store) Begin(ctx context.Context, call *linedriver.Call) error {
 		return fmt.Errorf("%w: call id %q cannot name a folder", ErrCall, call.ID)
 	}
 	s.mu.Lock()
-	if s.active[call.ID] {
+	if s.active[call.ID] != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: call %s is already in progress", ErrCall, call.ID)
 	}
-	s.active[call.ID] = true
+	s.active[call.ID] = call
 	s.mu.Unlock()
 	if err := s.begin(call); err != nil {
-		s.done(call.ID)
+		s.done(call.ID, call)
 		return err
 	}
 	activity.Log(s.log, activity.Incoming, slog.String("driver", call.Driver), slog.String("call", call.ID),
@@ -132,6 +136,10 @@ func (s *Store) begin(call *linedriver.Call) error {
 	dir := s.callDir(call.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("inbound: call %s: %w", call.ID, err)
+	} else if err != nil && countPages(dir) > 0 {
+		// Another call's confirmed pages, left by an earlier run and not
+		// finished yet: this call must not write over them.
+		return fmt.Errorf("%w: call %s: the pages of an earlier call with this id wait in its folder", ErrCall, call.ID)
 	}
 	if err := writeCall(dir, fromCall(call)); err != nil {
 		return fmt.Errorf("inbound: call %s: %w", call.ID, err)
@@ -142,10 +150,20 @@ func (s *Store) begin(call *linedriver.Call) error {
 	return nil
 }
 
-func (s *Store) done(id string) {
+// done ends c's hold on id.
+func (s *Store) done(id string, c *linedriver.Call) {
 	s.mu.Lock()
-	delete(s.active, id)
+	if s.active[id] == c {
+		delete(s.active, id)
+	}
 	s.mu.Unlock()
+}
+
+// own reports whether call is the one in progress under its id.
+func (s *Store) own(call *linedriver.Call) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active[call.ID] == call
 }
 
 func pageName(n int) string { return fmt.Sprintf("page-%03d.tiff", n) }
@@ -154,10 +172,7 @@ func pageName(n int) string { return fmt.Sprintf("page-%03d.tiff", n) }
 // the folder fsync'd) and returns when it is on disk. A page sent again
 // (the far end repeats a page it heard no confirmation of) replaces it.
 func (s *Store) Page(ctx context.Context, call *linedriver.Call, n int, page *linedriver.InboundPage) error {
-	s.mu.Lock()
-	active := s.active[call.ID]
-	s.mu.Unlock()
-	if !active {
+	if !s.own(call) {
 		return fmt.Errorf("%w: page %d of call %s, which has not begun", ErrCall, n, call.ID)
 	}
 	dir := s.callDir(call.ID)
@@ -192,7 +207,10 @@ func (s *Store) Page(ctx context.Context, call *linedriver.Call, n int, page *li
 // record cannot be made (the spool refuses it) the folder stays and is
 // tried again at the next Recover.
 func (s *Store) End(ctx context.Context, call *linedriver.Call, cause error) error {
-	defer s.done(call.ID)
+	if !s.own(call) {
+		return fmt.Errorf("%w: end of call %s, which has not begun", ErrCall, call.ID)
+	}
+	defer s.done(call.ID, call)
 	dir := s.callDir(call.ID)
 	cf := fromCall(call)
 	cf.Pages = countPages(dir)
@@ -229,16 +247,16 @@ func (s *Store) Recover(ctx context.Context) error {
 			continue
 		}
 		s.mu.Lock()
-		busy := s.active[id]
+		busy := s.active[id] != nil
 		if !busy {
-			s.active[id] = true
+			s.active[id] = recovering
 		}
 		s.mu.Unlock()
 		if busy {
 			continue
 		}
 		err := s.recoverCall(ctx, id)
-		s.done(id)
+		s.done(id, recovering)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -256,7 +274,15 @@ func (s *Store) recoverCall(ctx context.Context, id string) error {
 			return removeCall(s.dir, dir)
 		}
 		s.log.Error("inbound: a call's call.json is unreadable; its pages are delivered without it", "call", id, "error", err)
+		// Its pages' times date it (and route it by time): the first
+		// page's write stands for the start, the last one's for the end.
 		cf = &callFile{ID: id, Driver: "unknown"}
+		if fi, err := os.Stat(filepath.Join(dir, pageName(1))); err == nil {
+			cf.Started = fi.ModTime()
+		}
+		if fi, err := os.Stat(filepath.Join(dir, pageName(countPages(dir)))); err == nil {
+			cf.LastPage = fi.ModTime()
+		}
 	}
 	cf.ID = id
 	cf.Pages = countPages(dir)
@@ -332,7 +358,6 @@ func (s *Store) finish(ctx context.Context, cf *callFile) error {
 		targets := make([]string, len(jobs))
 		for i, j := range jobs {
 			targets[i] = j.Driver
-			s.wake(j.Driver)
 		}
 		activity.Log(log, activity.FaxReceived, slog.String("record", rec.ID), slog.String("source_id", cf.ID),
 			slog.Int("pages", len(pages)), slog.String("route", rt.Name), slog.String("targets", strings.Join(targets, ",")),

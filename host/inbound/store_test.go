@@ -70,7 +70,7 @@ func newSite(t *testing.T) *site {
 }
 
 func (s *site) store() *Store {
-	return New(filepath.Join(s.dir, "inbound"), s.acc, func() *Router { return s.router }, nil, nil)
+	return New(filepath.Join(s.dir, "inbound"), s.acc, func() *Router { return s.router }, nil)
 }
 
 // pages renders a text of n pages at the resolution, the pages a far end
@@ -422,7 +422,7 @@ func TestPageRefused(t *testing.T) {
 // and fsync'd), for a fine text page.
 func BenchmarkPage(b *testing.B) {
 	dir := b.TempDir()
-	st := New(filepath.Join(dir, "inbound"), nil, nil, nil, nil)
+	st := New(filepath.Join(dir, "inbound"), nil, nil, nil)
 	ps, err := render.Render(context.Background(), []render.Document{{Name: "t.txt", MediaType: "text/plain",
 		Data: bytes.Repeat([]byte("The quick brown fox jumps over the lazy dog. 0123456789\n"), 60)}}, render.Options{Resolution: render.Fine})
 	if err != nil {
@@ -439,4 +439,113 @@ func BenchmarkPage(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestTwoCallsOneID: a second call under the id of a call in progress (a
+// receiver's mistake) or of a call an earlier run left on disk is refused,
+// and its Page and End touch nothing of the first: the first call's pages
+// are delivered whole, once.
+func TestTwoCallsOneID(t *testing.T) {
+	ctx := context.Background()
+	s := newSite(t)
+	st := s.store()
+	sent := pages(t, 2, render.Fine)
+	first, second := testCall("call-x"), testCall("call-x")
+	second.RemoteID = "OTHER"
+	if err := st.Begin(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Page(ctx, first, 1, inboundPage(sent[0])); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Begin(ctx, second); !errors.Is(err, ErrCall) {
+		t.Errorf("Begin of a second call with the id of one in progress: %v, want ErrCall", err)
+	}
+	other := pages(t, 1, render.Standard)[0]
+	if err := st.Page(ctx, second, 1, inboundPage(other)); !errors.Is(err, ErrCall) {
+		t.Errorf("Page of the refused call: %v, want ErrCall", err)
+	}
+	if err := st.End(ctx, second, errors.New("refused")); !errors.Is(err, ErrCall) {
+		t.Errorf("End of the refused call: %v, want ErrCall", err)
+	}
+	if n := len(s.acc.taken()); n != 0 {
+		t.Fatalf("%d jobs after the refused call ended, want none: the first call is still in progress", n)
+	}
+	if err := st.Page(ctx, first, 2, inboundPage(sent[1])); err != nil {
+		t.Fatalf("page 2 of the first call: %v", err)
+	}
+
+	// The gateway dies; the next run gets a call with the same id before
+	// the left folder was finished.
+	next := s.store()
+	third := testCall("call-x")
+	if err := next.Begin(ctx, third); !errors.Is(err, ErrCall) {
+		t.Errorf("Begin of a call with the id of a call left on disk: %v, want ErrCall", err)
+	}
+	if err := next.End(ctx, third, errors.New("refused")); !errors.Is(err, ErrCall) {
+		t.Errorf("End of the refused call: %v, want ErrCall", err)
+	}
+	if err := next.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	jobs := s.acc.taken()
+	if len(jobs) != 1 {
+		t.Fatalf("%d jobs, want the first call's", len(jobs))
+	}
+	rec := jobs[0].Record
+	if rec.Fields["remote_id"] != "+1 555 0199 ACME" {
+		t.Errorf("remote_id %q, want the first call's", rec.Fields["remote_id"])
+	}
+	checkDocuments(t, &rec, sent)
+}
+
+// TestRecoverWithoutCallFile: a call left by a dead gateway whose call.json
+// cannot be read is still delivered, dated and routed by its pages' times
+// (the first page's write for its start, the last one's for its end), not
+// as a call of the year 1.
+func TestRecoverWithoutCallFile(t *testing.T) {
+	ctx := context.Background()
+	s := newSite(t)
+	r, _, err := load(t, routesYAML) // a night route (18:00-08:00) and a default
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.router = r
+	st := s.store()
+	call := testCall("call-nofile") // Monday 10:30 in Berlin
+	sent := pages(t, 2, render.Standard)
+	if err := st.Begin(ctx, call); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(st.Dir(), call.ID)
+	for i, p := range sent {
+		if err := st.Page(ctx, call, i+1, inboundPage(p)); err != nil {
+			t.Fatal(err)
+		}
+		at := call.Started.Add(time.Duration(20*(i+1)) * time.Second)
+		if err := os.Chtimes(filepath.Join(dir, pageName(i+1)), at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "call.json"), []byte("{\"id\": \"call-nof"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	next := s.store()
+	next.Now = func() time.Time { return call.Started.Add(3 * time.Hour) }
+	if err := next.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	jobs := s.acc.taken()
+	if len(jobs) != 1 {
+		t.Fatalf("%d jobs, want 1", len(jobs))
+	}
+	rec := jobs[0].Record
+	want := map[string]string{"route": "default", "started": call.Started.Add(20 * time.Second).UTC().Format(time.RFC3339),
+		"duration": "20s", "pages": "2"}
+	for k, v := range want {
+		if rec.Fields[k] != v {
+			t.Errorf("field %s = %q, want %q", k, rec.Fields[k], v)
+		}
+	}
+	checkDocuments(t, &rec, sent)
 }

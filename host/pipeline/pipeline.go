@@ -41,10 +41,11 @@ type Mapper interface {
 	Map(raw []byte) (*Mapped, error)
 }
 
-// Target is a driver a record can be routed to.
+// Target is a driver a record can be routed to. Its dispatcher learns of
+// the jobs accepted for it from the spool (Store.Wake), not from the
+// pipeline.
 type Target struct {
 	Driver linedriver.Driver
-	Notify func() // wakes the driver's dispatcher
 }
 
 // Pipeline is one connector's flow. Fields are set before Run.
@@ -266,11 +267,6 @@ func (p *Pipeline) decide(ctx context.Context, msg *plugin.Message, ids []slog.A
 	if dup {
 		activity.Log(p.Log, activity.Duplicate, ids...)
 		return plugin.Settlement{Kind: plugin.Ack, Reason: "already accepted"}, "", ""
-	}
-	for _, name := range routes {
-		if n := p.Targets[name].Notify; n != nil {
-			n()
-		}
 	}
 	return plugin.Settlement{Kind: plugin.Ack}, rec.ID, ""
 }

@@ -212,8 +212,10 @@ func TestSettlement(t *testing.T) {
 				if name == tc.refuse {
 					d.check = refuse
 				}
-				targets[name] = Target{Driver: d, Notify: func() { mu.Lock(); notified = append(notified, name); mu.Unlock() }}
+				targets[name] = Target{Driver: d}
 			}
+			// The dispatchers are woken by the spool when it has the jobs.
+			sp.Wake(func(driver string) { mu.Lock(); notified = append(notified, driver); mu.Unlock() })
 			p := &Pipeline{Connector: "inbox", Mapper: tc.mapper, Targets: targets, Routes: tc.routes, Spool: sp,
 				Log: discard(), MaxInFlight: 2, RetryAfter: 42 * time.Second}
 			if tc.closeSp {
@@ -463,7 +465,7 @@ func TestMappedLineShowsFields(t *testing.T) {
 			Origin:    &linedriver.Origin{From: "dave@contoso.example"},
 			Documents: []linedriver.Document{{Name: "body.txt", MediaType: "text/plain", Data: raw}}}, nil
 	})
-	p := &Pipeline{Connector: "inbox", Mapper: m, Targets: map[string]Target{"fax": {Driver: &driver{name: "fax"}, Notify: func() {}}},
+	p := &Pipeline{Connector: "inbox", Mapper: m, Targets: map[string]Target{"fax": {Driver: &driver{name: "fax"}}},
 		Spool: openSpool(t), Log: slog.New(slog.NewTextHandler(&log, nil)), MaxInFlight: 1}
 	runUntil(t, p, newSource(msg("d1", "maildir:a.eml")), 1)
 	want := `summary="fax_number_as_written=\"+1 (201) 555-0142\" fax_number=+12015550142 recipient=\"London office\"" documents=1 from=dave@contoso.example`

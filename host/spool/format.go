@@ -84,6 +84,10 @@ func prepare(tx *bolt.Tx) (*Upgrade, error) {
 	return up, nil
 }
 
+// upgradeFault, when set (tests only), is called after each row upgradeRows
+// rewrote: an error stands for a crash in the middle of the upgrade.
+var upgradeFault func(bucket []byte, rows int) error
+
 // upgradeRows rewrites every format-1 job of bucket as a row with its
 // documents and state apart. Its schedule, retry mark, history and source
 // id do not change. An entry that cannot be decoded stays as it is: the
@@ -111,6 +115,11 @@ func upgradeRows(tx *bolt.Tx, bucket []byte) (n, undecodable int, err error) {
 			return n, undecodable, err
 		}
 		n++
+		if upgradeFault != nil {
+			if err := upgradeFault(bucket, n); err != nil {
+				return n, undecodable, err
+			}
+		}
 	}
 	return n, undecodable, nil
 }

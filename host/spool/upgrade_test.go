@@ -202,3 +202,35 @@ func pageAlloc(s *Spool) int64 {
 	st := s.db.Stats()
 	return st.TxStats.GetPageAlloc()
 }
+
+// TestUpgradeCutOff: an upgrade cut off after some rows were rewritten
+// (the queued jobs, and one failed job) leaves the file as it was, in
+// format 1; the next Open upgrades all of it, as if the first had not been.
+func TestUpgradeCutOff(t *testing.T) {
+	path := copyTestdata(t, "spool-v1.db")
+	cut := errors.New("cut off")
+	upgradeFault = func(bucket []byte, rows int) error {
+		if string(bucket) == string(bucketFailed) {
+			return cut
+		}
+		return nil
+	}
+	s, err := Open(path)
+	upgradeFault = nil
+	if !errors.Is(err, cut) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open with the upgrade cut off = %v, want the cut", err)
+	}
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := Upgrade{From: 1, To: Format, Jobs: 4, Failed: 1, Undecodable: 1}
+	if up := s.Upgraded(); up == nil || *up != want {
+		t.Errorf("Upgraded after a cut-off upgrade = %+v, want all of it again: %+v", up, want)
+	}
+	checkV1Content(t, s, true)
+}

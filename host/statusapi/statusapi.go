@@ -44,7 +44,7 @@ type TestResult struct {
 func Handler(h *host.Host) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		st, err := h.Status()
+		st, err := h.Status(r.Context())
 		if err != nil {
 			fail(w, err)
 			return
