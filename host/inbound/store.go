@@ -49,13 +49,21 @@ type Store struct {
 	mu sync.Mutex
 	// active holds the calls between Begin and the end of End, by id: a
 	// Page or End of another call under the same id (one whose Begin was
-	// refused) touches nothing. Recover holds the calls it finishes under
-	// recovering.
+	// refused) touches nothing. A receiver may hand a copy of the call at
+	// each step (its log grows meanwhile), so a call is known by its id,
+	// line and start (sameCall), not by its pointer. Recover holds the
+	// calls it finishes under recovering.
 	active map[string]*linedriver.Call
 }
 
 // recovering marks, in Store.active, a call Recover is finishing.
 var recovering = &linedriver.Call{}
+
+// sameCall tells whether a and b are the same call: two calls with one id
+// (a receiver's fault) differ in their line or start.
+func sameCall(a, b *linedriver.Call) bool {
+	return a != nil && b != nil && a != recovering && a.ID == b.ID && a.Device == b.Device && a.Started.Equal(b.Started)
+}
 
 var _ linedriver.Inbound = (*Store)(nil)
 
@@ -116,7 +124,8 @@ func (s *Store) Begin(ctx context.Context, call *linedriver.Call) error {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: call %s is already in progress", ErrCall, call.ID)
 	}
-	s.active[call.ID] = call
+	cp := *call
+	s.active[call.ID] = &cp
 	s.mu.Unlock()
 	if err := s.begin(call); err != nil {
 		s.done(call.ID, call)
@@ -153,7 +162,7 @@ func (s *Store) begin(call *linedriver.Call) error {
 // done ends c's hold on id.
 func (s *Store) done(id string, c *linedriver.Call) {
 	s.mu.Lock()
-	if s.active[id] == c {
+	if sameCall(s.active[id], c) {
 		delete(s.active, id)
 	}
 	s.mu.Unlock()
@@ -163,7 +172,7 @@ func (s *Store) done(id string, c *linedriver.Call) {
 func (s *Store) own(call *linedriver.Call) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.active[call.ID] == call
+	return sameCall(s.active[call.ID], call)
 }
 
 func pageName(n int) string { return fmt.Sprintf("page-%03d.tiff", n) }

@@ -451,7 +451,7 @@ func TestTwoCallsOneID(t *testing.T) {
 	st := s.store()
 	sent := pages(t, 2, render.Fine)
 	first, second := testCall("call-x"), testCall("call-x")
-	second.RemoteID = "OTHER"
+	second.RemoteID, second.Started = "OTHER", second.Started.Add(time.Second)
 	if err := st.Begin(ctx, first); err != nil {
 		t.Fatal(err)
 	}
@@ -471,8 +471,11 @@ func TestTwoCallsOneID(t *testing.T) {
 	if n := len(s.acc.taken()); n != 0 {
 		t.Fatalf("%d jobs after the refused call ended, want none: the first call is still in progress", n)
 	}
-	if err := st.Page(ctx, first, 2, inboundPage(sent[1])); err != nil {
-		t.Fatalf("page 2 of the first call: %v", err)
+	// The receiver hands a copy of the call at each step (its log grew).
+	again := *first
+	again.Log += "<- MPS\n"
+	if err := st.Page(ctx, &again, 2, inboundPage(sent[1])); err != nil {
+		t.Fatalf("page 2 of the first call, handed as a copy: %v", err)
 	}
 
 	// The gateway dies; the next run gets a call with the same id before
