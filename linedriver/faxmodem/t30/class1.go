@@ -322,6 +322,12 @@ func (s *Session) transmit(ctx context.Context, frames ...Frame) error {
 	if !r.Connect() {
 		return fmt.Errorf("t30: AT+FTH=3: %s", r.Result)
 	}
+	return s.sendFrames(ctx, frames...)
+}
+
+// sendFrames sends frames to a modem that is in HDLC transmit mode (after
+// AT+FTH=3's or ATA's CONNECT); the last one is final.
+func (s *Session) sendFrames(ctx context.Context, frames ...Frame) error {
 	for i, f := range frames {
 		f.Final = i == len(frames)-1
 		s.log("tx", f.String())

@@ -415,3 +415,36 @@ func DecodePage(r io.Reader, width int, opts Options, maxRows int) ([][]byte, er
 		rows = append(rows, row)
 	}
 }
+
+// Resync recovers from a row that failed to decode (MH and MR only): it
+// drops the data up to the next EOL that starts a row the decoder can read
+// on its own (for MR, a 1-D row), so that ReadRow goes on from there. It
+// returns how many rows were lost, the failed one included: the caller
+// repeats the last good row that many times (T.4 copy quality). At the end
+// of the data it returns io.EOF.
+func (d *Decoder) Resync() (lost int, err error) {
+	if d.err == nil {
+		return 0, nil
+	}
+	if d.opts.Encoding == MMR || d.width <= 0 || d.width > MaxWidth {
+		return 0, d.err
+	}
+	d.err = nil
+	lost = 1
+	b := &d.br
+	for {
+		if b.peek(12) == eolCode {
+			if d.opts.Encoding != MR || b.peek(13)&1 == 1 {
+				return lost, nil
+			}
+			// an MR row coded against a reference we no longer have
+			b.skip(12) //nolint:errcheck // peeked
+			lost++
+			continue
+		}
+		if err := b.skip(1); err != nil {
+			d.done = true
+			return lost, io.EOF
+		}
+	}
+}
