@@ -39,6 +39,12 @@ type DeviceConfig struct {
 	DialModifiers string `json:"dial_modifiers,omitempty"`
 	Flow          string `json:"flow,omitempty"`  // xonxoff (default) or none
 	Speed         int    `json:"speed,omitempty"` // serial port bit rate (default 115200)
+	// Mode is send (default), receive (answers calls only) or both
+	// (answers while no job uses it).
+	Mode string `json:"mode,omitempty"`
+	// Rings is how many rings a receiving device lets pass before it
+	// answers (default 2).
+	Rings int `json:"rings,omitempty"`
 }
 
 // UnmarshalJSON decodes a device strictly and names the replacement of the
@@ -106,6 +112,14 @@ func ParseOptions(raw json.RawMessage) (Options, error) {
 		case "", "xonxoff", "none":
 		default:
 			return o, fmt.Errorf("faxmodem: options: devices[%d]: flow %q (want xonxoff or none)", i, d.Flow)
+		}
+		switch d.Mode {
+		case "", ModeSend, ModeReceive, ModeBoth:
+		default:
+			return o, fmt.Errorf("faxmodem: options: devices[%d]: mode %q (want send, receive or both)", i, d.Mode)
+		}
+		if d.Rings < 0 || d.Rings > 20 {
+			return o, fmt.Errorf("faxmodem: options: devices[%d]: rings %d (want 1 to 20)", i, d.Rings)
 		}
 		if strings.Trim(strings.ToUpper(d.DialModifiers), "TPW,!@") != "" {
 			return o, fmt.Errorf("faxmodem: options: devices[%d]: dial_modifiers %q (want T, P, W, ',', '!' or '@'; the outside line goes in dial.outside_line)", i, d.DialModifiers)
@@ -561,6 +575,13 @@ type Modem struct {
 	fails   int
 	lastErr string
 	since   time.Time
+	// Receiving: waiting for calls (stopListen ends that; listenDone is
+	// closed once the port is closed again), on an incoming call.
+	listening  bool
+	stopListen context.CancelFunc
+	listenDone chan struct{}
+	receiving  bool
+	rxClaimed  bool // busy because the listener took a call
 }
 
 // health is the modem's health in the status's words.
@@ -580,11 +601,12 @@ type Pool struct {
 	modems  []*Modem
 	reprobe time.Duration
 	free    chan struct{}
+	change  chan struct{} // closed (and replaced) when a modem is released or back in service
 }
 
 // NewPool makes a pool of devices.
 func NewPool(devs []DeviceConfig, reprobe time.Duration) *Pool {
-	p := &Pool{reprobe: reprobe, free: make(chan struct{}, 1)}
+	p := &Pool{reprobe: reprobe, free: make(chan struct{}, 1), change: make(chan struct{})}
 	now := time.Now()
 	for _, d := range devs {
 		p.modems = append(p.modems, &Modem{Config: d, since: now})
@@ -605,7 +627,7 @@ func (p *Pool) Acquire(ctx context.Context, probe func(context.Context, *Modem) 
 		var candidate *Modem
 		allBad := true
 		for _, m := range p.modems {
-			if m.badTill.After(now) {
+			if !m.Config.sends() || m.badTill.After(now) {
 				continue
 			}
 			allBad = false
@@ -614,10 +636,26 @@ func (p *Pool) Acquire(ctx context.Context, probe func(context.Context, *Modem) 
 				break
 			}
 		}
+		var stop context.CancelFunc
+		var stopped chan struct{}
 		if candidate != nil {
 			candidate.busy = true
+			if candidate.listening {
+				// waiting for calls: stop that (the listener sees busy and
+				// does not answer), then dial once its port is closed
+				stop, stopped = candidate.stopListen, candidate.listenDone
+			}
 		}
 		p.mu.Unlock()
+		if stop != nil {
+			stop()
+			select {
+			case <-stopped:
+			case <-ctx.Done():
+				p.Release(candidate)
+				return nil, ctx.Err()
+			}
+		}
 		if candidate != nil {
 			if candidate.badTill.IsZero() || probe == nil {
 				return candidate, nil
@@ -651,6 +689,7 @@ func (p *Pool) Acquire(ctx context.Context, probe func(context.Context, *Modem) 
 func (p *Pool) Release(m *Modem) {
 	p.mu.Lock()
 	m.busy = false
+	p.changedLocked()
 	p.mu.Unlock()
 	select {
 	case p.free <- struct{}{}:
@@ -680,8 +719,67 @@ func (p *Pool) Answered(m *Modem) {
 	m.badTill = time.Time{}
 	if m.fails > 0 {
 		m.fails, m.lastErr, m.since = 0, "", time.Now()
+		p.changedLocked()
 	}
 	p.mu.Unlock()
+}
+
+func (p *Pool) changedLocked() {
+	close(p.change)
+	p.change = make(chan struct{})
+}
+
+// changed is closed at the next release of a modem or its return to
+// service.
+func (p *Pool) changed(*Modem) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.change
+}
+
+// startListening marks a free, healthy modem as waiting for calls; ctx
+// ends when the pool takes it for a job. ok is false when it is busy or
+// out of service.
+func (p *Pool) startListening(ctx context.Context, m *Modem) (lctx context.Context, done chan struct{}, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m.busy || m.badTill.After(time.Now()) {
+		return nil, nil, false
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	m.listening, m.stopListen, m.listenDone = true, cancel, make(chan struct{})
+	return lctx, m.listenDone, true
+}
+
+// stopListening ends a listener's turn: its port is closed.
+func (p *Pool) stopListening(m *Modem, done chan struct{}) {
+	p.mu.Lock()
+	if m.stopListen != nil {
+		m.stopListen()
+	}
+	m.listening, m.stopListen, m.receiving = false, nil, false
+	if m.rxClaimed {
+		m.busy, m.rxClaimed = false, false
+	}
+	close(done)
+	p.changedLocked()
+	p.mu.Unlock()
+	select {
+	case p.free <- struct{}{}:
+	default:
+	}
+}
+
+// claim takes a listening modem for the call that rang, unless a job took
+// it first.
+func (p *Pool) claim(m *Modem) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m.busy {
+		return false
+	}
+	m.busy, m.rxClaimed, m.receiving = true, true, true
+	return true
 }
 
 // Devices reports each modem: idle or on a call, out of service until its
@@ -693,8 +791,12 @@ func (p *Pool) Devices() []linedriver.DeviceStatus {
 	for _, m := range p.modems {
 		ds := linedriver.DeviceStatus{Name: m.Config.Device, Health: m.health(), Since: m.since, LastError: m.lastErr}
 		switch {
+		case m.fails == 0 && m.receiving:
+			ds.State = "receiving a call"
 		case m.fails == 0 && m.busy:
 			ds.State = "on a call"
+		case m.fails == 0 && m.listening:
+			ds.State = "waiting for calls"
 		case m.fails == 0:
 			ds.State = "idle"
 		case m.busy:
