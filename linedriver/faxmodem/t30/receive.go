@@ -764,6 +764,13 @@ func decode(data []byte, p Params) (*RxPage, error) {
 	nb := (width + 7) / 8
 	pg := &RxPage{Params: p, Width: width}
 	d := t4.NewDecoder(bytes.NewReader(data), width, o)
+	if !p.MMR {
+		// what the modem delivers before the first EOL (ones while the
+		// sender pauses after training) is no part of the page
+		if err := d.SkipToEOL(); err != nil {
+			return pg, nil // no EOL: an empty page
+		}
+	}
 	for {
 		if len(pg.Rows) > t4.DefaultMaxRows {
 			return pg, fmt.Errorf("t30: page longer than %d rows", t4.DefaultMaxRows)

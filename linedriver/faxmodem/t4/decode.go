@@ -430,7 +430,26 @@ func (d *Decoder) Resync() (lost int, err error) {
 		return 0, d.err
 	}
 	d.err = nil
-	lost = 1
+	return d.seekEOL(1)
+}
+
+// SkipToEOL drops what comes before the first EOL of MH or MR data (for
+// MR, the first EOL of a 1-D row), as a receiver ignores the line before
+// the page starts. It returns io.EOF when there is none.
+func (d *Decoder) SkipToEOL() error {
+	if d.err != nil {
+		return d.err
+	}
+	if d.opts.Encoding == MMR || d.rows > 0 {
+		return nil
+	}
+	_, err := d.seekEOL(0)
+	return err
+}
+
+// seekEOL moves to the next EOL that starts a row decodable on its own,
+// counting from lost the rows passed.
+func (d *Decoder) seekEOL(lost int) (int, error) {
 	b := &d.br
 	for {
 		if b.peek(12) == eolCode {
