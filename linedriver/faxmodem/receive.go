@@ -164,6 +164,9 @@ func (d *Driver) answer(ctx context.Context, ch *at.Channel, m *Modem, in linedr
 	}
 	// caller id, where the modem has it (not every modem knows the command)
 	ch.Command(ctx, "+VCID=1", 3*time.Second) //nolint:errcheck // optional
+	if steplog != nil {
+		steplog("listen", fmt.Sprintf("Class %s modem waiting for %d rings", class, m.Config.rings()))
+	}
 	var ci CallerInfo
 	rings := 0
 	var last time.Time
