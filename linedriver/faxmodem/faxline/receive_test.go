@@ -3,6 +3,7 @@ package faxline
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,7 +45,9 @@ func (r *received) has(step string) []string {
 // refuses calls; no auto-answer: we answer with ATA after RING, as the
 // driver does) and receives with t30.Receive. The result comes on the
 // channel once the call is over.
-func answerB(ctx context.Context, t *testing.T, line *Line, cfg t30.RxConfig) <-chan *received {
+//
+// hook, when set, runs before each page is kept; its error refuses the page.
+func answerB(ctx context.Context, t *testing.T, line *Line, cfg t30.RxConfig, hook ...func(n int) error) <-chan *received {
 	t.Helper()
 	rx := &received{}
 	ch, err := at.Open(line.DevB, 115200, at.Options{Trace: func(d, s string) { rx.log.add("%s %q", d, s) }})
@@ -64,6 +67,11 @@ func answerB(ctx context.Context, t *testing.T, line *Line, cfg t30.RxConfig) <-
 		rx.mu.Unlock()
 	}
 	cfg.Page = func(_ context.Context, n int, p *t30.RxPage) error {
+		for _, h := range hook {
+			if err := h(n); err != nil {
+				return err
+			}
+		}
 		if n != len(rx.pages)+1 {
 			return fmt.Errorf("page %d after %d", n, len(rx.pages))
 		}
@@ -112,8 +120,10 @@ func samePages(t *testing.T, got []*t30.RxPage, want [][][]byte) {
 }
 
 // TestReceiveFromOurSender: our sender on modem A calls our receiver on
-// modem B: MR and MH without ECM (copy quality checked, MCF), and MMR in
-// error correction mode; every row as sent.
+// modem B: MR and MH without ECM (copy quality checked, MCF; a page that
+// could not be kept is refused with RTN and arrives again), and MMR in
+// error correction mode (a page that takes long to keep holds the sender
+// with RNR); every row as sent.
 func TestReceiveFromOurSender(t *testing.T) {
 	testenv.Short(t)
 	testenv.LookPath(t, "iaxmodem")
@@ -124,10 +134,16 @@ func TestReceiveFromOurSender(t *testing.T) {
 		pages  int
 		height int
 		ecm    string
+		// failFirst makes keeping the first page fail once (RTN, the
+		// sender trains again and repeats it); slow makes keeping each
+		// page take that long (RNR in ECM)
+		failFirst bool
+		slow      time.Duration
+		want      string // a step in the receiver's log
 	}{
-		{"V.17 MR fine 2 pages", t30.V17, true, 2, 50, "off"},
-		{"V.29 MH standard", t30.V29, false, 1, 40, "off"},
-		{"V.17 ECM MMR fine 2 pages", t30.V17, true, 2, 300, "on"},
+		{"V.17 MR fine 2 pages, first kept at the second try", t30.V17, true, 2, 50, "off", true, 0, "[tx] RTN"},
+		{"V.29 MH standard", t30.V29, false, 1, 40, "off", false, 0, "[tx] MCF"},
+		{"V.17 ECM MMR fine 2 pages, slow store", t30.V17, true, 2, 300, "on", false, 4 * time.Second, "[rnr] page 1 is being stored"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -138,7 +154,15 @@ func TestReceiveFromOurSender(t *testing.T) {
 			}
 			defer line.Close()
 			time.Sleep(2 * time.Second) // a just-started iaxmodem answers "NO DIALTONE" for a moment
-			done := answerB(ctx, t, line, t30.RxConfig{LocalID: "+1 555 0002"})
+			failed := false
+			done := answerB(ctx, t, line, t30.RxConfig{LocalID: "+1 555 0002"}, func(n int) error {
+				if c.failFirst && !failed {
+					failed = true
+					return errors.New("disk full")
+				}
+				time.Sleep(c.slow)
+				return nil
+			})
 			ch, err := at.Open(line.DevA, 115200, at.Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -152,7 +176,7 @@ func TestReceiveFromOurSender(t *testing.T) {
 				want = append(want, testPage(c.height, 20+i*3+p))
 			}
 			var txlog timedLog
-			cfg := t30.Config{LocalID: "+1 555 0001", Fine: c.fine, MR: true, ECM: c.ecm, Modulations: []string{c.mod}, Pace: true,
+			cfg := t30.Config{LocalID: "+1 555 0001", Fine: c.fine, MR: true, ECM: c.ecm, Modulations: []string{c.mod}, Pace: true, RTNRetries: 1,
 				Log: func(step, d string) { txlog.add("[%s] %s", step, d) }}
 			if c.mod == t30.V29 {
 				cfg.Encoding = "mh"
@@ -170,6 +194,9 @@ func TestReceiveFromOurSender(t *testing.T) {
 			}
 			if rx.res.Params.ECM != (c.ecm == "on") || rx.res.Params.MMR != (c.ecm == "on") || rx.res.Params.Speed.Modulation != c.mod || rx.res.Params.Fine != c.fine {
 				t.Errorf("received at %v", rx.res.Params)
+			}
+			if !strings.Contains(rx.log.String(), c.want) {
+				t.Errorf("the receiver's log lacks %q", c.want)
 			}
 			samePages(t, rx.pages, want)
 			t.Logf("%s: %d pages pixel-identical at %s, %v", c.name, len(rx.pages), rx.res.Params, res.Duration.Round(time.Millisecond))
