@@ -143,7 +143,7 @@ func TestReceiveFromOurSender(t *testing.T) {
 	}{
 		{"V.17 MR fine 2 pages, first kept at the second try", t30.V17, true, 2, 50, "off", true, 0, "[tx] RTN"},
 		{"V.29 MH standard", t30.V29, false, 1, 40, "off", false, 0, "[tx] MCF"},
-		{"V.17 ECM MMR fine 2 pages, slow store", t30.V17, true, 2, 300, "on", false, 4 * time.Second, "[rnr] page 1 is being stored"},
+		{"V.17 ECM MMR fine, 64-octet frames in 2 blocks, slow store", t30.V17, true, 1, 640, "on", false, 4 * time.Second, "[rnr] page 1 is being stored"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -181,6 +181,9 @@ func TestReceiveFromOurSender(t *testing.T) {
 			if c.mod == t30.V29 {
 				cfg.Encoding = "mh"
 			}
+			if c.ecm == "on" {
+				cfg.FrameSize = 64 // over 256 frames: a page of two blocks (PPS-NULL)
+			}
 			res, err := t30.Send(ctx, ch, line.NumB, encodePages(want), cfg)
 			rx := <-done
 			if err != nil || rx.err != nil || t.Failed() || os.Getenv("FAXLINE_LOG") != "" {
@@ -197,6 +200,9 @@ func TestReceiveFromOurSender(t *testing.T) {
 			}
 			if !strings.Contains(rx.log.String(), c.want) {
 				t.Errorf("the receiver's log lacks %q", c.want)
+			}
+			if c.ecm == "on" && !strings.Contains(rx.log.String(), "[rx] PPS 00 00 00 FF") {
+				t.Errorf("no first block of 256 frames ended with PPS-NULL")
 			}
 			samePages(t, rx.pages, want)
 			t.Logf("%s: %d pages pixel-identical at %s, %v", c.name, len(rx.pages), rx.res.Params, res.Duration.Round(time.Millisecond))
