@@ -60,7 +60,7 @@ func (c *caller) sendPage() {
 	var b bytes.Buffer
 	rows := c.pages[c.page]
 	t4.EncodePage(&b, 1728, func(y int) []byte { return rows[y] }, len(rows), t4.Options{Encoding: t4.MH, EndOfPage: true, LSBFirst: true}) //nolint:errcheck // fixed pages
-	c.push(item{data: append(bytes.Repeat([]byte{0xFF}, 40), b.Bytes()...)}) // the idle line before the page
+	c.push(item{data: append(bytes.Repeat([]byte{0xFF}, 40), b.Bytes()...)})                                                                // the idle line before the page
 	ppm := byte(t30.MPS)
 	switch {
 	case c.page == len(c.pages)-1:
@@ -254,7 +254,7 @@ func TestReceivePaths(t *testing.T) {
 				fails := tt.failPages
 				var log strings.Builder
 				cfg := t30.RxConfig{LocalID: "+1 555 0002", T1: 2 * time.Second,
-					Log: func(step, d string) { fmt.Fprintf(&log, "[%s] %s\n", step, d) },
+					Log:   func(step, d string) { fmt.Fprintf(&log, "[%s] %s\n", step, d) },
 					Begin: func(context.Context, string, t30.Params) error { return tt.begin },
 					Page: func(_ context.Context, n int, p *t30.RxPage) error {
 						if fails > 0 {
