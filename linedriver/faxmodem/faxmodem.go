@@ -180,7 +180,11 @@ func New(name string, options json.RawMessage, logger *slog.Logger) (linedriver.
 	if err != nil {
 		return nil, err
 	}
-	return NewWith(name, o, logger), nil
+	d := NewWith(name, o, logger)
+	if r := d.Receiver(); r != nil {
+		return r.(Receiving), nil
+	}
+	return d, nil
 }
 
 // NewWith builds a driver from decoded options.

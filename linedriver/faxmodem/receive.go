@@ -22,7 +22,24 @@ const (
 	ModeBoth    = "both"    // answers while idle; taken for sending when a job comes
 )
 
-var _ linedriver.Receiver = (*Driver)(nil)
+// Receiving is the driver of a configuration where a device answers calls:
+// the Driver with Receive. New returns it then, so that the host, which
+// takes every linedriver.Receiver for a line that answers, finds a
+// send-only configuration without it.
+type Receiving struct{ *Driver }
+
+var _ linedriver.Receiver = Receiving{}
+
+// Receiver returns the driver as a linedriver.Receiver when one of its
+// devices answers calls (mode receive or both), else nil.
+func (d *Driver) Receiver() linedriver.Receiver {
+	for _, m := range d.pool.modems {
+		if m.Config.receives() {
+			return Receiving{d}
+		}
+	}
+	return nil
+}
 
 // receives reports whether a device answers calls.
 func (c DeviceConfig) receives() bool { return c.Mode == ModeReceive || c.Mode == ModeBoth }
@@ -40,9 +57,9 @@ func (c DeviceConfig) rings() int {
 // Receive answers calls on every device whose mode is receive or both, one
 // call at a time per device, until ctx ends. A "both" device waits for
 // calls only while no job is using it, and stops waiting (cleanly, on hook)
-// when the pool hands it to a job. Without such a device it returns at
-// once.
-func (d *Driver) Receive(ctx context.Context, in linedriver.Inbound) error {
+// when the pool hands it to a job.
+func (r Receiving) Receive(ctx context.Context, in linedriver.Inbound) error {
+	d := r.Driver
 	var wg sync.WaitGroup
 	for _, m := range d.pool.modems {
 		if !m.Config.receives() {

@@ -90,6 +90,31 @@ func TestParseCallerLine(t *testing.T) {
 	}
 }
 
+// TestReceiverOnlyWhenAnswering: the host takes every linedriver.Receiver
+// for a line that answers, so a send-only configuration is none.
+func TestReceiverOnlyWhenAnswering(t *testing.T) {
+	for _, c := range []struct {
+		devs string
+		recv bool
+	}{
+		{`[{"device": "a"}]`, false},
+		{`[{"device": "a", "mode": "send"}, {"device": "b"}]`, false},
+		{`[{"device": "a"}, {"device": "b", "mode": "receive"}]`, true},
+		{`[{"device": "a", "mode": "both"}]`, true},
+	} {
+		d, err := New("fax", json.RawMessage(`{"devices": `+c.devs+`, "dial": {"region": "US"}}`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := d.(linedriver.Receiver); ok != c.recv {
+			t.Errorf("%s: a Receiver %v, want %v", c.devs, ok, c.recv)
+		}
+		if _, ok := d.(linedriver.DeviceReporter); !ok {
+			t.Errorf("%s: no DeviceReporter", c.devs)
+		}
+	}
+}
+
 func TestModeOptions(t *testing.T) {
 	for _, c := range []struct {
 		dev   string
@@ -137,7 +162,7 @@ func TestBothModeTakenForSending(t *testing.T) {
 	d := NewWith("fax", o, nil)
 	in := newInbound()
 	rdone := make(chan error, 1)
-	go func() { rdone <- d.Receive(ctx, in) }()
+	go func() { rdone <- d.Receiver().Receive(ctx, in) }()
 	state := func(i int) func() bool {
 		return func() bool { return d.Devices()[i].State == "waiting for calls" }
 	}

@@ -63,7 +63,7 @@ func receivingDriver(ctx context.Context, t *testing.T, line *Line, box *inbox) 
 	}
 	d := faxmodem.NewWith("fax", o, nil)
 	done := make(chan struct{})
-	go func() { d.Receive(ctx, box); close(done) }() //nolint:errcheck // returns nil
+	go func() { d.Receiver().Receive(ctx, box); close(done) }() //nolint:errcheck // returns nil at the end
 	t.Cleanup(func() { <-done })
 	testenv.Eventually(t, 10*time.Second, "modem B waiting for calls", func() bool {
 		return d.Devices()[0].State == "waiting for calls"
