@@ -23,7 +23,7 @@ import (
 func init() {
 	register(command{
 		Name:  "fax receive",
-		Usage: "--device DEV [--rings N] [--out DIR] [-v]",
+		Usage: "--device DEV [--class auto|1|1.0|2|2.0] [--rings N] [--out DIR] [-v]",
 		Short: "answer one call on a fax modem and write the fax as TIFF and PDF, printing each T.30 step with -v",
 		Run:   runFaxReceive,
 	})
@@ -96,7 +96,8 @@ func (f *fileInbound) write(dir string) ([]string, error) {
 
 func runFaxReceive(args []string, std stdio) int {
 	fs := flag.NewFlagSet("fax receive", flag.ContinueOnError)
-	device := fs.String("device", "", "serial device of the fax modem (e.g. /dev/ttyUSB0); Class 1")
+	device := fs.String("device", "", "serial device of the fax modem (e.g. /dev/ttyUSB0)")
+	class := fs.String("class", "auto", "fax class: auto, 1, 1.0, 2 or 2.0")
 	rings := fs.Int("rings", 2, "answer after this many rings")
 	out := fs.String("out", ".", "directory for the received fax (CALL.tif and CALL.pdf)")
 	id := fs.String("id", "", "local identification sent as CSI (up to 20 characters)")
@@ -125,7 +126,7 @@ func runFaxReceive(args []string, std stdio) int {
 		return 2
 	}
 	opts := map[string]any{
-		"devices":    []map[string]any{{"device": *device, "class": "1", "speed": *speed, "init": []string(init), "mode": "receive", "rings": *rings}},
+		"devices":    []map[string]any{{"device": *device, "class": *class, "speed": *speed, "init": []string(init), "mode": "receive", "rings": *rings}},
 		"local_id":   *id,
 		"resolution": *resolution,
 		"encoding":   *encoding,

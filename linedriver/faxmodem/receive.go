@@ -12,6 +12,7 @@ import (
 
 	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/at"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/class2"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/t30"
 )
 
@@ -170,9 +171,6 @@ func (d *Driver) answer(ctx context.Context, ch *at.Channel, m *Modem, in linedr
 	if m != nil {
 		d.pool.Answered(m)
 	}
-	if class != "1" && class != "1.0" {
-		return &t30.Error{Category: t30.CatProtocol, Reason: "receiving needs a Class 1 modem (this one runs Class " + class + ")"}
-	}
 	if r, err := ch.Command(ctx, "S0=0", 3*time.Second); err != nil || !r.OK() {
 		if err != nil {
 			return &t30.Error{Category: t30.CatModem, Reason: "ATS0=0 not answered", Err: err}
@@ -211,7 +209,7 @@ func (d *Driver) answer(ctx context.Context, ch *at.Channel, m *Modem, in linedr
 	if !claim() {
 		return nil // a job took the modem between the rings
 	}
-	return d.receiveCall(ctx, ch, m, ci, in, steplog)
+	return d.receiveCall(ctx, ch, m, class, ci, in, steplog)
 }
 
 // newCallID is the time and 4 random octets.
@@ -222,7 +220,7 @@ func newCallID(t time.Time) string {
 }
 
 // receiveCall answers and runs T.30 with the Inbound taking the pages.
-func (d *Driver) receiveCall(ctx context.Context, ch *at.Channel, m *Modem, ci CallerInfo, in linedriver.Inbound, steplog func(step, detail string)) error {
+func (d *Driver) receiveCall(ctx context.Context, ch *at.Channel, m *Modem, class string, ci CallerInfo, in linedriver.Inbound, steplog func(step, detail string)) error {
 	started := time.Now()
 	call := &linedriver.Call{ID: newCallID(started), Driver: d.name, Device: m.Config.Device,
 		CalledNumber: ci.Called, CallerNumber: ci.Number, Started: started}
@@ -271,6 +269,9 @@ func (d *Driver) receiveCall(ctx context.Context, ch *at.Channel, m *Modem, ci C
 		}
 		return in.Page(ctx, call, n, &linedriver.InboundPage{Width: p.Width, Height: len(p.Rows), XRes: 204, YRes: yres, Rows: p.Rows, BadRows: p.BadRows})
 	}
+	if class == "2" || class == "2.0" {
+		return d.receiveClass2(ctx, ch, m, class, call, in, steplog)
+	}
 	res, err := t30.Receive(ctx, ch, cfg)
 	d.log.Info("fax received", "device", m.Config.Device, "call", call.ID, "pages", res.Pages, "remote_id", res.RemoteID, "error", err)
 	if begun {
@@ -281,5 +282,16 @@ func (d *Driver) receiveCall(ctx context.Context, ch *at.Channel, m *Modem, ci C
 			d.log.Warn("fax received: end", "call", call.ID, "error", eerr)
 		}
 	}
+	return err
+}
+
+// receiveClass2 hands an answered Class 2/2.0 call to class2.Receive, which
+// runs it with the Inbound (Begin, each Page before the modem confirms it,
+// End) and appends its steps to call.Log after the rings'.
+func (d *Driver) receiveClass2(ctx context.Context, ch *at.Channel, m *Modem, class string, call *linedriver.Call, in linedriver.Inbound, steplog func(step, detail string)) error {
+	cfg := class2.ReceiveConfig{Class: class, LocalID: d.opts.LocalID, Fine: d.opts.Resolution != "standard",
+		ECM: strings.ToLower(d.opts.ECM), Encoding: strings.ToLower(d.opts.Encoding), FrameSize: d.opts.ECMFrameSize, Log: steplog}
+	err := class2.Receive(ctx, ch, cfg, call, in)
+	d.log.Info("fax received", "device", m.Config.Device, "call", call.ID, "class", class, "remote_id", call.RemoteID, "error", err)
 	return err
 }

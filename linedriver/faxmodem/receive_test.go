@@ -1,8 +1,11 @@
 package faxmodem
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,7 +13,9 @@ import (
 	"github.com/mediagw/mediagw/internal/testenv"
 	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/modemsim"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/render"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/t30"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/t4"
 )
 
 // inbound keeps what a receiving driver hands over.
@@ -197,5 +202,108 @@ func TestBothModeTakenForSending(t *testing.T) {
 	}
 	if len(in.calls) != 0 {
 		t.Errorf("calls answered: %d", len(in.calls))
+	}
+}
+
+// TestClass2Receive: a Class 2 and a Class 2.0 modem (the emulator) ring
+// and a fax machine sends two pages; the driver answers after two rings and
+// hands the call to class2.Receive, which keeps each page before the modem
+// confirms it (+FPS/+FPTS=1); a page that cannot be kept is answered 2
+// (RTN) and sent again.
+func TestClass2Receive(t *testing.T) {
+	page := func(h, seed int) [][]byte {
+		rows := make([][]byte, h)
+		for y := range rows {
+			rows[y] = make([]byte, render.Width/8)
+			for x := (y + seed) % 13; x < len(rows[y]); x += 13 {
+				rows[y][x] = 0x3C
+			}
+		}
+		return rows
+	}
+	want := [][][]byte{page(60, 1), page(45, 2)}
+	for _, c := range []struct {
+		class     string
+		failPages int
+		verdicts  string
+	}{
+		{"2", 0, "[1 1]"},
+		{"2.0", 0, "[1 1]"},
+		{"2.0", 1, "[2 1 1]"},
+	} {
+		t.Run(fmt.Sprintf("class %s, %d refused", c.class, c.failPages), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			caller := &modemsim.Caller{TSI: "+1 201 555 0123", Pages: len(want), Resend: 1,
+				Caps: &t30.Caps{CanReceive: true, V17: true, V29: true, V27ter: true, Fine: true, MR: true},
+				Encode: func(i int, p t30.Params) ([]byte, error) {
+					o := t4.Options{Encoding: t4.MH, EndOfPage: true, LSBFirst: true}
+					if p.MR {
+						o.Encoding, o.K = t4.MR, p.K()
+					}
+					var b bytes.Buffer
+					_, err := t4.EncodePage(&b, render.Width, func(y int) []byte { return want[i][y] }, len(want[i]), o)
+					return b.Bytes(), err
+				}}
+			l := &lab{ctx: ctx, scripts: map[string][]modemsim.Remote{"ttyS0": {{Caller: caller, Classes: "0," + c.class}}}, opens: map[string]int{}}
+			o, err := ParseOptions(json.RawMessage(`{"devices": [{"device": "ttyS0", "class": "` + c.class + `", "mode": "receive"}], "local_id": "+1 555 0002", "ecm": "off", "dial": {"region": "US"}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Open = l.open
+			d := NewWith("fax", o, nil)
+			in := newInbound()
+			in.failPages = c.failPages
+			done := make(chan error, 1)
+			go func() { done <- d.ReceiveOne(ctx, o.Devices[0], in, nil) }()
+			sim := func() *modemsim.Modem {
+				l.mu.Lock()
+				defer l.mu.Unlock()
+				if len(l.sims) == 0 {
+					return nil
+				}
+				return l.sims[0]
+			}
+			testenv.Eventually(t, 5*time.Second, "the driver waiting for rings", func() bool {
+				s := sim()
+				return s != nil && strings.Contains(strings.Join(s.Commands(), " "), "+VCID=1")
+			})
+			sim().Ring()
+			sim().Ring()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("receive: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no call received")
+			}
+			in.mu.Lock()
+			defer in.mu.Unlock()
+			if len(in.calls) != 1 {
+				t.Fatalf("%d calls", len(in.calls))
+			}
+			call := in.calls[0]
+			if call.RemoteID != "+1 201 555 0123" || in.ends[call.ID] != nil || !strings.Contains(call.Log, "[answer]") && !strings.Contains(call.Log, "ATA") {
+				t.Errorf("call %+v, end %v", call, in.ends[call.ID])
+			}
+			got := in.pages[call.ID]
+			if len(got) != len(want) {
+				t.Fatalf("%d pages kept, want %d", len(got), len(want))
+			}
+			for p, pg := range got {
+				if pg.Height != len(want[p]) {
+					t.Fatalf("page %d: %d rows, want %d", p+1, pg.Height, len(want[p]))
+				}
+				for y := range want[p] {
+					if !bytes.Equal(pg.Rows[y], want[p][y]) {
+						t.Fatalf("page %d row %d differs", p+1, y)
+					}
+				}
+			}
+			if v := fmt.Sprint(sim().Calls()[0].Verdicts); v != c.verdicts {
+				t.Errorf("the modem got verdicts %s, want %s", v, c.verdicts)
+			}
+		})
 	}
 }
