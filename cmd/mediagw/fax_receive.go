@@ -61,7 +61,12 @@ func (f *fileInbound) Page(_ context.Context, _ *linedriver.Call, n int, p *line
 	return nil
 }
 
-func (f *fileInbound) End(context.Context, *linedriver.Call, error) error { return nil }
+func (f *fileInbound) End(_ context.Context, c *linedriver.Call, _ error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.call = c
+	return nil
+}
 
 // write stores the pages as dir/ID.tif (TIFF Class F, MH) and dir/ID.pdf.
 func (f *fileInbound) write(dir string) ([]string, error) {

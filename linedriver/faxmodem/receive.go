@@ -255,19 +255,31 @@ func (d *Driver) receiveCall(ctx context.Context, ch *at.Channel, m *Modem, clas
 	if ci.Number != "" || ci.Called != "" {
 		cfg.Log("ring", fmt.Sprintf("caller %q, called %q", ci.Number, ci.Called))
 	}
+	// The Inbound gets a copy of the call as it is at each step: the log
+	// grows while a page is being kept.
+	snapshot := func() *linedriver.Call {
+		mu.Lock()
+		defer mu.Unlock()
+		c := *call
+		return &c
+	}
 	begun := false
 	cfg.Begin = func(ctx context.Context, remoteID string, p t30.Params) error {
+		mu.Lock()
 		call.RemoteID, call.Params = remoteID, p.String()
+		mu.Unlock()
 		begun = true
-		return in.Begin(ctx, call)
+		return in.Begin(ctx, snapshot())
 	}
 	cfg.Page = func(ctx context.Context, n int, p *t30.RxPage) error {
+		mu.Lock()
 		call.Params = p.Params.String()
+		mu.Unlock()
 		yres := 98.0
 		if p.Params.Fine {
 			yres = 196
 		}
-		return in.Page(ctx, call, n, &linedriver.InboundPage{Width: p.Width, Height: len(p.Rows), XRes: 204, YRes: yres, Rows: p.Rows, BadRows: p.BadRows})
+		return in.Page(ctx, snapshot(), n, &linedriver.InboundPage{Width: p.Width, Height: len(p.Rows), XRes: 204, YRes: yres, Rows: p.Rows, BadRows: p.BadRows})
 	}
 	if class == "2" || class == "2.0" {
 		return d.receiveClass2(ctx, ch, m, class, call, in, steplog)
@@ -278,7 +290,7 @@ func (d *Driver) receiveCall(ctx context.Context, ch *at.Channel, m *Modem, clas
 		// End gets its own context: the call's may be over (gateway stopping)
 		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if eerr := in.End(ectx, call, err); eerr != nil {
+		if eerr := in.End(ectx, snapshot(), err); eerr != nil {
 			d.log.Warn("fax received: end", "call", call.ID, "error", eerr)
 		}
 	}

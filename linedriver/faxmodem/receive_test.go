@@ -63,6 +63,7 @@ func (in *inbound) End(_ context.Context, c *linedriver.Call, err error) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.ends[c.ID] = err
+	in.calls[len(in.calls)-1] = c
 	return nil
 }
 

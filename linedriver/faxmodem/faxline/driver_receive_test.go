@@ -49,6 +49,9 @@ func (b *inbox) Page(_ context.Context, c *linedriver.Call, n int, p *linedriver
 }
 
 func (b *inbox) End(_ context.Context, c *linedriver.Call, err error) error {
+	b.mu.Lock()
+	b.calls[len(b.calls)-1] = c // with the whole log
+	b.mu.Unlock()
 	b.ended <- err
 	return nil
 }

@@ -67,8 +67,8 @@ type RxConfig struct {
 
 	// Log receives each T.30 step.
 	Log func(step, detail string)
-	// Begin is called once, at the first DCS; an error refuses the call
-	// (DCN).
+	// Begin is called once, after the first good training (before CFR;
+	// the caller waits 3 s for it); an error refuses the call (DCN).
 	Begin func(ctx context.Context, remoteID string, p Params) error
 	// Page stores page n (1-based). It returns once the page is kept;
 	// the page is confirmed to the caller only after it returned nil.
@@ -457,15 +457,7 @@ func (r *rxSession) dcs(ctx context.Context, f Frame) (rxWait, error) {
 	}
 	r.params = p
 	r.log("dcs", p.String())
-	if !r.begun {
-		r.begun = true
-		if r.rc.Begin != nil {
-			if err := r.rc.Begin(ctx, r.res.RemoteID, p); err != nil {
-				r.reply(ctx, Frame{FCF: DCN}) //nolint:errcheck // refusing either way
-				return 0, &Error{Category: CatProtocol, Reason: "the call was refused", Err: fmt.Errorf("%w: %w", ErrRefused, err)}
-			}
-		}
-	}
+	// the TCF follows the DCS within 75 ms: nothing may come between
 	ok, err := r.tcf(ctx, p)
 	if err != nil {
 		return 0, err
@@ -473,6 +465,16 @@ func (r *rxSession) dcs(ctx context.Context, f Frame) (rxWait, error) {
 	if !ok {
 		r.lastReply = 0
 		return waitCmd, r.reply(ctx, Frame{FCF: FTT})
+	}
+	if !r.begun {
+		// the caller waits T4 (3 s) for CFR
+		r.begun = true
+		if r.rc.Begin != nil {
+			if err := r.rc.Begin(ctx, r.res.RemoteID, p); err != nil {
+				r.reply(ctx, Frame{FCF: DCN}) //nolint:errcheck // refusing either way
+				return 0, &Error{Category: CatProtocol, Reason: "the call was refused", Err: fmt.Errorf("%w: %w", ErrRefused, err)}
+			}
+		}
 	}
 	r.lastReply = 0
 	r.longTrain = false
