@@ -177,9 +177,6 @@ func TestReceiveFromOurSender(t *testing.T) {
 			var txlog timedLog
 			cfg := t30.Config{LocalID: "+1 555 0001", Fine: c.fine, MR: true, ECM: c.ecm, Modulations: []string{c.mod}, Pace: true, RTNRetries: 1,
 				Log: func(step, d string) { txlog.add("[%s] %s", step, d) }}
-			if c.mod == t30.V29 {
-				cfg.Encoding = "mh"
-			}
 			if c.ecm == "on" {
 				cfg.FrameSize = 64 // over 256 frames: a page of two blocks (PPS-NULL)
 			}
