@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +30,9 @@ import (
 
 // Config is a whole gateway configuration.
 type Config struct {
+	// Gateway is this gateway's name among the gateways that share one
+	// spool database (default: the host name); it must be unique there.
+	Gateway    string                `yaml:"gateway"`
 	Spool      Spool                 `yaml:"spool"`
 	Log        Log                   `yaml:"log"`
 	Status     Status                `yaml:"status"`
@@ -67,6 +71,9 @@ type Spool struct {
 	// Migrate is auto (apply pending schema migrations on start) or manual
 	// (refuse to start until `mediagw spool migrate` ran).
 	Migrate string `yaml:"migrate"`
+	// TakeoverAfter bounds how long a connector stays unowned when the
+	// gateway that ran it died, with several gateways on one database.
+	TakeoverAfter Duration `yaml:"takeover_after"`
 }
 
 // Spool backends.
@@ -163,8 +170,17 @@ type Driver struct {
 	Type        string    `yaml:"type"`
 	MaxAttempts int       `yaml:"max_attempts"`
 	Options     yaml.Node `yaml:"options"`
+	// Gateways names the gateways that run this driver (those with its
+	// lines); empty: every gateway. The others still route records to
+	// it: its jobs wait in the shared queue for a gateway that runs it.
+	Gateways []string `yaml:"gateways"`
 
 	Line int `yaml:"-"`
+}
+
+// RunsOn reports whether gateway gw runs the driver.
+func (d *Driver) RunsOn(gw string) bool {
+	return len(d.Gateways) == 0 || slices.Contains(d.Gateways, gw)
 }
 
 // Duration reads "30s", "5m", "72h" or a number of seconds.
@@ -173,7 +189,7 @@ type Duration = duration.Duration
 // Defaults are the values of keys the file leaves out.
 var Defaults = Config{
 	Spool: Spool{Dir: "spool", ForgetAfter: Duration(14 * 24 * time.Hour), FailedRetention: Duration(30 * 24 * time.Hour),
-		Compact: Compact{Auto: true, MinSize: 64 << 20}, Backend: BackendBolt, Migrate: "auto"},
+		Compact: Compact{Auto: true, MinSize: 64 << 20}, Backend: BackendBolt, Migrate: "auto", TakeoverAfter: Duration(15 * time.Second)},
 	Log: Log{Level: "info", Format: "text"},
 }
 
@@ -304,6 +320,14 @@ func (c *Config) check(e *Error) {
 	}
 	c.checkStatus(e)
 	c.checkSpool(e)
+	if c.Gateway == "" {
+		if h, err := os.Hostname(); err == nil {
+			c.Gateway = h
+		}
+	}
+	if c.Spool.TakeoverAfter < Duration(time.Second) {
+		e.add("%s: spool.takeover_after %s: want at least 1s", c.At("spool.takeover_after"), time.Duration(c.Spool.TakeoverAfter))
+	}
 	if len(c.Connectors) == 0 && !c.HasInbound() {
 		e.add("%s: no connectors: name at least one under connectors: (or route received faxes under inbound:)", c.File)
 	}

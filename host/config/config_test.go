@@ -52,10 +52,12 @@ func TestParseProblems(t *testing.T) {
 			[]string{cfgFile + `:6: log: unknown key "levle" (valid keys: format, level)`}, nil},
 		{"unknown keys everywhere, each at its line", "spool:\n  dir: s\n  forget: 1h\nconector:\n  x: 1\ndrivers:\n  fax:\n    type: faxmodem\n    option: {}\n",
 			[]string{
-				cfgFile + `:3: spool: unknown key "forget" (valid keys: `, " dir, ", " forget_after, ", " tls)",
-				cfgFile + `:4: top level: unknown key "conector" (valid keys: connectors, drivers, inbound, log, maps, spool, status)`,
-				cfgFile + `:9: drivers.fax: unknown key "option" (valid keys: max_attempts, options, type)`,
+				cfgFile + `:3: spool: unknown key "forget" (valid keys: `, " dir, ", " forget_after, ", " takeover_after, ", " tls)",
+				cfgFile + `:4: top level: unknown key "conector" (valid keys: connectors, drivers, gateway, inbound, log, maps, spool, status)`,
+				cfgFile + `:9: drivers.fax: unknown key "option" (valid keys: gateways, max_attempts, options, type)`,
 			}, nil},
+		{"takeover too short", "spool:\n  takeover_after: 200ms\nconnectors:\n  inbox:\n    plugin: x\n",
+			[]string{cfgFile + ":2: spool.takeover_after 200ms: want at least 1s"}, nil},
 		{"unknown key and wrong type together", "log:\n  levle: debug\nconnectors:\n  inbox:\n    max_in_flight: many\n",
 			[]string{cfgFile + `:2: log: unknown key "levle"`, cfgFile + ":5: cannot unmarshal"}, nil},
 		{"plugin config and driver options are left to their owners", "connectors:\n  inbox:\n    config: {anything: 1}\ndrivers:\n  fax:\n    type: file\n    options: {whatever: 2}\n",
@@ -243,5 +245,47 @@ func TestSpoolPostgres(t *testing.T) {
 	}
 	if Defaults.Spool.Backend != BackendBolt {
 		t.Fatalf("default backend = %q, want bbolt", Defaults.Spool.Backend)
+	}
+}
+
+// TestGatewayAndPlacement: the gateway's name defaults to the host name,
+// takeover_after to 15 s, and a driver runs on the gateways it names (all
+// when it names none).
+func TestGatewayAndPlacement(t *testing.T) {
+	dir := t.TempDir()
+	file, mapFile := filepath.Join(dir, "mediagw.yaml"), filepath.Join(dir, "m.yaml")
+	if err := os.WriteFile(mapFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, src string
+		gateway   string
+		takeover  time.Duration
+		runsOn    map[string]string // driver → the gateways it runs on, of a, b
+	}{
+		{"defaults", "drivers:\n  f:\n    type: file\n", host, 15 * time.Second, map[string]string{"f": "ab"}},
+		{"placed", "gateway: a\nspool:\n  takeover_after: 5s\ndrivers:\n  ma:\n    type: file\n    gateways: [a]\n  mb:\n    type: file\n    gateways: [b]\n  f:\n    type: file\n",
+			"a", 5 * time.Second, map[string]string{"ma": "a", "mb": "b", "f": "ab"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse(file, []byte(tc.src+"connectors:\n  in:\n    plugin: /bin/true\n    map: m\nmaps:\n  m: "+mapFile+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Gateway != tc.gateway || time.Duration(cfg.Spool.TakeoverAfter) != tc.takeover {
+				t.Fatalf("gateway %q, takeover_after %v", cfg.Gateway, time.Duration(cfg.Spool.TakeoverAfter))
+			}
+			for d, on := range tc.runsOn {
+				for _, gw := range []string{"a", "b"} {
+					if got, want := cfg.Drivers[d].RunsOn(gw), strings.Contains(on, gw); got != want {
+						t.Errorf("driver %s runs on %s: %v, want %v", d, gw, got, want)
+					}
+				}
+			}
+		})
 	}
 }
