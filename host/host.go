@@ -27,6 +27,7 @@ import (
 	"github.com/mediagw/mediagw/host/delivery"
 	"github.com/mediagw/mediagw/host/inbound"
 	"github.com/mediagw/mediagw/host/metrics"
+	"github.com/mediagw/mediagw/host/ownership"
 	"github.com/mediagw/mediagw/host/pipeline"
 	"github.com/mediagw/mediagw/host/pluginmgr"
 	"github.com/mediagw/mediagw/host/report"
@@ -109,7 +110,7 @@ func Prepare(cfg *config.Config, log *slog.Logger) (*Plan, error) {
 					bd.SetBaseDir(filepath.Dir(cfg.File))
 				}
 				p.Drivers[name] = d
-				p.DriverFP[name] = fingerprint(dc.Type, fmt.Sprint(dc.MaxAttempts), string(opts))
+				p.DriverFP[name] = fingerprint(dc.Type, fmt.Sprint(dc.MaxAttempts), string(opts), fmt.Sprint(dc.RunsOn(cfg.Gateway)))
 			}
 		}
 		if err != nil {
@@ -264,6 +265,12 @@ type Host struct {
 	// able to send.
 	WrapSender func(connector string, s plugin.Sender) plugin.Sender
 
+	// gateway is this gateway's name; owner decides which connectors it
+	// runs (ownership.Single until Share); shared is set by Share.
+	gateway string
+	owner   ownership.Owner
+	shared  *shared
+
 	hub     *activity.Hub
 	metrics *metrics.Metrics
 	now     func() time.Time // the clock of pruning (tests move it)
@@ -316,8 +323,9 @@ type connUnit struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu   sync.Mutex
-	inst *pluginmgr.Instance // the running plugin, nil between launches
+	mu    sync.Mutex
+	inst  *pluginmgr.Instance // the running plugin, nil between launches
+	lease *ownership.Lease    // held while this gateway owns the connector
 }
 
 // New opens the spool of the plan's config. The activity lines of
@@ -335,6 +343,7 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 			"queued_jobs", up.Jobs, "failed_jobs", up.Failed, "undecodable", up.Undecodable)
 	}
 	h := &Host{log: slog.New(hub.Handler(log.Handler())), spool: sp, Backoff: pluginmgr.DefaultBackoff, hub: hub, now: time.Now,
+		gateway: p.Config.Gateway, owner: ownership.Single{Gateway: p.Config.Gateway},
 		drivers: map[string]*driverUnit{}, reporters: map[string]*driverUnit{}, mailers: map[string]*driverUnit{}, pdfMakers: map[string]linedriver.PDFMaker{},
 		conns: map[string]*connUnit{}, drained: make(chan struct{}, 1), wakers: map[string]func(){}}
 	if m, ok := sp.(spool.Maintainer); ok {
@@ -407,6 +416,12 @@ func (h *Host) Reports() *report.Service { return h.reports }
 // first (no new messages), then the drivers (attempts in progress end and
 // are recorded), then closes the spool.
 func (h *Host) Run(ctx context.Context, p *Plan) error {
+	if h.shared != nil {
+		rctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); h.shared.registry.Run(rctx) }()
+		defer func() { stop(); <-done }()
+	}
 	h.apply(p)
 	h.prune()
 	h.recoverCalls(ctx)
@@ -537,7 +552,7 @@ func (h *Host) apply(p *Plan) {
 	}
 	var drivers []*driverUnit
 	for name, u := range h.drivers {
-		if fp, ok := p.DriverFP[name]; !ok || fp != u.fp {
+		if fp, ok := p.DriverFP[name]; !ok || fp != u.fp || !p.Config.Drivers[name].RunsOn(h.gateway) {
 			h.log.Info("stopping driver", "driver", name, "why", why(ok))
 			drivers = append(drivers, u)
 			delete(h.drivers, name)
@@ -619,6 +634,11 @@ func (h *Host) apply(p *Plan) {
 			if d != h.drivers[name].driver {
 				d.Close() // the running one is kept
 			}
+			continue
+		}
+		if !p.Config.Drivers[name].RunsOn(h.gateway) {
+			// Its lines are on other gateways: records are routed to it
+			// (its Check runs here) and its jobs wait for them.
 			continue
 		}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -706,6 +726,11 @@ func (h *Host) pipelineFor(p *Plan, cp *ConnectorPlan) *pipeline.Pipeline {
 	for name, u := range h.drivers {
 		targets[name] = pipeline.Target{Driver: u.driver}
 	}
+	for name, d := range p.Drivers {
+		if _, ok := targets[name]; !ok {
+			targets[name] = pipeline.Target{Driver: d} // run by other gateways
+		}
+	}
 	pl := &pipeline.Pipeline{
 		Connector: cp.Name, Mapper: dataMap{p.Maps[cp.Config.Map]}, Targets: targets, Routes: cp.Config.Routes,
 		Spool: h.spool, Log: h.log.With("connector", cp.Name), MaxInFlight: cp.Config.MaxInFlight, RetryAfter: 30 * time.Second,
@@ -739,9 +764,58 @@ func (h *Host) wakeReporters() {
 	}
 }
 
-// supervise launches the connector's plugin, runs its pipeline, and
-// relaunches the plugin with backoff whenever it fails, until ctx ends.
+// supervise runs the connector while this gateway owns it: it waits for
+// the connector's lease (at once with one gateway), runs the plugin until
+// the lease is lost or ctx ends, and then waits for the lease again. On a
+// loss the plugin is killed at once, so that it neither reads nor settles
+// anything after; on a stop the lease is handed back for another gateway
+// to take at once.
 func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pipeline.Pipeline, u *connUnit) {
+	st := u.state
+	log := h.log.With("connector", cp.Name)
+	for ctx.Err() == nil {
+		lease, err := h.owner.Acquire(ctx, cp.Name)
+		if err != nil {
+			break // ctx ended
+		}
+		u.setLease(lease)
+		owned, cancel := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			select {
+			case <-lease.Lost():
+				if ctx.Err() == nil {
+					log.Warn("connector's lease lost: plugin stopped; waiting to own it again", "epoch", lease.Epoch)
+				}
+				if inst := u.instance(); inst != nil {
+					inst.Kill()
+				}
+				cancel()
+			case <-owned.Done():
+			}
+		}()
+		h.runPlugin(owned, p, cp, pl, u)
+		cancel()
+		<-watched
+		lease.Release()
+		u.setLease(nil)
+		if ctx.Err() == nil {
+			setHealth(st, log, ConnectorStandby, "another gateway owns this connector", func(s *pluginmgr.State) { s.Pid = 0 })
+		}
+	}
+	st.Set(func(s *pluginmgr.State) {
+		s.Health, s.Pid, s.Since, s.Message = plugin.HealthDown, 0, time.Now(), "stopped"
+	})
+}
+
+// ConnectorStandby is the health of a connector that another gateway of
+// the group runs now: this one takes it over when that one stops.
+const ConnectorStandby plugin.HealthState = "standby"
+
+// runPlugin launches the connector's plugin, runs its pipeline, and
+// relaunches the plugin with backoff whenever it fails, until ctx ends.
+func (h *Host) runPlugin(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pipeline.Pipeline, u *connUnit) {
 	st := u.state
 	log := h.log.With("connector", cp.Name)
 	backoff := h.Backoff()
@@ -755,6 +829,11 @@ func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pi
 			setHealth(st, log, plugin.HealthHealthy, "", func(s *pluginmgr.State) { s.Pid = inst.Pid })
 			log.Info("plugin started", "plugin", cp.Config.PluginPath, "pid", inst.Pid, "name", inst.Info.Name, "version", inst.Info.Version)
 			u.setInstance(inst)
+			if ctx.Err() != nil {
+				// The lease was lost while the plugin started: the
+				// watcher may have missed this instance.
+				inst.Kill()
+			}
 			h.setSender(cp.Name, inst)
 			hctx, hcancel := context.WithCancel(ctx)
 			watched := make(chan struct{})
@@ -783,9 +862,19 @@ func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pi
 		case <-time.After(wait):
 		}
 	}
-	st.Set(func(s *pluginmgr.State) {
-		s.Health, s.Pid, s.Since, s.Message = plugin.HealthDown, 0, time.Now(), "stopped"
-	})
+}
+
+func (u *connUnit) setLease(l *ownership.Lease) {
+	u.mu.Lock()
+	u.lease = l
+	u.mu.Unlock()
+}
+
+// owned reports whether this gateway holds the connector's lease now.
+func (u *connUnit) owned() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.lease != nil
 }
 
 func (u *connUnit) setInstance(i *pluginmgr.Instance) {

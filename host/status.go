@@ -9,6 +9,7 @@ import (
 
 	"github.com/mediagw/mediagw/host/activity"
 	"github.com/mediagw/mediagw/host/delivery"
+	"github.com/mediagw/mediagw/host/gateways"
 	"github.com/mediagw/mediagw/host/metrics"
 	"github.com/mediagw/mediagw/host/pluginmgr"
 	"github.com/mediagw/mediagw/host/report"
@@ -59,6 +60,13 @@ type Status struct {
 	// Reports counts each connector's delivery reports since start (those
 	// still to send are under queued, as report:<connector>).
 	Reports map[string]report.Counts `json:"reports,omitempty"`
+	// Gateway is this gateway's name; Gateways lists every gateway of the
+	// group that shares the spool's database (with one gateway: none).
+	Gateway  string             `json:"gateway"`
+	Gateways []gateways.Gateway `json:"gateways,omitempty"`
+	// Unserved names the drivers with queued jobs that no live gateway
+	// runs: their jobs wait ("no gateway runs driver X").
+	Unserved []string `json:"unserved,omitempty"`
 }
 
 // Status reports the health of the connectors, drivers and spool, and the
@@ -108,6 +116,22 @@ func (h *Host) Status(ctx context.Context) (Status, error) {
 		}
 		st.Drivers[name] = ds
 	}
+	st.Gateway = h.gateway
+	running, _ := h.running()
+	if h.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		gs, gerr := gateways.List(ctx, h.shared.db, h.shared.takeover)
+		cancel()
+		if gerr != nil && err == nil {
+			err = gerr
+		}
+		st.Gateways = gs
+	}
+	if st.Gateways != nil {
+		st.Unserved = gateways.Unserved(st.Queued, st.Gateways)
+	} else {
+		st.Unserved = gateways.Unserved(st.Queued, []gateways.Gateway{{Name: h.gateway, Drivers: running}})
+	}
 	st.Health = overall(st)
 	if err != nil {
 		return st, fmt.Errorf("host: status: %w", err)
@@ -127,13 +151,13 @@ func overall(st Status) string {
 			return Down
 		}
 	}
-	if st.Spool.Health != spool.Healthy {
+	if st.Spool.Health != spool.Healthy || len(st.Unserved) > 0 {
 		return Degraded
 	}
 	for name := range st.Connectors {
-		// A connector coming up is no trouble yet; one that cannot come up
-		// says degraded or down.
-		if h := st.Connectors[name].Health; h != plugin.HealthHealthy && h != plugin.HealthStarting {
+		// A connector coming up is no trouble yet, nor one that another
+		// gateway runs; one that cannot come up says degraded or down.
+		if h := st.Connectors[name].Health; h != plugin.HealthHealthy && h != plugin.HealthStarting && h != ConnectorStandby {
 			return Degraded
 		}
 	}
