@@ -773,7 +773,11 @@ func (h *Host) wakeReporters() {
 func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pipeline.Pipeline, u *connUnit) {
 	st := u.state
 	log := h.log.With("connector", cp.Name)
+	_, alone := h.owner.(ownership.Single)
 	for ctx.Err() == nil {
+		if !alone {
+			setHealth(st, log, ConnectorStandby, "another gateway owns this connector", func(s *pluginmgr.State) { s.Pid = 0 })
+		}
 		lease, err := h.owner.Acquire(ctx, cp.Name)
 		if err != nil {
 			break // ctx ended
@@ -800,9 +804,6 @@ func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pi
 		<-watched
 		lease.Release()
 		u.setLease(nil)
-		if ctx.Err() == nil {
-			setHealth(st, log, ConnectorStandby, "another gateway owns this connector", func(s *pluginmgr.State) { s.Pid = 0 })
-		}
 	}
 	st.Set(func(s *pluginmgr.State) {
 		s.Health, s.Pid, s.Since, s.Message = plugin.HealthDown, 0, time.Now(), "stopped"
@@ -914,6 +915,8 @@ func setHealth(st *pluginmgr.State, log *slog.Logger, health plugin.HealthState,
 		}
 		log.Info("connector health", "health", string(health), "was", string(old))
 	case plugin.HealthStarting:
+	case ConnectorStandby:
+		log.Info("connector on standby: another gateway runs it", "was", string(old))
 	default:
 		log.Warn("connector health", "health", string(health), "was", string(old), "message", msg)
 	}

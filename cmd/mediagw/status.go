@@ -114,9 +114,20 @@ type statusDoc struct {
 		LastError string             `json:"last_error"`
 		Since     time.Time          `json:"since"`
 	} `json:"connectors"`
-	Queued  map[string]int `json:"queued"`
-	Failed  int            `json:"failed"`
-	Reports map[string]struct {
+	Queued   map[string]int `json:"queued"`
+	Failed   int            `json:"failed"`
+	Gateway  string         `json:"gateway"`
+	Gateways []struct {
+		Name       string    `json:"name"`
+		Started    time.Time `json:"started"`
+		Heartbeat  time.Time `json:"heartbeat"`
+		Drivers    []string  `json:"drivers"`
+		Connectors []string  `json:"connectors"`
+		Version    string    `json:"version"`
+		Down       bool      `json:"down"`
+	} `json:"gateways"`
+	Unserved []string `json:"unserved"`
+	Reports  map[string]struct {
 		Queued      int64 `json:"queued"`
 		Sent        int64 `json:"sent"`
 		Suppressed  int64 `json:"suppressed"`
@@ -203,6 +214,27 @@ func printStatus(w io.Writer, st statusDoc) {
 		fmt.Fprintf(tw, "spool: %s\twrite errors %d\tdeferrals %d\t%s\t%s\n", st.Spool.Health,
 			st.Spool.WriteErrors, st.Spool.Deferrals, size, note)
 	}
+	if len(st.Gateways) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "GATEWAY\tSTATE\tHEARTBEAT\tSTARTED\tDRIVERS\tCONNECTORS\tVERSION")
+		for _, g := range st.Gateways {
+			name, state := g.Name, "up"
+			if name == st.Gateway {
+				name += " (this)"
+			}
+			if g.Down {
+				state = "down"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, g.Heartbeat.Local().Format(time.DateTime),
+				g.Started.Local().Format(time.DateTime), orDash(g.Drivers), orDash(g.Connectors), g.Version)
+		}
+	}
+	if len(st.Unserved) > 0 {
+		fmt.Fprintln(tw)
+		for _, d := range st.Unserved {
+			fmt.Fprintf(tw, "no gateway runs driver %s: %d job(s) wait for one\n", d, st.Queued[d])
+		}
+	}
 	if len(st.Reports) > 0 {
 		fmt.Fprintln(tw)
 		fmt.Fprintln(tw, "REPORTS OF\tMADE\tSENT\tFAILED\tNOT MADE: LOOP RULES\tRATE LIMIT\tCANNOT SEND")
@@ -217,6 +249,13 @@ func printStatus(w io.Writer, st statusDoc) {
 		fmt.Fprint(w, " (mediagw jobs list --state failed; not counted in the exit code)")
 	}
 	fmt.Fprintln(w)
+}
+
+func orDash(s []string) string {
+	if len(s) == 0 {
+		return "-"
+	}
+	return strings.Join(s, ",")
 }
 
 // statusGood: the gateway is healthy now. Failed jobs do not count.

@@ -71,6 +71,20 @@ func (b *HostBackend) Overview(ctx context.Context) (Overview, error) {
 		return Overview{}, err
 	}
 	ov := Overview{Health: lightOf(st.Health)}
+	for _, g := range st.Gateways {
+		u := Unit{Kind: "gateway", Name: g.Name, Light: Green, State: "up", Since: g.Heartbeat,
+			Detail: []Field{{"drivers", list(g.Drivers)}, {"connectors owned", list(g.Connectors)}, {"started", g.Started.Local().Format(time.DateTime)}}}
+		if g.Name == st.Gateway {
+			u.State = "up (this gateway)"
+		}
+		if g.Down {
+			u.Light, u.State = Red, "down: no heartbeat; its connectors go to the other gateways"
+		}
+		if g.Version != "" {
+			u.Detail = append(u.Detail, Field{"version", g.Version})
+		}
+		ov.Units = append(ov.Units, u)
+	}
 	for _, name := range sortedKeys(st.Connectors) {
 		// pluginmgr.State holds a mutex: read its fields, copy nothing.
 		health, msg := st.Connectors[name].Health, st.Connectors[name].Message
@@ -95,6 +109,10 @@ func (b *HostBackend) Overview(ctx context.Context) (Overview, error) {
 		}
 		ov.Units = append(ov.Units, u)
 		devices = append(devices, modemUnits(name, d.Devices)...)
+	}
+	for _, name := range st.Unserved {
+		ov.Units = append(ov.Units, Unit{Kind: "driver", Name: name, Light: Red, State: "waiting",
+			LastError: "no gateway runs driver " + name + ": its jobs wait for one", Queued: st.Queued[name]})
 	}
 	ov.Units = append(ov.Units, devices...)
 	sp := st.Spool
@@ -350,4 +368,11 @@ func (b *HostBackend) TryMap(name string, raw []byte) (MapPreview, error) {
 		return MapPreview{}, fmt.Errorf("console: map %s: %w", name, err)
 	}
 	return mp, nil
+}
+
+func list(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
 }

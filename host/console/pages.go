@@ -127,7 +127,7 @@ func roundDur(d time.Duration) string {
 // overviewData groups units by kind for the page.
 type overviewData struct {
 	Overview
-	Connectors, Drivers, Others []Unit
+	Gateways, Connectors, Drivers, Others []Unit
 }
 
 func (s *Server) overviewData(ctx context.Context) (overviewData, error) {
@@ -138,6 +138,8 @@ func (s *Server) overviewData(ctx context.Context) (overviewData, error) {
 	d := overviewData{Overview: ov}
 	for _, u := range ov.Units {
 		switch u.Kind {
+		case "gateway":
+			d.Gateways = append(d.Gateways, u)
 		case "connector":
 			d.Connectors = append(d.Connectors, u)
 		case "driver":
