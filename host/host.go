@@ -32,6 +32,7 @@ import (
 	"github.com/mediagw/mediagw/host/pluginmgr"
 	"github.com/mediagw/mediagw/host/report"
 	"github.com/mediagw/mediagw/host/spool"
+	"github.com/mediagw/mediagw/host/spool/pgspool"
 	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/plugin"
 	"gopkg.in/yaml.v3"
@@ -348,6 +349,11 @@ func New(p *Plan, log *slog.Logger) (*Host, error) {
 		conns: map[string]*connUnit{}, drained: make(chan struct{}, 1), wakers: map[string]func(){}}
 	if m, ok := sp.(spool.Maintainer); ok {
 		h.maint = m
+	}
+	if ps, ok := sp.(*pgspool.Store); ok {
+		// Shared with other gateways: connectors run under leases, and the
+		// gateway keeps its row in the registry.
+		h.Share(ps.Pool(), time.Duration(p.Config.Spool.TakeoverAfter), Version)
 	}
 	sp.Wake(h.wake)
 	h.reports = report.NewService(h.log.With("component", "report"))
@@ -799,7 +805,12 @@ func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pi
 			case <-owned.Done():
 			}
 		}()
-		h.runPlugin(owned, p, cp, pl, u)
+		run := owned
+		if lease.Epoch > 0 {
+			// The accepts of this run carry the lease's fence.
+			run = ownership.WithFence(owned, lease.Fence())
+		}
+		h.runPlugin(run, p, cp, pl, u)
 		cancel()
 		<-watched
 		lease.Release()

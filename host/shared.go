@@ -8,6 +8,10 @@ import (
 	"github.com/mediagw/mediagw/host/ownership"
 )
 
+// Version is the gateway's version, shown in the gateways registry (the
+// command sets it).
+var Version = "dev"
+
 // SharedDB is the PostgreSQL database a group of gateways shares
 // (*pgxpool.Pool): the connectors' leases and the gateways registry live
 // there beside the spool.
@@ -31,6 +35,9 @@ func (h *Host) Share(db SharedDB, takeoverAfter time.Duration, version string) {
 	h.shared = &shared{db: db, takeover: takeoverAfter,
 		registry: gateways.New(db, h.gateway, version, takeoverAfter, h.running, h.log)}
 }
+
+// Shared reports whether the host is one gateway of a group (Share).
+func (h *Host) Shared() bool { return h.shared != nil }
 
 // Gateway is this gateway's name.
 func (h *Host) Gateway() string { return h.gateway }

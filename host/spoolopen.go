@@ -35,7 +35,7 @@ func OpenSpool(ctx context.Context, cfg *config.Config) (spool.Store, error) {
 
 // PGConfig is the PostgreSQL spool's configuration from the config file.
 func PGConfig(cfg *config.Config, migrate bool) pgspool.Config {
-	pc := pgspool.Config{DSN: cfg.Spool.DSN.Reveal(), Migrate: migrate}
+	pc := pgspool.Config{DSN: cfg.Spool.DSN.Reveal(), Gateway: cfg.Gateway, Migrate: migrate}
 	if t := cfg.Spool.TLS; t != (config.SpoolTLS{}) {
 		pc.TLS = &pgspool.TLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}
 	}

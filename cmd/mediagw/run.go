@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/mediagw/mediagw/host"
 	"github.com/mediagw/mediagw/host/config"
 	"github.com/mediagw/mediagw/host/console"
@@ -86,17 +84,14 @@ func runRun(args []string, std stdio) int {
 		plan.Close()
 		return 1
 	}
+	host.Version = version
 	h, err := host.New(plan, log)
 	if err != nil {
 		fmt.Fprintln(std.err, err)
 		plan.Close()
 		return 1
 	}
-	// On a spool shared with other gateways (PostgreSQL), a connector
-	// runs here only while this gateway owns it, and the gateway keeps its
-	// row in the registry.
-	if sh, ok := h.Spool().(interface{ Pool() *pgxpool.Pool }); ok {
-		h.Share(sh.Pool(), time.Duration(plan.Config.Spool.TakeoverAfter), version)
+	if h.Shared() {
 		log.Info("gateway joins the gateways on the spool's database", "gateway", h.Gateway(),
 			"takeover_after", time.Duration(plan.Config.Spool.TakeoverAfter).String())
 	}

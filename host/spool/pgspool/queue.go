@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/mediagw/mediagw/host/ownership"
 	"github.com/mediagw/mediagw/host/spool"
 	"github.com/mediagw/mediagw/linedriver"
 )
@@ -131,9 +132,21 @@ func (s *Store) Accept(ctx context.Context, connector, sourceID string, jobs []*
 		dup = !inserted
 		return nil
 	}}
-	// One statement: sent in one batch with the other writes waiting. (A
-	// write that checks something first runs insert.run in s.write.)
-	err = s.writeStmt(ctx, insert)
+	// One statement: sent in one batch with the other writes waiting. A
+	// connector run under a lease (several gateways) carries its fence: it
+	// is checked first in the same transaction, so the accept of a gateway
+	// that no longer owns the connector is refused, and a takeover waits
+	// for an accept under way.
+	if fence, fenced := ownership.FenceFrom(ctx); fenced {
+		err = s.write(ctx, func(ctx context.Context, tx pgx.Tx) error {
+			if err := ownership.CheckFence(ctx, tx, fence); err != nil {
+				return err
+			}
+			return insert.run(ctx, tx)
+		})
+	} else {
+		err = s.writeStmt(ctx, insert)
+	}
 	if err != nil {
 		return false, fmt.Errorf("pgspool: accept %s: %w", sourceID, err)
 	}
