@@ -1,0 +1,281 @@
+package main_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mediagw/mediagw/internal/pgtest"
+)
+
+// haSite is a group of gateways on one private PostgreSQL: each gateway has
+// its own folder and config; the Maildirs and the archive are shared.
+type haSite struct {
+	t   testing.TB
+	dir string
+	bin string
+	pg  *pgtest.Server
+	dsn string
+}
+
+func newHASite(t testing.TB) *haSite {
+	t.Helper()
+	pg := pgtest.Start(t)
+	s := &haSite{t: t, dir: t.TempDir(), bin: binaries(t), pg: pg, dsn: pg.NewDB(t)}
+	return s
+}
+
+func (s *haSite) maildir(name string) string {
+	s.t.Helper()
+	md := filepath.Join(s.dir, name)
+	for _, d := range []string{"new", "cur", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(md, d), 0o755); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	return md
+}
+
+// gateway writes gateway name's config (body: its connectors, maps and
+// drivers) and returns a site whose start runs it.
+func (s *haSite) gateway(name, body string) *site {
+	s.t.Helper()
+	dir := filepath.Join(s.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "mediagw.yaml")
+	head := fmt.Sprintf("gateway: %s\nspool:\n  backend: postgres\n  dsn: %s\n  takeover_after: 2s\n", name, s.dsn)
+	if err := os.WriteFile(cfg, []byte(head+body), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	return &site{t: s.t, dir: dir, bin: s.bin, cfg: cfg}
+}
+
+func dropInto(t testing.TB, maildir, name string, raw []byte) {
+	t.Helper()
+	tmp := filepath.Join(maildir, "tmp", name)
+	if err := os.WriteFile(tmp, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(maildir, "new", name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// owner is the gateway that holds connector's live lease ("" when none).
+func (s *haSite) owner(connector string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		return ""
+	}
+	defer conn.Close(context.Background())
+	var o string
+	if err := conn.QueryRow(ctx, `SELECT owner FROM mediagw_leases WHERE connector = $1 AND expires > now()`, connector).Scan(&o); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return ""
+	}
+	return o
+}
+
+func countIn(dir string) int {
+	es, _ := os.ReadDir(dir)
+	n := 0
+	for _, e := range es {
+		if !strings.HasPrefix(e.Name(), ".") {
+			n++
+		}
+	}
+	return n
+}
+
+func haMails(t testing.TB) int {
+	if s := os.Getenv("MEDIAGW_HA_MAILS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			t.Fatalf("MEDIAGW_HA_MAILS=%q", s)
+		}
+		return n
+	}
+	return 200
+}
+
+// TestHAKillAtRandomPoints: two gateways on one PostgreSQL spool and one
+// Maildir, mails with attachments (MEDIAGW_HA_MAILS, default 200; CI runs
+// 1,000); either gateway is killed (kill -9) at random points and started
+// again, PostgreSQL crashes and restarts once mid-run. Then what an
+// operator checks: every mail archived once with its attachment, no source
+// id with two jobs, every mail settled, re-deliveries counted and bounded
+// by the kills times the driver's slots; the mailbox's takeover after the
+// kill of its owner, p50/p95.
+func TestHAKillAtRandomPoints(t *testing.T) {
+	n, kills := haMails(t), 6
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed>>1))
+	hs := newHASite(t)
+	md := hs.maildir("Maildir")
+	archive := filepath.Join(hs.dir, "archive")
+	mapFile, _ := filepath.Abs("../../examples/maps/archive.yaml")
+	body := func(gw string) string {
+		return fmt.Sprintf(`connectors:
+  inbox:
+    plugin: mediagw-connector-maildir
+    map: archive
+    config:
+      path: %s
+      failed: %s/failed
+maps:
+  archive: %s
+drivers:
+  archive:
+    type: file
+    max_attempts: 10
+    options:
+      dir: %s
+`, md, hs.dir, mapFile, archive)
+	}
+	for i := 0; i < n; i++ {
+		dropInto(t, md, fmt.Sprintf("m%04d.eml", i), mailWithAttachment(i))
+	}
+	sites := map[string]*site{"a": hs.gateway("a", body("a")), "b": hs.gateway("b", body("b"))}
+	gws := map[string]*gateway{"a": sites["a"].start()}
+	waitFor(t, "a owns the mailbox", 30*time.Second, func() bool { return hs.owner("inbox") == "a" }, gws["a"].logText)
+	gws["b"] = sites["b"].start()
+	var logs []string
+	archived := func() int { return countIn(archive) }
+	targets := make([]int, kills)
+	for k := range targets {
+		targets[k] = rng.IntN(n * 9 / 10)
+	}
+	slices.Sort(targets)
+	var takeovers []time.Duration
+	pgRestarted := false
+	for k, target := range targets {
+		waitFor(t, fmt.Sprintf("%d archived before kill %d", target, k+1), 180*time.Second,
+			func() bool { return archived() >= target }, func() string { return gws["a"].logText() + gws["b"].logText() })
+		time.Sleep(time.Duration(rng.IntN(50)) * time.Millisecond)
+		if !pgRestarted && k >= kills/2 {
+			pgRestarted = true
+			t.Logf("PostgreSQL crashed and restarted with %d archived", archived())
+			hs.pg.Restart(true)
+		}
+		owner := hs.owner("inbox")
+		victim := []string{"a", "b"}[rng.IntN(2)]
+		other := map[string]string{"a": "b", "b": "a"}[victim]
+		g := gws[victim]
+		t.Logf("kill %d: gateway %s (owner: %q) with %d archived", k+1, victim, owner, archived())
+		g.cmd.Process.Signal(syscall.SIGKILL)
+		killed := time.Now()
+		<-g.done
+		// Its plugin goes with it (parent-death signal); make sure.
+		for len(g.pids) > 0 {
+			syscall.Kill(<-g.pids, syscall.SIGKILL)
+		}
+		logs = append(logs, g.logText())
+		if victim == owner {
+			waitFor(t, other+" takes the mailbox over", 30*time.Second, func() bool { return hs.owner("inbox") == other }, gws[other].logText)
+			takeovers = append(takeovers, time.Since(killed))
+		} else {
+			time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
+		}
+		gws[victim] = sites[victim].start()
+	}
+	waitFor(t, "every mail archived and settled", 300*time.Second, func() bool {
+		return countIn(filepath.Join(md, "new")) == 0 && countIn(filepath.Join(md, "cur")) == n && distinctSources(t, archive) == n
+	}, func() string { return gws["a"].logText() + gws["b"].logText() })
+	for _, g := range gws {
+		g.stop(t)
+		logs = append(logs, g.logText())
+	}
+
+	// No source id with two jobs: the archive has one folder per job.
+	jobs := map[string][]string{}
+	recs, _ := filepath.Glob(filepath.Join(archive, "*", "record.json"))
+	srcRe := regexp.MustCompile(`"source_id": "([^"]+)"`)
+	for _, f := range recs {
+		job := filepath.Base(filepath.Dir(f))
+		if strings.HasPrefix(job, ".") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := srcRe.FindSubmatch(b)
+		if src == nil {
+			t.Fatalf("%s has no source id", f)
+		}
+		jobs[string(src[1])] = append(jobs[string(src[1])], job)
+		if pdfs, _ := filepath.Glob(filepath.Join(filepath.Dir(f), "*order-*.pdf")); len(pdfs) != 1 {
+			t.Errorf("%s: %d PDF attachments archived, want 1", job, len(pdfs))
+		}
+	}
+	for i := 0; i < n; i++ {
+		src := fmt.Sprintf("maildir:m%04d.eml", i)
+		if js := jobs[src]; len(js) != 1 {
+			t.Errorf("%s: %d jobs %v, want 1", src, len(js), js)
+		}
+	}
+	written := map[string]int{}
+	re := regexp.MustCompile(`step=written .*job=(\S+)|job=(\S+) .*step=written`)
+	for _, l := range logs {
+		for _, m := range re.FindAllStringSubmatch(l, -1) {
+			written[m[1]+m[2]]++
+		}
+	}
+	redelivered := 0
+	for _, c := range written {
+		redelivered += max(c-1, 0)
+	}
+	const slots = 4 // the file driver's
+	t.Logf("%d mails, 2 gateways, %d kills, PostgreSQL restarted once: 0 lost, %d re-deliveries", n, kills, redelivered)
+	if redelivered > kills*slots {
+		t.Errorf("%d re-deliveries after %d kills; want at most %d (the attempts in flight)", redelivered, kills, kills*slots)
+	}
+	if len(written) < n*9/10 {
+		t.Errorf("only %d jobs logged their write; the re-delivery count reads the log and cannot be trusted", len(written))
+	}
+	if len(takeovers) > 0 {
+		slices.Sort(takeovers)
+		t.Logf("mailbox takeover after kill -9 of its owner (takeover_after 2s): %d, p50 %v, p95 %v", len(takeovers),
+			takeovers[len(takeovers)/2].Round(time.Millisecond), takeovers[min(len(takeovers)-1, len(takeovers)*95/100)].Round(time.Millisecond))
+	}
+	for _, d := range takeovers {
+		if d > 5*time.Second {
+			t.Errorf("takeover took %v with takeover_after 2s", d)
+		}
+	}
+}
+
+func distinctSources(t testing.TB, archive string) int {
+	ids := map[string]bool{}
+	recs, _ := filepath.Glob(filepath.Join(archive, "*", "record.json"))
+	re := regexp.MustCompile(`"source_id": "([^"]+)"`)
+	for _, f := range recs {
+		if strings.HasPrefix(filepath.Base(filepath.Dir(f)), ".") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // being replaced
+		}
+		if m := re.FindSubmatch(b); m != nil {
+			ids[string(m[1])] = true
+		}
+	}
+	return len(ids)
+}
