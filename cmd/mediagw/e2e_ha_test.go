@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -278,4 +280,111 @@ func distinctSources(t testing.TB, archive string) int {
 		}
 	}
 	return len(ids)
+}
+
+// TestHADriversWhereTheLinesAre: two gateways, each with the lines of one
+// driver (file drivers stand in for each host's modems: line-a on a, line-b
+// on b), one queue. Each driver's jobs are delivered only where it runs;
+// with b's lines down (b stopped), line-a's jobs flow, line-b's wait, and
+// `mediagw status` on a says b is down and that no gateway runs line-b;
+// when b is back, they are delivered.
+func TestHADriversWhereTheLinesAre(t *testing.T) {
+	hs := newHASite(t)
+	mdA, mdB := hs.maildir("Maildir-a"), hs.maildir("Maildir-b")
+	// The archive map, routing to one line or the other.
+	b, err := os.ReadFile("../../examples/maps/archive.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"a", "b"} {
+		m := strings.Replace(string(b), "drivers: [archive]", "drivers: [line-"+l+"]", 1)
+		os.WriteFile(filepath.Join(hs.dir, "to-"+l+".yaml"), []byte(m), 0o644)
+	}
+	port := freePort(t)
+	body := func(gw string) string {
+		status := ""
+		if gw == "a" {
+			status = fmt.Sprintf("status:\n  listen: 127.0.0.1:%d\n", port)
+		}
+		// Each gateway names its own folders for both lines: a line run
+		// where it should not would write into the wrong one.
+		return status + fmt.Sprintf(`connectors:
+  inbox-a:
+    plugin: mediagw-connector-maildir
+    map: to-a
+    config:
+      path: %[1]s
+      failed: %[3]s/failed-a
+  inbox-b:
+    plugin: mediagw-connector-maildir
+    map: to-b
+    config:
+      path: %[2]s
+      failed: %[3]s/failed-b
+maps:
+  to-a: %[3]s/to-a.yaml
+  to-b: %[3]s/to-b.yaml
+drivers:
+  line-a:
+    type: file
+    gateways: [a]
+    options:
+      dir: %[3]s/%[4]s/line-a
+  line-b:
+    type: file
+    gateways: [b]
+    options:
+      dir: %[3]s/%[4]s/line-b
+`, mdA, mdB, hs.dir, gw)
+	}
+	sa, sb := hs.gateway("a", body("a")), hs.gateway("b", body("b"))
+	ga, gb := sa.start(), sb.start()
+	logs := func() string { return ga.logText() + gb.logText() }
+	for i := 0; i < 10; i++ {
+		dropInto(t, mdA, fmt.Sprintf("a%02d.eml", i), mail(i))
+		dropInto(t, mdB, fmt.Sprintf("b%02d.eml", i), mail(100+i))
+	}
+	out := func(gw, line string) int { return countIn(filepath.Join(hs.dir, gw, line)) }
+	waitFor(t, "each line's mails delivered by its own gateway", 60*time.Second, func() bool {
+		return out("a", "line-a") == 10 && out("b", "line-b") == 10
+	}, logs)
+	if n, m := out("b", "line-a"), out("a", "line-b"); n+m != 0 {
+		t.Fatalf("a line ran where it has no lines: b wrote %d for line-a, a wrote %d for line-b", n, m)
+	}
+
+	// b's lines go down with b.
+	gb.stop(t)
+	for i := 10; i < 20; i++ {
+		dropInto(t, mdA, fmt.Sprintf("a%02d.eml", i), mail(i))
+		dropInto(t, mdB, fmt.Sprintf("b%02d.eml", i), mail(100+i))
+	}
+	waitFor(t, "line-a's mails flow while b is down", 60*time.Second, func() bool { return out("a", "line-a") == 20 }, ga.logText)
+	var status string
+	waitFor(t, "a's status: b down, line-b's 10 jobs waiting", 60*time.Second, func() bool {
+		b, _ := exec.Command(filepath.Join(hs.bin, "mediagw"), "status", "-c", sa.cfg).CombinedOutput()
+		status = string(b)
+		return regexp.MustCompile(`(?m)^b\s+down\s`).MatchString(status) &&
+			strings.Contains(status, "no gateway runs driver line-b: 10 job(s) wait for one")
+	}, func() string { return status + ga.logText() })
+	t.Logf("mediagw status on a:\n%s", status)
+	if n := out("b", "line-b") + out("a", "line-b"); n != 10 {
+		t.Fatalf("line-b delivered %d while its gateway was down", n-10)
+	}
+
+	// b is back: its jobs go out on its lines.
+	gb = sb.start()
+	waitFor(t, "line-b's waiting mails delivered when b is back", 60*time.Second, func() bool { return out("b", "line-b") == 20 }, gb.logText)
+	if n, m := out("b", "line-a"), out("a", "line-b"); n+m != 0 {
+		t.Fatalf("a line ran where it has no lines: b wrote %d for line-a, a wrote %d for line-b", n, m)
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
