@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mediagw/mediagw/internal/pgtest"
+	"github.com/mediagw/mediagw/internal/testenv"
 )
 
 // haSite is a group of gateways on one private PostgreSQL: each gateway has
@@ -387,4 +388,80 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// BenchmarkHAMaildirToFile: small mails from a Maildir to the file driver,
+// settled and written, in one run: one gateway on bbolt, one gateway on
+// PostgreSQL, two gateways on one PostgreSQL (one reads the mailbox, both
+// deliver). b.N mails, all in new/ before the clock starts; the clock
+// starts once the plugin runs and every gateway is up.
+func BenchmarkHAMaildirToFile(b *testing.B) {
+	wait := func(b *testing.B, settled, written func() int, log func() string) {
+		deadline := time.Now().Add(10 * time.Minute)
+		for settled() < b.N || written() < b.N {
+			if time.Now().After(deadline) {
+				b.Fatalf("%d settled, %d written of %d; log:\n%s", settled(), written(), b.N, testenv.Tail(log(), 30))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	b.Run("bbolt-1", func(b *testing.B) {
+		s := newSite(b)
+		for i := range b.N {
+			s.drop(fmt.Sprintf("m%05d.eml", i), mail(i))
+		}
+		g := s.start()
+		g.pluginPid(b)
+		b.ResetTimer()
+		wait(b, func() int { return s.count("var/Maildir/cur") }, func() int { return s.count("var/archive") }, g.logText)
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+		g.stop(b)
+	})
+	for _, n := range []int{1, 2} {
+		b.Run(fmt.Sprintf("postgres-%d", n), func(b *testing.B) {
+			hs := newHASite(b)
+			md := hs.maildir("Maildir")
+			archive := filepath.Join(hs.dir, "archive")
+			mapFile, _ := filepath.Abs("../../examples/maps/archive.yaml")
+			for i := range b.N {
+				dropInto(b, md, fmt.Sprintf("m%05d.eml", i), mail(i))
+			}
+			var gws []*gateway
+			for _, name := range []string{"a", "b"}[:n] {
+				gws = append(gws, hs.gateway(name, fmt.Sprintf(`connectors:
+  inbox:
+    plugin: mediagw-connector-maildir
+    map: archive
+    config:
+      path: %s
+      failed: %s/failed
+maps:
+  archive: %s
+drivers:
+  archive:
+    type: file
+    options:
+      dir: %s
+`, md, hs.dir, mapFile, archive)).start())
+			}
+			logs := func() string {
+				var s string
+				for _, g := range gws {
+					s += g.logText()
+				}
+				return s
+			}
+			waitFor(b, "every gateway up, one reading", 60*time.Second, func() bool {
+				return strings.Count(logs(), `msg="driver started"`) >= n && strings.Contains(logs(), `msg="plugin started"`)
+			}, logs)
+			b.ResetTimer()
+			wait(b, func() int { return countIn(filepath.Join(md, "cur")) }, func() int { return countIn(archive) }, logs)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+			for _, g := range gws {
+				g.stop(b)
+			}
+		})
+	}
 }
