@@ -789,6 +789,7 @@ func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pi
 			break // ctx ended
 		}
 		u.setLease(lease)
+		h.kickRegistry()
 		owned, cancel := context.WithCancel(ctx)
 		watched := make(chan struct{})
 		go func() {
@@ -815,6 +816,7 @@ func (h *Host) supervise(ctx context.Context, p *Plan, cp *ConnectorPlan, pl *pi
 		<-watched
 		lease.Release()
 		u.setLease(nil)
+		h.kickRegistry()
 	}
 	st.Set(func(s *pluginmgr.State) {
 		s.Health, s.Pid, s.Since, s.Message = plugin.HealthDown, 0, time.Now(), "stopped"

@@ -64,3 +64,11 @@ func (h *Host) running() (drivers, connectors []string) {
 	slices.Sort(connectors)
 	return drivers, connectors
 }
+
+// kickRegistry writes this gateway's row now (a connector was taken or
+// lost), when it shares its spool.
+func (h *Host) kickRegistry() {
+	if h.shared != nil {
+		h.shared.registry.Kick()
+	}
+}

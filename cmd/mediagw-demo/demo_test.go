@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -295,6 +296,34 @@ func TestDemoAlarmIMAPFailsInTime(t *testing.T) {
 	// 1 ms is too short for the connector to log in.
 	r := runDemoBinary(t, bin, nil, "--example", "alarm", "--dir", t.TempDir(), "--timeout", "1ms")
 	if r.code != 1 || !strings.Contains(r.stderr, "demo failed: demo: the connector never reached IDLE within 1ms") || strings.Contains(r.stdout, "OK:") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestDemoHAExample: two gateways on a throwaway PostgreSQL; the owner of
+// the mailbox is killed and the other takes it over within takeover_after;
+// every mail is settled.
+func TestDemoHAExample(t *testing.T) {
+	bin := filepath.Join(binaries(t), "mediagw-demo")
+	r := runDemoBinary(t, bin, nil, "--example", "ha", "--dir", t.TempDir())
+	if r.code != 0 && strings.Contains(r.stderr, "apt-get install postgresql") {
+		testenv.Skip(t, "PostgreSQL is not installed (Debian package postgresql)")
+	}
+	m := regexp.MustCompile(`TAKEOVER: gateway b owns the mailbox ([0-9.]+) s after gateway a died`).FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil || !strings.Contains(r.stdout, "all 6 mails settled") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if s, _ := strconv.ParseFloat(m[1], 64); s > 4.5 {
+		t.Errorf("takeover after %s s, takeover_after is 3 s", m[1])
+	}
+}
+
+// TestDemoHAWithoutPostgres: without PostgreSQL the ha example says how to
+// install it and fails.
+func TestDemoHAWithoutPostgres(t *testing.T) {
+	bin := filepath.Join(binaries(t), "mediagw-demo")
+	r := runDemoBinary(t, bin, append(os.Environ(), "MEDIAGW_PG_BINDIR="+t.TempDir()), "--example", "ha", "--dir", t.TempDir())
+	if r.code == 0 || !strings.Contains(r.stderr, "apt-get install postgresql") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -25,13 +25,16 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // run is the whole command, writing to stdout and stderr.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 2 && args[0] == gatewayFlag {
+		return runHAGateway(args[1], stderr)
+	}
 	fs := flag.NewFlagSet("mediagw-demo", flag.ContinueOnError)
 	dir := fs.String("dir", "", "where to put the demo's files (default: a new temporary folder, kept)")
 	verbose := fs.Bool("v", false, "also show the gateway's log")
 	timeout := fs.Duration("timeout", 2*time.Minute, "fail when the mails are not all settled by then")
-	example := fs.String("example", "o365", "o365 (mailbox → fax), maildir (the Maildir → file example), alarm (alarm mail by IMAP IDLE → DC-09 receiver over TCP), alarm-surgard (→ Sur-Gard automation output over a serial pty pair), alarm-maildir (alarm mail from a Maildir → two DC-09 receivers) or fax-in (received faxes from a simulated line → mail and a folder)")
+	example := fs.String("example", "o365", "o365 (mailbox → fax), maildir (the Maildir → file example), alarm (alarm mail by IMAP IDLE → DC-09 receiver over TCP), alarm-surgard (→ Sur-Gard automation output over a serial pty pair), alarm-maildir (alarm mail from a Maildir → two DC-09 receivers), fax-in (received faxes from a simulated line → mail and a folder) or ha (two gateways on a throwaway PostgreSQL; one is killed, the other takes the mailbox over)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `Usage: mediagw-demo [--dir DIR] [-v] [--example o365|maildir|alarm|alarm-surgard|alarm-maildir|fax-in]
+		fmt.Fprintln(fs.Output(), `Usage: mediagw-demo [--dir DIR] [-v] [--example o365|maildir|alarm|alarm-surgard|alarm-maildir|fax-in|ha]
 
 Runs the whole gateway on this machine, with no tenant and no modem: a
 stand-in of the Microsoft identity platform, an IMAP mailbox that accepts
@@ -71,6 +74,12 @@ Exit code 0 only when every fax arrived and the bad mail was rejected.`)
 			return 1
 		}
 		return 0
+	case "ha":
+		if err := demoHA(stdout, stderr, *dir, *verbose, *timeout); err != nil {
+			fmt.Fprintln(stderr, "demo failed:", err)
+			return 1
+		}
+		return 0
 	case "fax-in":
 		if err := demoFaxIn(stdout, stderr, *dir, *verbose, *timeout); err != nil {
 			fmt.Fprintln(stderr, "demo failed:", err)
@@ -85,7 +94,7 @@ Exit code 0 only when every fax arrived and the bad mail was rejected.`)
 		return 0
 	case "o365":
 	default:
-		fmt.Fprintf(stderr, "demo: unknown example %q (want o365, maildir, alarm, alarm-surgard, alarm-maildir or fax-in)\n", *example)
+		fmt.Fprintf(stderr, "demo: unknown example %q (want o365, maildir, alarm, alarm-surgard, alarm-maildir, fax-in or ha)\n", *example)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

@@ -49,6 +49,16 @@ type Registry struct {
 	every   time.Duration
 	running Running
 	log     *slog.Logger
+	kick    chan struct{}
+}
+
+// Kick writes the heartbeat now rather than at the next beat: what the
+// gateway runs changed (it took or lost a connector).
+func (r *Registry) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
 }
 
 // New returns the registry entry of gateway name; it heartbeats every
@@ -58,7 +68,7 @@ func New(db DB, name, version string, takeoverAfter time.Duration, running Runni
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Registry{db: db, name: name, version: version, every: max(takeoverAfter/4, 10*time.Millisecond), running: running,
-		log: log.With("component", "gateways")}
+		log: log.With("component", "gateways"), kick: make(chan struct{}, 1)}
 }
 
 const startSQL = `
@@ -105,6 +115,8 @@ func (r *Registry) Run(ctx context.Context) {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-r.kick:
+			t.Stop()
 		case <-t.C:
 		}
 	}
