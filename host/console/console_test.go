@@ -198,7 +198,8 @@ func TestPagesRender(t *testing.T) {
 		ctype string
 	}{
 		{"/", []string{`data-unit="connector/inbox" data-light="green"`, `data-unit="connector/o365" data-light="amber"`,
-			"restarts: 2", "AADSTS7000215", "[redacted]", "page 2 of 3", `data-unit="modem/ttyIAX0"`, "write errors: 0", `data-test="inbox"`}, "text/html"},
+			"restarts: 2", "AADSTS7000215", "[redacted]", "page 2 of 3", `data-unit="modem/ttyIAX0"`, "write errors: 0", `data-test="inbox"`,
+			`data-unit="gateway/gw-east" data-light="green"`, "connectors owned: inbox, o365", `data-unit="gateway/gw-west" data-light="red"`, "down: no heartbeat"}, "text/html"},
 		{"/fragments/overview", []string{`data-unit="driver/fax"`, "queued 1 · in progress 1 · retrying 1"}, "text/html"},
 		{"/activity", []string{`data-source="/events"`, "<option>inbox</option>", "<option>fax</option>"}, "text/html"},
 		{"/activity?driver=fax", []string{`data-source="/events?driver=fax"`, "<option selected>fax</option>"}, "text/html"},

@@ -55,6 +55,10 @@ func newFake(now time.Time) *fakeBackend {
 			{Kind: "driver", Name: "file", Light: Green, State: "healthy", Since: now.Add(-time.Hour)},
 			{Kind: "modem", Name: "ttyIAX0", Light: Green, State: "idle", Since: now.Add(-time.Hour), Detail: []Field{{"device", "/dev/ttyIAX0"}}},
 			{Kind: "spool", Name: "spool", Light: Green, State: "healthy", Detail: []Field{{"write errors", "0"}, {"deferrals", "0"}}},
+			{Kind: "gateway", Name: "gw-east", Light: Green, State: "up (this gateway)", Since: now.Add(-time.Second),
+				Detail: []Field{{"drivers", "fax, file"}, {"connectors owned", "inbox, o365"}}},
+			{Kind: "gateway", Name: "gw-west", Light: Red, State: "down: no heartbeat; its connectors go to the other gateways", Since: now.Add(-time.Minute),
+				Detail: []Field{{"drivers", "fax-west"}, {"connectors owned", "none"}}},
 		},
 		testView: TestView{Category: "ok", Hint: "The mailbox answers and the credentials work."},
 	}
@@ -92,6 +96,9 @@ func (f *fakeBackend) Overview(context.Context) (Overview, error) {
 	defer f.mu.Unlock()
 	ov := Overview{Health: Green, Units: append([]Unit(nil), f.units...)}
 	for _, u := range ov.Units {
+		if u.Kind == "gateway" {
+			continue // another gateway down does not make this one unhealthy (as in host.Status)
+		}
 		if u.Light == Red || (u.Light == Amber && ov.Health == Green) {
 			ov.Health = u.Light
 		}

@@ -56,7 +56,7 @@ var _ Backend = (*HostBackend)(nil)
 
 func lightOf(health string) Light {
 	switch health {
-	case "healthy":
+	case "healthy", "standby": // standby: another gateway of the group runs it
 		return Green
 	case "down":
 		return Red
