@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mediagw/mediagw/host/config"
+	"github.com/mediagw/mediagw/host/ownership"
 	"github.com/mediagw/mediagw/internal/pgtest"
 	"github.com/mediagw/mediagw/internal/testenv"
 	"github.com/mediagw/mediagw/linedriver"
@@ -251,4 +253,83 @@ func TestDriverPlacement(t *testing.T) {
 	if !slices.Equal(st.Unserved, []string{"there"}) || st.Health != Degraded {
 		t.Fatalf("unserved %v, health %s; want [there], degraded", st.Unserved, st.Health)
 	}
+}
+
+// handOwner is an ownership.Owner the test drives: each Acquire waits for
+// the test to grant it, and the test can end the lease.
+type handOwner struct {
+	grant  chan struct{}
+	leases chan *ownership.Lease
+	inner  ownership.Single
+}
+
+func (o *handOwner) Acquire(ctx context.Context, connector string) (*ownership.Lease, error) {
+	select {
+	case <-o.grant:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	l, err := o.inner.Acquire(ctx, connector)
+	if err == nil {
+		o.leases <- l
+	}
+	return l, err
+}
+
+// TestLeaseLostStopsThePlugin: when the connector's lease is lost, the
+// plugin is stopped at once and the connector waits on standby; when the
+// lease is granted again, a new plugin runs.
+func TestLeaseLostStopsThePlugin(t *testing.T) {
+	bin := testenv.Binaries(t, "github.com/mediagw/mediagw/plugin/maildir/cmd/mediagw-connector-maildir")
+	root := t.TempDir()
+	maildir := filepath.Join(root, "Maildir")
+	for _, d := range []string{"new", "cur", "tmp"} {
+		os.MkdirAll(filepath.Join(maildir, d), 0o755)
+	}
+	mapFile, _ := filepath.Abs("../examples/maps/archive.yaml")
+	cfgFile := filepath.Join(root, "mediagw.yaml")
+	os.WriteFile(cfgFile, fmt.Appendf(nil, haConfig, "a", root, filepath.Join(bin, "mediagw-connector-maildir"), maildir, root, mapFile, root, root), 0o644)
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(testenv.LogWriter(t), nil))
+	plan, err := Prepare(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(plan, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &handOwner{grant: make(chan struct{}), leases: make(chan *ownership.Lease, 4), inner: ownership.Single{Gateway: "a"}}
+	h.owner = o
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx, plan) }()
+	defer func() { cancel(); <-done }()
+	state := func() (plugin.HealthState, int) {
+		st, _ := h.Status()
+		return st.Connectors["inbox"].Health, st.Connectors["inbox"].Pid
+	}
+	testenv.Eventually(t, 10*time.Second, "standby until the lease is granted", func() bool { s, _ := state(); return s == ConnectorStandby })
+	o.grant <- struct{}{}
+	l := <-o.leases
+	var pid int
+	testenv.Eventually(t, 30*time.Second, "the plugin runs", func() bool {
+		s, p := state()
+		pid = p
+		return s == plugin.HealthHealthy && p != 0
+	})
+	l.Release() // lost
+	testenv.Eventually(t, 10*time.Second, "the plugin stopped and the connector on standby", func() bool {
+		s, _ := state()
+		return s == ConnectorStandby && syscall.Kill(pid, 0) != nil
+	})
+	o.grant <- struct{}{}
+	<-o.leases
+	testenv.Eventually(t, 30*time.Second, "a new plugin runs once the lease is granted again", func() bool {
+		s, p := state()
+		return s == plugin.HealthHealthy && p != 0 && p != pid
+	})
 }
