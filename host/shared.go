@@ -54,6 +54,9 @@ func (h *Host) running() (drivers, connectors []string) {
 	for _, u := range h.reporters {
 		drivers = append(drivers, u.driver.Name())
 	}
+	for _, u := range h.mailers {
+		drivers = append(drivers, u.driver.Name())
+	}
 	h.rmu.Unlock()
 	for name, u := range h.conns {
 		if u.owned() {
