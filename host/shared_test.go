@@ -8,17 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mediagw/mediagw/host/config"
 	"github.com/mediagw/mediagw/host/ownership"
+	"github.com/mediagw/mediagw/host/spool/pgspool"
 	"github.com/mediagw/mediagw/internal/pgtest"
 	"github.com/mediagw/mediagw/internal/testenv"
 	"github.com/mediagw/mediagw/linedriver"
@@ -121,26 +120,6 @@ func (g *haGateway) connector() plugin.HealthState {
 	return st.Connectors["inbox"].Health
 }
 
-func migrateShared(t *testing.T, dsn string) {
-	t.Helper()
-	files, _ := filepath.Glob("spool/pgspool/migrations/1[0-9][0-9]_*.sql")
-	if len(files) == 0 {
-		t.Fatal("no migrations")
-	}
-	sort.Strings(files)
-	conn, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		if _, err := conn.Exec(context.Background(), string(b)); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-	}
-}
-
 // TestOneGatewayReadsTheMailbox: two gateways configured with the same
 // Maildir connector: one runs it, the other stands by; when the first
 // stops, the second takes the connector over and the mail goes on; the
@@ -148,9 +127,11 @@ func migrateShared(t *testing.T, dsn string) {
 func TestOneGatewayReadsTheMailbox(t *testing.T) {
 	srv := pgtest.Start(t)
 	dsn := srv.NewDB(t)
-	migrateShared(t, dsn)
 	db, err := pgxpool.New(context.Background(), dsn)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgspool.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close) // after the gateways stopped

@@ -2,54 +2,35 @@ package gateways_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
-	"sort"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mediagw/mediagw/host/gateways"
+	"github.com/mediagw/mediagw/host/spool/pgspool"
 	"github.com/mediagw/mediagw/internal/pgtest"
 	"github.com/mediagw/mediagw/internal/testenv"
 )
 
-func migrate(t testing.TB, dsn string) {
+func migrate(t testing.TB, db *pgxpool.Pool) {
 	t.Helper()
-	files, _ := filepath.Glob("../spool/pgspool/migrations/1[0-9][0-9]_*.sql")
-	if len(files) == 0 {
-		t.Fatal("no migrations found")
-	}
-	sort.Strings(files)
-	conn, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
+	if _, err := pgspool.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.Exec(context.Background(), string(b)); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
 	}
 }
 
 func TestRegistry(t *testing.T) {
 	srv := pgtest.Start(t)
 	dsn := srv.NewDB(t)
-	migrate(t, dsn)
 	db, err := pgxpool.New(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	migrate(t, db)
 	const takeover = time.Second
 
 	var mu sync.Mutex

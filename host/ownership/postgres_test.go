@@ -3,44 +3,30 @@ package ownership_test
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
-	"sort"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mediagw/mediagw/host/ownership"
+	"github.com/mediagw/mediagw/host/spool/pgspool"
 	"github.com/mediagw/mediagw/internal/pgtest"
 	"github.com/mediagw/mediagw/internal/testenv"
 )
 
-// migrate applies the migrations of the gateways' tables (numbers from
-// 100 in pgspool's folder) to the database at dsn.
+// migrate brings the database at dsn to the schema of this release
+// (pgspool's migrations; the leases are number 100).
 func migrate(t testing.TB, dsn string) {
 	t.Helper()
-	files, err := filepath.Glob("../spool/pgspool/migrations/1[0-9][0-9]_*.sql")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no migrations found: %v", err)
-	}
-	sort.Strings(files)
-	conn, err := pgx.Connect(context.Background(), dsn)
+	p, err := pgxpool.New(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.Exec(context.Background(), string(b)); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
+	defer p.Close()
+	if _, err := pgspool.Migrate(context.Background(), p); err != nil {
+		t.Fatal(err)
 	}
 }
 
