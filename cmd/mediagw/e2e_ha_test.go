@@ -151,8 +151,14 @@ drivers:
       dir: %s
 `, md, hs.dir, mapFile, archive)
 	}
-	for i := 0; i < n; i++ {
-		dropInto(t, md, fmt.Sprintf("m%04d.eml", i), mailWithAttachment(i))
+	// The mails arrive in batches, one before each kill, so that every kill
+	// falls while mail is in flight.
+	per := n / (kills + 1)
+	dropped := 0
+	dropUpTo := func(m int) {
+		for ; dropped < m; dropped++ {
+			dropInto(t, md, fmt.Sprintf("m%04d.eml", dropped), mailWithAttachment(dropped))
+		}
 	}
 	sites := map[string]*site{"a": hs.gateway("a", body("a")), "b": hs.gateway("b", body("b"))}
 	gws := map[string]*gateway{"a": sites["a"].start()}
@@ -162,12 +168,12 @@ drivers:
 	archived := func() int { return countIn(archive) }
 	targets := make([]int, kills)
 	for k := range targets {
-		targets[k] = rng.IntN(n * 9 / 10)
+		targets[k] = k*per + rng.IntN(per*9/10)
 	}
-	slices.Sort(targets)
 	var takeovers []time.Duration
 	pgRestarted := false
 	for k, target := range targets {
+		dropUpTo((k + 1) * per)
 		waitFor(t, fmt.Sprintf("%d archived before kill %d", target, k+1), 180*time.Second,
 			func() bool { return archived() >= target }, func() string { return gws["a"].logText() + gws["b"].logText() })
 		time.Sleep(time.Duration(rng.IntN(50)) * time.Millisecond)
@@ -177,7 +183,12 @@ drivers:
 			hs.pg.Restart(true)
 		}
 		owner := hs.owner("inbox")
+		// Either gateway; the mailbox's owner twice as often, which
+		// measures the takeover.
 		victim := []string{"a", "b"}[rng.IntN(2)]
+		if owner != "" && rng.IntN(3) > 0 {
+			victim = owner
+		}
 		other := map[string]string{"a": "b", "b": "a"}[victim]
 		g := gws[victim]
 		t.Logf("kill %d: gateway %s (owner: %q) with %d archived", k+1, victim, owner, archived())
@@ -195,8 +206,9 @@ drivers:
 		} else {
 			time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
 		}
-		gws[victim] = sites[victim].start()
+		gws[victim] = startUp(t, sites[victim], &logs)
 	}
+	dropUpTo(n)
 	waitFor(t, "every mail archived and settled", 300*time.Second, func() bool {
 		return countIn(filepath.Join(md, "new")) == 0 && countIn(filepath.Join(md, "cur")) == n && distinctSources(t, archive) == n
 	}, func() string { return gws["a"].logText() + gws["b"].logText() })
@@ -262,6 +274,25 @@ drivers:
 			t.Errorf("takeover took %v with takeover_after 2s", d)
 		}
 	}
+}
+
+// startUp starts a gateway and waits until it runs; one that exits before
+// (it could not reach the database) is started again, as systemd's
+// Restart=on-failure would.
+func startUp(t testing.TB, s *site, logs *[]string) *gateway {
+	t.Helper()
+	g := s.start()
+	waitFor(t, "the gateway started", 60*time.Second, func() bool {
+		select {
+		case <-g.done:
+			*logs = append(*logs, g.logText())
+			g = s.start()
+			return false
+		default:
+		}
+		return strings.Contains(g.logText(), `msg="gateway started"`)
+	}, func() string { return g.logText() })
+	return g
 }
 
 func distinctSources(t testing.TB, archive string) int {
