@@ -68,7 +68,7 @@ type Metrics struct {
 
 // Health states a connector can be in, each a series of
 // mediagw_connector_health.
-var connectorStates = []string{"starting", "healthy", "degraded", "down"}
+var connectorStates = []string{"starting", "healthy", "degraded", "down", "standby"}
 
 // Health states a modem can be in, each a series of mediagw_modem_health.
 var modemStates = []string{"healthy", "degraded", "down"}
