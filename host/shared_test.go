@@ -116,7 +116,7 @@ func (g *haGateway) archived() int {
 }
 
 func (g *haGateway) connector() plugin.HealthState {
-	st, _ := g.h.Status()
+	st, _ := g.h.Status(context.Background())
 	return st.Connectors["inbox"].Health
 }
 
@@ -162,7 +162,7 @@ func TestOneGatewayReadsTheMailbox(t *testing.T) {
 	// The registry shows it at the next heartbeat.
 	var st Status
 	testenv.Eventually(t, 10*time.Second, "b's status lists a with the connector and both with their drivers", func() bool {
-		st, _ = b.h.Status()
+		st, _ = b.h.Status(context.Background())
 		if st.Health != Healthy || len(st.Gateways) != 2 {
 			return false
 		}
@@ -186,7 +186,7 @@ func TestOneGatewayReadsTheMailbox(t *testing.T) {
 		t.Fatalf("a archived %d after it stopped", n)
 	}
 	testenv.Eventually(t, 10*time.Second, "a shown down after takeover_after", func() bool {
-		st, _ := b.h.Status()
+		st, _ := b.h.Status(context.Background())
 		for _, g := range st.Gateways {
 			if g.Name == "a" {
 				return g.Down
@@ -227,7 +227,7 @@ func TestDriverPlacement(t *testing.T) {
 	if _, err := h.spool.Accept(ctx, "inbox", "s1", []*linedriver.Job{{ID: "r1.there", Driver: "there", Record: rec, Accepted: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := h.Status()
+	st, err := h.Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +290,7 @@ func TestLeaseLostStopsThePlugin(t *testing.T) {
 	go func() { done <- h.Run(ctx, plan) }()
 	defer func() { cancel(); <-done }()
 	state := func() (plugin.HealthState, int) {
-		st, _ := h.Status()
+		st, _ := h.Status(context.Background())
 		return st.Connectors["inbox"].Health, st.Connectors["inbox"].Pid
 	}
 	testenv.Eventually(t, 10*time.Second, "standby until the lease is granted", func() bool { s, _ := state(); return s == ConnectorStandby })

@@ -119,7 +119,7 @@ func (h *Host) Status(ctx context.Context) (Status, error) {
 	st.Gateway = h.gateway
 	running, _ := h.running()
 	if h.shared != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		gs, gerr := gateways.List(ctx, h.shared.db, h.shared.takeover)
 		cancel()
 		if gerr != nil && err == nil {
