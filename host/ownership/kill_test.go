@@ -50,7 +50,8 @@ func TestOwnerHelperProcess(t *testing.T) {
 
 type ownEvent struct {
 	gw    string
-	kind  string // OWN, LOST, E, EXIT
+	proc  int    // which process of gw (each start is a new one)
+	kind  string // OWN, LOST, E
 	epoch int64
 	at    time.Time
 }
@@ -75,8 +76,13 @@ func runKills(t testing.TB, rounds int, takeover time.Duration, restartPG bool) 
 
 	events := make(chan ownEvent, 64)
 	procs := map[string]*exec.Cmd{}
+	gen := map[string]int{} // gateway → its current process
+	nprocs := 0
 	var wg sync.WaitGroup
 	start := func(gw string) {
+		nprocs++
+		proc := nprocs
+		gen[gw] = proc
 		cmd := exec.Command(os.Args[0], "-test.run=^TestOwnerHelperProcess$")
 		cmd.Env = append(os.Environ(), "OWNERSHIP_HELPER_DSN="+dsn, "OWNERSHIP_HELPER_NAME="+gw,
 			"OWNERSHIP_HELPER_TAKEOVER="+takeover.String())
@@ -97,9 +103,9 @@ func runKills(t testing.TB, rounds int, takeover time.Duration, restartPG bool) 
 				if len(f) == 3 && (f[0] == "OWN" || f[0] == "LOST") {
 					epoch, _ := strconv.ParseInt(f[1], 10, 64)
 					ns, _ := strconv.ParseInt(f[2], 10, 64)
-					events <- ownEvent{gw: gw, kind: f[0], epoch: epoch, at: time.Unix(0, ns)}
+					events <- ownEvent{gw: gw, proc: proc, kind: f[0], epoch: epoch, at: time.Unix(0, ns)}
 				} else if len(f) > 0 && f[0] == "E" {
-					events <- ownEvent{gw: gw, kind: "E", at: time.Now()}
+					events <- ownEvent{gw: gw, proc: proc, kind: "E", at: time.Now()}
 				}
 			}
 			cmd.Wait()
@@ -112,21 +118,45 @@ func runKills(t testing.TB, rounds int, takeover time.Duration, restartPG bool) 
 		wg.Wait()
 	}()
 
-	var spans []*interval
-	open := map[string]*interval{} // gateway → its holding now
+	// Each holding is keyed by process and epoch; it ends at its LOST, or
+	// at its process's kill. Events reach the test late (two pipes, one
+	// channel), so the holdings are reckoned from the processes' own
+	// times and the kill times, not from the order the test sees them in.
+	type key struct {
+		proc  int
+		epoch int64
+	}
+	spans := map[key]*interval{}
+	killedAt := map[int]time.Time{} // process → when it was killed
+	open := map[string]key{}        // gateway → its holding now, as far as seen
 	var takeovers []time.Duration
 	handle := func(e ownEvent) {
+		k := key{e.proc, e.epoch}
 		switch e.kind {
 		case "E":
 			t.Fatalf("owner %s failed", e.gw)
 		case "OWN":
-			iv := &interval{gw: e.gw, epoch: e.epoch, start: e.at}
-			spans = append(spans, iv)
-			open[e.gw] = iv
+			spans[k] = &interval{gw: e.gw, epoch: e.epoch, start: e.at}
+			if e.proc == gen[e.gw] {
+				open[e.gw] = k
+			}
 		case "LOST":
-			if iv := open[e.gw]; iv != nil && iv.epoch == e.epoch {
+			if iv := spans[k]; iv != nil {
 				iv.end = e.at
+			}
+			if open[e.gw] == k {
 				delete(open, e.gw)
+			}
+		}
+	}
+	// drain handles the events already sent.
+	drainNow := func() {
+		for {
+			select {
+			case e := <-events:
+				handle(e)
+			default:
+				return
 			}
 		}
 	}
@@ -168,6 +198,7 @@ func runKills(t testing.TB, rounds int, takeover time.Duration, restartPG bool) 
 			srv.Restart(true)
 			t.Logf("round %d: PostgreSQL crashed and restarted", r)
 		}
+		drainNow()
 		var owner string
 		for gw := range open {
 			owner = gw
@@ -178,26 +209,47 @@ func runKills(t testing.TB, rounds int, takeover time.Duration, restartPG bool) 
 		}
 		other := map[string]string{"a": "b", "b": "a"}[victim]
 		procs[victim].Process.Kill()
-		killedAt := time.Now()
-		if iv := open[victim]; iv != nil {
-			iv.end = killedAt
-			delete(open, victim)
-		}
+		kt := time.Now()
+		killedAt[gen[victim]] = kt
+		gen[victim] = 0 // dead until started again
+		delete(open, victim)
 		if victim == owner {
 			e := await("takeover by "+other, 5*takeover, func(e ownEvent) bool { return e.kind == "OWN" && e.gw == other })
-			takeovers = append(takeovers, e.at.Sub(killedAt))
+			takeovers = append(takeovers, e.at.Sub(kt))
 		}
 		start(victim)
 	}
-	// Whatever is open ends now.
-	now := time.Now()
-	for _, iv := range open {
-		iv.end = now
+	// End both, and take every event they printed.
+	for gw, c := range procs {
+		c.Process.Kill()
+		killedAt[gen[gw]] = time.Now()
 	}
-	slices.SortFunc(spans, func(x, y *interval) int { return x.start.Compare(y.start) })
-	for i := 1; i < len(spans); i++ {
-		p, c := spans[i-1], spans[i]
-		if p.end.IsZero() || c.start.Before(p.end) {
+	exited := make(chan struct{})
+	go func() { wg.Wait(); close(exited) }()
+	for waiting := true; waiting; {
+		select {
+		case e := <-events:
+			handle(e)
+		case <-exited:
+			drainNow()
+			waiting = false
+		}
+	}
+	now := time.Now()
+	var held []*interval
+	for k, iv := range spans {
+		if kt, ok := killedAt[k.proc]; ok && (iv.end.IsZero() || iv.end.After(kt)) {
+			iv.end = kt
+		}
+		if iv.end.IsZero() {
+			iv.end = now
+		}
+		held = append(held, iv)
+	}
+	slices.SortFunc(held, func(x, y *interval) int { return x.start.Compare(y.start) })
+	for i := 1; i < len(held); i++ {
+		p, c := held[i-1], held[i]
+		if c.start.Before(p.end) {
 			t.Fatalf("two owners at once: %s (epoch %d) %v–%v and %s (epoch %d) from %v",
 				p.gw, p.epoch, p.start.Format(time.StampMicro), p.end.Format(time.StampMicro), c.gw, c.epoch, c.start.Format(time.StampMicro))
 		}
