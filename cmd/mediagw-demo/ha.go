@@ -54,7 +54,7 @@ drivers:
   archive:
     type: file
     options:
-      dir: var/archive
+      dir: var/archive-%s   # a file driver's folder is one gateway's
 `
 
 // runHAGateway is a gateway process of the example, until SIGTERM.
@@ -129,7 +129,7 @@ func demoHA(stdout, stderr io.Writer, dir string, verbose bool, timeout time.Dur
 	}
 	start := func(name string) (*haGateway, error) {
 		cfgPath := filepath.Join(dir, "gateway-"+name+".yaml")
-		if err := os.WriteFile(cfgPath, fmt.Appendf(nil, haConfig, name, haTakeover), 0o644); err != nil {
+		if err := os.WriteFile(cfgPath, fmt.Appendf(nil, haConfig, name, haTakeover, name), 0o644); err != nil {
 			return nil, err
 		}
 		logf, err := os.OpenFile(filepath.Join(dir, "gateway-"+name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -217,10 +217,13 @@ func demoHA(stdout, stderr io.Writer, dir string, verbose bool, timeout time.Dur
 		}
 		return nil
 	}
+	archived := func() int {
+		return count(filepath.Join(dir, "var", "archive-a")) + count(filepath.Join(dir, "var", "archive-b"))
+	}
 	settled := func(want int) func() bool {
 		return func() bool {
 			return count(filepath.Join(maildir, "cur"))+countSuffix(filepath.Join(dir, "var", "failed"), ".eml") == want &&
-				count(filepath.Join(maildir, "new")) == 0 && count(filepath.Join(dir, "var", "archive")) == want*2/3
+				count(filepath.Join(maildir, "new")) == 0 && archived() == want*2/3
 		}
 	}
 	if err := deliver("1-"); err != nil {
@@ -230,7 +233,7 @@ func demoHA(stdout, stderr io.Writer, dir string, verbose bool, timeout time.Dur
 	if err := await("the first mails settled", settled(len(mails))); err != nil {
 		return err
 	}
-	step("settled by gateway a: %d archived, %d rejected", count(filepath.Join(dir, "var", "archive")), countSuffix(filepath.Join(dir, "var", "failed"), ".eml"))
+	step("settled by gateway a: %d archived, %d rejected", archived(), countSuffix(filepath.Join(dir, "var", "failed"), ".eml"))
 
 	step("killing gateway a (kill -9, pid %d): no goodbye, its lease runs out", a.cmd.Process.Pid)
 	killed := time.Now()
@@ -248,7 +251,7 @@ func demoHA(stdout, stderr io.Writer, dir string, verbose bool, timeout time.Dur
 	if err := await("the next mails settled", settled(2*len(mails))); err != nil {
 		return err
 	}
-	step("settled by gateway b: %d archived, %d rejected in all", count(filepath.Join(dir, "var", "archive")), countSuffix(filepath.Join(dir, "var", "failed"), ".eml"))
+	step("settled by gateway b: %d archived, %d rejected in all", archived(), countSuffix(filepath.Join(dir, "var", "failed"), ".eml"))
 
 	var gs []gateways.Gateway
 	if err := await("gateway a shown down (no heartbeat for takeover_after)", func() bool {

@@ -24,7 +24,10 @@ import (
 )
 
 // haSite is a group of gateways on one private PostgreSQL: each gateway has
-// its own folder and config; the Maildirs and the archive are shared.
+// its own folder and config; the Maildirs are shared. A file driver's
+// folder is each gateway's own: a file driver clears the half-written
+// records it finds in its folder when it starts, which must not be those of
+// another gateway at work.
 type haSite struct {
 	t   testing.TB
 	dir string
@@ -131,7 +134,7 @@ func TestHAKillAtRandomPoints(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
 	hs := newHASite(t)
 	md := hs.maildir("Maildir")
-	archive := filepath.Join(hs.dir, "archive")
+	archives := []string{filepath.Join(hs.dir, "a", "archive"), filepath.Join(hs.dir, "b", "archive")}
 	mapFile, _ := filepath.Abs("../../examples/maps/archive.yaml")
 	body := func(gw string) string {
 		return fmt.Sprintf(`connectors:
@@ -149,7 +152,7 @@ drivers:
     max_attempts: 10
     options:
       dir: %s
-`, md, hs.dir, mapFile, archive)
+`, md, hs.dir, mapFile, filepath.Join(hs.dir, gw, "archive"))
 	}
 	// The mails arrive in batches, one before each kill, so that every kill
 	// falls while mail is in flight.
@@ -165,7 +168,7 @@ drivers:
 	waitFor(t, "a owns the mailbox", 30*time.Second, func() bool { return hs.owner("inbox") == "a" }, gws["a"].logText)
 	gws["b"] = sites["b"].start()
 	var logs []string
-	archived := func() int { return countIn(archive) }
+	archived := func() int { return distinctJobs(archives) }
 	targets := make([]int, kills)
 	for k := range targets {
 		targets[k] = k*per + rng.IntN(per*9/10)
@@ -210,16 +213,21 @@ drivers:
 	}
 	dropUpTo(n)
 	waitFor(t, "every mail archived and settled", 300*time.Second, func() bool {
-		return countIn(filepath.Join(md, "new")) == 0 && countIn(filepath.Join(md, "cur")) == n && distinctSources(t, archive) == n
+		return countIn(filepath.Join(md, "new")) == 0 && countIn(filepath.Join(md, "cur")) == n && distinctSources(t, archives) == n
 	}, func() string { return gws["a"].logText() + gws["b"].logText() })
 	for _, g := range gws {
 		g.stop(t)
 		logs = append(logs, g.logText())
 	}
 
-	// No source id with two jobs: the archive has one folder per job.
+	// No source id with two jobs: the archives have one folder per job (in
+	// both when another gateway delivered it again).
 	jobs := map[string][]string{}
-	recs, _ := filepath.Glob(filepath.Join(archive, "*", "record.json"))
+	var recs []string
+	for _, a := range archives {
+		r, _ := filepath.Glob(filepath.Join(a, "*", "record.json"))
+		recs = append(recs, r...)
+	}
 	srcRe := regexp.MustCompile(`"source_id": "([^"]+)"`)
 	for _, f := range recs {
 		job := filepath.Base(filepath.Dir(f))
@@ -234,7 +242,9 @@ drivers:
 		if src == nil {
 			t.Fatalf("%s has no source id", f)
 		}
-		jobs[string(src[1])] = append(jobs[string(src[1])], job)
+		if !slices.Contains(jobs[string(src[1])], job) {
+			jobs[string(src[1])] = append(jobs[string(src[1])], job)
+		}
 		if pdfs, _ := filepath.Glob(filepath.Join(filepath.Dir(f), "*order-*.pdf")); len(pdfs) != 1 {
 			t.Errorf("%s: %d PDF attachments archived, want 1", job, len(pdfs))
 		}
@@ -295,9 +305,27 @@ func startUp(t testing.TB, s *site, logs *[]string) *gateway {
 	return g
 }
 
-func distinctSources(t testing.TB, archive string) int {
+// distinctJobs counts the jobs written into the archives.
+func distinctJobs(archives []string) int {
+	jobs := map[string]bool{}
+	for _, a := range archives {
+		es, _ := os.ReadDir(a)
+		for _, e := range es {
+			if !strings.HasPrefix(e.Name(), ".") {
+				jobs[e.Name()] = true
+			}
+		}
+	}
+	return len(jobs)
+}
+
+func distinctSources(t testing.TB, archives []string) int {
 	ids := map[string]bool{}
-	recs, _ := filepath.Glob(filepath.Join(archive, "*", "record.json"))
+	var recs []string
+	for _, a := range archives {
+		r, _ := filepath.Glob(filepath.Join(a, "*", "record.json"))
+		recs = append(recs, r...)
+	}
 	re := regexp.MustCompile(`"source_id": "([^"]+)"`)
 	for _, f := range recs {
 		if strings.HasPrefix(filepath.Base(filepath.Dir(f)), ".") {
@@ -453,13 +481,15 @@ func BenchmarkHAMaildirToFile(b *testing.B) {
 		b.Run(fmt.Sprintf("postgres-%d", n), func(b *testing.B) {
 			hs := newHASite(b)
 			md := hs.maildir("Maildir")
-			archive := filepath.Join(hs.dir, "archive")
+			var archives []string
 			mapFile, _ := filepath.Abs("../../examples/maps/archive.yaml")
 			for i := range b.N {
 				dropInto(b, md, fmt.Sprintf("m%05d.eml", i), mail(i))
 			}
 			var gws []*gateway
 			for _, name := range []string{"a", "b"}[:n] {
+				archive := filepath.Join(hs.dir, name, "archive")
+				archives = append(archives, archive)
 				gws = append(gws, hs.gateway(name, fmt.Sprintf(`connectors:
   inbox:
     plugin: mediagw-connector-maildir
@@ -487,7 +517,7 @@ drivers:
 				return strings.Count(logs(), `msg="driver started"`) >= n && strings.Contains(logs(), `msg="plugin started"`)
 			}, logs)
 			b.ResetTimer()
-			wait(b, func() int { return countIn(filepath.Join(md, "cur")) }, func() int { return countIn(archive) }, logs)
+			wait(b, func() int { return countIn(filepath.Join(md, "cur")) }, func() int { return distinctJobs(archives) }, logs)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 			for _, g := range gws {
