@@ -266,7 +266,11 @@ func demoHA(stdout, stderr io.Writer, dir string, verbose bool, timeout time.Dur
 		if g.Down {
 			state = "down"
 		}
-		fmt.Fprintf(stdout, "  %-3s %-5s drivers %-10s connectors %s\n", g.Name, state, strings.Join(g.Drivers, ","), strings.Join(g.Connectors, ","))
+		owned := strings.Join(g.Connectors, ",")
+		if owned == "" {
+			owned = "none"
+		}
+		fmt.Fprintf(stdout, "  %-3s %-5s drivers %-10s connectors %s\n", g.Name, state, strings.Join(g.Drivers, ","), owned)
 	}
 	fmt.Fprintf(stdout, "\nOK: gateway a killed, gateway b took the mailbox over after %.1f s; all %d mails settled. Files and logs are in %s\n",
 		took.Seconds(), 2*len(mails), dir)

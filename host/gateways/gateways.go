@@ -132,7 +132,7 @@ func sorted(s []string) []string {
 }
 
 // List reads every gateway; one without a heartbeat for takeoverAfter is
-// down.
+// down, and owns no connector.
 func List(ctx context.Context, db DB, takeoverAfter time.Duration) ([]Gateway, error) {
 	rows, err := db.Query(ctx, `SELECT name, started, heartbeat, drivers, connectors, version,
        heartbeat < now() - $1 * interval '1 microsecond'
@@ -143,6 +143,10 @@ func List(ctx context.Context, db DB, takeoverAfter time.Duration) ([]Gateway, e
 	gs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Gateway, error) {
 		var g Gateway
 		err := r.Scan(&g.Name, &g.Started, &g.Heartbeat, &g.Drivers, &g.Connectors, &g.Version, &g.Down)
+		if g.Down {
+			// What it owned at its last heartbeat is another's by now.
+			g.Connectors = []string{}
+		}
 		return g, err
 	})
 	if err != nil {

@@ -76,9 +76,9 @@ func TestRegistry(t *testing.T) {
 	}
 
 	stopA()
-	testenv.Eventually(t, 10*time.Second, "a shown down after takeover_after without a heartbeat", func() bool {
+	testenv.Eventually(t, 10*time.Second, "a shown down after takeover_after without a heartbeat, owning nothing", func() bool {
 		gs := list()
-		return gs[0].Down && !gs[1].Down
+		return gs[0].Down && len(gs[0].Connectors) == 0 && !gs[1].Down
 	})
 	if got := gateways.Unserved(queued, list()); !slices.Equal(got, []string{"gone", "modem-a"}) {
 		t.Fatalf("unserved with a down: %v", got)
