@@ -60,9 +60,10 @@ const Channel = "mediagw_jobs"
 // Store is the spool on PostgreSQL. It is safe for concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
-	// leases takes and renews leases: its sessions commit without waiting
-	// for the WAL flush (synchronous_commit off). A lease lost in a crash
-	// of the database only frees its job early, as a dead holder's would.
+	// leases takes and renews leases on connections of their own (the
+	// committer's batches do not hold them up). A lease is committed like
+	// any write: one lost in a crash of the database would hand a job that
+	// is on the line to a second gateway.
 	leases  *pgxpool.Pool
 	gateway string
 	c       committer
@@ -227,7 +228,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		gw, _ = os.Hostname()
 	}
 	lc := pc.Copy()
-	lc.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	lc.MaxConns = max(4, pc.MaxConns/2)
 	leases, err := pgxpool.NewWithConfig(ctx, lc)
 	if err != nil {
