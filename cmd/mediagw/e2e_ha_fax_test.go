@@ -121,8 +121,10 @@ func received(t *testing.T, f *faxsim, drawings map[int]*render.Page) []int {
 // is run by no gateway. The map routes by the number's area code. Every
 // page of fax-a's faxes arrives, as rendered, at a's far end and none at
 // b's, and the other way round. With a's line down, `mediagw status` shows
-// fax-a down with its job waiting, fax-b's jobs still go out; a's line
-// back, its job goes out. fax-c's job waits throughout, shown as such.
+// fax-a out of service with its job waiting, fax-b's jobs still go out;
+// a's line back, its job goes out. The same with gateway a stopped: b's
+// status says a is down and no gateway runs fax-a. fax-c's job waits
+// throughout, shown as such.
 func TestHAModemsOnTwoHosts(t *testing.T) {
 	hs := newHASite(t)
 	md := hs.maildir("Maildir")
@@ -134,12 +136,9 @@ func TestHAModemsOnTwoHosts(t *testing.T) {
 	for _, gw := range []string{"a", "b"} {
 		ttys[gw] = filepath.Join(hs.dir, gw, "ttyFAX0")
 	}
-	port := freePort(t)
+	ports := map[string]int{"a": freePort(t), "b": freePort(t)}
 	body := func(gw string) string {
-		status := ""
-		if gw == "a" {
-			status = fmt.Sprintf("status:\n  listen: 127.0.0.1:%d\n", port)
-		}
+		status := fmt.Sprintf("status:\n  listen: 127.0.0.1:%d\n", ports[gw])
 		// Each gateway names its own tty for every driver: a driver run
 		// where it should not would dial out on that host's modem.
 		tty := filepath.Join(hs.dir, gw, "ttyFAX0")
@@ -174,6 +173,8 @@ drivers:
 		{"c1", "4155550101", []int{7}},
 		// sent while a's line is down
 		{"a3", "2015550103", []int{8}}, {"b3", "2125550103", []int{9}},
+		// sent while gateway a is stopped
+		{"a4", "2015550104", []int{10}}, {"b4", "2125550104", []int{11}},
 	}
 	drawings := map[int]*render.Page{}
 	drop := func(f fax) {
@@ -205,10 +206,11 @@ drivers:
 	check(sims["a"], "a", []int{1, 2, 3})
 	check(sims["b"], "b", []int{4, 5, 6})
 
-	status := func() string {
-		b, _ := exec.Command(filepath.Join(hs.bin, "mediagw"), "status", "-c", sa.cfg).CombinedOutput()
+	statusOn := func(s *site) string {
+		b, _ := exec.Command(filepath.Join(hs.bin, "mediagw"), "status", "-c", s.cfg).CombinedOutput()
 		return string(b)
 	}
+	status := func() string { return statusOn(sa) }
 	var st string
 	waitFor(t, "status: fax-c's job waits for a gateway", 30*time.Second, func() bool {
 		st = status()
@@ -246,16 +248,41 @@ drivers:
 		return sims["a2"].count("received page") >= 1
 	}, func() string { return logs() + "\nfaxsim a (back):\n" + sims["a2"].text() })
 	t.Logf("a's line was down %v; fax-a's job went out %v after it was back", back.Sub(down).Round(100*time.Millisecond), time.Since(back).Round(100*time.Millisecond))
+
+	// Gateway a stops (its host down): fax-a's job waits for it, named in
+	// b's status; fax-b's goes out.
+	ga.stop(t)
+	logA := ga.logText()
+	drop(faxes[7])
+	drop(faxes[8])
+	waitFor(t, "b4 out on b's line while gateway a is stopped", 60*time.Second, func() bool {
+		return sims["b"].count("received page") >= 5
+	}, logs)
+	waitFor(t, "b's status: a down, fax-a's job waiting", 30*time.Second, func() bool {
+		st = statusOn(sb)
+		return regexp.MustCompile(`(?m)^a\s+down\s`).MatchString(st) &&
+			strings.Contains(st, "no gateway runs driver fax-a: 1 job(s) wait for one")
+	}, func() string { return logs() + "\nstatus:\n" + st })
+	t.Logf("mediagw status on b with gateway a stopped:\n%s", st)
+	if n := sims["a2"].count("received page"); n != 1 {
+		t.Fatalf("a's far end received %d pages while gateway a was stopped", n-1)
+	}
+
+	// a is back: its job goes out on its line.
+	ga = sa.start()
+	waitFor(t, "a4 out on a's line once gateway a is back", 60*time.Second, func() bool {
+		return sims["a2"].count("received page") >= 2
+	}, func() string { return logs() + "\nfaxsim a (back):\n" + sims["a2"].text() })
 	ga.stop(t)
 	gb.stop(t)
 	check(sims["a"], "a", []int{1, 2, 3})
-	check(sims["a2"], "a (back)", []int{8})
-	check(sims["b"], "b", []int{4, 5, 6, 9})
+	check(sims["a2"], "a (back)", []int{8, 10})
+	check(sims["b"], "b", []int{4, 5, 6, 9, 11})
 	if n := countIn(filepath.Join(md, "cur")); n != len(faxes) {
 		t.Errorf("%d of %d mails settled", n, len(faxes))
 	}
 	// No gateway dialled for a driver it does not run.
-	for gw, log := range map[string]string{"a": ga.logText(), "b": gb.logText()} {
+	for gw, log := range map[string]string{"a": logA + ga.logText(), "b": gb.logText()} {
 		for _, d := range []string{"fax-a", "fax-b", "fax-c"} {
 			if d[len(d)-1:] != gw && regexp.MustCompile(`msg="driver started".*driver=`+d+`\b`).MatchString(log) {
 				t.Errorf("gateway %s started driver %s, which it does not run", gw, d)
