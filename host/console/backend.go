@@ -114,6 +114,16 @@ type JobPage struct {
 	CallLog []string
 }
 
+// Field returns the value of the job's field name, "" when it has none.
+func (p *JobPage) Field(name string) string {
+	for _, f := range p.Fields {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
 // Field is a label and its value.
 type Field struct{ Name, Value string }
 

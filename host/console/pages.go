@@ -47,7 +47,8 @@ func parseTemplates(s *Server) (map[string]*template.Template, error) {
 			}
 			return "degraded"
 		},
-		"inc": func(i int) int { return i + 1 },
+		"inc":   func(i int) int { return i + 1 },
+		"label": fieldLabel,
 		// dict2 hands a name (or job id) and the CSRF token to a
 		// button template.
 		"dict2": func(name, csrf string) map[string]string {
@@ -364,4 +365,29 @@ func (s *Server) tryMap(w http.ResponseWriter, r *http.Request) {
 		d.Preview = &p
 	}
 	s.render(w, r, "maps", d)
+}
+
+// fieldLabels are the words a person reads for the fields of a received
+// fax; the page shows the field's name beside them, as maps and inbound
+// rules use it.
+var fieldLabels = map[string]string{
+	"remote_id":     "Station id",
+	"caller_number": "Caller",
+	"called_number": "Called number",
+	"pages":         "Pages",
+	"incomplete":    "Incomplete",
+	"params":        "Line parameters",
+	"device":        "Device",
+	"duration":      "Duration",
+	"started":       "Started",
+	"route":         "Route",
+}
+
+// fieldLabel is the label of a job's field: its words when it has some,
+// else the field's name as it is.
+func fieldLabel(name string) string {
+	if l, ok := fieldLabels[name]; ok {
+		return l
+	}
+	return name
 }

@@ -34,6 +34,7 @@ func Start(t testing.TB, timeout time.Duration) *Browser {
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("hide-scrollbars", true), // a scrollbar would cut the right edge off full-page screenshots
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),

@@ -1,0 +1,103 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/mediagw/mediagw/host/spool"
+	"github.com/mediagw/mediagw/internal/browsertest"
+	"github.com/mediagw/mediagw/linedriver"
+	"github.com/mediagw/mediagw/linedriver/faxmodem/render"
+)
+
+// TestBrowserReceivedFax: a real host (bbolt spool, the inbound store and
+// its default route) receives a fax on a SIMULATED call — the test plays
+// the modem's part, Begin, two pages, a hang-up — and the job's page in
+// headless Chromium shows who sent it to which number, that it is
+// incomplete, both pages as thumbnails that load, and the call's T.30 log.
+func TestBrowserReceivedFax(t *testing.T) {
+	h, plan := lineHost(t) // not run: the received fax's job stays queued
+	ctx := context.Background()
+	call := &linedriver.Call{ID: "sim-call-1", Driver: "line", Device: "simulated", CallerNumber: "+1 555 0100",
+		CalledNumber: "100", RemoteID: "+1 555 0100 ACME", Started: time.Now(), Params: "simulated: no modem, no line",
+		Log: "(simulated call: these T.30 lines are written by the test; no modem answered)\n" +
+			"-> CSI +1 555 0002\n-> DIS V.17 14400 ECM\n<- TSI +1 555 0100 ACME\n<- DCS V.17 14400 ECM fine\n" +
+			"<- TCF\n-> CFR\n<- page 1 (ECM)\n<- MPS\n-> MCF\n<- page 2 (ECM)\n(the far end hung up before EOP)\n"}
+	if err := h.Inbound().Begin(ctx, call); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 2; n++ {
+		text := fmt.Sprintf("SIMULATED FAX\n\nFrom: ACME\nTo: 100\n\nPage %d\n\nDrawn by the test; no fax call took place.\n", n)
+		ps, err := render.Render(ctx, []render.Document{{Name: "page.txt", MediaType: "text/plain", Data: []byte(text)}},
+			render.Options{Resolution: render.Fine})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ps[0]
+		ip := &linedriver.InboundPage{Width: p.Width, Height: p.Height, XRes: 204, YRes: p.Resolution.DPI()}
+		for y := range p.Height {
+			ip.Rows = append(ip.Rows, bytes.Clone(p.Row(y)))
+		}
+		if err := h.Inbound().Page(ctx, call, n, ip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Inbound().End(ctx, call, errors.New("the far end hung up")); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := h.Spool().Jobs(ctx, spool.Query{})
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("jobs %v, %v; want the received fax's", jobs, err)
+	}
+	id := jobs[0].ID
+
+	srv, err := New(NewHostBackend(h, plan), Options{Loopback: true}) // Chromium connects from 127.0.0.1
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	b := browsertest.Start(t, 60*time.Second)
+	if err := b.Do(
+		chromedp.Navigate(ts.URL+"/jobs/"+id),
+		chromedp.WaitVisible(`dl.fields`),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			// Every thumbnail has loaded and decoded: an image that failed has naturalWidth 0.
+			_, err := chromedp.Poll[bool](`(() => { const im = [...document.querySelectorAll(".thumbs img")];
+				return im.length === 2 && im.every(i => i.complete && i.naturalWidth > 0); })()`,
+				chromedp.WithPollingTimeout(20*time.Second))(ctx, tg)
+			return err
+		}),
+		chromedp.Click(`details.call-log summary`),
+		chromedp.WaitVisible(`details.call-log pre.log`),
+		b.Shot("console-fax-received"),
+	); err != nil {
+		t.Fatalf("the received fax's page: %v", err)
+	}
+	fields, _ := b.Text(`dl.fields`)
+	for _, want := range []string{"+1 555 0100 ACME", "+1 555 0100", "100", "the far end hung up", "simulated"} {
+		if !strings.Contains(fields, want) {
+			t.Errorf("the fields lack %q:\n%s", want, fields)
+		}
+	}
+	for label, want := range map[string]string{"Pages": "2", "Station id": "+1 555 0100 ACME", "Caller": "+1 555 0100", "Called number": "100"} {
+		got, err := chromedp.Run(b.Ctx, chromedp.Evaluate[string](fmt.Sprintf(
+			`(() => { const dt = [...document.querySelectorAll("dl.fields dt")].find(d => d.textContent.trim().startsWith(%q));
+				return dt ? dt.nextElementSibling.textContent.trim() : "(none)"; })()`, label)))
+		if err != nil || got != want {
+			t.Errorf("field %s = %q (%v), want %q", label, got, err, want)
+		}
+	}
+	log, _ := b.Text(`details.call-log pre.log`)
+	if !strings.Contains(log, "<- DCS V.17 14400 ECM fine") || !strings.Contains(log, "simulated call") {
+		t.Errorf("T.30 log:\n%s", log)
+	}
+}
