@@ -56,7 +56,10 @@ const (
 // Overview is the front page.
 type Overview struct {
 	Health Light // the gateway as a whole
-	Units  []Unit
+	// Gateway is this gateway's name when it is one of a group on a
+	// shared spool; "" when it runs alone.
+	Gateway string
+	Units   []Unit
 }
 
 // Unit is one connector, driver, modem or the spool.

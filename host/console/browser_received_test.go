@@ -101,3 +101,61 @@ func TestBrowserReceivedFax(t *testing.T) {
 		t.Errorf("T.30 log:\n%s", log)
 	}
 }
+
+// TestBrowserGateways: the overview of gateway gw-east in a group of three
+// on one PostgreSQL spool, on the fake backend with the units the host
+// backend makes of such a group (see TestOverviewGroup): gw-west is down,
+// connector o365 is on standby here (gw-north runs it), and driver
+// fax-west, placed on gw-west only, has jobs no gateway runs.
+func TestBrowserGateways(t *testing.T) {
+	r := newRig(t, true)
+	now := time.Now()
+	r.fake.mu.Lock()
+	r.fake.gateway = "gw-east"
+	r.fake.units = []Unit{
+		{Kind: "gateway", Name: "gw-east", Light: Green, State: "up (this gateway)", Since: now.Add(-time.Second),
+			Detail: []Field{{"drivers", "fax, file"}, {"connectors owned", "inbox"}, {"started", now.Add(-26 * time.Hour).Format(time.DateTime)}, {"version", "v1.4.0"}}},
+		{Kind: "gateway", Name: "gw-north", Light: Green, State: "up", Since: now.Add(-2 * time.Second),
+			Detail: []Field{{"drivers", "fax, file"}, {"connectors owned", "o365"}, {"started", now.Add(-26 * time.Hour).Format(time.DateTime)}, {"version", "v1.4.0"}}},
+		{Kind: "gateway", Name: "gw-west", Light: Red, State: "down: no heartbeat; its connectors go to the other gateways", Since: now.Add(-3 * time.Minute),
+			Detail: []Field{{"drivers", "fax-west"}, {"connectors owned", "none"}, {"started", now.Add(-50 * time.Hour).Format(time.DateTime)}, {"version", "v1.4.0"}}},
+		{Kind: "connector", Name: "inbox", Light: Green, State: "healthy", Since: now.Add(-time.Hour)},
+		{Kind: "connector", Name: "o365", Light: Green, State: "standby: another gateway owns this connector", Since: now.Add(-time.Hour)},
+		{Kind: "driver", Name: "fax", Light: Green, State: "healthy", Since: now.Add(-time.Hour)},
+		{Kind: "driver", Name: "file", Light: Green, State: "healthy", Since: now.Add(-time.Hour)},
+		{Kind: "driver", Name: "fax-west", Light: Red, State: "waiting", LastError: "no gateway runs driver fax-west: its jobs wait for one", Queued: 3},
+		{Kind: "spool", Name: "spool", Light: Green, State: "healthy", Detail: []Field{{"write errors", "0"}, {"deferrals", "0"}}},
+	}
+	r.fake.mu.Unlock()
+	b := browsertest.Start(t, 60*time.Second)
+	ts := httptest.NewServer(r.srv)
+	defer ts.Close()
+	if err := b.Do(
+		chromedp.Navigate(ts.URL+"/"),
+		chromedp.WaitVisible(`[data-unit="gateway/gw-west"][data-light="red"]`),
+		b.Shot("console-gateways"),
+	); err != nil {
+		t.Fatalf("overview: %v", err)
+	}
+	// Another gateway down does not make this one down; a driver that no
+	// gateway runs makes it degraded.
+	if g, _ := b.Text(`.health`); strings.TrimSpace(g) != "This gateway, gw-east: degraded" {
+		t.Errorf("the headline says %q, want this gateway's name and degraded", g)
+	}
+	for sel, want := range map[string]string{
+		`[data-unit="gateway/gw-west"]`:  "down: no heartbeat",
+		`[data-unit="gateway/gw-east"]`:  "up (this gateway)",
+		`[data-unit="gateway/gw-north"]`: "connectors owned: o365",
+		`[data-unit="connector/o365"]`:   "standby",
+		`[data-unit="driver/fax-west"]`:  "no gateway runs driver fax-west",
+	} {
+		if got, err := b.Text(sel); err != nil || !strings.Contains(got, want) {
+			t.Errorf("%s shows %q (%v), want %q", sel, got, err, want)
+		}
+	}
+	for sel, light := range map[string]string{`connector/o365`: "green", `driver/fax-west`: "red", `gateway/gw-north`: "green"} {
+		if ok, err := b.Eval(fmt.Sprintf(`document.querySelector('[data-unit=%q]').dataset.light === %q`, sel, light)); !ok {
+			t.Errorf("%s is not %s (%v)", sel, light, err)
+		}
+	}
+}

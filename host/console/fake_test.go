@@ -36,6 +36,7 @@ type fakeBackend struct {
 	purged      []string
 	tested      []string
 	testView    TestView
+	gateway     string // this gateway's name in a group
 }
 
 func newFake(now time.Time) *fakeBackend {
@@ -94,13 +95,17 @@ func pngPage() []byte {
 func (f *fakeBackend) Overview(context.Context) (Overview, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ov := Overview{Health: Green, Units: append([]Unit(nil), f.units...)}
+	ov := Overview{Health: Green, Gateway: f.gateway, Units: append([]Unit(nil), f.units...)}
 	for _, u := range ov.Units {
 		if u.Kind == "gateway" {
 			continue // another gateway down does not make this one unhealthy (as in host.Status)
 		}
-		if u.Light == Red || (u.Light == Amber && ov.Health == Green) {
-			ov.Health = u.Light
+		l := u.Light
+		if u.Kind == "driver" && u.State == "waiting" {
+			l = Amber // a driver no gateway runs: degraded, as in host.Status
+		}
+		if l == Red || (l == Amber && ov.Health == Green) {
+			ov.Health = l
 		}
 	}
 	return ov, nil

@@ -71,6 +71,9 @@ func (b *HostBackend) Overview(ctx context.Context) (Overview, error) {
 		return Overview{}, err
 	}
 	ov := Overview{Health: lightOf(st.Health)}
+	if len(st.Gateways) > 0 {
+		ov.Gateway = st.Gateway
+	}
 	for _, g := range st.Gateways {
 		u := Unit{Kind: "gateway", Name: g.Name, Light: Green, State: "up", Since: g.Heartbeat,
 			Detail: []Field{{"drivers", list(g.Drivers)}, {"connectors owned", list(g.Connectors)}, {"started", g.Started.Local().Format(time.DateTime)}}}
