@@ -246,6 +246,9 @@ func describe(e Event) (kind, msg string) {
 			msg += "; incomplete: " + f["incomplete"]
 		}
 		return e.Kind, msg
+	case Routed:
+		// drivers is a list; the log's value reads "[fax archive]".
+		return e.Kind, "routed to " + strings.Join(strings.Fields(strings.Trim(f["drivers"], "[]")), ", ")
 	case Rejected, Deferred:
 		return e.Kind, f["reason"]
 	case Attempt:

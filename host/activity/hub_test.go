@@ -44,6 +44,10 @@ func TestHandlerTurnsActivityLinesIntoEvents(t *testing.T) {
 		}, Event{Kind: ReportSent, Connector: "inbox", JobID: "r1.fax", Message: "failed report to dave@contoso.example not sent: permission_denied"}, false},
 		{func() { Log(conn, Accepted, slog.String("source_id", "s1"), slog.String("record", "r1")) },
 			Event{Kind: KindSpooled, Connector: "inbox", SourceID: "s1", Message: "spooled as record r1"}, false},
+		{func() {
+			Log(conn, Routed, slog.String("record", "r1"), slog.Any("drivers", []string{"fax", "archive"}))
+		},
+			Event{Kind: Routed, Connector: "inbox", Message: "routed to fax, archive"}, false},
 		{func() { Log(conn, Rejected, slog.String("reason", "no fax_number"), slog.String("class", "map")) },
 			Event{Kind: Rejected, Connector: "inbox", Message: "no fax_number"}, true},
 		{func() { Log(drv, Progress, job, slog.String("step", "dial"), slog.String("detail", "1002")) },
