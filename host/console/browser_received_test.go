@@ -76,7 +76,6 @@ func TestBrowserReceivedFax(t *testing.T) {
 				chromedp.WithPollingTimeout(20*time.Second))(ctx, tg)
 			return err
 		}),
-		chromedp.Click(`details.call-log summary`),
 		chromedp.WaitVisible(`details.call-log pre.log`),
 		b.Shot("console-fax-received"),
 	); err != nil {
@@ -99,6 +98,15 @@ func TestBrowserReceivedFax(t *testing.T) {
 	log, _ := b.Text(`details.call-log pre.log`)
 	if !strings.Contains(log, "<- DCS V.17 14400 ECM fine") || !strings.Contains(log, "simulated call") {
 		t.Errorf("T.30 log:\n%s", log)
+	}
+
+	// On a phone the page fits its width: nothing to scroll sideways.
+	if err := b.Do(chromedp.EmulateViewport(390, 844), chromedp.Navigate(ts.URL+"/jobs/"+id), chromedp.WaitVisible(`dl.fields`)); err != nil {
+		t.Fatal(err)
+	}
+	if fits, err := b.Eval(`document.documentElement.scrollWidth <= window.innerWidth`); !fits {
+		w, _ := chromedp.Run(b.Ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+		t.Errorf("on a 390 px wide screen the page is %d px wide (%v)", w, err)
 	}
 }
 
