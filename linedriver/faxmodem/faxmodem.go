@@ -390,11 +390,20 @@ func (d *Driver) DeliverSaving(ctx context.Context, job *linedriver.Job, report 
 		if res.Params.Fine {
 			resol = "fine"
 		}
-		return linedriver.Done(map[string]string{
+		details := map[string]string{
 			"pages": fmt.Sprint(st.Confirmed), "remote_id": st.RemoteID, "speed": res.Params.Speed.String(),
 			"resolution": resol, "encoding": enc, "duration": res.Duration.Round(time.Millisecond).String(),
 			"modem": m.Config.Device, "number": call.Number.E164, "dialled": m.Config.DialModifiers + call.Dial,
-		})
+		}
+		if res.FramesLost > 0 { // EOR: the far end kept these pages with frames missing
+			pg := make([]string, len(res.PagesDegraded))
+			for i, n := range res.PagesDegraded {
+				pg[i] = fmt.Sprint(n)
+			}
+			details["frames_lost"] = fmt.Sprint(res.FramesLost)
+			details["pages_degraded"] = strings.Join(pg, ",")
+		}
+		return linedriver.Done(details)
 	}
 	if e.Category == t30.CatModem {
 		d.pool.MarkBad(m, e.Reason)
@@ -544,6 +553,7 @@ func (d *Driver) send(ctx context.Context, m *Modem, dial string, pages []*rende
 	cfg.MR = jo.Encoding != "mh"
 	cfg.Encoding = jo.Encoding
 	cfg.ECM = jo.ECM
+	cfg.NoSpeedFallback = jo.EOR
 	cfg.FrameSize = d.opts.ECMFrameSize
 	cfg.MaxBits = d.opts.MaxSpeed
 	cfg.Modulations = d.opts.Modulations
