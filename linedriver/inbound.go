@@ -57,4 +57,8 @@ type InboundPage struct {
 	// BadRows counts rows the receiver could not decode and repeated from
 	// the row above (copy quality); 0 with ECM.
 	BadRows int
+	// FramesLost counts ECM frames the sender gave up resending (EOR): the
+	// page was kept without them, so rows may be missing from the first
+	// gap on.
+	FramesLost int
 }

@@ -19,7 +19,7 @@ import (
 func init() {
 	register(command{
 		Name:  "fax send",
-		Usage: "--device DEV --region CC [--class auto|1|1.0|2|2.0] --to NUMBER [-v] FILE...",
+		Usage: "--device DEV --region CC [--class auto|1|1.0|2|2.0] [--modulations V.17,V.29,V.27ter] [--paper a4|letter] --to NUMBER [-v] FILE...",
 		Short: "send files as one fax through a fax modem, printing each T.30 step with -v",
 		Run:   runFaxSend,
 	})
@@ -63,6 +63,8 @@ func runFaxSend(args []string, std stdio) int {
 	encoding := fs.String("encoding", "", "mmr, mr or mh (default: the best the far end takes — MMR over ECM, else MR, else MH)")
 	ecm := fs.String("ecm", "auto", "error correction mode: auto (when the far end offers it), on or off")
 	maxSpeed := fs.Int("max-speed", 0, "highest line speed in bit/s (e.g. 9600; 0: no limit)")
+	modulations := fs.String("modulations", "", "Class 1 carriers allowed (tried fastest first), comma-separated: V.17,V.29,V.27ter (default: all)")
+	paper := fs.String("paper", "a4", "page length the documents are laid out on: a4 or letter")
 	speed := fs.Int("speed", 115200, "serial port bit rate")
 	fs.Func("dial-prefix", "removed: use --outside-line and --dial-modifiers", func(string) error {
 		return errors.New("--dial-prefix was removed: --outside-line takes a PBX code, --dial-modifiers the modem's T, P, W")
@@ -83,6 +85,15 @@ func runFaxSend(args []string, std stdio) int {
 		fs.Usage()
 		return 2
 	}
+	mods, err := faxmodem.ParseModulations(*modulations)
+	if err != nil {
+		fmt.Fprintln(std.err, "mediagw fax send: --"+err.Error())
+		return 2
+	}
+	if _, err := faxmodem.ParsePaper(*paper); err != nil {
+		fmt.Fprintln(std.err, "mediagw fax send: --"+err.Error())
+		return 2
+	}
 	types := []string{}
 	for _, t := range strings.Split(*denyTypes, ",") {
 		if t = strings.TrimSpace(t); t != "" {
@@ -90,15 +101,17 @@ func runFaxSend(args []string, std stdio) int {
 		}
 	}
 	opts := map[string]any{
-		"devices":    []map[string]any{{"device": *device, "class": *class, "speed": *speed, "dial_modifiers": *modifiers, "init": []string(init)}},
-		"local_id":   *id,
-		"header":     *header,
-		"resolution": *resolution,
-		"encoding":   *encoding,
-		"ecm":        *ecm,
-		"max_speed":  *maxSpeed,
-		"retry":      map[string]any{"max_attempts": 1},
-		"dial":       map[string]any{"region": *region, "outside_line": *outside, "allow": []string(allow), "deny_types": types},
+		"devices":     []map[string]any{{"device": *device, "class": *class, "speed": *speed, "dial_modifiers": *modifiers, "init": []string(init)}},
+		"local_id":    *id,
+		"header":      *header,
+		"resolution":  *resolution,
+		"encoding":    *encoding,
+		"ecm":         *ecm,
+		"max_speed":   *maxSpeed,
+		"paper":       *paper,
+		"modulations": mods,
+		"retry":       map[string]any{"max_attempts": 1},
+		"dial":        map[string]any{"region": *region, "outside_line": *outside, "allow": []string(allow), "deny_types": types},
 	}
 	raw, _ := json.Marshal(opts)
 	drv, err := faxmodem.New("fax-send", raw, nil)

@@ -81,6 +81,10 @@ func TestFaxSendECM(t *testing.T) {
 		{"ecm off", []string{"--ecm", "off"}, "at V.17 14400, fine, MR in"},
 		{"MH over ECM", []string{"--encoding", "mh"}, "at V.17 14400, fine, MH with ECM in"},
 		{"max speed", []string{"--max-speed", "9600"}, "at V.17 9600, fine, MMR with ECM in"},
+		{"modulations V.29", []string{"--modulations", "V.29"}, "at V.29 9600, fine, MMR with ECM in"},
+		{"modulations V.27ter, any case", []string{"--modulations", " v.27ter"}, "at V.27ter 4800, fine, MMR with ECM in"},
+		{"modulations V.29 and V.27ter", []string{"--modulations", "V.27ter,V.29"}, "at V.29 9600, fine, MMR with ECM in"},
+		{"letter paper", []string{"--paper", "letter"}, "at V.17 14400, fine, MMR with ECM in"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,6 +92,38 @@ func TestFaxSendECM(t *testing.T) {
 			out, err := exec.Command(bin, append(args, doc)...).CombinedOutput()
 			if err != nil || !strings.Contains(string(out), tt.want) {
 				t.Errorf("%v: %v\n%s\nwant %q", tt.args, err, out, tt.want)
+			}
+		})
+	}
+}
+
+// TestFaxSendFlags: an unknown modulation or paper size is refused before
+// the modem is opened, naming what is accepted.
+func TestFaxSendFlags(t *testing.T) {
+	bin := filepath.Join(binaries(t), "mediagw")
+	doc := filepath.Join(t.TempDir(), "note.txt")
+	if err := os.WriteFile(doc, []byte("A short note.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"unknown modulation", []string{"--modulations", "V.17,V.34"}, `--modulations: want V.17, V.29 or V.27ter, got "V.34"`},
+		{"modulation without dot", []string{"--modulations", "V29"}, `--modulations: want V.17, V.29 or V.27ter, got "V29"`},
+		{"unknown paper", []string{"--paper", "legal"}, `--paper: want a4 or letter, got "legal"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"fax", "send", "--device", "/dev/null-no-modem", "--region", "US", "--to", "+1 201 555 0100"}, tt.args...)
+			cmd := exec.Command(bin, append(args, doc)...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("%v: %v\n%s\nwant exit 2 and %q", tt.args, err, stderr.String(), tt.stderr)
 			}
 		})
 	}

@@ -207,7 +207,7 @@ func (s *Store) Page(ctx context.Context, call *linedriver.Call, n int, page *li
 		s.log.Warn("inbound: call.json not updated", "call", call.ID, "error", err)
 	}
 	activity.Log(s.log, activity.PageReceived, slog.String("driver", call.Driver), slog.String("call", call.ID),
-		slog.Int("page", n), slog.Int("bytes", len(data)), slog.Int("bad_rows", page.BadRows))
+		slog.Int("page", n), slog.Int("bytes", len(data)), slog.Int("bad_rows", page.BadRows), slog.Int("frames_lost", page.FramesLost))
 	return nil
 }
 

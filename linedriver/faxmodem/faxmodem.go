@@ -65,14 +65,17 @@ func (d *DeviceConfig) UnmarshalJSON(b []byte) error {
 
 // Options of the driver (the "options" of a faxmodem line driver).
 type Options struct {
-	Devices      []DeviceConfig `json:"devices"`
-	LocalID      string         `json:"local_id,omitempty"`       // TSI, up to 20 characters
-	Header       string         `json:"header,omitempty"`         // sender name on the header line; "" for none
-	Resolution   string         `json:"resolution,omitempty"`     // fine (default) or standard
-	Encoding     string         `json:"encoding,omitempty"`       // "" (best the far end takes: MMR over ECM, else MR), mmr, mr or mh
-	ECM          string         `json:"ecm,omitempty"`            // auto (default: when the far end offers it), on, off
-	ECMFrameSize int            `json:"ecm_frame_size,omitempty"` // 256 (default) or 64
-	Dither       bool           `json:"dither,omitempty"`         // every image as a photo (halftone screen); else each image's histogram decides
+	Devices    []DeviceConfig `json:"devices"`
+	LocalID    string         `json:"local_id,omitempty"`   // TSI, up to 20 characters
+	Header     string         `json:"header,omitempty"`     // sender name on the header line; "" for none
+	Resolution string         `json:"resolution,omitempty"` // fine (default) or standard
+	// Paper is the page length documents are laid out on: a4 (default) or
+	// letter. Never guessed from the region; the width is 215 mm for both.
+	Paper        string `json:"paper,omitempty"`
+	Encoding     string `json:"encoding,omitempty"`       // "" (best the far end takes: MMR over ECM, else MR), mmr, mr or mh
+	ECM          string `json:"ecm,omitempty"`            // auto (default: when the far end offers it), on, off
+	ECMFrameSize int    `json:"ecm_frame_size,omitempty"` // 256 (default) or 64
+	Dither       bool   `json:"dither,omitempty"`         // every image as a photo (halftone screen); else each image's histogram decides
 	// PDFRenderer renders PDFs: auto (default: ghostscript when installed,
 	// else the embedded PDFium), pdfium or ghostscript.
 	PDFRenderer string      `json:"pdf_renderer,omitempty"`
@@ -134,6 +137,9 @@ func ParseOptions(raw json.RawMessage) (Options, error) {
 	default:
 		return o, fmt.Errorf("faxmodem: options: resolution %q (want fine or standard)", o.Resolution)
 	}
+	if _, err := ParsePaper(o.Paper); err != nil {
+		return o, fmt.Errorf("faxmodem: options: %w", err)
+	}
 	if _, err := render.ParsePDFRenderer(o.PDFRenderer); err != nil {
 		return o, fmt.Errorf("faxmodem: options: %w", err)
 	}
@@ -151,8 +157,8 @@ func ParseOptions(raw json.RawMessage) (Options, error) {
 		return o, fmt.Errorf("faxmodem: options: ecm_frame_size %d (want 256 or 64)", o.ECMFrameSize)
 	}
 	for _, m := range o.Modulations {
-		if !strings.EqualFold(m, t30.V17) && !strings.EqualFold(m, t30.V29) && !strings.EqualFold(m, t30.V27ter) {
-			return o, fmt.Errorf("faxmodem: options: modulations: %q (want %s, %s or %s)", m, t30.V17, t30.V29, t30.V27ter)
+		if err := checkModulation(m); err != nil {
+			return o, fmt.Errorf("faxmodem: options: %w", err)
 		}
 	}
 	if o.MaxSpeed != 0 && o.MaxSpeed < 2400 {
@@ -162,6 +168,47 @@ func ParseOptions(raw json.RawMessage) (Options, error) {
 		return o, fmt.Errorf("faxmodem: options: local_id is longer than 20 characters")
 	}
 	return o, nil
+}
+
+// ErrPaper is returned for a paper size other than a4 or letter.
+var ErrPaper = errors.New("paper: want a4 or letter")
+
+// ParsePaper maps a4 ("" too) and letter, in any case, to the render's
+// paper size.
+func ParsePaper(s string) (render.PaperSize, error) {
+	switch strings.ToLower(s) {
+	case "", "a4":
+		return render.A4, nil
+	case "letter":
+		return render.Letter, nil
+	}
+	return render.A4, fmt.Errorf("%w, got %q", ErrPaper, s)
+}
+
+// ErrModulation is returned for a modulation other than V.17, V.29 or V.27ter.
+var ErrModulation = fmt.Errorf("modulations: want %s, %s or %s", t30.V17, t30.V29, t30.V27ter)
+
+// ParseModulations splits a comma-separated list (V.17,V.29,V.27ter, any
+// case, blanks ignored) and checks each name.
+func ParseModulations(s string) ([]string, error) {
+	var out []string
+	for _, m := range strings.Split(s, ",") {
+		if m = strings.TrimSpace(m); m == "" {
+			continue
+		}
+		if err := checkModulation(m); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func checkModulation(m string) error {
+	if !strings.EqualFold(m, t30.V17) && !strings.EqualFold(m, t30.V29) && !strings.EqualFold(m, t30.V27ter) {
+		return fmt.Errorf("%w, got %q", ErrModulation, m)
+	}
+	return nil
 }
 
 // Driver is the faxmodem line driver.
@@ -343,11 +390,20 @@ func (d *Driver) DeliverSaving(ctx context.Context, job *linedriver.Job, report 
 		if res.Params.Fine {
 			resol = "fine"
 		}
-		return linedriver.Done(map[string]string{
+		details := map[string]string{
 			"pages": fmt.Sprint(st.Confirmed), "remote_id": st.RemoteID, "speed": res.Params.Speed.String(),
 			"resolution": resol, "encoding": enc, "duration": res.Duration.Round(time.Millisecond).String(),
 			"modem": m.Config.Device, "number": call.Number.E164, "dialled": m.Config.DialModifiers + call.Dial,
-		})
+		}
+		if res.FramesLost > 0 { // EOR: the far end kept these pages with frames missing
+			pg := make([]string, len(res.PagesDegraded))
+			for i, n := range res.PagesDegraded {
+				pg[i] = fmt.Sprint(n)
+			}
+			details["frames_lost"] = fmt.Sprint(res.FramesLost)
+			details["pages_degraded"] = strings.Join(pg, ",")
+		}
+		return linedriver.Done(details)
 	}
 	if e.Category == t30.CatModem {
 		d.pool.MarkBad(m, e.Reason)
@@ -407,6 +463,7 @@ func (d *Driver) render(ctx context.Context, job *linedriver.Job, number string)
 	if d.opts.Resolution == "standard" {
 		ro.Resolution = render.Standard
 	}
+	ro.Paper, _ = ParsePaper(d.opts.Paper) // checked by ParseOptions
 	if d.opts.Header != "" {
 		t := job.Accepted
 		if t.IsZero() {
@@ -496,6 +553,7 @@ func (d *Driver) send(ctx context.Context, m *Modem, dial string, pages []*rende
 	cfg.MR = jo.Encoding != "mh"
 	cfg.Encoding = jo.Encoding
 	cfg.ECM = jo.ECM
+	cfg.NoSpeedFallback = jo.EOR
 	cfg.FrameSize = d.opts.ECMFrameSize
 	cfg.MaxBits = d.opts.MaxSpeed
 	cfg.Modulations = d.opts.Modulations

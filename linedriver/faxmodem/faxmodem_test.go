@@ -392,6 +392,7 @@ func TestOptionsStrict(t *testing.T) {
 		`{"devices": [{"device": "/dev/ttyS0"}], "dial": {"region": "US"}, "encoding": "jbig"}`,
 		`{"devices": [{"device": "/dev/ttyS0"}], "dial": {"region": "US"}, "ecm_frame_size": 128}`,
 		`{"devices": [{"device": "/dev/ttyS0"}], "dial": {"region": "US"}, "pdf_renderer": "mupdf"}`,
+		`{"devices": [{"device": "/dev/ttyS0"}], "dial": {"region": "US"}, "paper": "legal"}`,
 	}
 	for _, raw := range bad {
 		if _, err := New("fax", json.RawMessage(raw), nil); err == nil {
@@ -518,6 +519,73 @@ func TestModemHealth(t *testing.T) {
 					}
 				}
 			})
+		})
+	}
+}
+
+func TestParsePaperAndModulations(t *testing.T) {
+	papers := []struct {
+		in   string
+		want render.PaperSize
+		err  error
+	}{
+		{"", render.A4, nil},
+		{"a4", render.A4, nil},
+		{"Letter", render.Letter, nil},
+		{"legal", render.A4, ErrPaper},
+	}
+	for _, tt := range papers {
+		got, err := ParsePaper(tt.in)
+		if got != tt.want || !errors.Is(err, tt.err) {
+			t.Errorf("ParsePaper(%q) = %v, %v; want %v, %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+	mods := []struct {
+		in   string
+		want []string
+		err  error
+	}{
+		{"", nil, nil},
+		{"V.17,V.29,V.27ter", []string{"V.17", "V.29", "V.27ter"}, nil},
+		{" v.29 , ,V.27TER", []string{"v.29", "V.27TER"}, nil},
+		{"V.17,V.34", nil, ErrModulation},
+		{"V29", nil, ErrModulation},
+	}
+	for _, tt := range mods {
+		got, err := ParseModulations(tt.in)
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) || !errors.Is(err, tt.err) {
+			t.Errorf("ParseModulations(%q) = %v, %v; want %v, %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+// With paper: letter the far end gets pages 11 in long (2156 rows at fine),
+// pixel-exact; the default is A4 (2292 rows).
+func TestDeliverPaper(t *testing.T) {
+	tests := []struct {
+		extra string
+		rows  int
+	}{
+		{"", 2292},
+		{`, "paper": "letter"`, 2156},
+	}
+	for _, tt := range tests {
+		t.Run(tt.extra, func(t *testing.T) {
+			d, l := newLab(t, map[string][]modemsim.Remote{"ttyS0": {{}}}, tt.extra)
+			job := textJob(10)
+			want := expected(t, d, job)
+			out := d.Deliver(context.Background(), job, func(linedriver.Progress) {})
+			if out.Result != linedriver.Delivered {
+				t.Fatalf("outcome %+v", out)
+			}
+			got := l.pages()
+			if len(got) != 1 || len(want) != 1 {
+				t.Fatalf("remote got %d pages, rendered %d", len(got), len(want))
+			}
+			if len(got[0].Rows) != tt.rows {
+				t.Errorf("the far end got %d rows, want %d", len(got[0].Rows), tt.rows)
+			}
+			samePixels(t, got[0], want[0])
 		})
 	}
 }

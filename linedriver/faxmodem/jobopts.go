@@ -10,6 +10,11 @@ import (
 const (
 	FieldECM      = "fax_ecm"      // auto, on, off
 	FieldEncoding = "fax_encoding" // mh, mr, mmr
+	// FieldECMFallback: after four PPRs for one block, "speed" (default)
+	// lowers the speed with CTC and goes on correcting; "eor" ends the
+	// retransmission with EOR at once (the far end keeps the page without
+	// the frames still in error): a fax that must not take longer.
+	FieldECMFallback = "fax_ecm_fallback"
 )
 
 // ErrJobOption is a record field that sets a fax option to a value the
@@ -21,6 +26,7 @@ var ErrJobOption = errors.New("faxmodem: invalid fax option in the record")
 type jobOptions struct {
 	ECM      string // auto, on, off
 	Encoding string // "" (the best the far end takes), mh, mr, mmr
+	EOR      bool   // fax_ecm_fallback: eor
 }
 
 // jobOptionsOf reads the record's overrides; an empty field keeps the
@@ -41,6 +47,15 @@ func (d *Driver) jobOptionsOf(fields map[string]string) (jobOptions, error) {
 			jo.Encoding = v
 		default:
 			return jo, fmt.Errorf("%w: %s %q (want mh, mr or mmr)", ErrJobOption, FieldEncoding, fields[FieldEncoding])
+		}
+	}
+	if v := strings.ToLower(strings.TrimSpace(fields[FieldECMFallback])); v != "" {
+		switch v {
+		case "speed":
+		case "eor":
+			jo.EOR = true
+		default:
+			return jo, fmt.Errorf("%w: %s %q (want speed or eor)", ErrJobOption, FieldECMFallback, fields[FieldECMFallback])
 		}
 	}
 	return jo, nil

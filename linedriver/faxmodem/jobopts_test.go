@@ -78,3 +78,62 @@ func TestJobOptionsRefusedByCheck(t *testing.T) {
 		}
 	}
 }
+
+// A frame the far end never receives right: after four PPRs the sender
+// lowers the speed with CTC, and at the lowest speed (or at once with
+// fax_ecm_fallback: eor) ends the retransmission with EOR. The far end
+// answers ERR and keeps the page without that frame; the fax is delivered
+// with the frames lost and the degraded page named in the details.
+func TestECMEndOfRetransmission(t *testing.T) {
+	ecm := &t30.Caps{CanReceive: true, V17: true, V29: true, V27ter: true, Fine: true, MR: true, ECM: true, MMR: true}
+	tests := []struct {
+		name   string
+		extra  string
+		fields map[string]string
+		ctc    int // speed changes before EOR
+	}{
+		{"eor for this fax", "", map[string]string{FieldECMFallback: "eor"}, 0},
+		{"at the lowest speed", `, "modulations": ["V.27ter"]`, nil, 1}, // 4800, then 2400
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// frame 5 of the second page's block never arrives right
+			remote := modemsim.Remote{Caps: ecm, CorruptFrames: map[int]int{5: 1000}}
+			d, l := newLab(t, map[string][]modemsim.Remote{"ttyS0": {remote}}, tt.extra+`, "ecm_frame_size": 64`)
+			job := textJob(10)
+			for k, v := range tt.fields {
+				job.Record.Fields[k] = v
+			}
+			if err := d.Check(&job.Record); err != nil {
+				t.Fatal(err)
+			}
+			out := d.Deliver(context.Background(), job, nil)
+			if out.Result != linedriver.Delivered {
+				t.Fatalf("outcome %+v", out)
+			}
+			if out.Details["frames_lost"] != "1" || out.Details["pages_degraded"] != "1" {
+				t.Errorf("details %v, want 1 frame lost on page 1", out.Details)
+			}
+			calls := l.sims[0].Calls()
+			c := calls[len(calls)-1]
+			if c.EOR != 1 || len(c.CTC) != tt.ctc || c.PPR != 4*(tt.ctc+1) {
+				t.Errorf("EOR %d, CTC %v, PPR %d; want 1 EOR after %d CTC", c.EOR, c.CTC, c.PPR, tt.ctc)
+			}
+			if len(c.Pages) != 1 || c.Pages[0].FramesLost != 1 {
+				t.Fatalf("far end kept %d pages (%+v)", len(c.Pages), c.Pages)
+			}
+			if !c.Ended {
+				t.Error("no DCN after ERR to EOR-EOP")
+			}
+		})
+	}
+}
+
+func TestECMFallbackRefused(t *testing.T) {
+	d, _ := newLab(t, map[string][]modemsim.Remote{"ttyS0": {{}}}, "")
+	job := textJob(1)
+	job.Record.Fields[FieldECMFallback] = "never"
+	if err := d.Check(&job.Record); !errors.Is(err, ErrJobOption) {
+		t.Errorf("Check = %v, want ErrJobOption", err)
+	}
+}

@@ -279,7 +279,7 @@ func (d *Driver) receiveCall(ctx context.Context, ch *at.Channel, m *Modem, clas
 		if p.Params.Fine {
 			yres = 196
 		}
-		return in.Page(ctx, snapshot(), n, &linedriver.InboundPage{Width: p.Width, Height: len(p.Rows), XRes: 204, YRes: yres, Rows: p.Rows, BadRows: p.BadRows})
+		return in.Page(ctx, snapshot(), n, &linedriver.InboundPage{Width: p.Width, Height: len(p.Rows), XRes: 204, YRes: yres, Rows: p.Rows, BadRows: p.BadRows, FramesLost: p.FramesLost})
 	}
 	if class == "2" || class == "2.0" {
 		return d.receiveClass2(ctx, ch, m, class, call, in, steplog)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,9 +89,11 @@ func TestHylaFAXECMCorrupted(t *testing.T) {
 		times   int
 		pprs    int
 		speed   int
+		eor     bool // NoSpeedFallback: EOR after the fourth PPR
 	}{
-		{"two places once", []int{1000, 2600}, 1, 1, 14400},
-		{"one place four times", []int{300}, 4, 4, 12000},
+		{"two places once", []int{1000, 2600}, 1, 1, 14400, false},
+		{"one place four times", []int{300}, 4, 4, 12000, false},
+		{"one place four times, EOR", []int{300}, 4, 4, 14400, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,7 +126,7 @@ func TestHylaFAXECMCorrupted(t *testing.T) {
 			}
 			want := [][][]byte{testPage(400, 7)}
 			var pprs, blocks []string
-			cfg := t30.Config{LocalID: "+1 555 0001", Fine: true, Modulations: []string{t30.V17}, Pace: true, Log: func(step, d string) {
+			cfg := t30.Config{LocalID: "+1 555 0001", Fine: true, Modulations: []string{t30.V17}, Pace: true, NoSpeedFallback: tt.eor, Log: func(step, d string) {
 				log.add("  [%s] %s", step, d)
 				switch step {
 				case "ppr":
@@ -145,11 +148,18 @@ func TestHylaFAXECMCorrupted(t *testing.T) {
 			if !res.Params.ECM || !res.Params.MMR || res.Params.Speed.Bits != tt.speed {
 				t.Errorf("ended at %v, want %d bit/s", res.Params, tt.speed)
 			}
-			if len(pprs) != tt.pprs || len(blocks) != tt.pprs+1 {
-				t.Fatalf("%d PPRs, %d transmissions; want %d and %d", len(pprs), len(blocks), tt.pprs, tt.pprs+1)
+			sent := tt.pprs + 1 // the last PPR is answered by a resend, or by EOR
+			if tt.eor {
+				sent = tt.pprs
+			}
+			if len(pprs) != tt.pprs || len(blocks) != sent {
+				t.Fatalf("%d PPRs, %d transmissions; want %d and %d", len(pprs), len(blocks), tt.pprs, sent)
+			}
+			if tt.eor != (res.FramesLost > 0) {
+				t.Errorf("%d frames lost (EOR %v)", res.FramesLost, tt.eor)
 			}
 			// each resend carries only the frames the PPR named
-			for i, p := range pprs {
+			for i, p := range pprs[:sent-1] {
 				var named, sent, total int
 				fmt.Sscanf(p, "page 1 block 0: %d frames in error", &named)
 				fmt.Sscanf(blocks[i+1], "page 1 block 0: %d of %d frames", &sent, &total)
@@ -162,6 +172,16 @@ func TestHylaFAXECMCorrupted(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := decodeTIFF(t, file)
+			if tt.eor {
+				// HylaFAX answered ERR and filed the page without the lost
+				// frame (MMR: what follows the gap is lost too)
+				logs := hf.SessionLogs()
+				if len(got) != 1 || !strings.Contains(logs, "RECV recv EOR") || !strings.Contains(logs, "RECV send ERR") {
+					t.Fatalf("HylaFAX filed %d pages; its log has no EOR and ERR", len(got))
+				}
+				t.Logf("HylaFAX filed %d rows of %d after EOR", len(got[0]), len(want[0]))
+				return
+			}
 			if len(got) != 1 || len(got[0]) != len(want[0]) {
 				t.Fatalf("HylaFAX filed %d pages", len(got))
 			}

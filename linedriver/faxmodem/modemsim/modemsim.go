@@ -104,9 +104,12 @@ type Remote struct {
 type Page struct {
 	Number int
 	Params t30.Params
-	Data   []byte   // T.4 data as sent
-	Rows   [][]byte // decoded rows, when Remote.Decode is set
-	Err    error    // decode error
+	Data   []byte // T.4 data as sent
+	// FramesLost counts the ECM frames the sender gave up on (EOR): the
+	// page was kept without them.
+	FramesLost int
+	Rows       [][]byte // decoded rows, when Remote.Decode is set
+	Err        error    // decode error
 }
 
 // Call is what the remote saw of one call.
@@ -123,6 +126,7 @@ type Call struct {
 	PPR      int          // ECM: partial page requests sent
 	Resent   []int        // ECM: frame numbers received more than once, in order
 	CTC      []int        // ECM: bit rates the sender moved to with CTC
+	EOR      int          // ECM: EORs received (answered ERR)
 	RR       int          // ECM: RR received`
 	Dropped  bool         // the sender closed the port (DTR dropped) before DCN
 	// a call from Remote.Caller
@@ -174,6 +178,8 @@ type Modem struct {
 	ecmSeen       map[int]int
 	ecmCorrupt    map[int]int
 	ecmPage       []byte
+	ecmCount      int // frames in the block, from its last PPS
+	ecmLost       int // frames of the page given up with EOR
 	notReady      int
 	needLong      bool // after CTC the receiver must retrain: short training is lost
 	lastPPMAnswer *t30.Frame
@@ -749,6 +755,8 @@ func (m *Modem) remoteFrame(f t30.Frame) {
 		m.ppm()
 	case t30.PPS:
 		m.pps(f)
+	case t30.EOR:
+		m.eor(f)
 	case t30.RR:
 		m.mu.Lock()
 		m.call.RR++
@@ -790,6 +798,7 @@ func (m *Modem) pps(f t30.Frame) {
 		return
 	}
 	count := int(f.Info[3]) + 1
+	m.ecmCount = count
 	ppr := make([]byte, 32)
 	missing := false
 	for n := range count {
@@ -833,6 +842,38 @@ func (m *Modem) pps(f t30.Frame) {
 	}
 }
 
+// eor ends the block's retransmission: the frames received join the page
+// (the others are lost), answered ERR; at the page's end (EOR-MPS/EOP) the
+// page is kept as with PPS.
+func (m *Modem) eor(f t30.Frame) {
+	if len(f.Info) < 1 || !m.params.ECM {
+		m.out = []t30.Frame{{FCF: t30.CRP, Final: true}}
+		return
+	}
+	m.mu.Lock()
+	m.call.EOR++
+	m.mu.Unlock()
+	for n := range m.ecmCount {
+		if d, ok := m.ecmFrames[n]; ok {
+			m.ecmPage = append(m.ecmPage, d...)
+		} else {
+			m.ecmLost++
+		}
+	}
+	m.ecmFrames, m.ecmSeen, m.ecmCorrupt = nil, nil, nil
+	ans := t30.Frame{FCF: t30.ERR, Final: true}
+	if f.Info[0] == 0 { // EOR-NULL
+		m.lastPPMAnswer = &ans
+		m.out = []t30.Frame{ans}
+		return
+	}
+	m.lastPage, m.ecmPage = m.ecmPage, nil
+	m.page++
+	m.ppm()
+	m.lastPPMAnswer = &ans
+	m.out = []t30.Frame{ans}
+}
+
 // ecmData takes in one transmission of ECM frames.
 func (m *Modem) ecmData(data []byte) {
 	if m.ecmFrames == nil {
@@ -868,7 +909,8 @@ func (m *Modem) ppm() {
 		ans.FCF = t30.RTN
 		m.state = stWaitDCS
 	} else {
-		pg := Page{Number: len(m.call.Pages) + 1, Params: m.params, Data: m.lastPage}
+		pg := Page{Number: len(m.call.Pages) + 1, Params: m.params, Data: m.lastPage, FramesLost: m.ecmLost}
+		m.ecmLost = 0
 		if m.remote.Decode != nil {
 			pg.Rows, pg.Err = m.remote.Decode(pg.Data, m.params)
 		}

@@ -71,7 +71,12 @@ type Config struct {
 	Encoding string
 	// FrameSize is the ECM frame size, 256 (default) or 64.
 	FrameSize int
-	Pace      bool // pace page data to the line rate
+	// NoSpeedFallback: after four PPRs for one block the sender ends the
+	// retransmission with EOR (the far end keeps the frames it has) rather
+	// than lowering the speed with CTC. At the lowest speed EOR is sent
+	// either way.
+	NoSpeedFallback bool
+	Pace            bool // pace page data to the line rate
 
 	T1       time.Duration // time to identify the far end after dialing (35 s)
 	T4       time.Duration // time for a response to a command (3 s)
@@ -109,10 +114,17 @@ func (c *Config) defaults() {
 
 // Result of a completed send.
 type Result struct {
-	Pages    int // pages confirmed in this call
-	RemoteID string
-	Params   Params
-	Duration time.Duration
+	Pages int // pages confirmed in this call
+	// FramesLost counts the ECM frames the far end still had in error
+	// when the sender gave up correcting them (EOR); their pages were
+	// confirmed (ERR) with those frames missing.
+	FramesLost int
+	// PagesDegraded lists the 1-based pages (of the whole job) sent with
+	// frames lost.
+	PagesDegraded []int
+	RemoteID      string
+	Params        Params
+	Duration      time.Duration
 }
 
 // Session runs T.30 as the calling, sending terminal over a Class 1 modem.

@@ -16,8 +16,11 @@ import (
 // PPR with a map of the frames in error, which alone are sent again. After
 // four PPRs for one block the sender lowers the speed with CTC (answered by
 // CTR) and goes on correcting, the first transmission at the new speed with
-// long training; RNR is answered with RR until the receiver
-// is ready.
+// long training; at the lowest speed (or with NoSpeedFallback) it ends the
+// block with EOR carrying the post-page message instead (EOR-NULL, EOR-MPS,
+// EOR-EOP), answered by ERR: the receiver keeps the frames it has and the
+// page counts as sent, with the frames lost reported in the Result. RNR is
+// answered with RR until the receiver is ready.
 
 const (
 	ecmMaxFrames = 256
@@ -155,8 +158,8 @@ func (s *Session) sendECMBlock(ctx context.Context, block [][]byte, page, blockN
 				bad = []int{0} // a PPR naming none: send one frame again
 			}
 			if pprs%ecmPPRLimit == 0 {
-				if *idx+1 >= len(params) {
-					return &Error{Category: CatRejected, Reason: fmt.Sprintf("page %d: frames still in error after %d PPRs at the lowest speed", page+1, pprs)}
+				if *idx+1 >= len(params) || s.cfg.NoSpeedFallback {
+					return s.endRetransmission(ctx, page, blockNo, fcf2, len(bad))
 				}
 				*idx++
 				np := params[*idx]
@@ -177,6 +180,35 @@ func (s *Session) sendECMBlock(ctx context.Context, block [][]byte, page, blockN
 			return &Error{Category: CatProtocol, Reason: "unexpected " + f.String() + " after PPS"}
 		}
 	}
+}
+
+// endRetransmission sends EOR with the block's post-page message (NULL,
+// MPS or EOP) and waits for ERR: the far end keeps the block with lost
+// frames missing.
+func (s *Session) endRetransmission(ctx context.Context, page, blockNo int, fcf2 byte, lost int) error {
+	s.log("eor", fmt.Sprintf("page %d block %d: %d frames still in error at %s: giving up correcting them", page+1, blockNo, lost, s.res.Params.Speed))
+	f, err := s.command(ctx, Frame{FCF: EOR | XBit, Info: []byte{fcf2}}, false)
+	if err != nil {
+		return err
+	}
+	for Code(f.FCF) == RNR {
+		s.log("ecm", "the far end is not ready (RNR)")
+		if f, err = s.command(ctx, Frame{FCF: RR | XBit}, false); err != nil {
+			return err
+		}
+	}
+	switch Code(f.FCF) {
+	case ERR:
+	case DCN:
+		return &Error{Category: CatHangup, Reason: fmt.Sprintf("the far end hung up during page %d", page+1)}
+	default:
+		return &Error{Category: CatProtocol, Reason: "unexpected " + f.String() + " after EOR"}
+	}
+	s.res.FramesLost += lost
+	if n := page + 1; len(s.res.PagesDegraded) == 0 || s.res.PagesDegraded[len(s.res.PagesDegraded)-1] != n {
+		s.res.PagesDegraded = append(s.res.PagesDegraded, n)
+	}
+	return nil
 }
 
 // command sends a control frame and reads the answer, repeating the

@@ -36,7 +36,11 @@ type RxPage struct {
 	Width   int
 	Rows    [][]byte // (Width+7)/8 bytes each, most significant bit first, 1 = black
 	BadRows int      // rows repeated from the row above (copy quality)
-	bad     []bool   // which rows
+	// FramesLost counts ECM frames still in error when the caller ended
+	// their retransmission with EOR: the page is kept (and confirmed with
+	// ERR) without them, its rows from the first gap on may be missing.
+	FramesLost int
+	bad        []bool // which rows
 }
 
 // RxConfig configures a Class 1 receive.
@@ -124,6 +128,8 @@ type rxSession struct {
 	pageData  []byte
 	longTrain bool
 	pprs      int // PPRs sent
+	count     int // frames in the block, from its last PPS
+	lost      int // frames of the page given up with EOR
 	resent    int // frames received again after a PPR
 }
 
@@ -618,16 +624,22 @@ func (r *rxSession) ecmPage(ctx context.Context) (rxWait, error) {
 					}
 					continue
 				}
+				r.count = count
 			} else {
-				r.log("eor", "the caller gives up correcting: ERR")
-				count = 0
+				// EOR carries the post-page message only: the block is
+				// the one the last PPS announced
+				count = r.count
 				for n := range r.block {
 					count = max(count, n+1)
 				}
+				lost := missing(r.block, count)
+				r.lost += len(lost)
+				r.log("eor", fmt.Sprintf("page %d: the caller gives up correcting %d of %d frames: ERR, the page is kept without them", r.pages+1, len(lost), count))
 			}
 			for n := range count {
 				r.pageData = append(r.pageData, r.block[n]...)
 			}
+			r.count = 0
 			clear(r.block)
 			r.lastPPS, r.ppsSeen = id, true
 			answer := byte(MCF)
@@ -680,6 +692,7 @@ func (r *rxSession) ecmPage(ctx context.Context) (rxWait, error) {
 // with RNR while Page takes long (up to T5).
 func (r *rxSession) ecmPageDone(ctx context.Context) error {
 	pg, derr := decode(r.pageData, r.params)
+	pg.FramesLost, r.lost = r.lost, 0
 	r.log("page", fmt.Sprintf("%d: %d octets, %d rows", r.pages+1, len(r.pageData), len(pg.Rows)))
 	r.pageData = r.pageData[:0]
 	if derr != nil {

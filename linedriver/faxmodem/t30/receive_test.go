@@ -27,6 +27,14 @@ type caller struct {
 	badAbove int        // TCF spoiled above this bit rate (FTT)
 	loseMCF  int        // the first n MCFs are not heard: the post-page message is repeated
 	eomAfter int        // page (1-based) after which EOM starts a second document
+	// ECM: pages go MH in 64-octet frames; the frames of lost never
+	// arrive (the host asks for them with PPR); after four PPRs the
+	// caller ends the block with EOR.
+	ecm  bool
+	lost map[int]bool
+
+	frames [][]byte // ECM: the page's frames
+	pprs   int
 
 	mu      *sync.Mutex
 	queue   []item // what the caller sends next, in order
@@ -44,7 +52,7 @@ type item struct {
 func (c *caller) push(items ...item) { c.queue = append(c.queue, items...) }
 
 func (c *caller) dcs() {
-	p := t30.Params{Speed: t30.Speeds[c.speed], Fine: true}
+	p := t30.Params{Speed: t30.Speeds[c.speed], Fine: true, ECM: c.ecm, FrameSize: 64}
 	c.push(item{frame: &t30.Frame{FCF: t30.TSI | t30.XBit, Info: t30.EncodeID("+1 555 0001")}},
 		item{frame: &t30.Frame{FCF: t30.DCS | t30.XBit, Info: p.DCSBytes(), Final: true}})
 	tcf := make([]byte, p.Speed.Bits*3/16)
@@ -60,7 +68,6 @@ func (c *caller) sendPage() {
 	var b bytes.Buffer
 	rows := c.pages[c.page]
 	t4.EncodePage(&b, 1728, func(y int) []byte { return rows[y] }, len(rows), t4.Options{Encoding: t4.MH, EndOfPage: true, LSBFirst: true}) //nolint:errcheck // fixed pages
-	c.push(item{data: append(bytes.Repeat([]byte{0xFF}, 40), b.Bytes()...)})                                                                // the idle line before the page
 	ppm := byte(t30.MPS)
 	switch {
 	case c.page == len(c.pages)-1:
@@ -69,7 +76,39 @@ func (c *caller) sendPage() {
 		ppm = t30.EOM
 	}
 	c.lastPPM = ppm
+	if c.ecm {
+		c.frames, c.pprs = nil, 0
+		data := b.Bytes()
+		for off := 0; off < len(data); off += 64 {
+			f := make([]byte, 64) // the last one padded with zeros (fill)
+			copy(f, data[off:min(off+64, len(data))])
+			c.frames = append(c.frames, f)
+		}
+		all := make([]int, len(c.frames))
+		for i := range all {
+			all[i] = i
+		}
+		c.sendFrames(all)
+		return
+	}
+	c.push(item{data: append(bytes.Repeat([]byte{0xFF}, 40), b.Bytes()...)}) // the idle line before the page
 	c.push(item{frame: &t30.Frame{FCF: ppm | t30.XBit, Final: true}})
+}
+
+// sendFrames sends the block's frames numbered in which (but the lost
+// ones), three RCP and the PPS with the page's post-page message.
+func (c *caller) sendFrames(which []int) {
+	var hd [][]byte
+	for _, n := range which {
+		if !c.lost[n] {
+			hd = append(hd, append([]byte{t30.Address, t30.ControlMore, t30.FCD, byte(n)}, c.frames[n]...))
+		}
+	}
+	for range 3 {
+		hd = append(hd, []byte{t30.Address, t30.ControlMore, t30.RCP})
+	}
+	c.push(item{data: t30.HDLCEncode(hd, 40)},
+		item{frame: &t30.Frame{FCF: t30.PPS | t30.XBit, Final: true, Info: []byte{c.lastPPM | t30.XBit, byte(c.page), 0, byte(len(c.frames) - 1)}}})
 }
 
 // heardFrame is the caller's reaction to a frame from the host.
@@ -88,7 +127,20 @@ func (c *caller) heardFrame(f t30.Frame) {
 		c.dcs()
 	case t30.CFR:
 		c.sendPage()
-	case t30.MCF, t30.RTP:
+	case t30.PPR:
+		c.pprs++
+		if c.pprs == 4 {
+			c.push(item{frame: &t30.Frame{FCF: t30.EOR | t30.XBit, Final: true, Info: []byte{c.lastPPM | t30.XBit}}})
+			return
+		}
+		var bad []int
+		for n := range c.frames {
+			if f.Info[n/8]&(1<<(n%8)) != 0 {
+				bad = append(bad, n)
+			}
+		}
+		c.sendFrames(bad)
+	case t30.MCF, t30.RTP, t30.ERR:
 		if c.loseMCF > 0 {
 			c.loseMCF--
 			c.push(item{frame: &t30.Frame{FCF: c.lastPPM | t30.XBit, Final: true}})
@@ -311,6 +363,84 @@ func TestReceivePaths(t *testing.T) {
 							t.Fatalf("page %d row %d differs", p+1, y)
 						}
 					}
+				}
+			})
+		})
+	}
+}
+
+// TestReceiveEOR: in error correction mode a frame that never arrives is
+// asked for with PPR four times; the caller then ends the retransmission
+// with EOR-EOP. The host answers ERR and keeps the page without that frame
+// (FramesLost 1): the rows before the gap exact, the page counted as
+// received. The same caller without a lost frame gets MCF and a whole page.
+func TestReceiveEOR(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		lost  map[int]bool
+		heard string
+	}{
+		{"no frame lost", nil, "CSI DIS CFR MCF"},
+		{"frame 3 never arrives", map[int]bool{3: true}, "CSI DIS CFR PPR PPR PPR PPR ERR"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				hostR, modemW := io.Pipe()
+				modemR, hostW := io.Pipe()
+				want := rxPage(200, 1)
+				c := &caller{pages: [][][]byte{want}, ecm: true, lost: tt.lost, mu: &sync.Mutex{}}
+				go c.serve(duplex{modemR, modemW})
+				ch := at.New(duplex{hostR, hostW}, at.Options{})
+				defer func() {
+					hostW.Close()
+					modemW.Close()
+					ch.Close()
+				}()
+				var kept []*t30.RxPage
+				var log strings.Builder
+				cfg := t30.RxConfig{LocalID: "+1 555 0002", T1: 2 * time.Second,
+					Log: func(step, d string) { fmt.Fprintf(&log, "[%s] %s\n", step, d) },
+					Page: func(_ context.Context, n int, p *t30.RxPage) error {
+						kept = append(kept, p)
+						return nil
+					}}
+				res, err := t30.Receive(context.Background(), ch, cfg)
+				defer func() {
+					if t.Failed() {
+						t.Logf("receiver:\n%s", log.String())
+					}
+				}()
+				if err != nil {
+					t.Fatalf("receive: %v", err)
+				}
+				c.mu.Lock()
+				heard := strings.Join(c.heard, " ")
+				c.mu.Unlock()
+				if heard != tt.heard {
+					t.Errorf("the caller heard %q, want %q", heard, tt.heard)
+				}
+				if res.Pages != 1 || len(kept) != 1 {
+					t.Fatalf("%d pages confirmed, %d kept, want 1", res.Pages, len(kept))
+				}
+				pg := kept[0]
+				if !pg.Params.ECM || pg.FramesLost != len(tt.lost) {
+					t.Errorf("page %v, %d frames lost, want ECM and %d", pg.Params, pg.FramesLost, len(tt.lost))
+				}
+				// rows up to the gap (3 frames of 64 octets, ~30 octets a row) are exact
+				if len(tt.lost) == 0 && len(pg.Rows) != len(want) {
+					t.Fatalf("%d rows, want %d", len(pg.Rows), len(want))
+				}
+				if len(tt.lost) > 0 && (len(pg.Rows) >= len(want) || len(pg.Rows) < len(want)/2) {
+					t.Errorf("%d rows kept of %d sent: want the page less the lost frame's rows", len(pg.Rows), len(want))
+				}
+				for y := range min(len(pg.Rows), 4) {
+					if !bytes.Equal(pg.Rows[y], want[y]) {
+						t.Errorf("row %d differs", y)
+					}
+				}
+				t.Logf("%d rows of %d, %d frames lost", len(pg.Rows), len(want), pg.FramesLost)
+				if len(tt.lost) > 0 && !strings.Contains(log.String(), "[eor] page 1: the caller gives up correcting 1 of ") {
+					t.Errorf("no EOR step in the log")
 				}
 			})
 		})
