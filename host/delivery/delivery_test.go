@@ -286,8 +286,6 @@ func TestInterruptedAttemptNotCounted(t *testing.T) {
 	}
 }
 
-func must[T any](v T, _ error) T { return v }
-
 // TestRetryAfterHonoured: a job is not attempted again before its due time.
 func TestRetryAfterHonoured(t *testing.T) {
 	sp := newSpool(t)
