@@ -172,22 +172,6 @@ func (s *Spool) afterWrite(empty bool, err error) {
 	}
 }
 
-func (s *Spool) writeLocked(fn func(*bolt.Tx) error) (empty bool, err error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.db == nil {
-		return false, ErrClosed
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		empty = queueEmpty(tx)
-		return nil
-	})
-	return empty, err
-}
-
 func queueEmpty(tx *bolt.Tx) bool {
 	k, _ := tx.Bucket(bucketDue).Cursor().First()
 	return k == nil

@@ -2,13 +2,14 @@ package pgspool
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mediagw/mediagw/host/spool"
+	"github.com/mediagw/mediagw/internal/groupcommit"
 )
 
 // Group commit: accepts, outcomes and page states of every connector and
@@ -21,8 +22,9 @@ import (
 // therefore run more than once, each time in a fresh transaction: it sets
 // every result it reports from what it reads in tx.
 
-// maxGroup bounds the writes in one transaction.
-const maxGroup = 256
+// The queue, the grouping and the retry of a failing write alone are
+// internal/groupcommit's; this file runs one group in one PostgreSQL
+// transaction, sending runs of statements in one pipelined batch.
 
 // writeTimeout bounds one group's transaction.
 const writeTimeout = 30 * time.Second
@@ -44,158 +46,88 @@ func (st *stmt) run(ctx context.Context, tx pgx.Tx) error {
 	return st.scan(tx.QueryRow(ctx, st.sql, st.args...))
 }
 
+// writeReq is one write: a function or a statement.
 type writeReq struct {
 	fn   writeFunc // or
 	stmt *stmt
-	done chan error
 }
 
-type committer struct {
-	reqs chan *writeReq
-	quit chan struct{}
-	done chan struct{}
-
-	commits atomic.Int64
-	writes  atomic.Int64
-}
+type committer = groupcommit.Committer[writeReq]
 
 // CommitStats counts the transactions committed and the writes they
 // carried: Writes/Commits is the writes per commit.
 func (s *Store) CommitStats() spool.CommitStats {
-	return spool.CommitStats{Commits: s.c.commits.Load(), Writes: s.c.writes.Load()}
+	st := s.c.Stats()
+	return spool.CommitStats{Commits: st.Commits, Writes: st.Writes}
 }
 
 func (s *Store) startCommitter() {
-	s.c.reqs = make(chan *writeReq)
-	s.c.quit = make(chan struct{})
-	s.c.done = make(chan struct{})
-	go s.commitLoop()
+	s.c = groupcommit.Start(groupcommit.Config[writeReq]{Run: s.runGroup, Closed: spool.ErrClosed})
 }
 
-func (s *Store) stopCommitter() {
-	close(s.c.quit)
-	<-s.c.done
-}
+func (s *Store) stopCommitter() { s.c.Close() }
 
 // write runs fn in a transaction shared with the other writes waiting and
 // returns once it is committed. When ctx ends first, write returns its
 // error; the write may still be committed (the caller retries, dedupe
 // makes that harmless).
 func (s *Store) write(ctx context.Context, fn writeFunc) error {
-	return s.submit(ctx, &writeReq{fn: fn, done: make(chan error, 1)})
+	return s.submit(ctx, writeReq{fn: fn})
 }
 
 // writeStmt is write for a write that is one statement.
 func (s *Store) writeStmt(ctx context.Context, st *stmt) error {
-	return s.submit(ctx, &writeReq{stmt: st, done: make(chan error, 1)})
+	return s.submit(ctx, writeReq{stmt: st})
 }
 
-func (s *Store) submit(ctx context.Context, r *writeReq) error {
-	if err := ctx.Err(); err != nil {
+func (s *Store) submit(ctx context.Context, r writeReq) error {
+	err := s.c.Do(ctx, r)
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return err
 	}
-	select {
-	case s.c.reqs <- r:
-	case <-s.c.quit:
-		return spool.ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-r.done:
-		return s.observe(err)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.observe(err)
 }
 
-func (s *Store) commitLoop() {
-	defer close(s.c.done)
-	group := make([]*writeReq, 0, maxGroup)
-	for {
-		select {
-		case r := <-s.c.reqs:
-			group = append(group[:0], r)
-		case <-s.c.quit:
-			return
-		}
-	more:
-		for len(group) < maxGroup {
-			select {
-			case r := <-s.c.reqs:
-				group = append(group, r)
-			default:
-				break more
-			}
-		}
-		s.commitGroup(group)
-	}
-}
-
-func (s *Store) commitGroup(group []*writeReq) {
-	for len(group) > 0 {
-		failed := -1
-		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			for i := 0; i < len(group); {
-				if group[i].stmt == nil {
-					if err := safely(ctx, tx, group[i].fn); err != nil {
-						failed = i
-						return err
-					}
-					i++
-					continue
-				}
-				// A run of statements goes in one batch.
-				j := i
-				b := &pgx.Batch{}
-				for ; j < len(group) && group[j].stmt != nil; j++ {
-					b.Queue(group[j].stmt.sql, group[j].stmt.args...)
-				}
-				br := tx.SendBatch(ctx, b)
-				for k := i; k < j; k++ {
-					if err := group[k].stmt.scan(br.QueryRow()); err != nil {
-						br.Close()
-						failed = k
-						return err
-					}
-				}
-				if err := br.Close(); err != nil {
-					failed = j - 1
+// runGroup runs group in one transaction.
+func (s *Store) runGroup(group []writeReq) (failed int, err error) {
+	failed = -1
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for i := 0; i < len(group); {
+			if group[i].stmt == nil {
+				fn := group[i].fn
+				if err := groupcommit.Call("pgspool", tx, func(tx pgx.Tx) error { return fn(ctx, tx) }); err != nil {
+					failed = i
 					return err
 				}
-				i = j
+				i++
+				continue
 			}
-			return nil
-		})
-		cancel()
-		if failed < 0 {
-			if err == nil {
-				s.c.commits.Add(1)
-				s.c.writes.Add(int64(len(group)))
-			} else {
-				err = fmt.Errorf("pgspool: write: %w", err)
+			// A run of statements goes in one batch.
+			j := i
+			b := &pgx.Batch{}
+			for ; j < len(group) && group[j].stmt != nil; j++ {
+				b.Queue(group[j].stmt.sql, group[j].stmt.args...)
 			}
-			for _, r := range group {
-				r.done <- err
+			br := tx.SendBatch(ctx, b)
+			for k := i; k < j; k++ {
+				if err := group[k].stmt.scan(br.QueryRow()); err != nil {
+					br.Close()
+					failed = k
+					return err
+				}
 			}
-			return
+			if err := br.Close(); err != nil {
+				failed = j - 1
+				return err
+			}
+			i = j
 		}
-		r := group[failed]
-		if len(group) == 1 {
-			r.done <- err
-			return
-		}
-		s.commitGroup([]*writeReq{r})
-		group = append(group[:failed:failed], group[failed+1:]...)
+		return nil
+	})
+	if failed < 0 && err != nil {
+		err = fmt.Errorf("pgspool: write: %w", err)
 	}
-}
-
-func safely(ctx context.Context, tx pgx.Tx, fn writeFunc) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("pgspool: write failed: %v", p)
-		}
-	}()
-	return fn(ctx, tx)
+	return failed, err
 }

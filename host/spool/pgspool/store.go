@@ -66,7 +66,7 @@ type Store struct {
 	// is on the line to a second gateway.
 	leases  *pgxpool.Pool
 	gateway string
-	c       committer
+	c       *committer
 	health  healthTracker
 
 	wakeMu sync.Mutex
