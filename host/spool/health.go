@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"time"
@@ -34,7 +35,9 @@ type Health struct {
 	Quarantined int `json:"quarantined"`
 }
 
-type healthTracker struct {
+// HealthTracker keeps a store's Health: the bbolt spool's and the
+// PostgreSQL spool's. It is safe for concurrent use.
+type HealthTracker struct {
 	mu           sync.Mutex
 	now          func() time.Time
 	h            Health
@@ -42,14 +45,30 @@ type healthTracker struct {
 	onQuarantine func(Quarantined)
 }
 
-func (t *healthTracker) init(now func() time.Time) {
-	t.now = now
-	t.h = Health{Health: Healthy, Since: now()}
+// NewHealthTracker returns a healthy tracker since now() that counts
+// quarantined entries already taken out.
+func NewHealthTracker(now func() time.Time, quarantined int) *HealthTracker {
+	return &HealthTracker{now: now, h: Health{Health: Healthy, Since: now(), Quarantined: quarantined}}
 }
+
+// Observe records the result of a call that reached the store and returns
+// err: nil makes the store healthy, an error degraded, but the contract's
+// own answers (IsAnswer: not found, lease lost, …) say nothing of the
+// store and change nothing.
+func (t *HealthTracker) Observe(err error) error {
+	if err == nil || !IsAnswer(err) {
+		t.note(err, false)
+	}
+	return err
+}
+
+// Deferred records that a message could not be taken because of the store
+// (the pipeline asks its source to offer it again): the store is degraded.
+func (t *HealthTracker) Deferred(err error) { t.note(err, true) }
 
 // note records the result of a write or a deferral and calls the change hook
 // (outside the lock) when the state changed.
-func (t *healthTracker) note(err error, deferral bool) {
+func (t *HealthTracker) note(err error, deferral bool) {
 	t.mu.Lock()
 	old := t.h
 	switch {
@@ -73,7 +92,9 @@ func (t *healthTracker) note(err error, deferral bool) {
 	}
 }
 
-func (t *healthTracker) quarantined(q Quarantined) {
+// Quarantined counts an entry taken out of its queue and calls the
+// OnQuarantine hook.
+func (t *HealthTracker) Quarantined(q Quarantined) {
 	t.mu.Lock()
 	t.h.Quarantined++
 	hook := t.onQuarantine
@@ -83,11 +104,51 @@ func (t *healthTracker) quarantined(q Quarantined) {
 	}
 }
 
+// Health returns the state as tracked (without Size or LastCompaction).
+func (t *HealthTracker) Health() Health {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.h
+}
+
+// OnHealthChange sets a function called once for every change of health.
+// It must not block.
+func (t *HealthTracker) OnHealthChange(f func(old, new Health)) {
+	t.mu.Lock()
+	t.onChange = f
+	t.mu.Unlock()
+}
+
+// OnQuarantine sets a function called for every entry quarantined. It must
+// not block.
+func (t *HealthTracker) OnQuarantine(f func(Quarantined)) {
+	t.mu.Lock()
+	t.onQuarantine = f
+	t.mu.Unlock()
+}
+
+// SetClock replaces the clock that stamps health changes (tests).
+func (t *HealthTracker) SetClock(now func() time.Time) {
+	t.mu.Lock()
+	t.now = now
+	t.mu.Unlock()
+}
+
+// IsAnswer reports whether err is one of the contract's own answers (a job
+// not found or not failed, an active job, a lost lease, a corrupt entry, a
+// closed store, a cancelled call) rather than trouble of the store.
+func IsAnswer(err error) bool {
+	for _, e := range []error{ErrNotFound, ErrNotFailed, ErrActive, ErrLeaseLost, ErrCorrupt, ErrClosed, context.Canceled} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // Health returns the spool's health, its size and its last compaction.
 func (s *Spool) Health() Health {
-	s.health.mu.Lock()
-	h := s.health.h
-	s.health.mu.Unlock()
+	h := s.health.Health()
 	if sz, err := s.Size(); err == nil {
 		h.Size = sz
 	}
@@ -97,22 +158,14 @@ func (s *Spool) Health() Health {
 
 // OnHealthChange sets a function called once for every change of the
 // spool's health (degraded, healthy again). It must not block.
-func (s *Spool) OnHealthChange(f func(old, new Health)) {
-	s.health.mu.Lock()
-	s.health.onChange = f
-	s.health.mu.Unlock()
-}
+func (s *Spool) OnHealthChange(f func(old, new Health)) { s.health.OnHealthChange(f) }
 
 // SetClock replaces the clock that stamps health changes (tests).
-func (s *Spool) SetClock(now func() time.Time) {
-	s.health.mu.Lock()
-	s.health.now = now
-	s.health.mu.Unlock()
-}
+func (s *Spool) SetClock(now func() time.Time) { s.health.SetClock(now) }
 
 // Deferred records that a message could not be taken because of the spool
 // (the pipeline asks its source to offer it again): the spool is degraded.
-func (s *Spool) Deferred(err error) { s.health.note(err, true) }
+func (s *Spool) Deferred(err error) { s.health.Deferred(err) }
 
 // update is every write: it feeds the health tracker.
 func (s *Spool) update(fn func(*bolt.Tx) error) error {
@@ -122,18 +175,5 @@ func (s *Spool) update(fn func(*bolt.Tx) error) error {
 			return err
 		}
 	}
-	err := s.write(fn)
-	switch {
-	case err == nil:
-		s.health.note(nil, false)
-	case isLogical(err):
-		// A job that is not there is an answer, not a failing disk.
-	default:
-		s.health.note(err, false)
-	}
-	return err
-}
-
-func isLogical(err error) bool {
-	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotFailed) || errors.Is(err, ErrActive) || errors.Is(err, ErrClosed)
+	return s.health.Observe(s.write(fn))
 }

@@ -101,7 +101,7 @@ func (s *Spool) quarantine(found []corrupt) error {
 		return fmt.Errorf("spool: quarantine: %w", err)
 	}
 	for _, qe := range moved {
-		s.health.quarantined(qe)
+		s.health.Quarantined(qe)
 	}
 	return nil
 }
@@ -130,8 +130,4 @@ func (s *Spool) Quarantine(ctx context.Context) ([]Quarantined, error) {
 
 // OnQuarantine sets a function called for every entry quarantined (to log
 // it). It must not block.
-func (s *Spool) OnQuarantine(f func(Quarantined)) {
-	s.health.mu.Lock()
-	s.health.onQuarantine = f
-	s.health.mu.Unlock()
-}
+func (s *Spool) OnQuarantine(f func(Quarantined)) { s.health.OnQuarantine(f) }

@@ -62,7 +62,7 @@ type Spool struct {
 	// writing while they swap or close the file.
 	mu     sync.RWMutex
 	db     *bolt.DB
-	health healthTracker
+	health *HealthTracker
 	// faultHook, when set (tests only), fails writes before they reach the file.
 	faultHook func() error
 	// compactHook, when set (tests only), is called at each step of Compact.
@@ -137,12 +137,13 @@ func Open(path string) (*Spool, error) {
 		}
 	}
 	s := &Spool{path: path, db: db, leases: map[string]*lease{}, upgrade: up}
-	s.health.init(time.Now)
+	var quarantined int
 	_ = db.View(func(tx *bolt.Tx) error {
 		s.drained.Store(queueEmpty(tx))
-		s.health.h.Quarantined = tx.Bucket(bucketQuarantine).Stats().KeyN
+		quarantined = tx.Bucket(bucketQuarantine).Stats().KeyN
 		return nil
 	})
+	s.health = NewHealthTracker(time.Now, quarantined)
 	s.startCommitter()
 	return s, nil
 }

@@ -381,7 +381,7 @@ func (s *Store) quarantineJob(ctx context.Context, id string, body []byte, cause
 		return fmt.Errorf("pgspool: quarantine %s: %w", id, err)
 	}
 	if moved {
-		s.health.quarantined(q)
+		s.health.Quarantined(q)
 	}
 	return nil
 }

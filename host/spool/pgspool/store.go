@@ -67,7 +67,7 @@ type Store struct {
 	leases  *pgxpool.Pool
 	gateway string
 	c       *committer
-	health  healthTracker
+	health  *spool.HealthTracker
 
 	wakeMu sync.Mutex
 	wakes  []func(driver string)
@@ -235,12 +235,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("pgspool: connect to %s: %w", Redact(cfg.DSN), redactErr(err, cfg.DSN))
 	}
 	s := &Store{pool: pool, leases: leases, gateway: gw}
-	s.health.init()
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM quarantine`).Scan(&s.health.h.Quarantined); err != nil {
+	var quarantined int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM quarantine`).Scan(&quarantined); err != nil {
 		pool.Close()
 		leases.Close()
 		return nil, fmt.Errorf("pgspool: count the quarantine: %w", err)
 	}
+	s.health = spool.NewHealthTracker(time.Now, quarantined)
 	s.startCommitter()
 	lctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -293,95 +294,22 @@ func (s *Store) wake(driver string) {
 
 // Health is the store's state: degraded while the database cannot be
 // reached or refuses writes, with the error.
-func (s *Store) Health() spool.Health {
-	s.health.mu.Lock()
-	defer s.health.mu.Unlock()
-	return s.health.h
-}
+func (s *Store) Health() spool.Health { return s.health.Health() }
 
 // OnHealthChange sets a function called once per change of health.
-func (s *Store) OnHealthChange(f func(old, new spool.Health)) {
-	s.health.mu.Lock()
-	s.health.onChange = f
-	s.health.mu.Unlock()
-}
+func (s *Store) OnHealthChange(f func(old, new spool.Health)) { s.health.OnHealthChange(f) }
 
 // OnQuarantine sets a function called for every entry quarantined.
-func (s *Store) OnQuarantine(f func(spool.Quarantined)) {
-	s.health.mu.Lock()
-	s.health.onQuarantine = f
-	s.health.mu.Unlock()
-}
+func (s *Store) OnQuarantine(f func(spool.Quarantined)) { s.health.OnQuarantine(f) }
 
 // Deferred records that a mail could not be taken because of the store.
-func (s *Store) Deferred(err error) { s.health.note(err, true) }
-
-type healthTracker struct {
-	mu           sync.Mutex
-	h            spool.Health
-	onChange     func(old, new spool.Health)
-	onQuarantine func(spool.Quarantined)
-}
-
-func (t *healthTracker) init() { t.h = spool.Health{Health: spool.Healthy, Since: time.Now()} }
-
-func (t *healthTracker) note(err error, deferral bool) {
-	t.mu.Lock()
-	old := t.h
-	switch {
-	case err == nil:
-		t.h.Health = spool.Healthy
-	case deferral:
-		t.h.Deferrals++
-		t.h.Health, t.h.LastError = spool.Degraded, err.Error()
-	default:
-		t.h.WriteErrors++
-		t.h.Health, t.h.LastError = spool.Degraded, err.Error()
-	}
-	changed := old.Health != t.h.Health
-	if changed {
-		t.h.Since = time.Now()
-	}
-	cur, hook := t.h, t.onChange
-	t.mu.Unlock()
-	if changed && hook != nil {
-		hook(old, cur)
-	}
-}
-
-func (t *healthTracker) quarantined(q spool.Quarantined) {
-	t.mu.Lock()
-	t.h.Quarantined++
-	hook := t.onQuarantine
-	t.mu.Unlock()
-	if hook != nil {
-		hook(q)
-	}
-}
+func (s *Store) Deferred(err error) { s.health.Deferred(err) }
 
 // observe feeds the health tracker with the result of a call that reached
 // for the database: an error of the database (unreachable, refused) makes
 // the store degraded, a success healthy; the contract's own answers
 // (not found, lease lost) say nothing of the database.
-func (s *Store) observe(err error) error {
-	switch {
-	case err == nil:
-		s.health.note(nil, false)
-	case isAnswer(err):
-	default:
-		s.health.note(err, false)
-	}
-	return err
-}
-
-func isAnswer(err error) bool {
-	for _, e := range []error{spool.ErrLeaseLost, spool.ErrNotFound, spool.ErrNotFailed, spool.ErrActive, spool.ErrClosed, spool.ErrCorrupt, context.Canceled} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
+func (s *Store) observe(err error) error { return s.health.Observe(err) }
 
 func pgError(err error) *pgconn.PgError {
 	var pe *pgconn.PgError
