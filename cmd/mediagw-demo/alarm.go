@@ -7,32 +7,24 @@ package main
 // Run by `mediagw-demo --example alarm`.
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/mediagw/mediagw/examples"
-	"github.com/mediagw/mediagw/host"
-	"github.com/mediagw/mediagw/host/config"
 	"github.com/mediagw/mediagw/linedriver/dc09/dc09rx"
 )
 
 func demoAlarm(stdout, stderr io.Writer, dir string, verbose bool, timeout time.Duration) error {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "mediagw-demo-alarm-")
-		if err != nil {
-			return err
-		}
-		dir = d
+	dir, err := siteDir(dir, "mediagw-demo-alarm-")
+	if err != nil {
+		return err
 	}
-	step := func(format string, args ...any) { fmt.Fprintf(stdout, "==> "+format+"\n", args...) }
+	step := narrator(stdout)
 	step("unpacking the alarm example into %s", dir)
 	if err := demoMaildirUnpack(dir); err != nil {
 		return err
@@ -70,51 +62,19 @@ func demoAlarm(stdout, stderr io.Writer, dir string, verbose bool, timeout time.
 		return err
 	}
 	maildir := filepath.Join(dir, "var", "alarm-Maildir")
-	for _, sub := range []string{"new", "cur", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(maildir, sub), 0o755); err != nil {
-			return err
-		}
+	if err := makeMaildir(maildir); err != nil {
+		return err
 	}
-	mails, _ := fs.Glob(examples.FS, "samples/alarm-*.eml")
-	for _, m := range mails {
-		b, _ := examples.FS.ReadFile(m)
-		name := filepath.Base(m)
-		tmp := filepath.Join(maildir, "tmp", name)
-		if err := os.WriteFile(tmp, b, 0o644); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, filepath.Join(maildir, "new", name)); err != nil {
-			return err
-		}
-		step("alarm mail delivered to the Maildir: %s", name)
-	}
-
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		return fmt.Errorf("%w\n(the demo needs the plugin binaries beside mediagw-demo: run `make build` or `make demo`)", err)
-	}
-	var logOut io.Writer = io.Discard
-	if verbose {
-		logOut = stderr
-	}
-	log := host.NewLogger(logOut, cfg.Log)
-	plan, err := host.Prepare(cfg, log)
+	mails, err := deliverMails(maildir, "samples/alarm-*.eml", "", func(name string) { step("alarm mail delivered to the Maildir: %s", name) })
 	if err != nil {
 		return err
 	}
-	if problems, _ := host.CheckConnectors(plan); len(problems) > 0 {
-		plan.Close()
-		return fmt.Errorf("%s", strings.Join(problems, "\n"))
-	}
-	h, err := host.New(plan, log)
+
+	g, err := startGateway(cfgPath, stderr, verbose, true)
 	if err != nil {
-		plan.Close()
 		return err
 	}
 	step("gateway running: connector alarms (maildir plugin) → map alarm → driver alarm-primary (dc09, ADM-CID over TCP, encrypted)")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx, plan) }()
 
 	reasons := filepath.Join(dir, "var", "alarm-failed", "*.reason")
 	shown := map[string]int{}
@@ -129,24 +89,16 @@ func demoAlarm(stdout, stderr io.Writer, dir string, verbose bool, timeout time.
 		}
 		shown[who] = len(got)
 	}
-	want := len(mails) - 1 // one sample has an unknown event code
-	deadline := time.Now().Add(timeout)
-	for {
+	want := mails - 1 // one sample has an unknown event code
+	if !g.await(timeout, func() bool {
 		show("primary", primary)
 		show("backup", backup)
 		rejected, _ := filepath.Glob(reasons)
-		if shown["primary"]+shown["backup"] >= want && len(rejected) == len(mails)-want && spoolEmpty(h) {
-			break
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			return fmt.Errorf("after %s only %d of %d alarms were acknowledged (run with -v to see the gateway's log)", timeout, shown["primary"]+shown["backup"], want)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return shown["primary"]+shown["backup"] >= want && len(rejected) == mails-want && g.queueEmpty()
+	}) {
+		return fmt.Errorf("after %s only %d of %d alarms were acknowledged (run with -v to see the gateway's log)", timeout, shown["primary"]+shown["backup"], want)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := g.stop(); err != nil {
 		return err
 	}
 	rejected, _ := filepath.Glob(reasons)
@@ -155,6 +107,6 @@ func demoAlarm(stdout, stderr io.Writer, dir string, verbose bool, timeout time.
 		step("rejected %s: %s", strings.TrimSuffix(filepath.Base(r), ".reason"), strings.TrimSpace(string(b)))
 	}
 	fmt.Fprintf(stdout, "\nAll %d alarm mails settled: %d signals acknowledged (%d by the backup after the primary hung up), %d rejected with its reason. Files are in %s\n",
-		len(mails), want, shown["backup"], len(rejected), dir)
+		mails, want, shown["backup"], len(rejected), dir)
 	return nil
 }

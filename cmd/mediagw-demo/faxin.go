@@ -22,8 +22,6 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 
 	"github.com/mediagw/mediagw/examples"
-	"github.com/mediagw/mediagw/host"
-	"github.com/mediagw/mediagw/host/config"
 	"github.com/mediagw/mediagw/linedriver"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/render"
 )
@@ -161,14 +159,11 @@ func simPage(c simCall, n int) (*linedriver.InboundPage, error) {
 }
 
 func demoFaxIn(stdout, stderr io.Writer, dir string, verbose bool, timeout time.Duration) error {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "mediagw-demo-")
-		if err != nil {
-			return err
-		}
-		dir = d
+	dir, err := siteDir(dir, "mediagw-demo-")
+	if err != nil {
+		return err
 	}
-	step := func(format string, args ...any) { fmt.Fprintf(stdout, "==> "+format+"\n", args...) }
+	step := narrator(stdout)
 	simSay = step
 	step("the received-fax demo in %s: the fax line is SIMULATED (no modem, no phone call); the gateway, its routing and the mail connector are real", dir)
 	b, err := examples.FS.ReadFile("maps/archive.yaml")
@@ -187,45 +182,20 @@ func demoFaxIn(stdout, stderr io.Writer, dir string, verbose bool, timeout time.
 	if err := os.WriteFile(cfgPath, []byte(faxInConfig), 0o644); err != nil {
 		return err
 	}
-	cfg, err := config.Load(cfgPath)
+	g, err := startGateway(cfgPath, stderr, verbose, false)
 	if err != nil {
-		return fmt.Errorf("%w\n(the demo needs the plugin binaries beside mediagw-demo: run `make build` or `make demo`)", err)
-	}
-	var logOut io.Writer = io.Discard
-	if verbose {
-		logOut = stderr
-	}
-	log := host.NewLogger(logOut, cfg.Log)
-	plan, err := host.Prepare(cfg, log)
-	if err != nil {
-		return err
-	}
-	h, err := host.New(plan, log)
-	if err != nil {
-		plan.Close()
 		return err
 	}
 	step("gateway running: calls to 100 are mailed to sales@demo.example through connector inbox (its outbox), the rest filed in var/faxes")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx, plan) }()
 	var mails, filed []string
-	deadline := time.Now().Add(timeout)
-	for {
+	if !g.await(timeout, func() bool {
 		mails, _ = filepath.Glob(filepath.Join(dir, "var/outbox/new/*"))
 		filed, _ = filepath.Glob(filepath.Join(dir, "var/faxes/*/record.json"))
-		if len(mails) == 2 && len(filed) == 1 && spoolEmpty(h) {
-			break
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			return fmt.Errorf("after %s: %d of 2 mails sent, %d of 1 fax filed (run with -v to see the gateway's log)", timeout, len(mails), len(filed))
-		}
-		time.Sleep(100 * time.Millisecond)
+		return len(mails) == 2 && len(filed) == 1 && g.queueEmpty()
+	}) {
+		return fmt.Errorf("after %s: %d of 2 mails sent, %d of 1 fax filed (run with -v to see the gateway's log)", timeout, len(mails), len(filed))
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := g.stop(); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "\nSummary")

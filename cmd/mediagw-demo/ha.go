@@ -21,8 +21,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mediagw/mediagw/examples"
-	"github.com/mediagw/mediagw/host"
-	"github.com/mediagw/mediagw/host/config"
 	"github.com/mediagw/mediagw/host/gateways"
 	"github.com/mediagw/mediagw/internal/demo"
 )
@@ -59,20 +57,8 @@ drivers:
 
 // runHAGateway is a gateway process of the example, until SIGTERM.
 func runHAGateway(cfgPath string, stderr io.Writer) int {
-	cfg, err := config.Load(cfgPath)
+	h, plan, err := openGateway(cfgPath, stderr, "", false)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	log := host.NewLogger(stderr, cfg.Log)
-	plan, err := host.Prepare(cfg, log)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	h, err := host.New(plan, log)
-	if err != nil {
-		plan.Close()
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
@@ -92,14 +78,11 @@ type haGateway struct {
 }
 
 func demoHA(stdout, stderr io.Writer, dir string, verbose bool, timeout time.Duration) error {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "mediagw-demo-")
-		if err != nil {
-			return err
-		}
-		dir = d
+	dir, err := siteDir(dir, "mediagw-demo-")
+	if err != nil {
+		return err
 	}
-	step := func(format string, args ...any) { fmt.Fprintf(stdout, "==> "+format+"\n", args...) }
+	step := narrator(stdout)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
@@ -118,10 +101,8 @@ func demoHA(stdout, stderr io.Writer, dir string, verbose bool, timeout time.Dur
 		return err
 	}
 	maildir := filepath.Join(dir, "var", "Maildir")
-	for _, sub := range []string{"new", "cur", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(maildir, sub), 0o755); err != nil {
-			return err
-		}
+	if err := makeMaildir(maildir); err != nil {
+		return err
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -204,18 +185,8 @@ func demoHA(stdout, stderr io.Writer, dir string, verbose bool, timeout time.Dur
 
 	mails, _ := fs.Glob(examples.FS, "mail/*.eml")
 	deliver := func(prefix string) error {
-		for _, m := range mails {
-			raw, _ := examples.FS.ReadFile(m)
-			name := prefix + filepath.Base(m)
-			tmp := filepath.Join(maildir, "tmp", name)
-			if err := os.WriteFile(tmp, raw, 0o644); err != nil {
-				return err
-			}
-			if err := os.Rename(tmp, filepath.Join(maildir, "new", name)); err != nil {
-				return err
-			}
-		}
-		return nil
+		_, err := deliverMails(maildir, "mail/*.eml", prefix, nil)
+		return err
 	}
 	archived := func() int {
 		return count(filepath.Join(dir, "var", "archive-a")) + count(filepath.Join(dir, "var", "archive-b"))

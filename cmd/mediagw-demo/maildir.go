@@ -4,7 +4,6 @@ package main
 // data map → file driver), run by `mediagw-demo --example maildir`.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,103 +14,43 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/examples"
-	"github.com/mediagw/mediagw/host"
-	"github.com/mediagw/mediagw/host/config"
 )
 
 func demoMaildir(stdout, stderr io.Writer, dir string, verbose bool, timeout time.Duration) error {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "mediagw-demo-")
-		if err != nil {
-			return err
-		}
-		dir = d
+	dir, err := siteDir(dir, "mediagw-demo-")
+	if err != nil {
+		return err
 	}
-	step := func(format string, args ...any) { fmt.Fprintf(stdout, "==> "+format+"\n", args...) }
+	step := narrator(stdout)
 	step("unpacking the example into %s", dir)
 	if err := demoMaildirUnpack(dir); err != nil {
 		return err
 	}
 	maildir := filepath.Join(dir, "var", "Maildir")
-	for _, sub := range []string{"new", "cur", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(maildir, sub), 0o755); err != nil {
-			return err
-		}
+	if err := makeMaildir(maildir); err != nil {
+		return err
 	}
-	mails, _ := fs.Glob(examples.FS, "mail/*.eml")
-	for _, m := range mails {
-		b, _ := examples.FS.ReadFile(m)
-		name := filepath.Base(m)
-		tmp := filepath.Join(maildir, "tmp", name)
-		if err := os.WriteFile(tmp, b, 0o644); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, filepath.Join(maildir, "new", name)); err != nil {
-			return err
-		}
-		step("mail delivered to the Maildir: %s", name)
-	}
-
-	cfgPath := filepath.Join(dir, "maildir-to-file.yaml")
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		return fmt.Errorf("%w\n(the demo needs the plugin binaries beside mediagw-demo: run `make build` or `make demo`)", err)
-	}
-	var logOut io.Writer = io.Discard
-	if verbose {
-		logOut = stderr
-	}
-	log := host.NewLogger(logOut, cfg.Log)
-	plan, err := host.Prepare(cfg, log)
+	want, err := deliverMails(maildir, "mail/*.eml", "", func(name string) { step("mail delivered to the Maildir: %s", name) })
 	if err != nil {
 		return err
 	}
-	if problems, _ := host.CheckConnectors(plan); len(problems) > 0 {
-		plan.Close()
-		return fmt.Errorf("%s", strings.Join(problems, "\n"))
-	}
-	h, err := host.New(plan, log)
+
+	g, err := startGateway(filepath.Join(dir, "maildir-to-file.yaml"), stderr, verbose, true)
 	if err != nil {
-		plan.Close()
 		return err
 	}
 	step("gateway running: connector inbox (maildir plugin) → map archive → driver archive (file)")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx, plan) }()
-
-	want := len(mails)
-	deadline := time.Now().Add(timeout)
-	for {
-		settled := count(filepath.Join(maildir, "cur")) + countSuffix(filepath.Join(dir, "var", "failed"), ".eml")
-		if settled == want && count(filepath.Join(maildir, "new")) == 0 && spoolEmpty(h) {
-			break
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			return fmt.Errorf("after %s only %d of %d mails were settled (run with -v to see the gateway's log)", timeout, settled, want)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var settled int
+	if !g.await(timeout, func() bool {
+		settled = count(filepath.Join(maildir, "cur")) + countSuffix(filepath.Join(dir, "var", "failed"), ".eml")
+		return settled == want && count(filepath.Join(maildir, "new")) == 0 && g.queueEmpty()
+	}) {
+		return fmt.Errorf("after %s only %d of %d mails were settled (run with -v to see the gateway's log)", timeout, settled, want)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := g.stop(); err != nil {
 		return err
 	}
 	return demoMaildirSummary(stdout, dir, want)
-}
-
-func spoolEmpty(h *host.Host) bool {
-	st, err := h.Status(context.Background())
-	if err != nil {
-		return false
-	}
-	for _, n := range st.Queued {
-		if n > 0 {
-			return false
-		}
-	}
-	return true
 }
 
 func demoMaildirSummary(w io.Writer, dir string, want int) error {
