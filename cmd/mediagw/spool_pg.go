@@ -5,9 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -30,19 +27,12 @@ func runSpoolMigrate(args []string, std stdio) int {
 	cfgPath := fs.String("c", "mediagw.yaml", "config file (its spool: backend postgres, dsn, tls)")
 	status := fs.Bool("status", false, "list the migrations and when each was applied; change nothing")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: mediagw spool migrate [-c FILE] [--status]\n\n"+
-			"Applies the PostgreSQL spool's pending schema migrations, in order, each in\n"+
-			"one transaction, under a lock that gateways starting at once share. With\n"+
-			"spool.migrate: manual gateways refuse to start until this ran.")
-		fs.PrintDefaults()
-	}
-	if exit, code := parseFlags(fs, args, std); exit {
+	withUsage(fs, "Usage: mediagw spool migrate [-c FILE] [--status]\n\n"+
+		"Applies the PostgreSQL spool's pending schema migrations, in order, each in\n"+
+		"one transaction, under a lock that gateways starting at once share. With\n"+
+		"spool.migrate: manual gateways refuse to start until this ran.")
+	if exit, code := parseNoArgs(fs, args, std); exit {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(std.err, "spool migrate: unexpected argument %q\n", fs.Arg(0))
-		return 2
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
@@ -113,15 +103,12 @@ func runSpoolExport(args []string, std stdio) int {
 	cfgPath := fs.String("c", "mediagw.yaml", "config file of the gateway whose bbolt spool (spool.dir) is copied")
 	to := fs.String("to-postgres", "", "the PostgreSQL spool's DSN (or env:NAME, file:PATH)")
 	timeout := fs.Duration("timeout", time.Hour, "give up after this long")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: mediagw spool export --to-postgres DSN [-c FILE]\n\n"+
-			"Copies a stopped gateway's bbolt spool into PostgreSQL: its queued and failed\n"+
-			"jobs with their documents, states and attempts, and the source ids it\n"+
-			"remembers (so mail it took is not taken again). Migrates the database first.\n"+
-			"Jobs and source ids already there are left alone: running it again is safe.\n"+
-			"Then switch the config to spool.backend: postgres.")
-		fs.PrintDefaults()
-	}
+	withUsage(fs, "Usage: mediagw spool export --to-postgres DSN [-c FILE]\n\n"+
+		"Copies a stopped gateway's bbolt spool into PostgreSQL: its queued and failed\n"+
+		"jobs with their documents, states and attempts, and the source ids it\n"+
+		"remembers (so mail it took is not taken again). Migrates the database first.\n"+
+		"Jobs and source ids already there are left alone: running it again is safe.\n"+
+		"Then switch the config to spool.backend: postgres.")
 	if exit, code := parseFlags(fs, args, std); exit {
 		return code
 	}
@@ -157,11 +144,7 @@ type exportCount struct {
 
 func exportSpool(ctx context.Context, cfg *config.Config, dsn string) (exportCount, error) {
 	var n exportCount
-	path := filepath.Join(cfg.Resolve(cfg.Spool.Dir), "spool.db")
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return n, fmt.Errorf("spool export: %s has no spool (spool.dir)", path)
-	}
-	src, err := spool.Open(path)
+	src, path, err := openSpoolFile("spool export", cfg)
 	if errors.Is(err, spool.ErrLocked) {
 		return n, fmt.Errorf("spool export: a running gateway holds %s: stop it first", path)
 	}
