@@ -1,7 +1,8 @@
 // Package spooltest is the conformance test of the spool.Store contract:
 // every backend (the bbolt file of one gateway, a database shared by
 // several) runs Run against a fresh store per case and must pass it whole.
-// It knows nothing of any backend.
+// BenchAccept is the accept benchmark every backend runs the same way. It
+// knows nothing of any backend.
 package spooltest
 
 import (
