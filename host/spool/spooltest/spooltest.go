@@ -23,16 +23,16 @@ import (
 
 // Corrupter is offered by a store that can plant an entry it cannot
 // decode (a test's hook, not part of spool.Store): Corrupt makes queued
-// job id undecodable where the backend keeps it. When the store open
-// returns does not offer it, the quarantine case is skipped.
+// job id undecodable where the backend keeps it. Every backend's test store
+// offers it: without it the quarantine case fails.
 type Corrupter interface {
 	Corrupt(t *testing.T, id string)
 }
 
 // Reopener is offered by a store that can be closed and opened again on
 // the same data (the same file, the same database): Reopen closes it and
-// returns the store opened anew. When the store does not offer it, the
-// durability case is skipped.
+// returns the store opened anew. Every backend's test store offers it:
+// without it the durability case fails.
 type Reopener interface {
 	Reopen(t *testing.T) spool.Store
 }
@@ -706,7 +706,7 @@ func testHealth(t *testing.T, s spool.Store) {
 func testQuarantine(t *testing.T, s spool.Store) {
 	c, ok := s.(Corrupter)
 	if !ok {
-		t.Skip("the store offers no Corrupter")
+		t.Fatal("the store offers no Corrupter: every backend must show that a corrupt entry is quarantined")
 	}
 	ctx := t.Context()
 	bad, good := job("fax", "<bad>"), job("fax", "<good>")
@@ -798,7 +798,7 @@ func testCancelled(t *testing.T, s spool.Store) {
 func testDurable(t *testing.T, s spool.Store) {
 	r, ok := s.(Reopener)
 	if !ok {
-		t.Skip("the store offers no Reopener")
+		t.Fatal("the store offers no Reopener: every backend must show that what it acknowledged survives a reopen")
 	}
 	queued, failed := job("fax", "<m1>"), job("file", "<m1>")
 	accept(t, s, "<m1>", queued, failed)
