@@ -328,6 +328,20 @@ func ParseParams(v string) (t30.Params, error) {
 	return p, nil
 }
 
+// sessionSetup is the commands that set the local id and the session
+// parameters (resolution, 2D coding, ECM) both ways of a call share.
+func (d dialect) sessionSetup(localID string, fine bool, c choice) []string {
+	vr := 0
+	if fine {
+		vr = 1
+	}
+	return []string{
+		fmt.Sprintf(`%s="%s"`, d.lid, strings.ReplaceAll(localID, `"`, "")),
+		fmt.Sprintf("%s=%d,5,0,2,%d,%d,0,0", d.cc, vr, c.df, c.ec),
+		d.bo + "=0", // direct bit order: the first pel in the lowest bit
+	}
+}
+
 // queryRanges asks the modem which +FCC values it takes; nil when it
 // does not say (MH and MR without ECM are then assumed).
 func queryRanges(ctx context.Context, ch *at.Channel, d dialect, log func(string, string)) Ranges {
@@ -384,18 +398,9 @@ func Send(ctx context.Context, ch *at.Channel, dial string, pages []t30.Page, cf
 		e.Confirmed = res.Pages
 		return res, e
 	}
-	vr := 0
-	if cfg.Fine {
-		vr = 1
-	}
 	ranges := queryRanges(ctx, ch, d, log)
 	want := choose(cfg, ranges, nil, func(string, string) {})
-	setup := []string{
-		fmt.Sprintf(`%s="%s"`, d.lid, strings.ReplaceAll(cfg.LocalID, `"`, "")),
-		fmt.Sprintf("%s=%d,5,0,2,%d,%d,0,0", d.cc, vr, want.df, want.ec),
-		d.bo + "=0", // direct bit order: the first pel in the lowest bit
-	}
-	for _, c := range setup {
+	for _, c := range d.sessionSetup(cfg.LocalID, cfg.Fine, want) {
 		r, err := ch.Command(ctx, c, 5*time.Second)
 		if err != nil {
 			return fail(err)
@@ -448,7 +453,7 @@ func Send(ctx context.Context, ch *at.Channel, dial string, pages []t30.Page, cf
 		if cfg.Fine && far.Fine {
 			fine = 1
 		}
-		if c != want || fine != vr {
+		if c != want || (fine == 1) != cfg.Fine {
 			is := fmt.Sprintf("%s=%d,5,0,2,%d,%d,0,0", d.is, fine, c.df, c.ec)
 			if r, err := ch.Command(ctx, is, 5*time.Second); err != nil {
 				return fail(err)

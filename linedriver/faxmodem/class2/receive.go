@@ -102,16 +102,7 @@ func Receive(ctx context.Context, ch *at.Channel, cfg ReceiveConfig, call *lined
 	// What we offer.
 	ranges := queryRanges(ctx, ch, d, log)
 	offer := choose(Config{MR: !strings.EqualFold(cfg.Encoding, "mh"), ECM: cfg.ECM, Encoding: cfg.Encoding, FrameSize: cfg.FrameSize}, ranges, nil, func(string, string) {})
-	vr := 0
-	if cfg.Fine {
-		vr = 1
-	}
-	setup := []string{
-		"+FCR=1",
-		fmt.Sprintf(`%s="%s"`, d.lid, strings.ReplaceAll(cfg.LocalID, `"`, "")),
-		fmt.Sprintf("%s=%d,5,0,2,%d,%d,0,0", d.cc, vr, offer.df, offer.ec),
-		d.bo + "=0", // direct bit order: the first pel in the lowest bit
-	}
+	setup := append([]string{"+FCR=1"}, d.sessionSetup(cfg.LocalID, cfg.Fine, offer)...)
 	for _, c := range setup {
 		r, err := ch.Command(ctx, c, 5*time.Second)
 		if err != nil {
