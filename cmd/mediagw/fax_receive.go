@@ -80,15 +80,15 @@ func (f *fileInbound) write(dir string) ([]string, error) {
 	w := faxtiff.NewWriter(&tb, faxtiff.Options{Encoding: t4.MH})
 	for _, p := range f.pages {
 		if err := w.WritePage(p.Bitmap()); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("TIFF: %w", err)
 		}
 	}
 	if err := w.Close(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("TIFF: %w", err)
 	}
 	var pb bytes.Buffer
 	if err := faxpdf.Write(&pb, f.pages); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("PDF: %w", err)
 	}
 	if err := os.WriteFile(base+".tif", tb.Bytes(), 0o644); err != nil {
 		return nil, err
@@ -162,7 +162,10 @@ func runFaxReceive(args []string, std stdio) int {
 	rerr := drv.ReceiveOne(ctx, o.Devices[0], in, logf)
 	files, werr := in.write(*out)
 	if werr != nil {
-		fmt.Fprintln(std.err, "mediagw fax receive: writing the pages:", werr)
+		fmt.Fprintf(std.err, "mediagw fax receive: writing the %d pages received to %s: %v\n", len(in.pages), *out, werr)
+		if rerr != nil {
+			fmt.Fprintln(std.err, "mediagw fax receive: the call ended early:", rerr)
+		}
 		return 1
 	}
 	switch {
