@@ -168,9 +168,7 @@ func (d *Driver) answer(ctx context.Context, ch *at.Channel, m *Modem, in linedr
 	if err != nil {
 		return err
 	}
-	if m != nil {
-		d.pool.Answered(m)
-	}
+	d.pool.Answered(m)
 	if r, err := ch.Command(ctx, "S0=0", 3*time.Second); err != nil || !r.OK() {
 		if err != nil {
 			return &t30.Error{Category: t30.CatModem, Reason: "ATS0=0 not answered", Err: err}
@@ -226,7 +224,23 @@ func (d *Driver) receiveCall(ctx context.Context, ch *at.Channel, m *Modem, clas
 		CalledNumber: ci.Called, CallerNumber: ci.Number, Started: started}
 	var logb strings.Builder
 	var mu sync.Mutex
-	cfg := t30.RxConfig{}
+	logf := func(step, detail string) {
+		mu.Lock()
+		fmt.Fprintf(&logb, "%s [%s] %s\n", time.Now().Format("15:04:05.000"), step, detail)
+		call.Log = logb.String()
+		mu.Unlock()
+		if steplog != nil {
+			steplog(step, detail)
+		}
+	}
+	if ci.Number != "" || ci.Called != "" {
+		logf("ring", fmt.Sprintf("caller %q, called %q", ci.Number, ci.Called))
+	}
+	if class == "2" || class == "2.0" {
+		// the modem runs T.30: class2.Receive takes the call from here
+		return d.receiveClass2(ctx, ch, m, class, call, in, steplog)
+	}
+	cfg := t30.RxConfig{Log: logf}
 	if d.opts.Timers != nil {
 		t := d.opts.Timers
 		cfg.T1, cfg.T4, cfg.Silence = t.T1, t.T4, t.Silence
@@ -243,18 +257,6 @@ func (d *Driver) receiveCall(ctx context.Context, ch *at.Channel, m *Modem, clas
 	cfg.MaxBits = d.opts.MaxSpeed
 	cfg.Modulations = d.opts.Modulations
 	cfg.ModemCodes = m.codes
-	cfg.Log = func(step, detail string) {
-		mu.Lock()
-		fmt.Fprintf(&logb, "%s [%s] %s\n", time.Now().Format("15:04:05.000"), step, detail)
-		call.Log = logb.String()
-		mu.Unlock()
-		if steplog != nil {
-			steplog(step, detail)
-		}
-	}
-	if ci.Number != "" || ci.Called != "" {
-		cfg.Log("ring", fmt.Sprintf("caller %q, called %q", ci.Number, ci.Called))
-	}
 	// The Inbound gets a copy of the call as it is at each step: the log
 	// grows while a page is being kept.
 	snapshot := func() *linedriver.Call {
@@ -280,9 +282,6 @@ func (d *Driver) receiveCall(ctx context.Context, ch *at.Channel, m *Modem, clas
 			yres = 196
 		}
 		return in.Page(ctx, snapshot(), n, &linedriver.InboundPage{Width: p.Width, Height: len(p.Rows), XRes: 204, YRes: yres, Rows: p.Rows, BadRows: p.BadRows, FramesLost: p.FramesLost})
-	}
-	if class == "2" || class == "2.0" {
-		return d.receiveClass2(ctx, ch, m, class, call, in, steplog)
 	}
 	res, err := t30.Receive(ctx, ch, cfg)
 	d.log.Info("fax received", "device", m.Config.Device, "call", call.ID, "pages", res.Pages, "remote_id", res.RemoteID, "error", err)
