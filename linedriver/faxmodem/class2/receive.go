@@ -152,13 +152,14 @@ func Receive(ctx context.Context, ch *at.Channel, cfg ReceiveConfig, call *lined
 	if err := setParams(r); err != nil {
 		return err
 	}
+	// AT+FKS (AT+FK in Class 2) ends the session: DCN to the far end.
+	abortCmd := "+FKS"
+	if cfg.Class == "2" {
+		abortCmd = "+FK"
+	}
 	if err := in.Begin(ctx, call); err != nil {
 		log("refused", err.Error())
-		abort := "+FKS"
-		if cfg.Class == "2" {
-			abort = "+FK"
-		}
-		ch.Command(ctx, abort, 10*time.Second) //nolint:errcheck // hung up below
+		ch.Command(ctx, abortCmd, 10*time.Second) //nolint:errcheck // hung up below
 		return fmt.Errorf("class2: call refused: %w", err)
 	}
 
@@ -190,11 +191,7 @@ func Receive(ctx context.Context, ch *at.Channel, cfg ReceiveConfig, call *lined
 	}
 	ppsCmd := strings.TrimSuffix(d.pps, ":") + "="
 	abort := func(reason string) error {
-		c := "+FKS"
-		if cfg.Class == "2" {
-			c = "+FK"
-		}
-		ch.Command(ctx, c, 10*time.Second) //nolint:errcheck // hung up below
+		ch.Command(ctx, abortCmd, 10*time.Second) //nolint:errcheck // hung up below
 		return &t30.Error{Category: t30.CatProtocol, Reason: reason}
 	}
 	for {
