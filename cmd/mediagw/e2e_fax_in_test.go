@@ -29,27 +29,8 @@ func TestGatewayReceivesFaxRealLine(t *testing.T) {
 	testenv.LookPath(t, "iaxmodem")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	tmp, err := os.MkdirTemp("", "fi") // iaxmodem truncates long tty paths
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	line, err := faxline.Start(ctx, filepath.Join(tmp, "line"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer line.Close()
-	s := newSite(t)
-	s.editConfig("drivers:\n", fmt.Sprintf(`inbound:
-  default: {folder: var/faxin}
-drivers:
-  fax-in:
-    type: faxmodem
-    options:
-      devices: [{device: %s, mode: receive, rings: 1}]
-      local_id: "+1 555 0002"
-      dial: {region: US}
-`, line.DevB))
+	line := startFaxLine(ctx, t, "fi")
+	s := faxInSite(t, line.DevB)
 	g := s.start()
 	waitFor(t, "the fax driver waiting for calls", 20*time.Second, func() bool {
 		return strings.Contains(g.logText(), `driver=fax-in`)
@@ -113,27 +94,8 @@ func TestGatewayReceiveKilledRealLine(t *testing.T) {
 	testenv.LookPath(t, "iaxmodem")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	tmp, err := os.MkdirTemp("", "fk") // iaxmodem truncates long tty paths
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	line, err := faxline.Start(ctx, filepath.Join(tmp, "line"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer line.Close()
-	s := newSite(t)
-	s.editConfig("drivers:\n", fmt.Sprintf(`inbound:
-  default: {folder: var/faxin}
-drivers:
-  fax-in:
-    type: faxmodem
-    options:
-      devices: [{device: %s, mode: receive, rings: 1}]
-      local_id: "+1 555 0002"
-      dial: {region: US}
-`, line.DevB))
+	line := startFaxLine(ctx, t, "fk")
+	s := faxInSite(t, line.DevB)
 	bin := filepath.Join(s.bin, "mediagw")
 	// three text pages (form feeds), the last one long enough to be cut,
 	// and what the sender makes of them
@@ -279,4 +241,41 @@ func readTIFFPages(t *testing.T, path string) []*faxtiff.Bitmap {
 		out = append(out, f.Bitmap)
 	}
 	return out
+}
+
+// startFaxLine starts the soft-modem line (two iaxmodems) under a short
+// temporary folder, iaxmodem truncating long tty paths; the line is closed
+// and the folder removed when the test ends.
+func startFaxLine(ctx context.Context, t *testing.T, prefix string) *faxline.Line {
+	t.Helper()
+	tmp, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	line, err := faxline.Start(ctx, filepath.Join(tmp, "line"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { line.Close() })
+	return line
+}
+
+// faxInSite is a site whose fax modem answers on device (mode: receive,
+// one ring) and files what it receives by the inbound default route in
+// var/faxin.
+func faxInSite(t *testing.T, device string) *site {
+	t.Helper()
+	s := newSite(t)
+	s.editConfig("drivers:\n", fmt.Sprintf(`inbound:
+  default: {folder: var/faxin}
+drivers:
+  fax-in:
+    type: faxmodem
+    options:
+      devices: [{device: %s, mode: receive, rings: 1}]
+      local_id: "+1 555 0002"
+      dial: {region: US}
+`, device))
+	return s
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/mediagw/mediagw/internal/testenv"
-	"github.com/mediagw/mediagw/linedriver/faxmodem/faxline"
 	"github.com/mediagw/mediagw/linedriver/faxmodem/faxtiff"
 )
 
@@ -26,16 +25,7 @@ func TestFaxReceiveRealLine(t *testing.T) {
 	bin := filepath.Join(binaries(t), "mediagw")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tmp, err := os.MkdirTemp("", "fr") // iaxmodem truncates long tty paths
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	line, err := faxline.Start(ctx, filepath.Join(tmp, "line"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer line.Close()
+	line := startFaxLine(ctx, t, "fr")
 	out := t.TempDir()
 	rx := exec.CommandContext(ctx, bin, "fax", "receive", "--device", line.DevB, "--rings", "1", "--id", "+1 555 0002", "--out", out, "-v")
 	var rxOut, rxErr testenv.Buffer
