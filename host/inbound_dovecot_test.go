@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	gomail "github.com/emersion/go-message/mail"
 	"gopkg.in/yaml.v3"
 
@@ -151,26 +150,9 @@ func TestReceiveToDovecot(t *testing.T) {
 // readInbox reads every message of user's INBOX over IMAP, whole.
 func readInbox(t *testing.T, dc *o365test.Dovecot, user string) [][]byte {
 	t.Helper()
-	c, err := dc.Dial(user, nil)
+	msgs, err := dc.Read(user, "INBOX")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	sel, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait()
-	if err != nil || sel.NumMessages == 0 {
-		return nil
-	}
-	var seq imap.SeqSet
-	seq.AddRange(1, 0)
-	msgs, err := c.Fetch(seq, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]byte
-	for _, m := range msgs {
-		for _, b := range m.BodySection {
-			out = append(out, b.Bytes)
-		}
-	}
-	return out
+	return msgs
 }

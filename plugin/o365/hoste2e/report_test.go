@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 
@@ -97,28 +96,11 @@ func newReportSite(t testing.TB, p *peers, folder string) *site {
 // inbox reads every message in user's INBOX, whole.
 func (p *peers) inbox(t testing.TB, user string) [][]byte {
 	t.Helper()
-	c, err := p.dc.Dial(user, nil)
+	msgs, err := p.dc.Read(user, "INBOX")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	sel, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait()
-	if err != nil || sel.NumMessages == 0 {
-		return nil
-	}
-	var seq imap.SeqSet
-	seq.AddRange(1, 0)
-	msgs, err := c.Fetch(seq, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]byte
-	for _, m := range msgs {
-		for _, b := range m.BodySection {
-			out = append(out, b.Bytes)
-		}
-	}
-	return out
+	return msgs
 }
 
 func faxRequest(from, subject, id string) []byte {

@@ -439,6 +439,40 @@ func (d *Dovecot) Append(ctx context.Context, user, folder string, msgs ...[]byt
 	return uids, nil
 }
 
+// Read returns every message of user's folder, whole, without marking
+// them seen; nil when the folder is empty or not made yet.
+func (d *Dovecot) Read(user, folder string) ([][]byte, error) {
+	c, err := d.Dial(user, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	sel, err := c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("o365test: select %s of %s: %w", folder, user, err)
+	}
+	if sel.NumMessages == 0 {
+		return nil, nil
+	}
+	var seq imap.SeqSet
+	seq.AddRange(1, 0) // 1:*
+	msgs, err := c.Fetch(seq, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("o365test: fetch %s of %s: %w", folder, user, err)
+	}
+	var out [][]byte
+	for _, m := range msgs {
+		for _, b := range m.BodySection {
+			out = append(out, b.Bytes)
+		}
+	}
+	return out, nil
+}
+
 // Message builds a small RFC 5322 message with a text part and a PDF-named
 // attachment; n makes it unique.
 func Message(n int) []byte {
