@@ -255,24 +255,14 @@ drivers:
 			t.Errorf("%s: %d jobs %v, want 1", src, len(js), js)
 		}
 	}
-	written := map[string]int{}
-	re := regexp.MustCompile(`step=written .*job=(\S+)|job=(\S+) .*step=written`)
-	for _, l := range logs {
-		for _, m := range re.FindAllStringSubmatch(l, -1) {
-			written[m[1]+m[2]]++
-		}
-	}
-	redelivered := 0
-	for _, c := range written {
-		redelivered += max(c-1, 0)
-	}
+	redelivered, writtenJobs := redeliveries(logs)
 	const slots = 4 // the file driver's
 	t.Logf("%d mails, 2 gateways, %d kills, PostgreSQL restarted once: 0 lost, %d re-deliveries", n, kills, redelivered)
 	if redelivered > kills*slots {
 		t.Errorf("%d re-deliveries after %d kills; want at most %d (the attempts in flight)", redelivered, kills, kills*slots)
 	}
-	if len(written) < n*9/10 {
-		t.Errorf("only %d jobs logged their write; the re-delivery count reads the log and cannot be trusted", len(written))
+	if writtenJobs < n*9/10 {
+		t.Errorf("only %d jobs logged their write; the re-delivery count reads the log and cannot be trusted", writtenJobs)
 	}
 	if len(takeovers) > 0 {
 		slices.Sort(takeovers)

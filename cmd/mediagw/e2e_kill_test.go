@@ -116,25 +116,32 @@ func TestKillAtRandomPoints(t *testing.T) {
 			t.Errorf("%s has %d jobs: %v", src, len(js), js)
 		}
 	}
-	// Re-deliveries: a job the driver wrote more than once (each write is
-	// logged as its "written" step).
-	written := map[string]int{}
-	re := regexp.MustCompile(`step=written .*job=(\S+)|job=(\S+) .*step=written`)
-	for _, l := range logs {
-		for _, m := range re.FindAllStringSubmatch(l, -1) {
-			written[m[1]+m[2]]++
-		}
-	}
-	redelivered := 0
-	for _, c := range written {
-		redelivered += max(c-1, 0)
-	}
+	redelivered, writtenJobs := redeliveries(logs)
 	const slots = 4 // the file driver's
 	t.Logf("%d mails, %d kills (%d of the host): 0 lost, %d re-deliveries", n, kills, hostKills, redelivered)
 	if redelivered > hostKills*slots {
 		t.Errorf("%d re-deliveries after %d host kills; want at most %d (the attempts in flight)", redelivered, hostKills, hostKills*slots)
 	}
-	if len(written) < n*9/10 {
-		t.Errorf("only %d jobs logged their write; the re-delivery count reads the log and cannot be trusted", len(written))
+	if writtenJobs < n*9/10 {
+		t.Errorf("only %d jobs logged their write; the re-delivery count reads the log and cannot be trusted", writtenJobs)
 	}
+}
+
+// writtenStep is the file driver's log line of one write ("written" step)
+// and its job.
+var writtenStep = regexp.MustCompile(`step=written .*job=(\S+)|job=(\S+) .*step=written`)
+
+// redeliveries counts the writes beyond the first of each job in the
+// gateways' logs (the re-deliveries), and the jobs that logged a write.
+func redeliveries(logs []string) (redelivered, jobs int) {
+	written := map[string]int{}
+	for _, l := range logs {
+		for _, m := range writtenStep.FindAllStringSubmatch(l, -1) {
+			written[m[1]+m[2]]++
+		}
+	}
+	for _, c := range written {
+		redelivered += max(c-1, 0)
+	}
+	return redelivered, len(written)
 }
