@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -52,7 +51,19 @@ func LaunchConnector(plan *Plan, name string, log *slog.Logger) (*pluginmgr.Inst
 		MaxInFlight: cp.Config.MaxInFlight, Log: log, ConfigError: ConfigError(plan.Config, name),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), pluginmgr.ErrConfig.Error()+": "))
+		// the plugin's problems, each with file:line, without
+		// pluginmgr's heading; errors.Is(err, pluginmgr.ErrConfig) holds
+		return nil, &rejectedError{msg: strings.TrimPrefix(err.Error(), pluginmgr.ErrConfig.Error()+": "), err: err}
 	}
 	return inst, nil
 }
+
+// rejectedError is a connector's launch error, told as the plugin's
+// problems alone, that still unwraps to pluginmgr's error.
+type rejectedError struct {
+	msg string
+	err error
+}
+
+func (e *rejectedError) Error() string { return e.msg }
+func (e *rejectedError) Unwrap() error { return e.err }
