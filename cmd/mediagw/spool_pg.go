@@ -109,10 +109,10 @@ func runSpoolExport(args []string, std stdio) int {
 		"remembers (so mail it took is not taken again). Migrates the database first.\n"+
 		"Jobs and source ids already there are left alone: running it again is safe.\n"+
 		"Then switch the config to spool.backend: postgres.")
-	if exit, code := parseFlags(fs, args, std); exit {
+	if exit, code := parseNoArgs(fs, args, std); exit {
 		return code
 	}
-	if fs.NArg() > 0 || *to == "" {
+	if *to == "" {
 		fmt.Fprintln(std.err, "spool export: --to-postgres DSN is required")
 		return 2
 	}
