@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/mediagw/mediagw/host"
 	"github.com/mediagw/mediagw/host/config"
 	"github.com/mediagw/mediagw/host/spool"
@@ -159,34 +161,14 @@ func exportSpool(ctx context.Context, cfg *config.Config, dsn string) (exportCou
 		return n, err
 	}
 	defer dst.Close()
-	// A few writers at once: the store commits them in groups.
+	// A few writers at once: the store commits them in groups. The first
+	// error stops the export (and cancels the writes under way).
 	var mu sync.Mutex
-	var firstErr error
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	run := func(f func() error) error {
-		mu.Lock()
-		err := firstErr
-		mu.Unlock()
-		if err != nil {
-			return err
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := f(); err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-			}
-		})
-		return nil
-	}
-	err = src.Export(ctx, func(x *spool.Exported) error {
-		return run(func() error {
-			added, err := dst.ImportJob(ctx, x)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	err = src.Export(gctx, func(x *spool.Exported) error {
+		g.Go(func() error {
+			added, err := dst.ImportJob(gctx, x)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -200,9 +182,10 @@ func exportSpool(ctx context.Context, cfg *config.Config, dsn string) (exportCou
 			}
 			return err
 		})
+		return gctx.Err()
 	}, func(s *spool.Source) error {
-		return run(func() error {
-			added, err := dst.ImportSource(ctx, s)
+		g.Go(func() error {
+			added, err := dst.ImportSource(gctx, s)
 			mu.Lock()
 			defer mu.Unlock()
 			if added {
@@ -212,10 +195,10 @@ func exportSpool(ctx context.Context, cfg *config.Config, dsn string) (exportCou
 			}
 			return err
 		})
+		return gctx.Err()
 	})
-	wg.Wait()
-	if err == nil {
-		err = firstErr
+	if werr := g.Wait(); werr != nil {
+		err = werr
 	}
 	if err != nil {
 		return n, fmt.Errorf("spool export: %w", err)
