@@ -25,7 +25,13 @@ import (
 // the old spool took.
 func TestPostgresSpoolFromBbolt(t *testing.T) {
 	srv := pgtest.Start(t)
-	dsn := srv.NewDB(t)
+	// The test cluster trusts every login: the password is there to be
+	// looked for in what the gateway prints.
+	const pw = "pg-s3cret-pw"
+	dsn := strings.Replace(srv.NewDB(t), "://postgres@", "://postgres:"+pw+"@", 1)
+	if !strings.Contains(dsn, pw) {
+		t.Fatalf("no password put into the DSN %s", dsn)
+	}
 	t.Setenv("MEDIAGW_TEST_DSN", dsn)
 	s := newSite(t)
 	ctx := context.Background()
@@ -63,6 +69,9 @@ func TestPostgresSpoolFromBbolt(t *testing.T) {
 	if code != 0 || !strings.Contains(out, fmt.Sprintf("%d queued and 1 failed jobs new (0 there already), %d source ids new", old-1, old)) {
 		t.Fatalf("spool export: exit %d\n%s", code, out)
 	}
+	if strings.Contains(out, pw) || !strings.Contains(out, "postgres:xxxxx@") {
+		t.Errorf("spool export names the database with its password, or without its redacted form:\n%s", out)
+	}
 	out, code = mediagw(t, s, "spool", "export", "-c", s.cfg, "--to-postgres", "env:MEDIAGW_TEST_DSN")
 	if code != 0 || !strings.Contains(out, fmt.Sprintf("0 queued and 0 failed jobs new (%d there already), 0 source ids new (%d there already)", old, old)) {
 		t.Fatalf("spool export again: exit %d\n%s", code, out)
@@ -90,6 +99,9 @@ func TestPostgresSpoolFromBbolt(t *testing.T) {
 	g.stop(t)
 	if strings.Contains(g.logText(), "postgres://") && strings.Contains(g.logText(), "password") {
 		t.Errorf("the log shows the DSN")
+	}
+	if strings.Contains(g.logText(), pw) {
+		t.Errorf("the log shows the DSN's password")
 	}
 	seen := map[string]int{}
 	for _, a := range s.archive() {
