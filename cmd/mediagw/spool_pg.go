@@ -47,12 +47,7 @@ func runSpoolMigrate(args []string, std stdio) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	pc, err := pgspool.PoolConfig(host.PGConfig(cfg, false))
-	if err != nil {
-		fmt.Fprintln(std.err, err)
-		return 1
-	}
-	pool, err := pgspool.Connect(ctx, pc)
+	pool, err := pgspool.Connect(ctx, host.PGConfig(cfg, false))
 	if err != nil {
 		fmt.Fprintf(std.err, "spool migrate: %v\n", err)
 		return 1

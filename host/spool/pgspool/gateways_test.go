@@ -393,4 +393,13 @@ func TestRedact(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("Open of an unreachable database = %v", err)
 	}
+	// The operator's commands connect the same way: the error names the
+	// database, without the password.
+	pool, err := Connect(context.Background(), Config{DSN: "postgres://gw:s3cret@127.0.0.1:1/x?sslmode=disable", ConnectTimeout: time.Second})
+	if err == nil {
+		pool.Close()
+	}
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "connect to postgres://gw:xxxxx@127.0.0.1:1/x") {
+		t.Fatalf("Connect to an unreachable database = %v", err)
+	}
 }

@@ -222,13 +222,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	pool, err := connect(ctx, pc, cfg.DSN)
 	if err != nil {
-		return nil, fmt.Errorf("pgspool: connect to %s: %w", Redact(cfg.DSN), redactErr(err, cfg.DSN))
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("pgspool: connect to %s: %w", Redact(cfg.DSN), redactErr(err, cfg.DSN))
+		return nil, err
 	}
 	if cfg.Migrate {
 		_, err = Migrate(ctx, pool)
