@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/mediagw/mediagw/host/spool"
 	"github.com/mediagw/mediagw/host/spool/pgspool"
 	"github.com/mediagw/mediagw/internal/pgtest"
@@ -64,8 +66,22 @@ func TestPostgresSpoolFromBbolt(t *testing.T) {
 		t.Fatal(err)
 	}
 	sp.Close()
+	// A job the file holds in bytes that do not decode: not copied, and
+	// the operator is told so.
+	const bad = "20261201T000000.000Z-bad.archive"
+	db, err := bolt.Open(filepath.Join(s.dir, "var/spool/spool.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("jobs")).Put([]byte(bad), []byte("{not json")) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
 
 	out, code := mediagw(t, s, "spool", "export", "-c", s.cfg, "--to-postgres", "env:MEDIAGW_TEST_DSN")
+	if !strings.Contains(out, "1 jobs could not be read and were not copied") || !strings.Contains(out, bad) {
+		t.Errorf("spool export does not name the job it could not read:\n%s", out)
+	}
 	if code != 0 || !strings.Contains(out, fmt.Sprintf("%d queued and 1 failed jobs new (0 there already), %d source ids new", old-1, old)) {
 		t.Fatalf("spool export: exit %d\n%s", code, out)
 	}

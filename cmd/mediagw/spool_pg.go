@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -132,11 +133,16 @@ func runSpoolExport(args []string, std stdio) int {
 	}
 	fmt.Fprintf(std.out, "exported to %s: %d queued and %d failed jobs new (%d there already), %d source ids new (%d there already)\n",
 		pgspool.Redact(dsn.Reveal()), n.queued, n.failed, n.jobsThere, n.sources, n.sourcesThere)
+	if len(n.skipped) > 0 {
+		fmt.Fprintf(std.err, "spool export: %d jobs could not be read and were not copied; they stay in the bbolt spool (spool.dir): %s\n",
+			len(n.skipped), strings.Join(n.skipped, ", "))
+	}
 	return 0
 }
 
 type exportCount struct {
 	queued, failed, jobsThere, sources, sourcesThere int
+	skipped                                          []string // undecodable jobs left in the file
 }
 
 func exportSpool(ctx context.Context, cfg *config.Config, dsn string) (exportCount, error) {
@@ -161,7 +167,7 @@ func exportSpool(ctx context.Context, cfg *config.Config, dsn string) (exportCou
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
-	err = src.Export(gctx, func(x *spool.Exported) error {
+	n.skipped, err = src.Export(gctx, func(x *spool.Exported) error {
 		g.Go(func() error {
 			added, err := dst.ImportJob(gctx, x)
 			mu.Lock()
