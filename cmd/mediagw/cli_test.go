@@ -70,6 +70,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"datamap", "try"}, "Usage: mediagw datamap try"},
 		{[]string{"fax"}, "Subcommands of fax:"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"spool", "export"}, "--to-postgres DSN is required"},
+		{[]string{"spool", "export", "--to-postgres", "env:X", "extra"}, `unexpected argument "extra"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, stdout, stderr := runCLI("", tc.args...)

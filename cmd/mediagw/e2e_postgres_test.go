@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/mediagw/mediagw/host/spool"
 	"github.com/mediagw/mediagw/host/spool/pgspool"
 	"github.com/mediagw/mediagw/internal/pgtest"
@@ -25,7 +27,13 @@ import (
 // the old spool took.
 func TestPostgresSpoolFromBbolt(t *testing.T) {
 	srv := pgtest.Start(t)
-	dsn := srv.NewDB(t)
+	// The test cluster trusts every login: the password is there to be
+	// looked for in what the gateway prints.
+	const pw = "pg-s3cret-pw"
+	dsn := strings.Replace(srv.NewDB(t), "://postgres@", "://postgres:"+pw+"@", 1)
+	if !strings.Contains(dsn, pw) {
+		t.Fatalf("no password put into the DSN %s", dsn)
+	}
 	t.Setenv("MEDIAGW_TEST_DSN", dsn)
 	s := newSite(t)
 	ctx := context.Background()
@@ -58,10 +66,27 @@ func TestPostgresSpoolFromBbolt(t *testing.T) {
 		t.Fatal(err)
 	}
 	sp.Close()
+	// A job the file holds in bytes that do not decode: not copied, and
+	// the operator is told so.
+	const bad = "20261201T000000.000Z-bad.archive"
+	db, err := bolt.Open(filepath.Join(s.dir, "var/spool/spool.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("jobs")).Put([]byte(bad), []byte("{not json")) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
 
 	out, code := mediagw(t, s, "spool", "export", "-c", s.cfg, "--to-postgres", "env:MEDIAGW_TEST_DSN")
+	if !strings.Contains(out, "1 jobs could not be read and were not copied") || !strings.Contains(out, bad) {
+		t.Errorf("spool export does not name the job it could not read:\n%s", out)
+	}
 	if code != 0 || !strings.Contains(out, fmt.Sprintf("%d queued and 1 failed jobs new (0 there already), %d source ids new", old-1, old)) {
 		t.Fatalf("spool export: exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, pw) || !strings.Contains(out, "postgres:xxxxx@") {
+		t.Errorf("spool export names the database with its password, or without its redacted form:\n%s", out)
 	}
 	out, code = mediagw(t, s, "spool", "export", "-c", s.cfg, "--to-postgres", "env:MEDIAGW_TEST_DSN")
 	if code != 0 || !strings.Contains(out, fmt.Sprintf("0 queued and 0 failed jobs new (%d there already), 0 source ids new (%d there already)", old, old)) {
@@ -90,6 +115,9 @@ func TestPostgresSpoolFromBbolt(t *testing.T) {
 	g.stop(t)
 	if strings.Contains(g.logText(), "postgres://") && strings.Contains(g.logText(), "password") {
 		t.Errorf("the log shows the DSN")
+	}
+	if strings.Contains(g.logText(), pw) {
+		t.Errorf("the log shows the DSN's password")
 	}
 	seen := map[string]int{}
 	for _, a := range s.archive() {

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mediagw/mediagw/host"
 	"github.com/mediagw/mediagw/host/config"
@@ -45,12 +48,7 @@ func runSpoolMigrate(args []string, std stdio) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	pc, err := pgspool.PoolConfig(host.PGConfig(cfg, false))
-	if err != nil {
-		fmt.Fprintln(std.err, err)
-		return 1
-	}
-	pool, err := pgspool.Connect(ctx, pc)
+	pool, err := pgspool.Connect(ctx, host.PGConfig(cfg, false))
 	if err != nil {
 		fmt.Fprintf(std.err, "spool migrate: %v\n", err)
 		return 1
@@ -109,10 +107,10 @@ func runSpoolExport(args []string, std stdio) int {
 		"remembers (so mail it took is not taken again). Migrates the database first.\n"+
 		"Jobs and source ids already there are left alone: running it again is safe.\n"+
 		"Then switch the config to spool.backend: postgres.")
-	if exit, code := parseFlags(fs, args, std); exit {
+	if exit, code := parseNoArgs(fs, args, std); exit {
 		return code
 	}
-	if fs.NArg() > 0 || *to == "" {
+	if *to == "" {
 		fmt.Fprintln(std.err, "spool export: --to-postgres DSN is required")
 		return 2
 	}
@@ -135,11 +133,16 @@ func runSpoolExport(args []string, std stdio) int {
 	}
 	fmt.Fprintf(std.out, "exported to %s: %d queued and %d failed jobs new (%d there already), %d source ids new (%d there already)\n",
 		pgspool.Redact(dsn.Reveal()), n.queued, n.failed, n.jobsThere, n.sources, n.sourcesThere)
+	if len(n.skipped) > 0 {
+		fmt.Fprintf(std.err, "spool export: %d jobs could not be read and were not copied; they stay in the bbolt spool (spool.dir): %s\n",
+			len(n.skipped), strings.Join(n.skipped, ", "))
+	}
 	return 0
 }
 
 type exportCount struct {
 	queued, failed, jobsThere, sources, sourcesThere int
+	skipped                                          []string // undecodable jobs left in the file
 }
 
 func exportSpool(ctx context.Context, cfg *config.Config, dsn string) (exportCount, error) {
@@ -159,34 +162,14 @@ func exportSpool(ctx context.Context, cfg *config.Config, dsn string) (exportCou
 		return n, err
 	}
 	defer dst.Close()
-	// A few writers at once: the store commits them in groups.
+	// A few writers at once: the store commits them in groups. The first
+	// error stops the export (and cancels the writes under way).
 	var mu sync.Mutex
-	var firstErr error
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	run := func(f func() error) error {
-		mu.Lock()
-		err := firstErr
-		mu.Unlock()
-		if err != nil {
-			return err
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := f(); err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-			}
-		})
-		return nil
-	}
-	err = src.Export(ctx, func(x *spool.Exported) error {
-		return run(func() error {
-			added, err := dst.ImportJob(ctx, x)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	n.skipped, err = src.Export(gctx, func(x *spool.Exported) error {
+		g.Go(func() error {
+			added, err := dst.ImportJob(gctx, x)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -200,9 +183,10 @@ func exportSpool(ctx context.Context, cfg *config.Config, dsn string) (exportCou
 			}
 			return err
 		})
+		return gctx.Err()
 	}, func(s *spool.Source) error {
-		return run(func() error {
-			added, err := dst.ImportSource(ctx, s)
+		g.Go(func() error {
+			added, err := dst.ImportSource(gctx, s)
 			mu.Lock()
 			defer mu.Unlock()
 			if added {
@@ -212,10 +196,10 @@ func exportSpool(ctx context.Context, cfg *config.Config, dsn string) (exportCou
 			}
 			return err
 		})
+		return gctx.Err()
 	})
-	wg.Wait()
-	if err == nil {
-		err = firstErr
+	if werr := g.Wait(); werr != nil {
+		err = werr
 	}
 	if err != nil {
 		return n, fmt.Errorf("spool export: %w", err)

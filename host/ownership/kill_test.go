@@ -281,7 +281,11 @@ func TestKillOwners(t *testing.T) {
 		rounds = 4
 	}
 	if s := os.Getenv("MEDIAGW_HA_ROUNDS"); s != "" {
-		rounds, _ = strconv.Atoi(s)
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			t.Fatalf("MEDIAGW_HA_ROUNDS=%q: want a whole number of rounds above 0", s)
+		}
+		rounds = n
 	}
 	const takeover = 2 * time.Second
 	ts := runKills(t, rounds, takeover, true)

@@ -30,10 +30,11 @@ type Exported struct {
 
 // Export calls job for every queued and failed job and source for every
 // remembered source id, in one read transaction (a consistent copy):
-// the way from one gateway's file to a shared database. Entries that
-// cannot be decoded are skipped (they stay in the file).
-func (s *Spool) Export(ctx context.Context, job func(*Exported) error, source func(*Source) error) error {
-	err := s.view(func(tx *bolt.Tx) error {
+// the way from one gateway's file to a shared database. Jobs that cannot
+// be decoded are not handed over (they stay in the file): their ids are
+// returned, for the operator to hear of them.
+func (s *Spool) Export(ctx context.Context, job func(*Exported) error, source func(*Source) error) (skipped []string, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
 		hist := func(id []byte) []Attempt {
 			var h []Attempt
 			if v := tx.Bucket(bucketHistory).Get(id); v != nil {
@@ -51,10 +52,12 @@ func (s *Spool) Export(ctx context.Context, job func(*Exported) error, source fu
 				x := &Exported{Failed: failed, Retry: !failed && retry.Get(k) != nil, History: hist(k)}
 				r, err := getRow(tx, b, string(k))
 				if err != nil {
-					return nil // undecodable: left in the file
+					skipped = append(skipped, string(k)) // undecodable: left in the file
+					return nil
 				}
 				e, err := r.entry(tx)
 				if err != nil {
+					skipped = append(skipped, string(k))
 					return nil
 				}
 				x.Entry = *e
@@ -77,7 +80,7 @@ func (s *Spool) Export(ctx context.Context, job func(*Exported) error, source fu
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("spool: export: %w", err)
+		return skipped, fmt.Errorf("spool: export: %w", err)
 	}
-	return nil
+	return skipped, nil
 }

@@ -26,7 +26,7 @@ func TestExport(t *testing.T) {
 	defer s.Close()
 	jobs := map[string]*Exported{}
 	var sources []string
-	err = s.Export(t.Context(), func(x *Exported) error { jobs[x.Entry.Job.ID] = x; return nil },
+	skipped, err := s.Export(t.Context(), func(x *Exported) error { jobs[x.Entry.Job.ID] = x; return nil },
 		func(src *Source) error { sources = append(sources, src.Connector+" "+src.SourceID); return nil })
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +44,9 @@ func TestExport(t *testing.T) {
 	}
 	if len(jobs) != len(want) {
 		t.Errorf("%d jobs exported, want %d (the undecodable one stays behind)", len(jobs), len(want))
+	}
+	if len(skipped) != 1 || skipped[0] != tdID("e5", "fax") {
+		t.Errorf("skipped %q, want the one undecodable job", skipped)
 	}
 	for id, w := range want {
 		x := jobs[id]

@@ -39,6 +39,7 @@ type Health struct {
 // PostgreSQL spool's. It is safe for concurrent use.
 type HealthTracker struct {
 	mu           sync.Mutex
+	hookMu       sync.Mutex // held while the change hook runs; taken under mu
 	now          func() time.Time
 	h            Health
 	onChange     func(old, new Health)
@@ -86,6 +87,12 @@ func (t *HealthTracker) note(err error, deferral bool) {
 		t.h.Since = t.now()
 	}
 	cur, hook := t.h, t.onChange
+	if changed && hook != nil {
+		// Taken before mu is let go: the hooks run one at a time, in the
+		// order the state changed (the log's last word is the health).
+		t.hookMu.Lock()
+		defer t.hookMu.Unlock()
+	}
 	t.mu.Unlock()
 	if changed && hook != nil {
 		hook(old, cur)
@@ -111,8 +118,9 @@ func (t *HealthTracker) Health() Health {
 	return t.h
 }
 
-// OnHealthChange sets a function called once for every change of health.
-// It must not block.
+// OnHealthChange sets a function called once for every change of health,
+// one call at a time, in the order of the changes. It must not block, nor
+// call the tracker.
 func (t *HealthTracker) OnHealthChange(f func(old, new Health)) {
 	t.mu.Lock()
 	t.onChange = f

@@ -78,3 +78,41 @@ func TestHealthTrackerQuarantine(t *testing.T) {
 		t.Errorf("after two entries: %+v, hook saw %v", h, got)
 	}
 }
+
+// TestHealthTrackerHookOrder: results that arrive at once from many
+// goroutines (the PostgreSQL spool's reads, writes and listener) reach the
+// change hook in the order the state changed, so the log's last line is the
+// health the status shows.
+func TestHealthTrackerHookOrder(t *testing.T) {
+	disk := errors.New("disk full")
+	tr := NewHealthTracker(time.Now, 0)
+	var changes [][2]string // only the hook appends; the hooks run one at a time
+	tr.OnHealthChange(func(old, new Health) { changes = append(changes, [2]string{old.Health, new.Health}) })
+	done := make(chan struct{})
+	for g := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 2000 {
+				if (g+i)%2 == 0 {
+					tr.Observe(nil)
+				} else {
+					tr.Observe(disk)
+				}
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	if len(changes) == 0 {
+		t.Fatal("no change reached the hook")
+	}
+	for i := 1; i < len(changes); i++ {
+		if changes[i][0] != changes[i-1][1] {
+			t.Fatalf("change %d is %s→%s after %s→%s: the hook saw the changes out of order", i, changes[i][0], changes[i][1], changes[i-1][0], changes[i-1][1])
+		}
+	}
+	if last, now := changes[len(changes)-1][1], tr.Health().Health; last != now {
+		t.Errorf("the hook's last change is to %s, the health is %s", last, now)
+	}
+}

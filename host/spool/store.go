@@ -88,7 +88,8 @@ type Store interface {
 	Quarantine(ctx context.Context) ([]Quarantined, error)
 
 	// Health is the store's state for the status page; OnHealthChange and
-	// OnQuarantine register hooks that must not block.
+	// OnQuarantine register hooks that must not block (nor call the store);
+	// health changes reach their hook one at a time, in order.
 	Health() Health
 	OnHealthChange(f func(old, new Health))
 	OnQuarantine(f func(Quarantined))

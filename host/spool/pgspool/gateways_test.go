@@ -363,9 +363,24 @@ func TestRedact(t *testing.T) {
 		{"postgres://gw@db.example/mediagw?password=s3cret", "postgres://gw@db.example/mediagw?password=xxxxx"},
 		{"host=db user=gw password=s3cret dbname=mediagw", "host=db user=gw password=xxxxx dbname=mediagw"},
 		{"postgres://gw@db.example/mediagw", "postgres://gw@db.example/mediagw"},
+		// libpq's key=value form allows blanks around '=' and quoted values.
+		{"host=db password = s3cret user=gw", "host=db password=xxxxx user=gw"},
+		{`host=db password='my s3cret \'pw' user=gw`, "host=db password=xxxxx user=gw"},
+		{"host=db sslpassword=s3cret sslkey=k.pem", "host=db sslpassword=xxxxx sslkey=k.pem"},
+		{"postgres://gw@db.example/mediagw?sslpassword=s3cret", "postgres://gw@db.example/mediagw?sslpassword=xxxxx"},
 	} {
 		if got := Redact(tc.dsn); got != tc.want || strings.Contains(got, "s3cret") {
 			t.Errorf("Redact(%q) = %q, want %q", tc.dsn, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ dsn, want string }{
+		{"host=db password = s3cret", "s3cret"},
+		{`host=db password='my s3cret \'pw'`, "my s3cret 'pw"},
+		{"postgres://gw:s3cret@db/x", "s3cret"},
+		{"host=db user=gw", ""},
+	} {
+		if got := password(tc.dsn); got != tc.want {
+			t.Errorf("password(%q) = %q, want %q", tc.dsn, got, tc.want)
 		}
 	}
 	// A DSN that does not parse: the error shows no password.
@@ -377,5 +392,14 @@ func TestRedact(t *testing.T) {
 	_, err = Open(context.Background(), Config{DSN: "postgres://gw:s3cret@127.0.0.1:1/x?sslmode=disable", ConnectTimeout: time.Second})
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("Open of an unreachable database = %v", err)
+	}
+	// The operator's commands connect the same way: the error names the
+	// database, without the password.
+	pool, err := Connect(context.Background(), Config{DSN: "postgres://gw:s3cret@127.0.0.1:1/x?sslmode=disable", ConnectTimeout: time.Second})
+	if err == nil {
+		pool.Close()
+	}
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "connect to postgres://gw:xxxxx@127.0.0.1:1/x") {
+		t.Fatalf("Connect to an unreachable database = %v", err)
 	}
 }

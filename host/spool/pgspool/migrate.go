@@ -229,16 +229,28 @@ func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
-// Connect opens a pool on the database of pc and checks that it answers
+// Connect opens a pool on the database of cfg and checks that it answers
 // (for the operator's commands, which need no store).
-func Connect(ctx context.Context, pc *pgxpool.Config) (*pgxpool.Pool, error) {
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
+func Connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	pc, err := PoolConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("pgspool: connect: %w", err)
+		return nil, err
 	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("pgspool: connect: %w", err)
+	return connect(ctx, pc, cfg.DSN)
+}
+
+// connect opens a pool of pc and pings it; its errors name the database
+// of dsn without the password.
+func connect(ctx context.Context, pc *pgxpool.Config, dsn string) (*pgxpool.Pool, error) {
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err == nil {
+		err = pool.Ping(ctx)
+		if err != nil {
+			pool.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pgspool: connect to %s: %w", Redact(dsn), redactErr(err, dsn))
 	}
 	return pool, nil
 }

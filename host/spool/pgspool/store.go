@@ -140,9 +140,11 @@ func Redact(dsn string) string {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
 		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", "xxxxx")
-			u.RawQuery = q.Encode()
+		for k := range q {
+			if strings.HasSuffix(strings.ToLower(k), "password") {
+				q.Set(k, "xxxxx")
+				u.RawQuery = q.Encode()
+			}
 		}
 		return u.String()
 	}
@@ -150,19 +152,17 @@ func Redact(dsn string) string {
 		dsn = urlPassword.ReplaceAllString(dsn, "${1}xxxxx@")
 		return queryPassword.ReplaceAllString(dsn, "${1}xxxxx")
 	}
-	// key=value form: drop the value of password=.
-	fields := strings.Fields(dsn)
-	for i, f := range fields {
-		if k, _, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "password") {
-			fields[i] = k + "=xxxxx"
-		}
-	}
-	return strings.Join(fields, " ")
+	// key=value form: drop the value of password= (and sslpassword=),
+	// however it is spaced or quoted.
+	return kvPassword.ReplaceAllString(dsn, "${1}=xxxxx")
 }
 
 var (
 	urlPassword   = regexp.MustCompile(`(://[^:/@]*:)[^@]*@`)
-	queryPassword = regexp.MustCompile(`([?&]password=)[^&]*`)
+	queryPassword = regexp.MustCompile(`([?&]\w*password=)[^&]*`)
+	// kvPassword is a key=value DSN's password: libpq allows blanks
+	// around '=' and a value in single quotes with backslash escapes.
+	kvPassword = regexp.MustCompile(`(?i)\b(\w*password)\s*=\s*('(?:\\.|[^'\\])*'?|\S*)`)
 )
 
 // redactErr keeps err matchable (errors.Is/As) while its text loses the
@@ -190,12 +190,28 @@ func password(dsn string) string {
 		}
 		return u.Query().Get("password")
 	}
-	for _, f := range strings.Fields(dsn) {
-		if k, v, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "password") {
-			return strings.Trim(v, "'")
+	for _, m := range kvPassword.FindAllStringSubmatch(dsn, -1) {
+		if strings.EqualFold(m[1], "password") {
+			return unquote(m[2])
 		}
 	}
 	return ""
+}
+
+// unquote is a key=value DSN's value without its quotes and escapes.
+func unquote(v string) string {
+	if !strings.HasPrefix(v, "'") {
+		return v
+	}
+	v = strings.TrimSuffix(strings.TrimPrefix(v, "'"), "'")
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\\' && i+1 < len(v) {
+			i++
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
 }
 
 // Open connects to the database, checks (or, with Migrate, brings up to
@@ -206,13 +222,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	pool, err := connect(ctx, pc, cfg.DSN)
 	if err != nil {
-		return nil, fmt.Errorf("pgspool: connect to %s: %w", Redact(cfg.DSN), redactErr(err, cfg.DSN))
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("pgspool: connect to %s: %w", Redact(cfg.DSN), redactErr(err, cfg.DSN))
+		return nil, err
 	}
 	if cfg.Migrate {
 		_, err = Migrate(ctx, pool)
